@@ -1,0 +1,37 @@
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <weft/log.h>
+
+static void log_stderr(void *arg, int level, const char *text)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    (void)arg;
+    fprintf(stderr, "weft %s: %s\n", names[level & 3], text);
+}
+
+/* Process-wide configuration, set at start-up (see log.h). */
+static struct {
+    wf_log_fn fn;
+    void *arg;
+} wf_log_hook = {log_stderr, NULL};
+
+void wf_log_set_hook(wf_log_fn fn, void *arg)
+{
+    wf_log_hook.fn = fn != NULL ? fn : log_stderr;
+    wf_log_hook.arg = fn != NULL ? arg : NULL;
+}
+
+void wf_log(int level, const char *fmt, ...)
+{
+    /* Reports are formatted on the stack so that logging works when memory
+     * is short; long ones are cut, with a visible mark. */
+    char buf[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n >= (int)sizeof buf)
+        snprintf(buf + sizeof buf - 16, 16, "...[cut]");
+    wf_log_hook.fn(wf_log_hook.arg, level, buf);
+}

@@ -1,0 +1,47 @@
+/* Gathering many deferreds into one (Twisted's DeferredList). */
+#ifndef WEFT_GATHER_H
+#define WEFT_GATHER_H
+
+#include <stddef.h>
+
+#include <weft/deferred.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum wf_gather_flags {
+    WF_GATHER_ALL = 0,           /* fire when all have fired, with every outcome */
+    WF_GATHER_FIRST_SUCCESS = 1, /* fire with the first value (fireOnOneCallback) */
+    WF_GATHER_FIRST_FAILURE = 2, /* errback on the first failure (fireOnOneErrback) */
+    WF_GATHER_CONSUME_ERRORS = 4 /* failures count as handled in the inputs */
+};
+
+/* The value of a gathered deferred (wf_result.u.ptr, freed by its dtor).
+ * WF_GATHER_ALL and FIRST_FAILURE: n == number of inputs and items[i] is
+ * input i's outcome (a value, or with WF_GATHER_ALL possibly a failure).
+ * FIRST_SUCCESS: n == 1, items[0] is the first value, index says whose.
+ * Items may be moved out; set them to wf_result_none() when you do. */
+typedef struct wf_gather_result {
+    size_t n;
+    size_t index;
+    wf_result items[];
+} wf_gather_result;
+
+/* wf_gather returns a deferred for the n deferreds in ds. It takes the
+ * caller's reference to each input (even when it fails) and moves each
+ * input's result into the gathered result, leaving an empty value behind;
+ * without WF_GATHER_CONSUME_ERRORS an input's failure stays in the input
+ * too (one more reference), so it is still reported if nobody handles it.
+ * With FIRST_FAILURE, the errback receives a WF_EFIRSTERROR failure whose
+ * cause is the input's failure. With FIRST_SUCCESS and no success at all,
+ * it errbacks with WF_EFIRSTERROR caused by the last failure. Cancelling
+ * the gathered deferred cancels the inputs that have not fired. n == 0
+ * fires at once (FIRST_SUCCESS: with WF_EFIRSTERROR). NULL when memory is
+ * short. Loop thread of the inputs. */
+wf_deferred *wf_gather(wf_deferred *const *ds, size_t n, int flags);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,139 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "testutil.h"
+
+/* Test processes are separate (Criterion forks one per test), so these
+ * globals belong to one test each. */
+static char log_buf[1 << 16];
+static size_t log_len;
+static int log_count;
+
+static void capture(void *arg, int level, const char *text)
+{
+    (void)arg;
+    (void)level;
+    int n = snprintf(log_buf + log_len, sizeof log_buf - log_len, "%s\n", text);
+    if (n > 0)
+        log_len += (size_t)n < sizeof log_buf - log_len ? (size_t)n : sizeof log_buf - log_len - 1;
+    log_count++;
+}
+
+void tu_capture_log(void)
+{
+    log_len = 0;
+    log_count = 0;
+    log_buf[0] = '\0';
+    wf_log_set_hook(capture, NULL);
+}
+
+const char *tu_log_text(void)
+{
+    return log_buf;
+}
+
+int tu_log_count(void)
+{
+    return log_count;
+}
+
+static size_t allocs;
+static long fail_at = -1;
+
+static bool should_fail(void)
+{
+    if (fail_at < 0)
+        return false;
+    if (fail_at == 0)
+        return true;
+    fail_at--;
+    return false;
+}
+
+static void *count_malloc(size_t n)
+{
+    if (should_fail())
+        return NULL;
+    allocs++;
+    return malloc(n);
+}
+
+static void *count_realloc(void *p, size_t n)
+{
+    if (should_fail())
+        return NULL;
+    allocs++;
+    return realloc(p, n);
+}
+
+void tu_count_allocs(void)
+{
+    wf_replace_allocator(count_malloc, count_realloc, free);
+}
+
+size_t tu_allocs(void)
+{
+    return allocs;
+}
+
+void tu_fail_alloc_after(long n)
+{
+    fail_at = n;
+}
+
+void tu_rec_add(tu_rec *r, const char *fmt, ...)
+{
+    size_t len = strlen(r->log);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->log + len, sizeof r->log - len, fmt, ap);
+    va_end(ap);
+    r->calls++;
+}
+
+wf_result tu_cb_record(wf_result r, void *rec)
+{
+    tu_rec_add(rec, "v%lld ", (long long)r.u.i);
+    return r;
+}
+
+wf_result tu_eb_record(wf_result r, void *rec)
+{
+    tu_rec_add(rec, "f%d ", wf_failure_code(r.u.failure));
+    return r;
+}
+
+wf_result tu_eb_recover(wf_result r, void *rec)
+{
+    tu_rec_add(rec, "r%d ", wf_failure_code(r.u.failure));
+    wf_result_free(r);
+    return wf_result_int(99);
+}
+
+wf_result tu_cb_add_one(wf_result r, void *unused)
+{
+    (void)unused;
+    return wf_result_int(r.u.i + 1);
+}
+
+long long tu_int_of(wf_deferred *d)
+{
+    const wf_result *r = wf_deferred_peek(d);
+    cr_assert_not_null(r, "deferred has no result yet");
+    cr_assert_eq(r->kind, WF_RESULT_VALUE, "deferred holds a failure, not a value");
+    return (long long)r->u.i;
+}
+
+int tu_code_of(wf_deferred *d)
+{
+    wf_result r;
+    cr_assert_eq(wf_deferred_take(d, &r), 0, "deferred has no result yet");
+    cr_assert_eq(r.kind, WF_RESULT_FAILURE, "deferred holds a value, not a failure");
+    int code = wf_failure_code(r.u.failure);
+    wf_result_free(r);
+    return code;
+}

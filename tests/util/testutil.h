@@ -1,0 +1,44 @@
+/* Helpers shared by the tests: capture the log hook, count allocations and
+ * make them fail, and small callbacks that record what they saw. */
+#ifndef WF_TESTUTIL_H
+#define WF_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <weft/weft.h>
+
+/* Captures every log report into a buffer for the current test process. */
+void tu_capture_log(void);
+/* The captured reports, concatenated; "" if none. */
+const char *tu_log_text(void);
+/* How many reports were captured. */
+int tu_log_count(void);
+
+/* Counting allocator: installs it (process-wide, once per test process). */
+void tu_count_allocs(void);
+/* Allocations since installation. */
+size_t tu_allocs(void);
+/* Make the allocation numbered n (counting from now, 0 = the next) and all
+ * later ones fail, or -1 to stop failing. */
+void tu_fail_alloc_after(long n);
+
+/* A recorder: callbacks append what they saw to a log string. */
+typedef struct tu_rec {
+    char log[4096];
+    int calls;
+} tu_rec;
+void tu_rec_add(tu_rec *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Callbacks usable with any tu_rec as arg. */
+wf_result tu_cb_record(wf_result r, void *rec);    /* logs "v<int>", passes on */
+wf_result tu_eb_record(wf_result r, void *rec);    /* logs "f<code>", passes on */
+wf_result tu_eb_recover(wf_result r, void *rec);   /* logs "r<code>", returns int 99 */
+wf_result tu_cb_add_one(wf_result r, void *unused); /* int + 1 */
+
+/* The value of a fired deferred that must hold an int; fails the test if not. */
+long long tu_int_of(wf_deferred *d);
+/* The error code of a fired deferred that must hold a failure (consumed). */
+int tu_code_of(wf_deferred *d);
+
+#endif
