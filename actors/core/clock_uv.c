@@ -7,8 +7,8 @@
 typedef struct uv_clock uv_clock;
 
 struct wf_timer {
-    uv_timer_t handle;      /* freed in the close callback, as libuv requires */
-    wf_timer *next, *prev;  /* the clock's pending timers */
+    uv_timer_t handle;     /* freed in the close callback, as libuv requires */
+    wf_timer *next, *prev; /* the clock's pending timers */
     uv_clock *clock;
     void (*fn)(void *arg);
     void *arg;

@@ -104,8 +104,8 @@ static void report_unhandled(wf_deferred *d)
 {
     char *text = wf_failure_format(d->result.u.failure, WF_FORMAT_TEXT);
     wf_log(WF_LOG_ERROR, "unhandled failure in a deferred fired at %s:%d (%s):\n%s",
-           d->fired_file ? d->fired_file : "?", d->fired_line,
-           d->fired_func ? d->fired_func : "?", text ? text : "(out of memory formatting it)");
+           d->fired_file ? d->fired_file : "?", d->fired_line, d->fired_func ? d->fired_func : "?",
+           text ? text : "(out of memory formatting it)");
     wf_free(text);
 }
 

@@ -3,8 +3,8 @@
 const char *wf_strerror(int err)
 {
     switch (err) {
-#define WF_ERROR_MSG_(name, num, msg)                                                              \
-    case num:                                                                                      \
+#define WF_ERROR_MSG_(name, num, msg) \
+    case num:                         \
         return msg;
         WF_ERRORS(WF_ERROR_MSG_)
 #undef WF_ERROR_MSG_
@@ -15,8 +15,8 @@ const char *wf_strerror(int err)
 const char *wf_errname(int err)
 {
     switch (err) {
-#define WF_ERROR_NAME_(name, num, msg)                                                             \
-    case num:                                                                                      \
+#define WF_ERROR_NAME_(name, num, msg) \
+    case num:                          \
         return #name;
         WF_ERRORS(WF_ERROR_NAME_)
 #undef WF_ERROR_NAME_

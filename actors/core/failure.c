@@ -51,6 +51,7 @@ wf_failure *wf_failure_new_at(int code, const char *file, int line, const char *
     return f;
 
 fail:
+    wf_free(f->frames);
     wf_free(f->message);
     wf_free(f);
     return &oom_failure;

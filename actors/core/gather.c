@@ -13,7 +13,7 @@ struct slot {
 };
 
 struct gather {
-    wf_deferred *out;      /* our reference, until the gather is freed */
+    wf_deferred *out; /* our reference, until the gather is freed */
     int flags;
     size_t n;
     bool fired;            /* out has been given (or refused) an outcome */
@@ -173,8 +173,8 @@ wf_deferred *wf_gather(wf_deferred *const *ds, size_t n, int flags)
         /* Adding fails only for want of memory, and only past an input's
          * inline steps: then that input counts as failed. */
         if (wf_deferred_add_callbacks(ds[i], gather_step, gather_step, &g->slots[i]) != 0)
-            wf_result_free(gather_step(WF_FAIL(WF_ENOMEM, "no memory to gather a deferred"),
-                                       &g->slots[i]));
+            wf_result_free(
+                gather_step(WF_FAIL(WF_ENOMEM, "no memory to gather a deferred"), &g->slots[i]));
     }
     return out;
 

@@ -59,12 +59,23 @@ void wf_strbuf_puts_html(wf_strbuf *b, const char *s)
     for (; *s; s++) {
         const char *ent;
         switch (*s) {
-        case '&': ent = "&amp;"; break;
-        case '<': ent = "&lt;"; break;
-        case '>': ent = "&gt;"; break;
-        case '"': ent = "&quot;"; break;
-        case '\'': ent = "&#39;"; break;
-        default: continue;
+        case '&':
+            ent = "&amp;";
+            break;
+        case '<':
+            ent = "&lt;";
+            break;
+        case '>':
+            ent = "&gt;";
+            break;
+        case '"':
+            ent = "&quot;";
+            break;
+        case '\'':
+            ent = "&#39;";
+            break;
+        default:
+            continue;
         }
         wf_strbuf_append(b, run, (size_t)(s - run));
         wf_strbuf_puts(b, ent);

@@ -152,8 +152,8 @@ Test(deferred, firing_twice_is_an_already_called_failure_and_changes_nothing)
     wf_deferred *d = wf_deferred_new();
     cr_assert_eq(wf_deferred_callback(d, wf_result_int(1)), 0);
     wf_failure *f = NULL;
-    int rv = wf_deferred_fire_at(d, wf_result_value(strdup("leak?"), free), "second.c", 7, "again",
-                                 &f);
+    int rv =
+        wf_deferred_fire_at(d, wf_result_value(strdup("leak?"), free), "second.c", 7, "again", &f);
     cr_assert_eq(rv, WF_EALREADY);
     cr_assert_not_null(f);
     cr_assert_eq(wf_failure_code(f), WF_EALREADY);

@@ -31,9 +31,9 @@ typedef struct tu_rec {
 void tu_rec_add(tu_rec *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Callbacks usable with any tu_rec as arg. */
-wf_result tu_cb_record(wf_result r, void *rec);    /* logs "v<int>", passes on */
-wf_result tu_eb_record(wf_result r, void *rec);    /* logs "f<code>", passes on */
-wf_result tu_eb_recover(wf_result r, void *rec);   /* logs "r<code>", returns int 99 */
+wf_result tu_cb_record(wf_result r, void *rec);     /* logs "v<int>", passes on */
+wf_result tu_eb_record(wf_result r, void *rec);     /* logs "f<code>", passes on */
+wf_result tu_eb_recover(wf_result r, void *rec);    /* logs "r<code>", returns int 99 */
 wf_result tu_cb_add_one(wf_result r, void *unused); /* int + 1 */
 
 /* The value of a fired deferred that must hold an int; fails the test if not. */

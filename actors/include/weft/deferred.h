@@ -106,7 +106,7 @@ int wf_deferred_fire_at(wf_deferred *d, wf_result r, const char *file, int line,
                         wf_failure **already);
 
 #define wf_deferred_callback(d, r) wf_deferred_fire_at((d), (r), __FILE__, __LINE__, __func__, 0)
-#define wf_deferred_errback(d, f)                                                                  \
+#define wf_deferred_errback(d, f) \
     wf_deferred_fire_at((d), wf_result_failure(f), __FILE__, __LINE__, __func__, 0)
 
 /* wf_deferred_chain makes other fire with d's result when d reaches this

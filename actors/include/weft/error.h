@@ -12,31 +12,31 @@ extern "C" {
 #endif
 
 /* X(name, number, message) */
-#define WF_ERRORS(X)                                                                               \
-    X(WF_OK, 0, "success")                                                                         \
-    X(WF_ENOMEM, 1, "out of memory")                                                               \
-    X(WF_EINVAL, 2, "invalid argument")                                                            \
-    X(WF_EALREADY, 3, "deferred already called")                                                   \
-    X(WF_ECANCELED, 4, "cancelled")                                                                \
-    X(WF_ETIMEDOUT, 5, "timed out")                                                                \
-    X(WF_EFIRSTERROR, 6, "a gathered deferred failed")                                             \
-    X(WF_ESTATE, 7, "operation not valid in this state")                                           \
-    X(WF_ENOREPLY, 8, "handler returned without a reply")                                          \
-    X(WF_ENOSUCHACTOR, 9, "no such actor")                                                         \
-    X(WF_EACTORSTOPPED, 10, "actor stopped")                                                       \
-    X(WF_ESHUTDOWN, 11, "node shutting down")                                                      \
-    X(WF_EOVERLOADED, 12, "mailbox full")                                                          \
-    X(WF_ENODEDOWN, 13, "node down")                                                               \
-    X(WF_EPROTO, 14, "protocol error")                                                             \
-    X(WF_EUPSTREAM, 15, "upstream failure")                                                        \
+#define WF_ERRORS(X)                                      \
+    X(WF_OK, 0, "success")                                \
+    X(WF_ENOMEM, 1, "out of memory")                      \
+    X(WF_EINVAL, 2, "invalid argument")                   \
+    X(WF_EALREADY, 3, "deferred already called")          \
+    X(WF_ECANCELED, 4, "cancelled")                       \
+    X(WF_ETIMEDOUT, 5, "timed out")                       \
+    X(WF_EFIRSTERROR, 6, "a gathered deferred failed")    \
+    X(WF_ESTATE, 7, "operation not valid in this state")  \
+    X(WF_ENOREPLY, 8, "handler returned without a reply") \
+    X(WF_ENOSUCHACTOR, 9, "no such actor")                \
+    X(WF_EACTORSTOPPED, 10, "actor stopped")              \
+    X(WF_ESHUTDOWN, 11, "node shutting down")             \
+    X(WF_EOVERLOADED, 12, "mailbox full")                 \
+    X(WF_ENODEDOWN, 13, "node down")                      \
+    X(WF_EPROTO, 14, "protocol error")                    \
+    X(WF_EUPSTREAM, 15, "upstream failure")               \
     X(WF_EINTERNAL, 16, "internal error")
 
 enum wf_error {
 #define WF_ERROR_ENUM_(name, num, msg) name = num,
     WF_ERRORS(WF_ERROR_ENUM_)
 #undef WF_ERROR_ENUM_
-        /* First number free for application-defined failure codes. */
-        WF_EUSER = 1000
+    /* First number free for application-defined failure codes. */
+    WF_EUSER = 1000
 };
 
 /* wf_strerror returns a static, human-readable message for err. Unknown

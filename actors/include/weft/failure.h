@@ -39,7 +39,7 @@ typedef struct wf_frame {
 wf_failure *wf_failure_new_at(int code, const char *file, int line, const char *func,
                               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-#define wf_failure_new(code, ...)                                                                  \
+#define wf_failure_new(code, ...) \
     wf_failure_new_at((code), __FILE__, __LINE__, __func__, __VA_ARGS__)
 
 /* WF_FAIL(code, ...) is a failed wf_result raised at the call site. */
@@ -56,7 +56,7 @@ void wf_failure_release(wf_failure *f);
  * Use wf_failure_pass to record the current function. */
 wf_failure *wf_failure_add_frame(wf_failure *f, const wf_frame *frame);
 
-#define wf_failure_pass(f)                                                                         \
+#define wf_failure_pass(f) \
     wf_failure_add_frame((f), &(wf_frame){.file = __FILE__, .line = __LINE__, .func = __func__})
 
 /* wf_failure_set_cause makes cause (the caller's reference, taken) the
