@@ -197,7 +197,7 @@ Test(chain, a_million_nested_deferreds_resolve_without_recursion)
     free(d);
 }
 
-Test(chain, a_million_nested_deferreds_cancel_and_free_without_recursion)
+Test(chain, a_million_nested_deferreds_cancel_without_recursion)
 {
     wf_deferred **d = make_nested();
     wf_deferred_cancel(d[0]); /* reaches the innermost, d[DEEP] */
@@ -206,10 +206,40 @@ Test(chain, a_million_nested_deferreds_cancel_and_free_without_recursion)
     for (int i = 0; i <= DEEP; i++)
         wf_deferred_release(d[i]);
     free(d);
+}
 
-    /* Dropping every outside reference to a deep unfired chain frees it
-     * through a work list. */
-    d = make_nested();
+static wf_result cb_record_into(wf_result r, void *out)
+{
+    *(long long *)out = r.u.i;
+    return r;
+}
+
+Test(chain, a_million_nested_deferreds_nobody_holds_finish_and_free_themselves)
+{
+    /* Each waiting deferred is held by the one it waits on, so a chain whose
+     * outside references are all dropped still runs to the end (as with
+     * Twisted's garbage collector) and frees itself when the innermost
+     * fires. valgrind and LeakSanitizer check that nothing is left. */
+    long long seen = 0;
+    wf_deferred **d = make_nested();
+    wf_deferred_add_callback(d[0], cb_record_into, &seen);
+    for (int i = 0; i < DEEP; i++)
+        wf_deferred_release(d[i]);
+    wf_deferred_callback(d[DEEP], wf_result_int(5));
+    cr_assert_eq(seen, 5);
+    wf_deferred_release(d[DEEP]);
+    free(d);
+}
+
+Test(chain, a_million_unfired_chain_deferred_links_free_without_recursion)
+{
+    wf_deferred **d = malloc((DEEP + 1) * sizeof *d);
+    for (int i = 0; i <= DEEP; i++)
+        d[i] = wf_deferred_new();
+    for (int i = 0; i < DEEP; i++)
+        wf_deferred_chain(d[i], d[i + 1]);
+    /* From the far end first: each link is then freed by the release of
+     * the one before it, a million deep. */
     for (int i = DEEP; i >= 0; i--)
         wf_deferred_release(d[i]);
     free(d);

@@ -15,8 +15,14 @@
  * that will fire it, the code that waits for it, a runtime table) owns one,
  * taken with wf_deferred_ref and dropped with wf_deferred_release; the last
  * release frees it, exactly once. A deferred waiting for an inner deferred
- * is also held by that inner one until it fires. Callbacks run with a
- * temporary reference held, so a callback may drop the last outside one.
+ * is also held by that inner one until it fires, so its chain still runs
+ * when nobody else holds it. Callbacks run with a temporary reference held,
+ * so a callback may drop the last outside one.
+ *
+ * The rule that follows (Twisted's garbage collector hides it; C cannot): a
+ * deferred that nobody will ever fire must be fired or cancelled, not just
+ * released, or it and the deferreds waiting on it stay allocated. The actor
+ * runtime fires every deferred it hands out exactly once.
  *
  * Results follow result.h: a result given to a deferred is consumed, even
  * when the call fails.
