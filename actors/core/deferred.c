@@ -23,6 +23,7 @@ enum {
     F_CALLED = 1,   /* fired */
     F_RUNNING = 2,  /* a step of this deferred is on the C stack */
     F_SUPPRESS = 4, /* cancelled without a canceller: swallow one late fire */
+    F_ONSTACK = 8,  /* on a run stack: that run will get to its new steps */
 };
 
 struct step {
@@ -184,23 +185,38 @@ static bool waiting(const wf_deferred *d)
     return d->result.kind == WF_RESULT_DEFERRED;
 }
 
+static void push(wf_deferred **stack, wf_deferred *d)
+{
+    d->flags |= F_ONSTACK;
+    d->next = *stack;
+    *stack = d;
+}
+
+static wf_deferred *pop(wf_deferred **stack)
+{
+    wf_deferred *d = *stack;
+    *stack = d->next;
+    d->flags &= ~F_ONSTACK;
+    return d;
+}
+
 static void run_callbacks(wf_deferred *start)
 {
-    if (start->flags & F_RUNNING)
-        return; /* the step on the C stack will see what was added */
+    /* A step of it is on the C stack, or a run further out has it on its
+     * stack: that run will see what was added (Twisted's
+     * _runningCallbacks check, where chained deferreds recurse). */
+    if (start->flags & (F_RUNNING | F_ONSTACK))
+        return;
 
     /* Every deferred on the stack holds a reference taken here. */
-    wf_deferred *stack = wf_deferred_ref(start);
-    start->next = NULL;
+    wf_deferred *stack = NULL;
+    push(&stack, wf_deferred_ref(start));
     while (stack != NULL) {
         wf_deferred *cur = stack;
         if (cur->paused) {
             /* It will produce nothing now; those below it wait with it. */
-            while (stack != NULL) {
-                wf_deferred *x = stack;
-                stack = x->next;
-                wf_deferred_release(x);
-            }
+            while (stack != NULL)
+                wf_deferred_release(pop(&stack));
             return;
         }
 
@@ -235,9 +251,14 @@ static void run_callbacks(wf_deferred *start)
                     t->fired_file = cur->fired_file;
                     t->fired_line = cur->fired_line;
                     t->fired_func = cur->fired_func;
+                    if (t->paused) {
+                        /* A paused target keeps its result; our chain goes
+                         * on (chainDeferred is plain callbacks in Twisted). */
+                        wf_deferred_release(t);
+                        continue;
+                    }
                 }
-                t->next = stack;
-                stack = t;
+                push(&stack, t);
                 finished = false;
                 break;
             }
@@ -278,10 +299,8 @@ static void run_callbacks(wf_deferred *start)
                 }
             }
         }
-        if (finished) {
-            stack = cur->next;
-            wf_deferred_release(cur);
-        }
+        if (finished)
+            wf_deferred_release(pop(&stack));
     }
 }
 
@@ -469,8 +488,9 @@ static void timeout_free(void *arg)
 
 int wf_deferred_timeout(wf_deferred *d, wf_clock *clock, uint64_t ms)
 {
-    if (d->flags & F_CALLED)
-        return 0;
+    /* As Twisted's addTimeout, even on a fired deferred: one waiting on an
+     * inner deferred is still cancelled through it; one with its result
+     * runs the step (and stops the timer) at once. */
     struct timeout *t = wf_malloc(sizeof *t);
     if (t == NULL)
         return WF_ENOMEM;

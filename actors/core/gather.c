@@ -73,40 +73,11 @@ static wf_failure *first_error(wf_failure *cause, size_t i)
     return f;
 }
 
-static wf_result gather_step(wf_result r, void *arg)
+/* After input s gave its outcome: fire out if that was the last one, and
+ * drop what the gather holds for s. */
+static void slot_done(struct slot *s)
 {
-    struct slot *s = arg;
     struct gather *g = s->g;
-    bool failed = wf_result_is_failure(r);
-    wf_result keep = wf_result_none();
-    if (failed && !(g->flags & WF_GATHER_CONSUME_ERRORS))
-        keep = wf_result_failure(wf_failure_ref(r.u.failure));
-
-    if (g->fired) {
-        wf_result_free(r);
-    } else if (g->flags & WF_GATHER_FIRST_SUCCESS) {
-        if (failed) {
-            wf_failure_release(g->last);
-            g->last = r.u.failure;
-        } else {
-            wf_gather_result *res = gather_result_new(1);
-            if (res == NULL) {
-                wf_result_free(r);
-                gather_fire(g, WF_FAIL(WF_ENOMEM, "no memory for a gathered result"));
-            } else {
-                res->index = s->i;
-                res->items[0] = r;
-                gather_fire(g, wf_result_value(res, gather_result_free));
-            }
-        }
-    } else if (failed && (g->flags & WF_GATHER_FIRST_FAILURE)) {
-        gather_result_free(g->res);
-        g->res = NULL;
-        gather_fire(g, wf_result_failure(first_error(r.u.failure, s->i)));
-    } else {
-        g->res->items[s->i] = r;
-    }
-
     if (--g->pending == 0 && !g->fired) {
         if (g->flags & WF_GATHER_FIRST_SUCCESS) {
             wf_failure *last = g->last;
@@ -122,6 +93,52 @@ static wf_result gather_step(wf_result r, void *arg)
     s->in = NULL;
     gather_unhold(g);
     wf_deferred_release(in); /* a running input is still held by its run */
+}
+
+static wf_result gather_step(wf_result r, void *arg)
+{
+    struct slot *s = arg;
+    struct gather *g = s->g;
+    bool failed = wf_result_is_failure(r);
+    bool consume = failed && (g->flags & WF_GATHER_CONSUME_ERRORS);
+
+    if (g->fired) {
+        /* Too late for the gather: the input keeps its outcome (Twisted). */
+        if (consume) {
+            wf_result_free(r);
+            r = wf_result_none();
+        }
+        slot_done(s);
+        return r;
+    }
+
+    wf_result keep = wf_result_none();
+    if (failed && !consume)
+        keep = wf_result_failure(wf_failure_ref(r.u.failure));
+
+    if (failed && (g->flags & WF_GATHER_FIRST_FAILURE)) {
+        gather_result_free(g->res);
+        g->res = NULL;
+        gather_fire(g, wf_result_failure(first_error(r.u.failure, s->i)));
+    } else if (g->flags & WF_GATHER_FIRST_SUCCESS) {
+        if (failed) {
+            wf_failure_release(g->last);
+            g->last = r.u.failure;
+        } else {
+            wf_gather_result *res = gather_result_new(1);
+            if (res == NULL) {
+                wf_result_free(r);
+                gather_fire(g, WF_FAIL(WF_ENOMEM, "no memory for a gathered result"));
+            } else {
+                res->index = s->i;
+                res->items[0] = r;
+                gather_fire(g, wf_result_value(res, gather_result_free));
+            }
+        }
+    } else {
+        g->res->items[s->i] = r;
+    }
+    slot_done(s);
     return keep;
 }
 

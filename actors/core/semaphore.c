@@ -10,6 +10,8 @@ struct waiter {
 
 struct wf_semaphore {
     unsigned tokens, limit, nwait;
+    unsigned jobs; /* wf_semaphore_run jobs holding a token */
+    bool freed;    /* wf_semaphore_free ran; the last job frees s */
     struct waiter *head, *tail;
 };
 
@@ -57,7 +59,10 @@ void wf_semaphore_free(wf_semaphore *s)
         wf_deferred_errback(d, wf_failure_new(WF_ECANCELED, "semaphore freed"));
         wf_deferred_release(d);
     }
-    wf_free(s);
+    if (s->jobs > 0)
+        s->freed = true; /* a running job still holds a token and s */
+    else
+        wf_free(s);
 }
 
 wf_deferred *wf_semaphore_acquire(wf_semaphore *s)
@@ -104,9 +109,20 @@ struct run {
     void *arg;
 };
 
+/* A job is over: its token goes back (or, after wf_semaphore_free, the
+ * last job out frees s). */
+static void job_done(wf_semaphore *s)
+{
+    s->jobs--;
+    if (!s->freed)
+        wf_semaphore_release(s);
+    else if (s->jobs == 0)
+        wf_free(s);
+}
+
 static wf_result run_release(wf_result r, void *arg)
 {
-    wf_semaphore_release(arg);
+    job_done(arg);
     return r;
 }
 
@@ -114,14 +130,15 @@ static wf_result run_acquired(wf_result r, void *arg)
 {
     struct run *x = arg;
     wf_result_free(r);
+    x->s->jobs++;
     wf_deferred *d = wf_maybe(x->fn, x->arg);
     if (d == NULL) {
-        wf_semaphore_release(x->s);
+        job_done(x->s);
         return WF_FAIL(WF_ENOMEM, "no memory to run under a semaphore");
     }
     if (wf_deferred_add_both(d, run_release, x->s) != 0) {
         /* The token must not leak: give it back now and fail. */
-        wf_semaphore_release(x->s);
+        job_done(x->s);
         wf_deferred_release(d);
         return WF_FAIL(WF_ENOMEM, "no memory to run under a semaphore");
     }

@@ -18,7 +18,8 @@ typedef struct wf_clock wf_clock;
 
 /* The operations of a clock. call_later returns a timer that calls fn(arg)
  * once after ms milliseconds, or NULL when memory is short; cancel stops a
- * timer that has not run yet (the timer is gone afterwards either way);
+ * timer that has not run yet, and must not be given one that has (the
+ * timer is gone once it ran or was cancelled);
  * now is the clock's time in milliseconds; destroy frees the clock. All run
  * on the clock's thread. */
 struct wf_clock {
@@ -41,8 +42,10 @@ static inline uint64_t wf_clock_now(wf_clock *c)
     return c->now(c);
 }
 
-/* wf_clock_free cancels the clock's pending timers and frees it. A libuv
- * clock's memory goes once the loop has run its close callbacks. */
+/* wf_clock_free cancels the clock's pending timers and frees it. Nothing
+ * may still hold one of its timers (a deferred with a pending timeout
+ * does). A libuv clock's timers are freed once the loop has run its close
+ * callbacks. */
 static inline void wf_clock_free(wf_clock *c)
 {
     if (c)

@@ -71,7 +71,9 @@ void wf_deferred_release(wf_deferred *d);
 /* wf_deferred_add_callbacks appends one step: cb runs if the result so far
  * is a value, eb if it is a failure; a NULL function passes the result on
  * unchanged. If d has already fired (and is not paused or waiting), the step
- * runs before this returns. arg is passed to whichever runs.
+ * runs before this returns, unless the call comes from inside d's own chain
+ * (a step of d, or of a deferred chained to it): then it runs as soon as the
+ * steps before it have. arg is passed to whichever runs.
  * wf_deferred_add_callbacks_full also takes arg_free, called with arg
  * exactly once: after the step ran, or when d is freed without running it,
  * or at once if adding fails. Returns 0, or WF_ENOMEM. */
@@ -134,7 +136,9 @@ void wf_deferred_cancel(wf_deferred *d);
 /* wf_deferred_timeout cancels d if it has not fired within ms milliseconds
  * of clock's time, and turns the resulting WF_ECANCELED into WF_ETIMEDOUT
  * (addTimeout). The steps added before this call run before the
- * conversion. clock must outlive d's timer. Returns 0 or WF_ENOMEM. */
+ * conversion. On a deferred that has fired but waits on an inner one, the
+ * cancel reaches the inner one. clock (borrowed) must outlive d, or at
+ * least d's passing this step. Returns 0 or WF_ENOMEM. */
 struct wf_clock;
 int wf_deferred_timeout(wf_deferred *d, struct wf_clock *clock, uint64_t ms);
 

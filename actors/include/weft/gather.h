@@ -13,7 +13,8 @@ extern "C" {
 enum wf_gather_flags {
     WF_GATHER_ALL = 0,           /* fire when all have fired, with every outcome */
     WF_GATHER_FIRST_SUCCESS = 1, /* fire with the first value (fireOnOneCallback) */
-    WF_GATHER_FIRST_FAILURE = 2, /* errback on the first failure (fireOnOneErrback) */
+    WF_GATHER_FIRST_FAILURE = 2, /* errback on the first failure (fireOnOneErrback); */
+                                 /* may be combined with FIRST_SUCCESS */
     WF_GATHER_CONSUME_ERRORS = 4 /* failures count as handled in the inputs */
 };
 
@@ -30,7 +31,8 @@ typedef struct wf_gather_result {
 
 /* wf_gather returns a deferred for the n deferreds in ds. It takes the
  * caller's reference to each input (even when it fails) and moves each
- * input's result into the gathered result, leaving an empty value behind;
+ * input's result into the gathered result, leaving an empty value behind
+ * (an input that fires after the gather has fired keeps its result);
  * without WF_GATHER_CONSUME_ERRORS an input's failure stays in the input
  * too (one more reference), so it is still reported if nobody handles it.
  * With FIRST_FAILURE, the errback receives a WF_EFIRSTERROR failure whose

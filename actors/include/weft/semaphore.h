@@ -1,4 +1,7 @@
-/* A deferred semaphore: limit how much asynchronous work runs at once. */
+/* A deferred semaphore: limit how much asynchronous work runs at once.
+ *
+ * Threads: like deferreds, a semaphore is used from one thread (a node's
+ * loop thread); its deferreds fire on that thread. */
 #ifndef WEFT_SEMAPHORE_H
 #define WEFT_SEMAPHORE_H
 
@@ -15,7 +18,8 @@ typedef struct wf_semaphore wf_semaphore;
 wf_semaphore *wf_semaphore_new(unsigned tokens);
 
 /* wf_semaphore_free errbacks every waiting acquire with WF_ECANCELED, then
- * frees s. Tokens still held are forgotten. */
+ * frees s. A wf_semaphore_run job still running keeps s until it ends;
+ * tokens taken with wf_semaphore_acquire must not be released afterwards. */
 void wf_semaphore_free(wf_semaphore *s);
 
 /* wf_semaphore_acquire returns a deferred (caller's reference) that fires
@@ -30,7 +34,8 @@ int wf_semaphore_release(wf_semaphore *s);
 
 /* wf_semaphore_run acquires a token, runs fn(arg) as wf_maybe does, and
  * releases the token when fn's outcome is final; the returned deferred (the
- * caller's reference) fires with that outcome. NULL when memory is short. */
+ * caller's reference) fires with that outcome. arg is borrowed until fn has
+ * run, which may be long after this returns. NULL when memory is short. */
 wf_deferred *wf_semaphore_run(wf_semaphore *s, wf_result (*fn)(void *arg), void *arg);
 
 /* Free tokens, and acquires waiting. */
