@@ -137,3 +137,40 @@ int tu_code_of(wf_deferred *d)
     wf_result_free(r);
     return code;
 }
+
+struct until {
+    wf_node *n;
+    wf_result *out;
+};
+
+static wf_result until_fired(wf_result r, void *arg)
+{
+    struct until *u = arg;
+    *u->out = r;
+    wf_node_shutdown(u->n);
+    return wf_result_none();
+}
+
+void tu_run_until(wf_node *n, wf_deferred *d, wf_result *out)
+{
+    struct until u = {n, out};
+    *out = wf_result_none();
+    cr_assert_not_null(d);
+    wf_deferred_add_both(d, until_fired, &u);
+    wf_deferred_release(d);
+    wf_node_run(n);
+}
+
+wf_msg *tu_msg(uint32_t type, const char *text)
+{
+    return wf_msg_new(type, text, strlen(text) + 1);
+}
+
+const char *tu_text(wf_result r)
+{
+    if (r.kind == WF_RESULT_FAILURE)
+        return wf_failure_message(r.u.failure);
+    if (wf_result_is_msg(r) && wf_msg_len(r.u.ptr) > 0)
+        return wf_msg_body(r.u.ptr);
+    return "";
+}

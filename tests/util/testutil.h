@@ -41,4 +41,13 @@ long long tu_int_of(wf_deferred *d);
 /* The error code of a fired deferred that must hold a failure (consumed). */
 int tu_code_of(wf_deferred *d);
 
+/* Runs node n on this thread until d fires, then shuts it down. The outcome
+ * is moved to *out (caller frees). Takes the caller's reference to d. */
+void tu_run_until(wf_node *n, wf_deferred *d, wf_result *out);
+
+/* A message holding a C string (with its NUL). */
+wf_msg *tu_msg(uint32_t type, const char *text);
+/* The text of a message or a failure's message, for asserts; "" if none. */
+const char *tu_text(wf_result r);
+
 #endif

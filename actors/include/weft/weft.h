@@ -2,6 +2,7 @@
 #ifndef WEFT_H
 #define WEFT_H
 
+#include <weft/actor.h>
 #include <weft/alloc.h>
 #include <weft/clock.h>
 #include <weft/deferred.h>
@@ -9,6 +10,8 @@
 #include <weft/failure.h>
 #include <weft/gather.h>
 #include <weft/log.h>
+#include <weft/msg.h>
+#include <weft/node.h>
 #include <weft/result.h>
 #include <weft/semaphore.h>
 
