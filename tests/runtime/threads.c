@@ -1,0 +1,91 @@
+/* Nodes on their own threads: calls and tells from other threads, several
+ * nodes in one process. */
+#include <string.h>
+#include <uv.h>
+
+#include <criterion/criterion.h>
+
+#include "testutil.h"
+
+TestSuite(threads, .init = tu_capture_log, .timeout = 30);
+
+enum { ADD = 1, GET };
+
+static wf_result on_add(wf_ctx *ctx, wf_msg *m)
+{
+    *(long *)wf_ctx_state(ctx) += *(long *)wf_msg_body(m);
+    return wf_result_none();
+}
+
+static wf_result on_get(wf_ctx *ctx, wf_msg *m)
+{
+    return wf_result_msg(wf_msg_new(GET, wf_ctx_state(ctx), sizeof(long)));
+}
+
+static const wf_handler h[] = {{ADD, "add", on_add, 0}, {GET, "get", on_get, 0}};
+static const wf_behaviour counter = {
+    .name = "counter", .state_size = sizeof(long), .handlers = h, .nhandlers = 2};
+
+static long call_get(wf_node *n, wf_pid p)
+{
+    wf_result r = wf_node_call(n, p, wf_msg_new(GET, NULL, 0), 2000);
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    long v = *(long *)wf_msg_body(r.u.ptr);
+    wf_result_free(r);
+    return v;
+}
+
+Test(threads, tell_and_call_from_another_thread)
+{
+    wf_node *n = wf_node_new(NULL);
+    wf_pid p;
+    wf_spawn(n, "counter", &counter, NULL, &p);
+    cr_assert_eq(wf_node_start(n), 0);
+    for (long i = 1; i <= 1000; i++)
+        cr_assert_eq(wf_tell(n, p, wf_msg_new(ADD, &i, sizeof i)), 0);
+    cr_assert_eq(call_get(n, p), 500500, "tells from one thread arrive in order, before the call");
+    wf_node_shutdown(n);
+    wf_node_wait(n);
+    cr_assert_eq(wf_tell(n, p, wf_msg_new(ADD, &(long){1}, sizeof(long))), WF_ESHUTDOWN);
+    wf_result r = wf_node_call(n, p, wf_msg_new(GET, NULL, 0), 100);
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_ESHUTDOWN);
+    wf_result_free(r);
+    wf_node_free(n);
+}
+
+struct feeder {
+    wf_node *n;
+    wf_pid p;
+};
+
+static void feed(void *arg)
+{
+    struct feeder *f = arg;
+    for (long i = 0; i < 10000; i++)
+        wf_tell(f->n, f->p, wf_msg_new(ADD, &(long){1}, sizeof(long)));
+}
+
+Test(threads, several_nodes_in_one_process_and_many_sending_threads)
+{
+    wf_node *a = wf_node_new(&(wf_node_config){.name = "a"});
+    wf_node *b = wf_node_new(&(wf_node_config){.name = "b"});
+    wf_pid pa, pb;
+    wf_spawn(a, "counter", &counter, NULL, &pa);
+    wf_spawn(b, "counter", &counter, NULL, &pb);
+    wf_node_start(a);
+    wf_node_start(b);
+    uv_thread_t t[4];
+    struct feeder f[4] = {{a, pa}, {a, pa}, {b, pb}, {b, pb}};
+    for (int i = 0; i < 4; i++)
+        uv_thread_create(&t[i], feed, &f[i]);
+    for (int i = 0; i < 4; i++)
+        uv_thread_join(&t[i]);
+    cr_assert_eq(call_get(a, pa), 20000);
+    cr_assert_eq(call_get(b, pb), 20000);
+    wf_node_shutdown(a);
+    wf_node_shutdown(b);
+    wf_node_wait(a);
+    wf_node_wait(b);
+    wf_node_free(a);
+    wf_node_free(b);
+}
