@@ -780,6 +780,12 @@ wf_deferred *wf_ctx_ask(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms)
     return wf__ask(ctx->a->node, ctx->a, to, m, timeout_ms);
 }
 
+wf_deferred *wf_ask_as(wf_node *n, wf_pid self, wf_pid to, wf_msg *m, uint64_t timeout_ms)
+{
+    struct actor *a = wf__node_actor(n, self);
+    return wf__ask(n, a != NULL && !a->dead ? a : NULL, to, m, timeout_ms);
+}
+
 void wf__fail_asks_of(wf_node *n, struct actor *a)
 {
     while (a->asks != NIL) {

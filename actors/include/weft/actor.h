@@ -113,6 +113,12 @@ int wf_reply_at(wf_ctx *ctx, wf_result r, const char *file, int line, const char
  * handler: there it returns a deferred failed with WF_ESTATE). */
 wf_deferred *wf_ctx_ask(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms);
 
+/* wf_ask_as is wf_ctx_ask for code that runs in actor self's turn but has
+ * no ctx at hand: a callback on one of its deferreds. The reply comes back
+ * to self's mailbox, as with wf_ctx_ask (if self is gone, it behaves as
+ * wf_ask). Loop thread. */
+wf_deferred *wf_ask_as(wf_node *n, wf_pid self, wf_pid to, wf_msg *m, uint64_t timeout_ms);
+
 /* wf_ctx_tell is wf_tell with this actor as the sender. Any thread. */
 int wf_ctx_tell(wf_ctx *ctx, wf_pid to, wf_msg *m);
 

@@ -14,5 +14,6 @@
 #include <weft/node.h>
 #include <weft/result.h>
 #include <weft/semaphore.h>
+#include <weft/supervisor.h>
 
 #endif
