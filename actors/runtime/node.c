@@ -182,9 +182,8 @@ bool wf__shutting_down(wf_node *n)
     return n->shutting_down;
 }
 
-int wf_node_run(wf_node *n)
+static void run_loop(wf_node *n)
 {
-    n->loop_tid = uv_thread_self();
     atomic_store(&n->running, true);
     if (atomic_load(&n->shutdown_requested))
         uv_async_send(&n->async);
@@ -194,18 +193,41 @@ int wf_node_run(wf_node *n)
     }
     while (uv_run(&n->loop, UV_RUN_DEFAULT) != 0 && n->handles_open)
         ;
+}
+
+int wf_node_run(wf_node *n)
+{
+    n->loop_tid = uv_thread_self();
+    run_loop(n);
     return 0;
 }
 
+struct start {
+    wf_node *n;
+    uv_sem_t ready;
+};
+
 static void thread_main(void *arg)
 {
-    wf_node_run(arg);
+    struct start *st = arg;
+    wf_node *n = st->n;
+    n->loop_tid = uv_thread_self();
+    /* Other threads read loop_tid (wf_node_on_loop) only after this. */
+    uv_sem_post(&st->ready);
+    run_loop(n);
 }
 
 int wf_node_start(wf_node *n)
 {
-    if (uv_thread_create(&n->thread, thread_main, n) != 0)
+    struct start st = {.n = n};
+    if (uv_sem_init(&st.ready, 0) != 0)
         return WF_ENOMEM;
+    if (uv_thread_create(&n->thread, thread_main, &st) != 0) {
+        uv_sem_destroy(&st.ready);
+        return WF_ENOMEM;
+    }
+    uv_sem_wait(&st.ready);
+    uv_sem_destroy(&st.ready);
     n->started_thread = true;
     return 0;
 }
