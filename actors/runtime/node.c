@@ -28,16 +28,24 @@
 #define DISPATCH_MAX 4096 /* messages per idle callback, then let I/O in */
 #define NIL          0u   /* list links are index + 1 */
 
-struct slot {
-    struct actor *a;
+/* The actor registry and the pending-ask table are both generational slot
+ * tables: an id is (generation << 32 | index + 1), and freeing a slot bumps
+ * its generation, so a stale id never matches the slot's next tenant.
+ * Their entries start with this header. */
+struct genslot {
     uint32_t gen;
     uint32_t next_free; /* index + 1 */
 };
 
+struct slot {
+    struct genslot h;
+    struct actor *a;
+};
+
 struct pending {
-    wf_deferred *d; /* our reference; NULL when the slot is free */
-    uint32_t gen;
-    uint32_t prev, next;   /* deadline list (or free list in next) */
+    struct genslot h;
+    wf_deferred *d;        /* our reference; NULL when the slot is free */
+    uint32_t prev, next;   /* deadline list */
     uint32_t aprev, anext; /* the asking actor's list */
     uint32_t bucket;
     uint64_t deadline, timeout;
@@ -277,6 +285,25 @@ void wf_node_free(wf_node *n)
     wf_free(n);
 }
 
+/* ---- slot tables ---- */
+
+/* Doubles a table of entries of size bytes, each starting with a genslot,
+ * and puts the new entries on the free list. */
+static int slots_grow(void *arr, uint32_t *n, uint32_t *free_head, size_t size)
+{
+    uint32_t cap = *n ? *n * 2 : 64;
+    char *p = wf_realloc(*(void **)arr, cap * size);
+    if (p == NULL)
+        return WF_ENOMEM;
+    memset(p + (size_t)*n * size, 0, (size_t)(cap - *n) * size);
+    for (uint32_t i = *n; i < cap; i++)
+        *(struct genslot *)(p + i * size) = (struct genslot){1, i + 2 <= cap ? i + 2 : NIL};
+    *(void **)arr = p;
+    *free_head = *n + 1;
+    *n = cap;
+    return 0;
+}
+
 /* ---- registry ---- */
 
 struct actor *wf__node_actor(wf_node *n, wf_pid pid)
@@ -286,7 +313,7 @@ struct actor *wf__node_actor(wf_node *n, wf_pid pid)
     if (idx == 0 || idx > n->nslots)
         return NULL;
     struct slot *s = &n->slots[idx - 1];
-    return s->gen == gen ? s->a : NULL;
+    return s->h.gen == gen ? s->a : NULL;
 }
 
 static uint32_t hash_name(const char *s)
@@ -375,24 +402,15 @@ int wf__registry_add(wf_node *n, struct actor *a, const char *name)
 {
     if (name != NULL && name_find(n, name, NULL) != NULL)
         return WF_EINVAL;
-    if (n->free_slot == NIL) {
-        uint32_t cap = n->nslots ? n->nslots * 2 : 64;
-        struct slot *s = wf_realloc(n->slots, cap * sizeof *s);
-        if (s == NULL)
-            return WF_ENOMEM;
-        for (uint32_t i = n->nslots; i < cap; i++)
-            s[i] = (struct slot){NULL, 1, i + 2 <= cap ? i + 2 : NIL};
-        n->slots = s;
-        n->free_slot = n->nslots + 1;
-        n->nslots = cap;
-    }
+    if (n->free_slot == NIL && slots_grow(&n->slots, &n->nslots, &n->free_slot, sizeof *n->slots))
+        return WF_ENOMEM;
     uint32_t idx = n->free_slot;
     struct slot *s = &n->slots[idx - 1];
     if (name != NULL && name_add(n, name, idx) != 0)
         return WF_ENOMEM;
-    n->free_slot = s->next_free;
+    n->free_slot = s->h.next_free;
     s->a = a;
-    a->pid.id = ((uint64_t)s->gen << 32) | idx;
+    a->pid.id = ((uint64_t)s->h.gen << 32) | idx;
     return 0;
 }
 
@@ -410,8 +428,8 @@ void wf__registry_remove(wf_node *n, struct actor *a)
         }
     }
     s->a = NULL;
-    s->gen = s->gen + 1 ? s->gen + 1 : 1; /* a pid of 0 would read as none */
-    s->next_free = n->free_slot;
+    s->h.gen = s->h.gen + 1 ? s->h.gen + 1 : 1; /* a pid of 0 would read as none */
+    s->h.next_free = n->free_slot;
     n->free_slot = idx;
 }
 
@@ -617,7 +635,7 @@ static void unlink_pending(wf_node *n, uint32_t i)
 
 static uint64_t corr_of(wf_node *n, uint32_t i)
 {
-    return ((uint64_t)pend_at(n, i)->gen << 32) | i;
+    return ((uint64_t)pend_at(n, i)->h.gen << 32) | i;
 }
 
 static uint32_t pending_index(wf_node *n, uint64_t corr)
@@ -626,7 +644,7 @@ static uint32_t pending_index(wf_node *n, uint64_t corr)
     if (i == 0 || i > n->npend)
         return NIL;
     struct pending *p = pend_at(n, i);
-    return p->d != NULL && p->gen == (uint32_t)(corr >> 32) ? i : NIL;
+    return p->d != NULL && p->h.gen == (uint32_t)(corr >> 32) ? i : NIL;
 }
 
 void wf__pending_complete(wf_node *n, uint64_t corr, wf_result r)
@@ -641,8 +659,8 @@ void wf__pending_complete(wf_node *n, uint64_t corr, wf_result r)
     unlink_pending(n, i);
     wf_deferred *d = p->d;
     p->d = NULL;
-    p->gen++;
-    p->next = n->free_pend;
+    p->h.gen = p->h.gen + 1 ? p->h.gen + 1 : 1;
+    p->h.next_free = n->free_pend;
     n->free_pend = i;
     /* The slot is free before the callbacks run: they may ask again. */
     wf_deferred_callback(d, r);
@@ -737,20 +755,11 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
     uint32_t b;
     if (d == NULL || bucket_for(n, timeout_ms, &b) != 0)
         goto nomem;
-    if (n->free_pend == NIL) {
-        uint32_t cap = n->npend ? n->npend * 2 : 64;
-        struct pending *p = wf_realloc(n->pend, cap * sizeof *p);
-        if (p == NULL)
-            goto nomem;
-        for (uint32_t i = n->npend; i < cap; i++)
-            p[i] = (struct pending){.gen = 1, .next = i + 2 <= cap ? i + 2 : NIL};
-        n->pend = p;
-        n->free_pend = n->npend + 1;
-        n->npend = cap;
-    }
+    if (n->free_pend == NIL && slots_grow(&n->pend, &n->npend, &n->free_pend, sizeof *n->pend))
+        goto nomem;
     uint32_t i = n->free_pend;
     struct pending *p = pend_at(n, i);
-    n->free_pend = p->next;
+    n->free_pend = p->h.next_free;
     p->d = wf_deferred_ref(d);
     p->bucket = b;
     p->timeout = timeout_ms;
