@@ -317,6 +317,7 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
     if (m->kind == K_REPLY) {
         /* One of this actor's asks was answered: its callbacks run now, as
          * this actor's turn. */
+        uint64_t corr = m->corr;
         wf_result r;
         if (m->failure != NULL) {
             r = wf_result_failure(m->failure);
@@ -326,7 +327,6 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
             m->kind = K_TELL;
             r = wf_result_msg(m);
         }
-        uint64_t corr = m->corr;
         a->in_turn = true;
         wf__pending_complete(n, corr, r);
         a->in_turn = false;

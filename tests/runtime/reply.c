@@ -233,3 +233,52 @@ Test(reply, stopping_the_actor_answers_its_unanswered_requests_at_once, .init = 
     cr_assert_lt((double)(uv_hrtime() - t0) / 1e6, 1000.0, "at once, not at the timeout");
     wf_deferred_release(d);
 }
+
+/* An actor that asks the cache from inside its handler: its outcome comes
+ * back through its own mailbox, a failure included. */
+enum { RELAY = 100 };
+
+static wf_result relay_done(wf_result r, void *arg)
+{
+    struct later *s = arg;
+    (void)s;
+    return r; /* handed on: becomes the relay's answer */
+}
+
+static wf_result on_relay(wf_ctx *ctx, wf_msg *m)
+{
+    wf_deferred *d = wf_ctx_ask(ctx, wf_lookup(wf_ctx_node(ctx), "cache"),
+                                tu_msg(*(uint32_t *)wf_msg_body(m), "x"), 2000);
+    wf_deferred_add_callback(d, relay_done, NULL);
+    return wf_result_deferred(d);
+}
+
+static const wf_handler relay_h[] = {{RELAY, "relay", on_relay, 0}};
+static const wf_behaviour relay = {.name = "relay", .handlers = relay_h, .nhandlers = 1};
+
+Test(reply, an_actors_own_ask_gets_failures_and_replies_through_its_mailbox, .init = setup,
+     .fini = teardown)
+{
+    wf_pid r;
+    wf_spawn(node, "relay", &relay, NULL, &r);
+    uint32_t what = FAILS;
+    wf_result out;
+    tu_run_until(node, wf_ask(node, r, wf_msg_new(RELAY, &what, sizeof what), 2000), &out);
+    cr_assert_eq(wf_failure_code(out.u.failure), WF_EUSER + 1, "%s", tu_text(out));
+    char *trace = wf_failure_format(out.u.failure, WF_FORMAT_TEXT);
+    cr_assert(strstr(trace, "handler fails [cache@web1]"), "%s", trace);
+    cr_assert(strstr(trace, "handler relay [relay@web1]"), "the hop through relay: %s", trace);
+    wf_free(trace);
+    wf_result_free(out);
+}
+
+Test(reply, an_actors_own_ask_gets_a_reply_through_its_mailbox, .init = setup, .fini = teardown)
+{
+    wf_pid r;
+    wf_spawn(node, "relay", &relay, NULL, &r);
+    uint32_t what = T_ECHO;
+    wf_result out;
+    tu_run_until(node, wf_ask(node, r, wf_msg_new(RELAY, &what, sizeof what), 2000), &out);
+    cr_assert_str_eq(tu_text(out), "x");
+    wf_result_free(out);
+}
