@@ -57,6 +57,20 @@ fail:
     return &oom_failure;
 }
 
+wf_failure *wf_failure_new_bare(int code, const char *message)
+{
+    wf_failure *f = wf_malloc(sizeof *f);
+    if (f == NULL)
+        return &oom_failure;
+    *f = (wf_failure){.code = code};
+    atomic_init(&f->refs, 1);
+    if ((f->message = wf_strdup(message)) == NULL) {
+        wf_free(f);
+        return &oom_failure;
+    }
+    return f;
+}
+
 wf_failure *wf_failure_ref(wf_failure *f)
 {
     if (!f->immutable)

@@ -42,6 +42,11 @@ wf_failure *wf_failure_new_at(int code, const char *file, int line, const char *
 #define wf_failure_new(code, ...) \
     wf_failure_new_at((code), __FILE__, __LINE__, __func__, __VA_ARGS__)
 
+/* wf_failure_new_bare creates a failure with no frame at all, for code that
+ * rebuilds a failure from elsewhere (a wire decoder) and adds its frames
+ * itself. message is copied. Caller owns the reference. Any thread. */
+wf_failure *wf_failure_new_bare(int code, const char *message);
+
 /* WF_FAIL(code, ...) is a failed wf_result raised at the call site. */
 #define WF_FAIL(code, ...) wf_result_failure(wf_failure_new((code), __VA_ARGS__))
 

@@ -1,0 +1,208 @@
+/* The wire codec: round trips, and every rule that rejects a frame. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include <weft/wire.h>
+
+#include "testutil.h"
+
+TestSuite(wire, .timeout = 60);
+
+/* Builds a frame: header for f, then name and payload. Caller frees. */
+static unsigned char *build(wf_wire_frame *f, const char *name, const void *payload, size_t plen,
+                            size_t *len)
+{
+    f->name_len = name ? strlen(name) : 0;
+    f->payload_len = plen;
+    *len = WF_WIRE_HEADER + f->name_len + plen;
+    unsigned char *b = malloc(*len);
+    wf_wire_put_header(f, b);
+    memcpy(b + WF_WIRE_HEADER, name, f->name_len);
+    memcpy(b + WF_WIRE_HEADER + f->name_len, payload, plen);
+    return b;
+}
+
+static wf_wire_frame sample(void)
+{
+    wf_wire_frame f = {.kind = WF_WIRE_ASK,
+                       .type = 0xA1B2C3D4,
+                       .corr = 0x0102030405060708ull,
+                       .from = 42,
+                       .to = 0,
+                       .span_id = 7,
+                       .parent_span_id = 9};
+    memset(f.trace_id, 0xAB, 16);
+    return f;
+}
+
+Test(wire, a_frame_round_trips)
+{
+    wf_wire_frame f = sample(), g;
+    size_t len;
+    unsigned char *b = build(&f, "cache", "poem", 4, &len);
+    const char *why = NULL;
+    cr_assert_eq(wf_wire_decode(b, len, 1024, &g, &why), 0, "%s", why);
+    cr_assert_eq(g.kind, WF_WIRE_ASK);
+    cr_assert_eq(g.type, 0xA1B2C3D4);
+    cr_assert_eq(g.corr, 0x0102030405060708ull);
+    cr_assert_eq(g.from, 42);
+    cr_assert_eq(g.span_id, 7);
+    cr_assert_eq(g.parent_span_id, 9);
+    cr_assert_eq(memcmp(g.trace_id, f.trace_id, 16), 0);
+    cr_assert_eq(g.name_len, 5);
+    cr_assert_eq(memcmp(g.name, "cache", 5), 0);
+    cr_assert_eq(g.payload_len, 4);
+    cr_assert_eq(memcmp(g.payload, "poem", 4), 0);
+    free(b);
+}
+
+static void expect_reject(unsigned char *b, size_t len, size_t max, const char *reason)
+{
+    wf_wire_frame g;
+    const char *why = NULL;
+    cr_assert_eq(wf_wire_decode(b, len, max, &g, &why), WF_EPROTO, "accepted: %s", reason);
+    cr_assert_str_eq(why, reason);
+}
+
+Test(wire, every_malformed_frame_is_rejected_with_its_reason)
+{
+    wf_wire_frame f = sample();
+    size_t len;
+    unsigned char *b = build(&f, "cache", "poem", 4, &len);
+    expect_reject(b, WF_WIRE_HEADER - 1, 1024, "frame shorter than the header");
+    expect_reject(b, len - 1, 1024, "frame truncated");
+    expect_reject(b, len, 3, "payload over the size limit");
+    unsigned char *c = malloc(len + 1);
+    memcpy(c, b, len);
+    c[len] = 0;
+    expect_reject(c, len + 1, 1024, "bytes after the frame");
+    memcpy(c, b, len);
+    c[0] = 'X';
+    expect_reject(c, len, 1024, "bad magic");
+    memcpy(c, b, len);
+    c[2] = 2;
+    expect_reject(c, len, 1024, "unsupported wire version");
+    memcpy(c, b, len);
+    c[3] = 0;
+    expect_reject(c, len, 1024, "unknown frame kind");
+    memcpy(c, b, len);
+    c[3] = 77;
+    expect_reject(c, len, 1024, "unknown frame kind");
+    memcpy(c, b, len);
+    c[67] = 1;
+    expect_reject(c, len, 1024, "reserved header bits set");
+    memcpy(c, b, len);
+    c[WF_WIRE_HEADER + 2] = '\0';
+    expect_reject(c, len, 1024, "NUL in target name");
+    memcpy(c, b, len);
+    c[64] = 1; /* name length 256+5 */
+    expect_reject(c, len, 1024, "target name too long");
+    free(c);
+    free(b);
+}
+
+static wf_failure *sample_failure(void)
+{
+    wf_failure *root = wf_failure_new(WF_EUPSTREAM, "connection refused by 127.0.0.1:8000");
+    wf_failure_add_frame(
+        root,
+        &(wf_frame){
+            .file = "fetcher.c", .line = 88, .func = "fetch", .actor = "fetcher", .node = "n2"});
+    wf_failure *f = wf_failure_new(WF_EUSER + 5, "render failed: <b>oops</b>");
+    wf_failure_add_frame(f,
+                         &(wf_frame){.func = "handler render", .actor = "renderer", .node = "n1"});
+    wf_failure_set_cause(f, root);
+    return f;
+}
+
+Test(wire, a_failure_round_trips_with_every_frame_and_cause)
+{
+    wf_failure *f = sample_failure();
+    size_t n = wf_wire_failure_size(f);
+    unsigned char *b = malloc(n);
+    wf_wire_put_failure(f, b);
+    const char *why = NULL;
+    wf_failure *g = wf_wire_get_failure(b, n, &why);
+    cr_assert_not_null(g, "%s", why);
+    char *a = wf_failure_format(f, WF_FORMAT_TEXT), *c = wf_failure_format(g, WF_FORMAT_TEXT);
+    cr_assert_str_eq(c, a, "the trace crosses the wire unchanged");
+    wf_free(a);
+    wf_free(c);
+    cr_assert_eq(wf_failure_frame(g, 1)->file, NULL, "an absent field stays absent");
+    wf_failure_release(f);
+    wf_failure_release(g);
+    free(b);
+}
+
+Test(wire, every_truncation_of_a_failure_is_rejected)
+{
+    wf_failure *f = sample_failure();
+    size_t n = wf_wire_failure_size(f);
+    unsigned char *b = malloc(n + 1);
+    wf_wire_put_failure(f, b);
+    for (size_t len = 0; len < n; len++) {
+        const char *why = NULL;
+        /* A fresh copy of exactly len bytes, so reading past it is caught by
+         * valgrind and ASan. */
+        unsigned char *cut = malloc(len ? len : 1);
+        memcpy(cut, b, len);
+        cr_assert_null(wf_wire_get_failure(cut, len, &why), "accepted %zu of %zu bytes", len, n);
+        cr_assert_not_null(why);
+        free(cut);
+    }
+    b[n] = 0;
+    const char *why;
+    cr_assert_null(wf_wire_get_failure(b, n + 1, &why));
+    cr_assert_str_eq(why, "bytes after the failure");
+    wf_failure_release(f);
+    free(b);
+}
+
+Test(wire, a_failure_deeper_than_the_limit_is_cut_when_encoding_and_refused_when_decoding)
+{
+    wf_failure *f = wf_failure_new(WF_EUSER, "root");
+    for (int i = 0; i < 40; i++) {
+        wf_failure *g = wf_failure_new(WF_EUSER, "wrap %d", i);
+        wf_failure_set_cause(g, f);
+        f = g;
+    }
+    size_t n = wf_wire_failure_size(f);
+    unsigned char *b = malloc(n);
+    wf_wire_put_failure(f, b);
+    cr_assert_eq(b[0], WF_WIRE_FAILURE_DEPTH);
+    const char *why;
+    wf_failure *g = wf_wire_get_failure(b, n, &why);
+    cr_assert_not_null(g, "%s", why);
+    wf_failure_release(g);
+    b[0] = WF_WIRE_FAILURE_DEPTH + 1;
+    cr_assert_null(wf_wire_get_failure(b, n, &why));
+    cr_assert_str_eq(why, "failure depth out of range");
+    wf_failure_release(f);
+    free(b);
+}
+
+Test(wire, random_bytes_never_crash_the_decoders)
+{
+    /* A bounded, seeded stand-in for the fuzzer in every test run. */
+    srand(12345);
+    for (int i = 0; i < 20000; i++) {
+        size_t len = (size_t)(rand() % 200);
+        unsigned char *b = malloc(len ? len : 1);
+        for (size_t k = 0; k < len; k++)
+            b[k] = (unsigned char)rand();
+        if (len >= 4 && i % 2) {
+            b[0] = 'W';
+            b[1] = 'F';
+            b[2] = 1;
+            b[3] = (unsigned char)(1 + i % 6);
+        }
+        wf_wire_frame f;
+        const char *why;
+        if (wf_wire_decode(b, len, 1 << 20, &f, &why) == 0 && f.kind == WF_WIRE_FAIL)
+            wf_failure_release(wf_wire_get_failure(f.payload, f.payload_len, &why));
+        wf_failure_release(wf_wire_get_failure(b, len, &why));
+        free(b);
+    }
+}

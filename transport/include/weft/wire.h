@@ -1,0 +1,96 @@
+/* The wire format between weft nodes, version 1.
+ *
+ * Every frame is one nng message: a fixed 72-byte header, then the target
+ * actor's name (if addressed by name), then the payload. Integers are
+ * big-endian. A frame whose length does not match its header exactly, or
+ * that breaks any rule below, is rejected whole.
+ *
+ *   offset size  field
+ *   0      2     magic "WF"
+ *   2      1     version (1)
+ *   3      1     kind (enum wf_wire_kind)
+ *   4      4     message type (TELL, ASK, REPLY) or 0
+ *   8      8     correlation id (ASK, REPLY, FAIL) or 0
+ *   16     8     sender actor id on the sending node, or 0
+ *   24     8     target actor id on the receiving node, or 0 (then by name)
+ *   32     16    trace id (W3C traceparent), zero when not traced
+ *   48     8     span id
+ *   56     8     parent span id
+ *   64     2     target name length N (0..WF_WIRE_NAME_MAX)
+ *   66     2     reserved, 0
+ *   68     4     payload length P
+ *   72     N     target name (no NUL)
+ *   72+N   P     payload
+ *
+ * Payloads: TELL, ASK and REPLY carry the message body. FAIL carries a
+ * failure (wf_wire_put_failure). HELLO carries the sender's node name and a
+ * 32-byte nonce; AUTH carries a 32-byte HMAC-SHA256 proof (transport.h).
+ */
+#ifndef WEFT_WIRE_H
+#define WEFT_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <weft/failure.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WF_WIRE_VERSION  1
+#define WF_WIRE_HEADER   72
+#define WF_WIRE_NAME_MAX 255
+/* Limits a decoded failure may not exceed: nobody can make a node build an
+ * unbounded trace. */
+#define WF_WIRE_FAILURE_DEPTH  16
+#define WF_WIRE_FAILURE_FRAMES 256
+
+enum wf_wire_kind {
+    WF_WIRE_HELLO = 1,
+    WF_WIRE_AUTH = 2,
+    WF_WIRE_TELL = 3,
+    WF_WIRE_ASK = 4,
+    WF_WIRE_REPLY = 5,
+    WF_WIRE_FAIL = 6,
+};
+
+/* A decoded frame. name and payload point into the decoded buffer
+ * (borrowed: valid while it is). */
+typedef struct wf_wire_frame {
+    uint8_t kind;
+    uint32_t type;
+    uint64_t corr;
+    uint64_t from, to;
+    uint8_t trace_id[16];
+    uint64_t span_id, parent_span_id;
+    const char *name; /* not NUL-terminated */
+    size_t name_len;
+    const void *payload;
+    size_t payload_len;
+} wf_wire_frame;
+
+/* wf_wire_decode checks and decodes the frame in buf[0..len), accepting
+ * payloads up to max_payload bytes. Returns 0, or WF_EPROTO with *why set to
+ * a static reason (for the log). Never reads past len. Any thread. */
+int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_frame *out,
+                   const char **why);
+
+/* wf_wire_put_header writes the header of f (kind .. payload_len, name_len)
+ * into out[0..WF_WIRE_HEADER). */
+void wf_wire_put_header(const wf_wire_frame *f, unsigned char *out);
+
+/* wf_wire_failure_size / wf_wire_put_failure encode failure f (its frames
+ * and causes, up to the limits above: deeper causes are cut, with a note in
+ * the last message) into a FAIL payload. put writes exactly size bytes. */
+size_t wf_wire_failure_size(const wf_failure *f);
+void wf_wire_put_failure(const wf_failure *f, unsigned char *out);
+
+/* wf_wire_get_failure rebuilds a failure from a FAIL payload; the caller
+ * owns it. NULL (with *why set) if the payload is malformed. */
+wf_failure *wf_wire_get_failure(const void *buf, size_t len, const char **why);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
