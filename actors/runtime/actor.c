@@ -146,7 +146,7 @@ static void answer(struct request *req, wf_result r, const char *file, int line,
         req->has_postponed = true;
         return;
     }
-    wf__reply(req->node, req->corr, r);
+    wf__answer(req->node, req->peer, req->corr, r);
 }
 
 /* Answers req with r unless it was answered already: then r is dropped and
@@ -336,7 +336,7 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
     }
 
     const wf_handler *h = find_handler(a->b, m->type);
-    struct request req = {.node = n, .corr = m->corr, .actor = a, .h = h};
+    struct request req = {.node = n, .corr = m->corr, .peer = m->peer, .actor = a, .h = h};
     struct request *rq = m->kind == K_ASK ? &req : NULL;
     if (h == NULL) {
         wf_failure *f = wf_failure_new(WF_EINVAL, "actor %s@%s has no handler for message type %u",
@@ -369,7 +369,7 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
 
 /* ---- stopping ---- */
 
-static void send_down(wf_node *n, wf_pid to, wf_pid who, const wf_failure *reason)
+void wf__send_down(wf_node *n, wf_pid to, wf_pid who, const wf_failure *reason)
 {
     char *text = reason ? wf_failure_format(reason, WF_FORMAT_TEXT) : NULL;
     const char *t = text ? text : reason ? wf_failure_message(reason) : "";
@@ -404,10 +404,12 @@ int wf_monitor(wf_ctx *ctx, wf_pid target)
 {
     struct actor *self = ctx->a;
     wf_node *n = self->node;
+    if (wf_pid_peer(target) != 0)
+        return wf__monitor_remote(n, self->pid, target);
     struct actor *t = wf__node_actor(n, target);
     if (t == NULL || t->dead) {
         wf_failure *f = wf_failure_new(WF_ENOSUCHACTOR, "monitored actor does not exist");
-        send_down(n, self->pid, target, f);
+        wf__send_down(n, self->pid, target, f);
         wf_failure_release(f);
         return 0;
     }
@@ -456,9 +458,9 @@ void wf__actor_stop(struct actor *a, wf_failure *reason)
         a->mb_head = m->next;
         a->mb_count--;
         if (m->kind == K_ASK) {
-            wf__reply(n, m->corr,
-                      WF_FAIL(WF_EACTORSTOPPED, "actor %s@%s stopped before handling type %u",
-                              wf__actor_label(a), wf_node_name(n), m->type));
+            wf__answer(n, m->peer, m->corr,
+                       WF_FAIL(WF_EACTORSTOPPED, "actor %s@%s stopped before handling type %u",
+                               wf__actor_label(a), wf_node_name(n), m->type));
         } else if (m->kind == K_REPLY) {
             /* Its asks were failed above: this reply is late. */
             wf__stats(n)->late_replies++;
@@ -492,7 +494,7 @@ void wf__actor_stop(struct actor *a, wf_failure *reason)
     a->in_turn = false;
     wf__registry_remove(n, a);
     for (uint32_t i = 0; i < a->nwatchers; i++)
-        send_down(n, a->watchers[i], a->pid, reason);
+        wf__send_down(n, a->watchers[i], a->pid, reason);
     wf_failure_release(reason);
     wf__actor_unref(a);
 }

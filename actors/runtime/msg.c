@@ -15,6 +15,7 @@ wf_msg *wf_msg_alloc(uint32_t type, size_t len)
     m->corr = 0;
     m->from.id = 0;
     m->to.id = 0;
+    m->peer = 0;
     m->failure = NULL;
     m->len = len;
     return m;

@@ -27,6 +27,7 @@
 #define BATCH        64   /* messages per actor per turn on the run queue */
 #define DISPATCH_MAX 4096 /* messages per idle callback, then let I/O in */
 #define NIL          0u   /* list links are index + 1 */
+#define WF_NAME_MAX  255  /* longest actor name an address may carry */
 
 /* The actor registry and the pending-ask table are both generational slot
  * tables: an id is (generation << 32 | index + 1), and freeing a slot bumps
@@ -103,6 +104,15 @@ struct wf_node {
     struct call *calls;
     atomic_bool shutdown_requested;
     bool shutting_down;
+
+    const wf_link_ops *link; /* the transport, if one is plugged in */
+    void *link_ctx;
+    char **rnames; /* actor names interned for remote pids */
+    uint32_t nrnames;
+    struct rwatch { /* local actors monitoring remote ones */
+        wf_pid watcher, target;
+    } * rwatch;
+    uint32_t nrwatch;
 
     wf_node_stats stats;
 };
@@ -277,6 +287,10 @@ void wf_node_free(wf_node *n)
     uv_run(&n->loop, UV_RUN_DEFAULT);
     uv_loop_close(&n->loop);
     uv_mutex_destroy(&n->inject_lock);
+    for (uint32_t i = 0; i < n->nrnames; i++)
+        wf_free(n->rnames[i]);
+    wf_free(n->rnames);
+    wf_free(n->rwatch);
     wf_free(n->buckets);
     wf_free(n->pend);
     wf_free(n->slots);
@@ -308,6 +322,8 @@ static int slots_grow(void *arr, uint32_t *n, uint32_t *free_head, size_t size)
 
 struct actor *wf__node_actor(wf_node *n, wf_pid pid)
 {
+    if (wf_pid_peer(pid) != 0)
+        return NULL;
     uint32_t idx = (uint32_t)pid.id;
     uint32_t gen = (uint32_t)(pid.id >> 32);
     if (idx == 0 || idx > n->nslots)
@@ -428,7 +444,9 @@ void wf__registry_remove(wf_node *n, struct actor *a)
         }
     }
     s->a = NULL;
-    s->h.gen = s->h.gen + 1 ? s->h.gen + 1 : 1; /* a pid of 0 would read as none */
+    /* 15 bits: above them a pid names a peer (weft/link.h); never 0, which
+     * would read as no actor. */
+    s->h.gen = s->h.gen < 0x7FFF ? s->h.gen + 1 : 1;
     s->h.next_free = n->free_slot;
     n->free_slot = idx;
 }
@@ -524,11 +542,22 @@ static void inject(wf_node *n, wf_msg *m)
     uv_async_send(&n->async);
 }
 
+static int send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m);
+
 static int tell_local(wf_node *n, wf_pid to, wf_msg *m)
 {
     if (n->shutting_down) {
         wf_msg_free(m);
         return WF_ESHUTDOWN;
+    }
+    if (wf_pid_peer(to) != 0) {
+        int rv = send_remote(n, WF_LINK_TELL, to, 0, m);
+        wf_msg_free(m);
+        if (rv == 0)
+            n->stats.tells++;
+        else
+            n->stats.dropped++;
+        return rv;
     }
     struct actor *a = wf__node_actor(n, to);
     if (a == NULL || a->dead) {
@@ -732,8 +761,9 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
         wf_msg_free(m);
         return wf_fail(wf_failure_new(WF_ESHUTDOWN, "node %s is shutting down", n->name));
     }
-    struct actor *target = wf__node_actor(n, to);
-    if (target == NULL || target->dead) {
+    bool remote = wf_pid_peer(to) != 0;
+    struct actor *target = remote ? NULL : wf__node_actor(n, to);
+    if (!remote && (target == NULL || target->dead)) {
         uint32_t type = m->type;
         wf_msg_free(m);
         n->stats.dropped++;
@@ -741,7 +771,7 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
                                       "no actor %llx on node %s for message type %u",
                                       (unsigned long long)to.id, n->name, type));
     }
-    if (target->mb_count >= target->mb_limit) {
+    if (!remote && target->mb_count >= target->mb_limit) {
         uint32_t type = m->type;
         wf_msg_free(m);
         n->stats.overloaded++;
@@ -787,8 +817,17 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
     m->kind = K_ASK;
     m->corr = corr_of(n, i);
     m->from = p->asker;
-    wf__enqueue(target, m, false); /* room was checked above */
     n->stats.asks++;
+    if (remote) {
+        uint64_t corr = m->corr;
+        int rv = send_remote(n, WF_LINK_ASK, to, corr, m);
+        wf_msg_free(m);
+        if (rv != 0)
+            wf__pending_complete(
+                n, corr, WF_FAIL(rv, "ask to a remote actor not sent: %s", wf_strerror(rv)));
+        return d;
+    }
+    wf__enqueue(target, m, false); /* room was checked above */
     return d;
 
 nomem:
@@ -965,10 +1004,190 @@ static void do_shutdown(wf_node *n)
         c = next;
     }
     dispatch(n); /* actors stopped by now hold no mail; frees the queue */
+    if (n->link != NULL)
+        n->link->close(n->link_ctx);
     wf_clock_free(n->clock);
     n->clock = NULL;
     uv_close((uv_handle_t *)&n->idle, NULL);
     uv_close((uv_handle_t *)&n->async, NULL);
     uv_close((uv_handle_t *)&n->ask_timer, NULL);
     n->handles_open = false;
+}
+
+/* ---- the transport (weft/link.h) ---- */
+
+int wf_node_set_link(wf_node *n, const wf_link_ops *ops, void *ctx)
+{
+    if (n->link != NULL)
+        return WF_EINVAL;
+    n->link = ops;
+    n->link_ctx = ctx;
+    return 0;
+}
+
+#define NAME_BIT (1ull << 47)
+
+static const char *remote_name(wf_node *n, wf_pid p)
+{
+    if (!(p.id & NAME_BIT))
+        return NULL;
+    uint32_t i = (uint32_t)p.id;
+    return i >= 1 && i <= n->nrnames ? n->rnames[i - 1] : NULL;
+}
+
+static int send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m)
+{
+    if (n->link == NULL)
+        return WF_ENOSUCHACTOR;
+    wf_link_out o = {.kind = kind,
+                     .peer = wf_pid_peer(to),
+                     .corr = corr,
+                     .from = m->from.id,
+                     .to = (to.id & NAME_BIT) ? 0 : to.id & ((1ull << 48) - 1),
+                     .name = remote_name(n, to),
+                     .msg = m};
+    return n->link->send(n->link_ctx, &o);
+}
+
+void wf__answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r)
+{
+    if (peer == 0) {
+        wf__reply(n, corr, r);
+        return;
+    }
+    if (n->link != NULL) {
+        wf_link_out o = {.peer = peer, .corr = corr};
+        if (wf_result_is_msg(r)) {
+            o.kind = WF_LINK_REPLY;
+            o.msg = r.u.ptr;
+        } else if (r.kind == WF_RESULT_FAILURE) {
+            o.kind = WF_LINK_FAIL;
+            o.failure = r.u.failure;
+        } else {
+            o.kind = WF_LINK_FAIL;
+            o.failure = wf_failure_new(WF_EINTERNAL, "reply is not a message");
+        }
+        if (n->link->send(n->link_ctx, &o) == 0)
+            n->stats.replies++;
+        if (r.kind != WF_RESULT_FAILURE && !wf_result_is_msg(r))
+            wf_failure_release((wf_failure *)o.failure);
+    }
+    wf_result_free(r);
+}
+
+wf_pid wf_resolve(wf_node *n, const char *address)
+{
+    const char *at = strchr(address, '@');
+    if (at == NULL || strcmp(at + 1, n->name) == 0) {
+        if (at == NULL)
+            return wf_lookup(n, address);
+        char local[WF_NAME_MAX + 1];
+        size_t len = (size_t)(at - address);
+        if (len > WF_NAME_MAX)
+            return (wf_pid){0};
+        memcpy(local, address, len);
+        local[len] = '\0';
+        return wf_lookup(n, local);
+    }
+    uint16_t peer = n->link ? n->link->peer_of(n->link_ctx, at + 1) : 0;
+    size_t len = (size_t)(at - address);
+    if (peer == 0 || len == 0 || len > WF_NAME_MAX)
+        return (wf_pid){0};
+    uint32_t i = 0;
+    while (i < n->nrnames && (strlen(n->rnames[i]) != len || memcmp(n->rnames[i], address, len)))
+        i++;
+    if (i == n->nrnames) {
+        char **r = wf_realloc(n->rnames, (n->nrnames + 1) * sizeof *r);
+        if (r == NULL)
+            return (wf_pid){0};
+        n->rnames = r;
+        if ((r[i] = wf_malloc(len + 1)) == NULL)
+            return (wf_pid){0};
+        memcpy(r[i], address, len);
+        r[i][len] = '\0';
+        n->nrnames++;
+    }
+    return (wf_pid){((uint64_t)peer << 48) | NAME_BIT | (i + 1)};
+}
+
+void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_t from, uint64_t to,
+                     const char *name, size_t name_len, wf_msg *m)
+{
+    struct actor *a = NULL;
+    char buf[WF_NAME_MAX + 1];
+    if (name != NULL && name_len <= WF_NAME_MAX) {
+        memcpy(buf, name, name_len);
+        buf[name_len] = '\0';
+        a = wf__node_actor(n, wf_lookup(n, buf));
+    } else if (name == NULL) {
+        a = wf__node_actor(n, (wf_pid){to});
+    }
+    m->from = (wf_pid){from ? ((uint64_t)peer << 48) | (from & ((1ull << 47) - 1)) : 0};
+    int rv = n->shutting_down             ? WF_ESHUTDOWN
+             : a == NULL || a->dead       ? WF_ENOSUCHACTOR
+             : a->mb_count >= a->mb_limit ? WF_EOVERLOADED
+                                          : 0;
+    if (rv != 0) {
+        n->stats.dropped++;
+        if (kind == WF_LINK_ASK)
+            wf__answer(n, peer, corr,
+                       WF_FAIL(rv, "%s: %s@%s (message type %u)", wf_strerror(rv),
+                               name ? buf : "(actor id)", n->name, m->type));
+        wf_msg_free(m);
+        return;
+    }
+    m->kind = kind == WF_LINK_ASK ? K_ASK : K_TELL;
+    m->corr = corr;
+    m->peer = kind == WF_LINK_ASK ? peer : 0;
+    if (kind == WF_LINK_ASK)
+        n->stats.asks++;
+    else
+        n->stats.tells++;
+    wf__enqueue(a, m, false);
+}
+
+void wf_link_answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r)
+{
+    if (r.kind == WF_RESULT_FAILURE) {
+        /* The hop back across the wire is part of the trace. */
+        const char *from = n->link ? n->link->peer_name(n->link_ctx, peer) : NULL;
+        char func[96];
+        snprintf(func, sizeof func, "reply from node %s", from ? from : "?");
+        wf_failure_add_frame(r.u.failure, &(wf_frame){.func = func, .node = n->name});
+    }
+    wf__reply(n, corr, r);
+}
+
+int wf__monitor_remote(wf_node *n, wf_pid watcher, wf_pid target)
+{
+    struct rwatch *w = wf_realloc(n->rwatch, (n->nrwatch + 1) * sizeof *w);
+    if (w == NULL)
+        return WF_ENOMEM;
+    n->rwatch = w;
+    w[n->nrwatch++] = (struct rwatch){watcher, target};
+    return 0;
+}
+
+void wf_link_peer_down(wf_node *n, uint16_t peer, const char *why)
+{
+    const char *name = n->link ? n->link->peer_name(n->link_ctx, peer) : NULL;
+    for (uint32_t i = 1; i <= n->npend; i++) {
+        struct pending *p = pend_at(n, i);
+        if (p->d != NULL && wf_pid_peer(p->target) == peer) {
+            n->stats.node_down++;
+            wf__pending_complete(n, corr_of(n, i),
+                                 WF_FAIL(WF_ENODEDOWN, "node %s went down (%s) before answering",
+                                         name ? name : "?", why));
+        }
+    }
+    wf_failure *f = wf_failure_new(WF_ENODEDOWN, "node %s went down (%s)", name ? name : "?", why);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n->nrwatch; i++) {
+        if (wf_pid_peer(n->rwatch[i].target) == peer)
+            wf__send_down(n, n->rwatch[i].watcher, n->rwatch[i].target, f);
+        else
+            n->rwatch[kept++] = n->rwatch[i];
+    }
+    n->nrwatch = kept;
+    wf_failure_release(f);
 }

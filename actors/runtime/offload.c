@@ -35,7 +35,7 @@ static void job_after(uv_work_t *w, int status)
         req->on_pool = false;
         if (req->has_postponed) {
             req->has_postponed = false;
-            wf__reply(req->node, req->corr, req->postponed);
+            wf__answer(req->node, req->peer, req->corr, req->postponed);
         }
     }
     a->in_turn = true;

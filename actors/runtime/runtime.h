@@ -10,6 +10,7 @@
 
 #include <weft/actor.h>
 #include <weft/clock.h>
+#include <weft/link.h>
 #include <weft/node.h>
 
 enum msg_kind {
@@ -25,6 +26,7 @@ struct wf_msg {
     uint64_t corr;       /* K_ASK, K_REPLY: pending id on the asker's node */
     wf_pid from;         /* sending actor; none if from outside */
     wf_pid to;           /* inject queue only */
+    uint16_t peer;       /* K_ASK from another node: its peer number */
     wf_failure *failure; /* K_REPLY with a failure */
     size_t len;
     _Alignas(8) unsigned char body[];
@@ -59,6 +61,7 @@ struct actor {
 struct request {
     wf_node *node;
     uint64_t corr;
+    uint16_t peer;       /* the asker's node, 0 if local */
     struct actor *actor; /* NULL once the actor stopped */
     const wf_handler *h;
     struct request *prev, *next; /* the actor's list, when on the heap */
@@ -92,6 +95,9 @@ struct actor *wf__node_actor(wf_node *n, wf_pid pid);
 void wf__schedule(struct actor *a);
 int wf__enqueue(struct actor *a, wf_msg *m, bool bounded);
 void wf__reply(wf_node *n, uint64_t corr, wf_result r);
+void wf__answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r);
+void wf__send_down(wf_node *n, wf_pid to, wf_pid who, const wf_failure *reason);
+int wf__monitor_remote(wf_node *n, wf_pid watcher, wf_pid target);
 wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint64_t timeout_ms);
 void wf__pending_complete(wf_node *n, uint64_t corr, wf_result r);
 void wf__fail_asks_of(wf_node *n, struct actor *a);

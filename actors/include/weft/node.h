@@ -76,6 +76,13 @@ struct wf_clock *wf_node_clock(wf_node *n);
 /* wf_node_on_loop: is the caller on n's loop thread? */
 bool wf_node_on_loop(const wf_node *n);
 
+/* wf_resolve turns an address into a pid: "name" for an actor on this node
+ * (a none pid if there is none), "name@node" for one on another node,
+ * through the node's transport (a none pid if that node is unknown). A
+ * remote pid is resolved by name on the far node at each delivery, so it
+ * stays valid across restarts of that actor. Loop thread. */
+wf_pid wf_resolve(wf_node *n, const char *address);
+
 /* wf_tell delivers m to actor to without waiting for anything; m is
  * consumed. Returns 0; WF_ENOSUCHACTOR; WF_EOVERLOADED if the mailbox is
  * full; WF_ESHUTDOWN. Any thread: from off the loop thread delivery is
@@ -106,6 +113,7 @@ wf_deferred *wf_defer_to_thread(wf_node *n, wf_result (*fn)(void *arg), void *ar
 typedef struct wf_node_stats {
     uint64_t asks, tells, replies;
     uint64_t late_replies;   /* replies that came after their ask ended */
+    uint64_t node_down;      /* asks failed because their node went down */
     uint64_t double_replies; /* second replies to one request, rejected */
     uint64_t timeouts, overloaded, dropped;
     uint64_t spawned, stopped, restarts;

@@ -1,0 +1,78 @@
+/* The interface between a node's runtime and a transport.
+ *
+ * Applications do not use this header: a transport (transport/) plugs in
+ * here, so that the runtime knows no socket and the transport no actor
+ * internals. Everything here runs on the node's loop thread.
+ *
+ * Addresses: a pid whose top 16 bits are zero is local. A remote pid has the
+ * peer number (1..65535, the transport's numbering) in its top 16 bits and,
+ * below, either the actor's id on that node or, with bit 47 set, the index
+ * of an actor name the runtime interned for that peer (wf_resolve).
+ */
+#ifndef WEFT_LINK_H
+#define WEFT_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <weft/msg.h>
+#include <weft/node.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum wf_link_kind { WF_LINK_TELL = 3, WF_LINK_ASK = 4, WF_LINK_REPLY = 5, WF_LINK_FAIL = 6 };
+
+/* One outgoing message, as the runtime hands it to the transport. */
+typedef struct wf_link_out {
+    int kind; /* enum wf_link_kind */
+    uint16_t peer;
+    uint64_t corr;             /* ASK: the asker's pending id; REPLY/FAIL: the one answered */
+    uint64_t from;             /* sending actor (local id) or 0 */
+    uint64_t to;               /* target actor id on the peer, or 0 with name */
+    const char *name;          /* target actor name on the peer, or NULL */
+    wf_msg *msg;               /* TELL, ASK, REPLY: the message (borrowed) */
+    const wf_failure *failure; /* FAIL (borrowed) */
+} wf_link_out;
+
+typedef struct wf_link_ops {
+    /* Sends o. Returns 0, or WF_ENODEDOWN if the peer is not connected (or
+     * another error); never blocks. */
+    int (*send)(void *ctx, const wf_link_out *o);
+    /* The number of the peer called node_name, or 0 if unknown. */
+    uint16_t (*peer_of)(void *ctx, const char *node_name);
+    /* The name of peer number peer (borrowed), or NULL. */
+    const char *(*peer_name)(void *ctx, uint16_t peer);
+    /* Called once when the node shuts down: close everything. */
+    void (*close)(void *ctx);
+} wf_link_ops;
+
+/* wf_node_set_link plugs a transport into n (ops borrowed, must outlive n).
+ * Returns WF_EINVAL if one is plugged already. */
+int wf_node_set_link(wf_node *n, const wf_link_ops *ops, void *ctx);
+
+/* From the transport: a TELL or ASK frame from peer, for the local actor
+ * with id to (or, if name is not NULL, the one registered as name[0..len)).
+ * m is consumed. An ASK that cannot be delivered is answered at once. */
+void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_t from, uint64_t to,
+                     const char *name, size_t name_len, wf_msg *m);
+
+/* From the transport: the answer r (a message, or a failure) to the local
+ * pending ask corr, from peer. r is consumed. */
+void wf_link_answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r);
+
+/* From the transport: peer is gone. Every pending ask to it fails now
+ * with WF_ENODEDOWN, and local monitors of its actors get Down. */
+void wf_link_peer_down(wf_node *n, uint16_t peer, const char *why);
+
+/* The peer number of a remote pid (0 for a local one). */
+static inline uint16_t wf_pid_peer(wf_pid p)
+{
+    return (uint16_t)(p.id >> 48);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif
