@@ -195,16 +195,22 @@ char *wf_failure_format(const wf_failure *f, int format)
         for (size_t i = 0; i < f->nframes; i++) {
             const wf_frame *fr = &f->frames[i].f;
             wf_strbuf_puts(&b, i == 0 ? "  raised at " : "  passed   ");
-            put(&b, fr->file ? fr->file : "?", format);
-            wf_strbuf_printf(&b, ":%d in ", fr->line);
+            if (fr->file != NULL) {
+                /* A source position; frames added by the runtime (a handler,
+                 * a hop between nodes) have none. */
+                put(&b, fr->file, format);
+                wf_strbuf_printf(&b, ":%d in ", fr->line);
+            }
             put(&b, fr->func ? fr->func : "?", format);
-            if (fr->actor || fr->node) {
+            if (fr->actor && fr->node) {
                 wf_strbuf_puts(&b, " [");
-                put(&b, fr->actor ? fr->actor : "?", format);
-                if (fr->node) {
-                    wf_strbuf_puts(&b, "@");
-                    put(&b, fr->node, format);
-                }
+                put(&b, fr->actor, format);
+                wf_strbuf_puts(&b, "@");
+                put(&b, fr->node, format);
+                wf_strbuf_puts(&b, "]");
+            } else if (fr->actor || fr->node) {
+                wf_strbuf_puts(&b, fr->actor ? " [" : " [node ");
+                put(&b, fr->actor ? fr->actor : fr->node, format);
                 wf_strbuf_puts(&b, "]");
             }
             wf_strbuf_puts(&b, "\n");

@@ -1,0 +1,479 @@
+/* weft-node: one node of a cluster, with a few demonstration actors, driven
+ * by commands on its standard input.
+ *
+ *   weft-node --config cluster.conf --name a
+ *   weft-node --name a --listen tcp://127.0.0.1:7001 --peer tcp://127.0.0.1:7002 --secret s
+ *
+ * Commands (one per line):
+ *   ask ACTOR[@NODE] TEXT    ask and print the reply ("ok ...") or failure
+ *   tell ACTOR[@NODE] TEXT   send without waiting
+ *   peers                    the nodes connected now
+ *   stats                    transport counters
+ *   quit                     shut down (so does the end of input)
+ *
+ * Actors: echo (answers with its node's name), fail (always fails), slow
+ * (answers after TEXT milliseconds), relay (asks "ACTOR@NODE REST" in turn,
+ * so a failure's trace shows both hops).
+ *
+ * Cluster file: "secret = S" or "secret-file = PATH", then per node
+ * "node NAME = URL" and optionally "actors NAME = echo fail ...". Every
+ * node reads the same file; each listens on its own URL and dials the nodes
+ * whose names sort after its own, so each pair has one connection.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include <weft/transport.h>
+#include <weft/weft.h>
+
+#define TEXT     1
+#define MAX_URLS 16
+#define TEXT_MAX 4096
+
+struct opts {
+    const char *name, *config;
+    const char *listen[MAX_URLS], *dial[MAX_URLS];
+    int nlisten, ndial;
+    char actors[512];
+    char secret[256];
+    uint64_t timeout_ms;
+    wf_transport_config tc;
+    char *owned[4 * MAX_URLS]; /* strings read from the cluster file */
+    int nowned;
+};
+
+/* ---- the demonstration actors ---- */
+
+static wf_result reply_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static wf_result reply_text(const char *fmt, ...)
+{
+    char buf[TEXT_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof buf)
+        n = sizeof buf - 1;
+    return wf_result_msg(wf_msg_new(TEXT, buf, (size_t)n));
+}
+
+static void text_of(wf_msg *m, char *out, size_t size)
+{
+    size_t n = wf_msg_len(m) < size - 1 ? wf_msg_len(m) : size - 1;
+    memcpy(out, wf_msg_body(m), n);
+    out[n] = '\0';
+}
+
+static wf_result on_echo(wf_ctx *ctx, wf_msg *m)
+{
+    char text[TEXT_MAX];
+    text_of(m, text, sizeof text);
+    return reply_text("echo from %s: %s", wf_node_name(wf_ctx_node(ctx)), text);
+}
+
+static wf_result on_fail(wf_ctx *ctx, wf_msg *m)
+{
+    char text[TEXT_MAX];
+    text_of(m, text, sizeof text);
+    return WF_FAIL(WF_EUSER + 1, "%s refuses: %s", wf_node_name(wf_ctx_node(ctx)), text);
+}
+
+struct slow_timer {
+    uv_timer_t timer;
+    wf_deferred *d;
+    char node[64];
+};
+
+static void slow_closed(uv_handle_t *h)
+{
+    wf_free(h->data);
+}
+
+static void slow_fire(uv_timer_t *t)
+{
+    struct slow_timer *s = t->data;
+    wf_deferred_callback(s->d, reply_text("slow answer from %s", s->node));
+    wf_deferred_release(s->d);
+    uv_close((uv_handle_t *)t, slow_closed);
+}
+
+static void slow_cancel(wf_deferred *d, void *arg)
+{
+    struct slow_timer *s = arg;
+    uv_timer_stop(&s->timer);
+    wf_deferred_release(s->d);
+    uv_close((uv_handle_t *)&s->timer, slow_closed);
+}
+
+static wf_result on_slow(wf_ctx *ctx, wf_msg *m)
+{
+    char text[64];
+    text_of(m, text, sizeof text);
+    struct slow_timer *s = wf_malloc(sizeof *s);
+    if (s == NULL)
+        return WF_FAIL(WF_ENOMEM, "no memory for a timer");
+    snprintf(s->node, sizeof s->node, "%s", wf_node_name(wf_ctx_node(ctx)));
+    wf_deferred *d = wf_deferred_new_cancellable(slow_cancel, s);
+    s->d = wf_deferred_ref(d);
+    uv_timer_init(wf_node_loop(wf_ctx_node(ctx)), &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, slow_fire, strtoull(text, NULL, 10), 0);
+    return wf_result_deferred(d);
+}
+
+static wf_result on_relay(wf_ctx *ctx, wf_msg *m)
+{
+    char text[TEXT_MAX];
+    text_of(m, text, sizeof text);
+    char *rest = strchr(text, ' ');
+    if (rest != NULL)
+        *rest++ = '\0';
+    wf_pid to = wf_resolve(wf_ctx_node(ctx), text);
+    if (wf_pid_is_none(to))
+        return WF_FAIL(WF_ENOSUCHACTOR, "relay: no actor %s", text);
+    const char *body = rest ? rest : "";
+    return wf_result_deferred(wf_ctx_ask(ctx, to, wf_msg_new(TEXT, body, strlen(body)), 0));
+}
+
+static const wf_handler echo_h[] = {{TEXT, "echo", on_echo, 0}};
+static const wf_handler fail_h[] = {{TEXT, "fail", on_fail, 0}};
+static const wf_handler slow_h[] = {{TEXT, "slow", on_slow, 0}};
+static const wf_handler relay_h[] = {{TEXT, "relay", on_relay, 0}};
+static const struct {
+    const char *name;
+    wf_behaviour b;
+} kinds[] = {
+    {"echo", {.name = "echo", .handlers = echo_h, .nhandlers = 1}},
+    {"fail", {.name = "fail", .handlers = fail_h, .nhandlers = 1}},
+    {"slow", {.name = "slow", .handlers = slow_h, .nhandlers = 1}},
+    {"relay", {.name = "relay", .handlers = relay_h, .nhandlers = 1}},
+};
+
+/* ---- commands ---- */
+
+struct app {
+    wf_node *node;
+    wf_transport *t;
+    uint64_t timeout_ms;
+    union { /* standard input: a terminal, or a pipe from a script */
+        uv_stream_t stream;
+        uv_pipe_t pipe;
+        uv_tty_t tty;
+    } in;
+    char line[TEXT_MAX];
+    size_t len;
+    bool closing;
+};
+
+static wf_result print_outcome(wf_result r, void *arg)
+{
+    if (wf_result_is_msg(r)) {
+        char text[TEXT_MAX];
+        text_of(r.u.ptr, text, sizeof text);
+        printf("ok %s\n", text);
+    } else if (r.kind == WF_RESULT_FAILURE) {
+        char *trace = wf_failure_format(r.u.failure, WF_FORMAT_TEXT);
+        printf("fail %s: %s\n", wf_errname(wf_failure_code(r.u.failure)),
+               wf_failure_message(r.u.failure));
+        for (char *l = trace, *e; l && *l; l = e ? e + 1 : NULL) {
+            e = strchr(l, '\n');
+            printf("  | %.*s\n", e ? (int)(e - l) : (int)strlen(l), l);
+        }
+        wf_free(trace);
+    }
+    fflush(stdout);
+    wf_result_free(r);
+    return wf_result_none();
+}
+
+static void command(struct app *a, char *line)
+{
+    char *cmd = strtok(line, " ");
+    if (cmd == NULL)
+        return;
+    if (strcmp(cmd, "ask") == 0 || strcmp(cmd, "tell") == 0) {
+        char *addr = strtok(NULL, " ");
+        char *text = strtok(NULL, "");
+        if (addr == NULL) {
+            printf("error usage: %s ACTOR[@NODE] TEXT\n", cmd);
+            return;
+        }
+        if (text == NULL)
+            text = "";
+        wf_pid to = wf_resolve(a->node, addr);
+        if (wf_pid_is_none(to)) {
+            printf("fail WF_ENOSUCHACTOR: no actor or node for %s\n", addr);
+            return;
+        }
+        wf_msg *m = wf_msg_new(TEXT, text, strlen(text));
+        if (cmd[0] == 'a') {
+            wf_deferred *d = wf_ask(a->node, to, m, a->timeout_ms);
+            wf_deferred_add_both(d, print_outcome, NULL);
+            wf_deferred_release(d);
+        } else {
+            int rv = wf_tell(a->node, to, m);
+            printf(rv ? "fail %s\n" : "sent\n", wf_errname(rv));
+        }
+    } else if (strcmp(cmd, "peers") == 0) {
+        const char *names[64];
+        size_t n = wf_transport_peers(a->t, names, 64);
+        printf("peers");
+        for (size_t i = 0; i < n && i < 64; i++)
+            printf(" %s", names[i]);
+        printf("\n");
+    } else if (strcmp(cmd, "stats") == 0) {
+        wf_transport_stats s;
+        wf_node_stats ns;
+        wf_transport_stats_get(a->t, &s);
+        wf_node_stats_get(a->node, &ns);
+        printf("stats frames_in=%llu frames_out=%llu rejected=%llu auth_failures=%llu "
+               "peers_up=%llu peers_down=%llu node_down=%llu late_replies=%llu\n",
+               (unsigned long long)s.frames_in, (unsigned long long)s.frames_out,
+               (unsigned long long)s.rejected, (unsigned long long)s.auth_failures,
+               (unsigned long long)s.peers_up, (unsigned long long)s.peers_down,
+               (unsigned long long)ns.node_down, (unsigned long long)ns.late_replies);
+    } else if (strcmp(cmd, "quit") == 0) {
+        a->closing = true;
+    } else {
+        printf("error unknown command %s\n", cmd);
+    }
+    fflush(stdout);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char chunk[TEXT_MAX];
+    buf->base = chunk;
+    buf->len = sizeof chunk;
+}
+
+static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct app *a = s->data;
+    for (ssize_t i = 0; i < n; i++) {
+        char c = buf->base[i];
+        if (c == '\n') {
+            a->line[a->len] = '\0';
+            command(a, a->line);
+            a->len = 0;
+        } else if (a->len < sizeof a->line - 1) {
+            a->line[a->len++] = c;
+        }
+    }
+    if (n < 0 || a->closing) {
+        uv_read_stop(s);
+        uv_close((uv_handle_t *)s, NULL);
+        wf_node_shutdown(a->node);
+    }
+}
+
+/* ---- set-up ---- */
+
+static char *keep(struct opts *o, const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    o->owned[o->nowned++] = p;
+    return p;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static int read_secret_file(const char *path, char *out, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fgets(out, (int)size, f) == NULL) {
+        fprintf(stderr, "weft-node: cannot read secret file %s: %s\n", path, strerror(errno));
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    snprintf(out, size, "%s", trim(out));
+    return 0;
+}
+
+/* Reads the cluster file: this node's URL to listen on, the others' to
+ * dial (those sorting after this name), its actors and the secret. */
+static int read_config(struct opts *o)
+{
+    FILE *f = fopen(o->config, "r");
+    if (f == NULL) {
+        fprintf(stderr, "weft-node: cannot open %s: %s\n", o->config, strerror(errno));
+        return -1;
+    }
+    char buf[1024];
+    int lineno = 0, rv = 0;
+    while (fgets(buf, sizeof buf, f) != NULL) {
+        lineno++;
+        char *l = trim(buf);
+        if (*l == '\0' || *l == '#')
+            continue;
+        char *eq = strchr(l, '=');
+        if (eq == NULL) {
+            fprintf(stderr, "%s:%d: expected KEY = VALUE\n", o->config, lineno);
+            rv = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(l), *value = trim(eq + 1);
+        char *sp = strchr(key, ' ');
+        char *who = sp ? trim(sp + 1) : NULL;
+        if (sp)
+            *sp = '\0';
+        if (strcmp(key, "secret") == 0 && o->secret[0] == '\0') {
+            snprintf(o->secret, sizeof o->secret, "%s", value);
+        } else if (strcmp(key, "secret-file") == 0 && o->secret[0] == '\0') {
+            if (read_secret_file(value, o->secret, sizeof o->secret) != 0) {
+                rv = -1;
+                break;
+            }
+        } else if (strcmp(key, "node") == 0 && who != NULL) {
+            int c = strcmp(who, o->name);
+            if (c == 0 && o->nlisten < MAX_URLS)
+                o->listen[o->nlisten++] = keep(o, value, strlen(value));
+            else if (c > 0 && o->ndial < MAX_URLS)
+                o->dial[o->ndial++] = keep(o, value, strlen(value));
+        } else if (strcmp(key, "actors") == 0 && who != NULL) {
+            if (strcmp(who, o->name) == 0)
+                snprintf(o->actors, sizeof o->actors, "%s", value);
+        } else if (strcmp(key, "secret") != 0 && strcmp(key, "secret-file") != 0) {
+            fprintf(stderr, "%s:%d: unknown key %s\n", o->config, lineno, key);
+            rv = -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rv;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: weft-node --name NAME [--config FILE] [--listen URL]... [--peer URL]...\n"
+            "                 [--secret S | --secret-file F] [--actors a,b,...] [--timeout MS]\n"
+            "                 [--tls-cert-key PEM] [--tls-ca PEM] [--tls-server-name NAME]\n");
+}
+
+int main(int argc, char **argv)
+{
+    static struct opts o = {.actors = "echo fail slow relay", .timeout_ms = 5000};
+    static const struct option longs[] = {
+        {"name", 1, 0, 'n'},   {"config", 1, 0, 'c'},          {"listen", 1, 0, 'l'},
+        {"peer", 1, 0, 'p'},   {"secret", 1, 0, 's'},          {"secret-file", 1, 0, 'S'},
+        {"actors", 1, 0, 'a'}, {"timeout", 1, 0, 't'},         {"tls-cert-key", 1, 0, 'K'},
+        {"tls-ca", 1, 0, 'C'}, {"tls-server-name", 1, 0, 'N'}, {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            o.name = optarg;
+            break;
+        case 'c':
+            o.config = optarg;
+            break;
+        case 'l':
+            if (o.nlisten < MAX_URLS)
+                o.listen[o.nlisten++] = optarg;
+            break;
+        case 'p':
+            if (o.ndial < MAX_URLS)
+                o.dial[o.ndial++] = optarg;
+            break;
+        case 's':
+            snprintf(o.secret, sizeof o.secret, "%s", optarg);
+            break;
+        case 'S':
+            if (read_secret_file(optarg, o.secret, sizeof o.secret))
+                return 2;
+            break;
+        case 'a':
+            snprintf(o.actors, sizeof o.actors, "%s", optarg);
+            for (char *p = o.actors; *p; p++)
+                if (*p == ',')
+                    *p = ' ';
+            break;
+        case 't':
+            o.timeout_ms = strtoull(optarg, NULL, 10);
+            break;
+        case 'K':
+            o.tc.tls_cert_key = optarg;
+            break;
+        case 'C':
+            o.tc.tls_ca = optarg;
+            break;
+        case 'N':
+            o.tc.tls_server_name = optarg;
+            break;
+        default:
+            usage();
+            return 2;
+        }
+    }
+    if (o.name == NULL || (o.config && read_config(&o) != 0)) {
+        usage();
+        return 2;
+    }
+    if (o.secret[0] == '\0') {
+        fprintf(stderr, "weft-node: a cluster secret is required (--secret, --secret-file or the "
+                        "config file)\n");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    int rv = 1;
+    wf_node *node = wf_node_new(&(wf_node_config){.name = o.name});
+    struct app a = {.node = node, .timeout_ms = o.timeout_ms};
+    o.tc.secret = o.secret;
+    if (node == NULL || wf_transport_new(node, &o.tc, &a.t) != 0)
+        goto out;
+    for (int i = 0; i < o.nlisten; i++)
+        if (wf_transport_listen(a.t, o.listen[i]) != 0)
+            goto out;
+    for (int i = 0; i < o.ndial; i++)
+        if (wf_transport_dial(a.t, o.dial[i]) != 0)
+            goto out;
+    for (char *k = strtok(o.actors, " "); k != NULL; k = strtok(NULL, " ")) {
+        size_t i = 0;
+        while (i < sizeof kinds / sizeof kinds[0] && strcmp(kinds[i].name, k) != 0)
+            i++;
+        if (i == sizeof kinds / sizeof kinds[0]) {
+            fprintf(stderr, "weft-node: unknown actor %s (have echo, fail, slow, relay)\n", k);
+            goto out;
+        }
+        wf_spawn(node, k, &kinds[i].b, NULL, NULL);
+    }
+    if (uv_guess_handle(0) == UV_TTY) {
+        uv_tty_init(wf_node_loop(node), &a.in.tty, 0, 1);
+    } else {
+        uv_pipe_init(wf_node_loop(node), &a.in.pipe, 0);
+        uv_pipe_open(&a.in.pipe, 0);
+    }
+    a.in.stream.data = &a;
+    uv_read_start(&a.in.stream, on_alloc, on_stdin);
+    printf("ready %s\n", o.name);
+    wf_node_run(node);
+    rv = 0;
+out:
+    wf_node_free(node);
+    for (int i = 0; i < o.nowned; i++)
+        free(o.owned[i]);
+    return rv;
+}

@@ -1,0 +1,81 @@
+/* The transport: the same actors across processes and hosts over nng.
+ *
+ * A node with a transport listens on nng URLs (ipc://, tcp://, tls+tcp://)
+ * and dials its peers; wf_tell, wf_ask and wf_monitor then work unchanged on
+ * remote pids (wf_resolve "name@node"). A remote handler's failure comes
+ * back with its whole trace, one frame per hop.
+ *
+ * Threads: nng's own threads only move bytes. Each completed receive and
+ * each pipe event is queued, under a lock, to the node's loop and the loop
+ * is woken with uv_async_send (which coalesces wake-ups); everything else,
+ * the handshake included, runs on the loop thread.
+ *
+ * Security: every new connection must prove, in both directions, that it
+ * knows the cluster's shared secret before any other frame is accepted: each
+ * side sends a fresh 32-byte nonce with its name (HELLO) and answers the
+ * other's with HMAC-SHA256(secret, "weft-auth-1" | their nonce | own nonce |
+ * own name) (AUTH). The secret never crosses the wire, and a recorded answer
+ * is worthless against a fresh nonce. A connection that sends anything else
+ * first, or a wrong proof, is logged, counted and closed. Over tls+tcp:// the
+ * whole exchange is also encrypted (nng's TLS, mbedtls).
+ *
+ * Life cycle: wf_transport_new plugs the transport into a node; it is closed
+ * and freed when the node shuts down.
+ */
+#ifndef WEFT_TRANSPORT_H
+#define WEFT_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <weft/node.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wf_transport wf_transport;
+
+typedef struct wf_transport_config {
+    const char *secret;          /* the cluster's shared secret; required, copied */
+    size_t max_payload;          /* largest message body accepted; 0: 1 MiB */
+    uint32_t reconnect_min_ms;   /* dial back-off, first wait; 0: 100 */
+    uint32_t reconnect_max_ms;   /* dial back-off, longest wait; 0: 2000 */
+    const char *tls_cert_key;    /* PEM file with certificate and key (tls+tcp listen) */
+    const char *tls_ca;          /* PEM file of the CA that signs peers' certificates */
+    const char *tls_server_name; /* name the dialer expects in the listener's certificate */
+} wf_transport_config;
+
+/* wf_transport_new creates the transport of node n (which must not have one)
+ * and opens its nng socket. *out is owned by the node from here (freed when
+ * it shuts down). Returns 0, WF_EINVAL (no secret), WF_ENOMEM, or
+ * WF_EPROTO when nng refuses. Loop thread, or before the node runs. */
+int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **out);
+
+/* wf_transport_listen accepts peers on url. Returns 0 or WF_EPROTO (the
+ * reason is logged). Same thread rules. */
+int wf_transport_listen(wf_transport *t, const char *url);
+
+/* wf_transport_dial connects to a peer at url, and reconnects with back-off
+ * whenever the connection drops, until the node shuts down. Returns 0 at
+ * once (not waiting for the peer) or WF_EPROTO for a bad url. */
+int wf_transport_dial(wf_transport *t, const char *url);
+
+/* Counters (loop thread). */
+typedef struct wf_transport_stats {
+    uint64_t frames_in, frames_out;
+    uint64_t rejected;      /* frames refused: malformed, oversized, unexpected */
+    uint64_t auth_failures; /* connections closed for failing the handshake */
+    uint64_t peers_up, peers_down;
+    uint64_t send_failures; /* frames nng would not take (peer gone, buffer full) */
+} wf_transport_stats;
+void wf_transport_stats_get(const wf_transport *t, wf_transport_stats *out);
+
+/* The names of the peers connected now, for diagnostics: writes up to max
+ * borrowed names to names and returns how many there are. Loop thread. */
+size_t wf_transport_peers(const wf_transport *t, const char **names, size_t max);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
