@@ -1,0 +1,188 @@
+/* Nodes in separate processes, over real nng sockets: remote asks and tells,
+ * failure traces across hops, a node killed mid-ask, its restart, bad frames
+ * from a raw socket, a peer without the secret, TLS. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <nng/nng.h>
+#include <nng/protocol/pair1/pair.h>
+
+#include "proc.h"
+
+TestSuite(cluster, .timeout = 90);
+
+static char dir[256];
+static tu_proc a, b, c;
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/weft-cluster.XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    tu_proc_kill(&a);
+    tu_proc_kill(&b);
+    tu_proc_kill(&c);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Starts node name listening on url, dialling peer_url (may be NULL), with
+ * the given secret and extra arguments. */
+static void start_node(tu_proc *p, const char *name, const char *url, const char *peer_url,
+                       const char *secret, const char *const *extra)
+{
+    const char *argv[32] = {WEFT_NODE, "--name", name, "--listen", url, "--secret", secret};
+    int n = 7;
+    if (peer_url) {
+        argv[n++] = "--peer";
+        argv[n++] = peer_url;
+    }
+    for (; extra && *extra; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    tu_proc_start(p, (char *const *)argv);
+    cr_assert_not_null(tu_proc_expect(p, "ready", 5000), "%s did not start:\n%s", name, p->log);
+}
+
+static const char *url(const char *name)
+{
+    static char buf[4][300];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof buf[i], "ipc://%s/%s", dir, name);
+    return buf[i];
+}
+
+/* b listens, a dials it; both up. */
+static void pair(void)
+{
+    start_node(&b, "b", url("b"), NULL, "s3cret", NULL);
+    start_node(&a, "a", url("a"), url("b"), "s3cret", NULL);
+    cr_assert_not_null(tu_proc_expect(&a, "peer b up", 5000), "%s", a.log);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+Test(cluster, remote_ask_and_tell, .init = setup, .fini = teardown)
+{
+    pair();
+    tu_proc_send(&a, "ask echo@b hello over the wire");
+    const char *l = tu_proc_expect(&a, "ok ", 5000);
+    cr_assert_not_null(l, "%s", a.log);
+    cr_assert_str_eq(l, "ok echo from b: hello over the wire");
+    tu_proc_send(&b, "ask echo@a and back");
+    cr_assert_not_null(tu_proc_expect(&b, "ok echo from a: and back", 5000), "%s", b.log);
+    tu_proc_send(&a, "tell echo@b fire and forget");
+    cr_assert_not_null(tu_proc_expect(&a, "sent", 5000), "%s", a.log);
+    tu_proc_send(&a, "ask nobody@b x");
+    l = tu_proc_expect(&a, "fail", 5000);
+    cr_assert(l && strstr(l, "WF_ENOSUCHACTOR"), "%s", a.log);
+}
+
+Test(cluster, a_failure_crosses_two_hops_with_its_whole_trace, .init = setup, .fini = teardown)
+{
+    pair();
+    /* a asks relay@b, which asks fail@a: the failure crosses the wire twice. */
+    tu_proc_send(&a, "ask relay@b fail@a deep");
+    cr_assert_not_null(tu_proc_expect(&a, "fail WF_EUSER: a refuses: deep", 5000), "%s", a.log);
+    const char *want[] = {"raised at tools/node/weft_node.c", "handler fail [fail@a]",
+                          "reply from node a [node b]", "handler relay [relay@b]",
+                          "reply from node b [node a]"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert_not_null(tu_proc_expect(&a, want[i], 2000), "missing '%s' in:\n%s", want[i],
+                           a.log);
+}
+
+Test(cluster, a_node_killed_mid_ask_fails_the_ask_at_once_and_comes_back, .init = setup,
+     .fini = teardown)
+{
+    const char *slow[] = {"--timeout", "30000", NULL};
+    start_node(&b, "b", url("b"), NULL, "s3cret", NULL);
+    start_node(&a, "a", url("a"), url("b"), "s3cret", slow);
+    cr_assert_not_null(tu_proc_expect(&a, "peer b up", 5000), "%s", a.log);
+    tu_proc_send(&a, "ask slow@b 20000");
+    tu_sleep_ms(200);
+    long long t0 = now_ms();
+    tu_proc_kill(&b);
+    const char *l = tu_proc_expect(&a, "fail WF_ENODEDOWN", 5000);
+    long long took = now_ms() - t0;
+    cr_assert_not_null(l, "%s", a.log);
+    cr_assert_lt(took, 3000, "NodeDown took %lld ms, not at once", took);
+
+    /* b comes back; a's dialer reconnects; traffic resumes. a was never
+     * restarted. */
+    start_node(&b, "b", url("b"), NULL, "s3cret", NULL);
+    cr_assert_not_null(tu_proc_expect(&a, "peer b up", 10000), "%s", a.log);
+    tu_proc_send(&a, "ask echo@b again");
+    cr_assert_not_null(tu_proc_expect(&a, "ok echo from b: again", 5000), "%s", a.log);
+}
+
+Test(cluster, a_stranger_sending_frames_is_refused_and_logged, .init = setup, .fini = teardown)
+{
+    pair();
+    nng_socket s;
+    cr_assert_eq(nng_pair1_open_poly(&s), 0);
+    cr_assert_eq(nng_dial(s, url("a"), NULL, 0), 0);
+    /* Garbage, then a well-formed TELL that skips the handshake. */
+    cr_assert_eq(nng_send(s, "hello, I am not weft", 20, 0), 0);
+    unsigned char frame[72 + 4] = {'W', 'F', 1, 3};
+    frame[71] = 4;
+    memcpy(frame + 72, "evil", 4);
+    nng_send(s, frame, sizeof frame, NNG_FLAG_NONBLOCK);
+    cr_assert_not_null(tu_proc_expect(&a, "refused", 5000), "%s", a.log);
+    nng_close(s);
+    /* Nothing else was disturbed. */
+    tu_proc_send(&a, "ask echo@b still here");
+    cr_assert_not_null(tu_proc_expect(&a, "ok echo from b: still here", 5000), "%s", a.log);
+    tu_proc_send(&a, "stats");
+    const char *l = tu_proc_expect(&a, "stats ", 5000);
+    cr_assert(l && !strstr(l, "auth_failures=0"), "%s", l ? l : a.log);
+}
+
+Test(cluster, a_peer_without_the_secret_is_refused, .init = setup, .fini = teardown)
+{
+    pair();
+    start_node(&c, "c", url("c"), url("a"), "wrong-secret", NULL);
+    cr_assert_not_null(tu_proc_expect(&a, "wrong proof of the cluster secret", 5000), "%s", a.log);
+    tu_proc_send(&c, "ask echo@a let me in");
+    const char *l = tu_proc_expect(&c, "fail", 5000);
+    cr_assert(l && strstr(l, "WF_ENOSUCHACTOR"), "c reached a: %s", c.log);
+    tu_proc_send(&a, "peers");
+    cr_assert_not_null(tu_proc_expect(&a, "peers b", 5000), "%s", a.log);
+}
+
+Test(cluster, over_tls, .init = setup, .fini = teardown)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+             "-keyout key.pem -out cert.pem >/dev/null 2>&1 && cat cert.pem key.pem > both.pem",
+             dir);
+    cr_assert_eq(system(cmd), 0, "openssl could not make a certificate");
+    char pem[300], ca[300], lurl[64], durl[64];
+    snprintf(pem, sizeof pem, "%s/both.pem", dir);
+    snprintf(ca, sizeof ca, "%s/cert.pem", dir);
+    int port = 20000 + (int)(getpid() % 20000);
+    snprintf(lurl, sizeof lurl, "tls+tcp://127.0.0.1:%d", port);
+    snprintf(durl, sizeof durl, "tls+tcp://127.0.0.1:%d", port + 1);
+    const char *tls[] = {"--tls-cert-key",    pem,         "--tls-ca", ca,
+                         "--tls-server-name", "localhost", NULL};
+    start_node(&b, "b", lurl, NULL, "s3cret", tls);
+    start_node(&a, "a", durl, lurl, "s3cret", tls);
+    cr_assert_not_null(tu_proc_expect(&a, "peer b up", 10000), "%s\n---\n%s", a.log, b.log);
+    tu_proc_send(&a, "ask echo@b encrypted");
+    cr_assert_not_null(tu_proc_expect(&a, "ok echo from b: encrypted", 5000), "%s", a.log);
+}
