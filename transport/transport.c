@@ -1,6 +1,14 @@
-/* The nng transport (see weft/transport.h): one pair1 polyamorous socket per
- * node, so one socket serves every peer and a frame is addressed to a peer
- * by its pipe. */
+/* The nng transport (see weft/transport.h), on nng's byte streams: each
+ * connection is an nng_stream (tcp, ipc or tls), framed by the wire format's
+ * header. (nng's pair1 polyamorous sockets were tried first; they discard a
+ * message when a peer's two-slot queue is full, which a burst of tells
+ * does, so they cannot carry "never drop silently".)
+ *
+ * Threads: every connection's state belongs to the loop thread. nng's
+ * threads only report completions (accept, dial, read, write) through a
+ * locked queue and uv_async_send; the loop then parses what was read (many
+ * frames per read), starts the next read, and writes what is queued (many
+ * frames per write). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -8,7 +16,6 @@
 
 #include <mbedtls/md.h>
 #include <nng/nng.h>
-#include <nng/protocol/pair1/pair.h>
 #include <nng/supplemental/tls/tls.h>
 
 #include <weft/alloc.h>
@@ -20,123 +27,219 @@
 #define NONCE        32
 #define PROOF        32
 #define NAME_MAX_LEN 255
+#define READ_CHUNK   (64u << 10)
+#define WRITE_IOV    8
+#define QUEUE_LIMIT  (64u << 20) /* bytes waiting to be written to one peer */
 
-enum item_kind { I_MSG, I_PIPE_ADD, I_PIPE_REM };
+enum item_kind { I_ACCEPT, I_DIALED, I_READ, I_WRITTEN };
 
-/* Handed from nng's threads to the loop. */
+struct conn;
+struct dialer;
+
+/* A completion, handed from nng's threads to the loop. */
 struct item {
     struct item *next;
     int kind;
-    nng_msg *msg;
-    nng_pipe pipe;
+    int rv;
+    size_t count;
+    struct conn *conn;
+    struct dialer *dialer;
+    struct listener *listener;
+    nng_stream *stream;
 };
 
-/* A connection, from its add event until its remove event. */
+struct out {
+    struct out *next;
+    size_t len, off;
+    unsigned char data[];
+};
+
 struct conn {
     struct conn *next;
-    nng_pipe pipe;
-    uint8_t nonce[NONCE];  /* ours, fresh for this connection */
-    uint8_t theirs[NONCE]; /* from their HELLO */
+    wf_transport *t;
+    nng_stream *s;
+    nng_aio *rx, *tx;
+    bool reading, writing, closing;
+    struct dialer *dialer; /* outgoing: the dialer that made it */
+    /* reading */
+    unsigned char *buf;
+    size_t cap, filled;
+    size_t skip; /* bytes of an oversized frame still to throw away */
+    /* writing */
+    struct out *oq, *oq_tail;
+    size_t queued;
+    /* handshake */
+    uint8_t nonce[NONCE], theirs[NONCE];
     char name[NAME_MAX_LEN + 1];
-    bool hello; /* theirs arrived */
-    bool authed;
-    uint16_t peer; /* once authed */
+    bool hello, authed;
+    uint16_t peer;
+};
+
+struct dialer {
+    struct dialer *next;
+    wf_transport *t;
+    char *url;
+    nng_stream_dialer *d;
+    nng_aio *aio;
+    uv_timer_t timer;
+    uint32_t backoff_ms;
+    bool busy; /* a dial is under way */
+};
+
+struct listener {
+    struct listener *next;
+    wf_transport *t;
+    nng_stream_listener *l;
+    nng_aio *aio;
 };
 
 struct peer {
     char *name;
-    nng_pipe pipe; /* the connection frames go out on; id 0 when down */
+    struct conn *conn; /* frames go out on this one; NULL when down */
 };
 
 struct wf_transport {
     wf_node *node;
-    nng_socket sock;
-    nng_aio *recv;
     uv_async_t async;
     uv_mutex_t lock; /* guards items and closed: any thread */
     struct item *head, *tail;
     bool closed;
     char *secret;
     size_t max_payload;
+    uint32_t backoff_min, backoff_max;
     nng_tls_config *tls_listen, *tls_dial;
     struct conn *conns;
+    struct dialer *dialers;
+    struct listener *listeners;
     struct peer *peers; /* peer number i + 1 is peers[i]; never reused */
     uint16_t npeers;
     wf_transport_stats stats;
 };
 
-static int transport_send(void *ctx, const wf_link_out *o);
+/* ---- nng's threads: report, nothing else ---- */
 
-/* ---- nng's threads: queue and wake the loop, nothing else ---- */
-
-static void push(wf_transport *t, int kind, nng_msg *msg, nng_pipe pipe)
+static void push(wf_transport *t, struct item it)
 {
-    struct item *it = wf_malloc(sizeof *it);
+    struct item *p = wf_malloc(sizeof *p);
     uv_mutex_lock(&t->lock);
-    if (t->closed || it == NULL) {
+    if (t->closed || p == NULL) {
         uv_mutex_unlock(&t->lock);
-        wf_free(it);
-        if (msg != NULL)
-            nng_msg_free(msg);
+        wf_free(p);
+        if (it.stream != NULL)
+            nng_stream_free(it.stream);
         return;
     }
-    *it = (struct item){NULL, kind, msg, pipe};
-    *(t->tail ? &t->tail->next : &t->head) = it;
-    t->tail = it;
+    *p = it;
+    p->next = NULL;
+    *(t->tail ? &t->tail->next : &t->head) = p;
+    t->tail = p;
     uv_mutex_unlock(&t->lock);
     uv_async_send(&t->async);
 }
 
-static void on_recv(void *arg)
+static void on_rx(void *arg)
 {
-    wf_transport *t = arg;
-    if (nng_aio_result(t->recv) != 0)
-        return; /* closed */
-    nng_msg *m = nng_aio_get_msg(t->recv);
-    push(t, I_MSG, m, nng_msg_get_pipe(m));
-    nng_recv_aio(t->sock, t->recv);
+    struct conn *c = arg;
+    push(c->t, (struct item){.kind = I_READ,
+                             .conn = c,
+                             .rv = nng_aio_result(c->rx),
+                             .count = nng_aio_count(c->rx)});
 }
 
-static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+static void on_tx(void *arg)
 {
-    push(arg, ev == NNG_PIPE_EV_ADD_POST ? I_PIPE_ADD : I_PIPE_REM, NULL, p);
+    struct conn *c = arg;
+    push(c->t, (struct item){.kind = I_WRITTEN,
+                             .conn = c,
+                             .rv = nng_aio_result(c->tx),
+                             .count = nng_aio_count(c->tx)});
 }
 
-/* ---- the loop thread ---- */
-
-static struct conn *conn_of(wf_transport *t, nng_pipe p, struct conn ***link)
+static void on_accept(void *arg)
 {
-    for (struct conn **pp = &t->conns; *pp != NULL; pp = &(*pp)->next) {
-        if (nng_pipe_id((*pp)->pipe) == nng_pipe_id(p)) {
-            if (link)
-                *link = pp;
-            return *pp;
-        }
+    struct listener *l = arg;
+    int rv = nng_aio_result(l->aio);
+    push(l->t, (struct item){.kind = I_ACCEPT,
+                             .listener = l,
+                             .rv = rv,
+                             .stream = rv == 0 ? nng_aio_get_output(l->aio, 0) : NULL});
+}
+
+static void on_dial(void *arg)
+{
+    struct dialer *d = arg;
+    int rv = nng_aio_result(d->aio);
+    push(d->t, (struct item){.kind = I_DIALED,
+                             .dialer = d,
+                             .rv = rv,
+                             .stream = rv == 0 ? nng_aio_get_output(d->aio, 0) : NULL});
+}
+
+/* ---- connections (loop thread) ---- */
+
+static void start_read(struct conn *c)
+{
+    if (c->closing || c->reading)
+        return;
+    if (c->cap - c->filled < READ_CHUNK / 4) {
+        size_t cap = c->cap ? c->cap * 2 : READ_CHUNK;
+        unsigned char *b = wf_realloc(c->buf, cap);
+        if (b == NULL)
+            return; /* retried when the next frame is consumed */
+        c->buf = b;
+        c->cap = cap;
     }
-    return NULL;
+    nng_iov iov = {c->buf + c->filled, c->cap - c->filled};
+    nng_aio_set_iov(c->rx, 1, &iov);
+    c->reading = true;
+    nng_stream_recv(c->s, c->rx);
 }
 
-/* Sends a frame on pipe p: header, name, payload. */
-static int send_frame(wf_transport *t, nng_pipe p, wf_wire_frame *f, const void *payload,
+static void start_write(struct conn *c)
+{
+    if (c->closing || c->writing || c->oq == NULL)
+        return;
+    nng_iov iov[WRITE_IOV];
+    unsigned n = 0;
+    for (struct out *o = c->oq; o != NULL && n < WRITE_IOV; o = o->next, n++)
+        iov[n] = (nng_iov){o->data + o->off, o->len - o->off};
+    nng_aio_set_iov(c->tx, n, iov);
+    c->writing = true;
+    nng_stream_send(c->s, c->tx);
+}
+
+static void conn_close(struct conn *c, const char *why);
+
+/* Queues a frame on c: header for f, then its name and payload. Never
+ * drops: returns WF_EOVERLOADED when the peer is this far behind. */
+static int send_frame(wf_transport *t, struct conn *c, wf_wire_frame *f, const void *payload,
                       void (*fill)(const void *src, unsigned char *dst))
 {
-    nng_msg *m;
-    if (nng_msg_alloc(&m, WF_WIRE_HEADER + f->name_len + f->payload_len) != 0)
-        return WF_ENOMEM;
-    unsigned char *b = nng_msg_body(m);
-    wf_wire_put_header(f, b);
-    memcpy(b + WF_WIRE_HEADER, f->name, f->name_len);
-    if (fill != NULL)
-        fill(payload, b + WF_WIRE_HEADER + f->name_len);
-    else if (f->payload_len > 0)
-        memcpy(b + WF_WIRE_HEADER + f->name_len, payload, f->payload_len);
-    nng_msg_set_pipe(m, p);
-    if (nng_sendmsg(t->sock, m, NNG_FLAG_NONBLOCK) != 0) {
-        nng_msg_free(m);
-        t->stats.send_failures++;
+    size_t len = WF_WIRE_HEADER + f->name_len + f->payload_len;
+    if (c == NULL || c->closing)
         return WF_ENODEDOWN;
+    if (c->queued + len > QUEUE_LIMIT) {
+        t->stats.send_failures++;
+        return WF_EOVERLOADED;
     }
+    struct out *o = wf_malloc(sizeof *o + len);
+    if (o == NULL)
+        return WF_ENOMEM;
+    o->next = NULL;
+    o->len = len;
+    o->off = 0;
+    wf_wire_put_header(f, o->data);
+    if (f->name_len > 0)
+        memcpy(o->data + WF_WIRE_HEADER, f->name, f->name_len);
+    if (fill != NULL)
+        fill(payload, o->data + WF_WIRE_HEADER + f->name_len);
+    else if (f->payload_len > 0)
+        memcpy(o->data + WF_WIRE_HEADER + f->name_len, payload, f->payload_len);
+    *(c->oq_tail ? &c->oq_tail->next : &c->oq) = o;
+    c->oq_tail = o;
+    c->queued += len;
     t->stats.frames_out++;
+    start_write(c);
     return 0;
 }
 
@@ -162,15 +265,14 @@ static void send_hello(wf_transport *t, struct conn *c)
     memcpy(payload + 1, name, n);
     memcpy(payload + 1 + n, c->nonce, NONCE);
     wf_wire_frame f = {.kind = WF_WIRE_HELLO, .payload_len = 1 + n + NONCE};
-    send_frame(t, c->pipe, &f, payload, NULL);
+    send_frame(t, c, &f, payload, NULL);
 }
 
 static void reject_conn(wf_transport *t, struct conn *c, const char *why)
 {
     t->stats.auth_failures++;
-    wf_log(WF_LOG_WARN, "node %s: connection %u refused: %s", wf_node_name(t->node),
-           (unsigned)nng_pipe_id(c->pipe), why);
-    nng_pipe_close(c->pipe); /* its remove event frees c */
+    wf_log(WF_LOG_WARN, "node %s: connection refused: %s", wf_node_name(t->node), why);
+    conn_close(c, why);
 }
 
 static uint16_t peer_by_name(const wf_transport *t, const char *name)
@@ -186,30 +288,28 @@ static void peer_up(wf_transport *t, struct conn *c)
 {
     uint16_t p = peer_by_name(t, c->name);
     if (p == 0) {
-        if (t->npeers == UINT16_MAX) {
-            reject_conn(t, c, "too many peers");
-            return;
-        }
-        struct peer *np = wf_realloc(t->peers, (t->npeers + 1) * sizeof *np);
+        struct peer *np =
+            t->npeers < UINT16_MAX ? wf_realloc(t->peers, (t->npeers + 1) * sizeof *np) : NULL;
         char *name = wf_strdup(c->name);
+        if (np != NULL)
+            t->peers = np;
         if (np == NULL || name == NULL) {
-            if (np != NULL)
-                t->peers = np;
             wf_free(name);
-            reject_conn(t, c, "out of memory");
+            reject_conn(t, c, "no room for another peer");
             return;
         }
-        t->peers = np;
-        np[t->npeers] = (struct peer){name, NNG_PIPE_INITIALIZER};
+        np[t->npeers] = (struct peer){name, NULL};
         p = ++t->npeers;
     }
     c->authed = true;
     c->peer = p;
+    if (c->dialer != NULL)
+        c->dialer->backoff_ms = t->backoff_min;
     struct peer *pe = &t->peers[p - 1];
-    if (nng_pipe_id(pe->pipe) <= 0) {
+    if (pe->conn == NULL) {
         /* Frames to a peer go out on one connection, so they keep their
-         * order; a second connection (both sides dialled) stands by. */
-        pe->pipe = c->pipe;
+         * order; a second one (both sides dialled) stands by. */
+        pe->conn = c;
         t->stats.peers_up++;
         wf_log(WF_LOG_INFO, "node %s: peer %s up", wf_node_name(t->node), pe->name);
     }
@@ -235,7 +335,7 @@ static void handshake(wf_transport *t, struct conn *c, const wf_wire_frame *f)
         uint8_t out[PROOF];
         proof(t, c->theirs, c->nonce, wf_node_name(t->node), out);
         wf_wire_frame a = {.kind = WF_WIRE_AUTH, .payload_len = PROOF};
-        send_frame(t, c->pipe, &a, out, NULL);
+        send_frame(t, c, &a, out, NULL);
     } else if (f->kind == WF_WIRE_AUTH && c->hello && f->payload_len == PROOF) {
         uint8_t want[PROOF];
         proof(t, c->nonce, c->theirs, c->name, want);
@@ -250,11 +350,13 @@ static void handshake(wf_transport *t, struct conn *c, const wf_wire_frame *f)
     } else {
         t->stats.rejected++;
         reject_conn(t, c,
-                    f->kind == WF_WIRE_HELLO || f->kind == WF_WIRE_AUTH
-                        ? "handshake out of order"
-                        : "frame before the handshake");
+                    f->kind == WF_WIRE_HELLO || f->kind == WF_WIRE_AUTH ? "handshake out of order"
+                                                                        : "frame before the "
+                                                                          "handshake");
     }
 }
+
+static int transport_send(void *ctx, const wf_link_out *o);
 
 static void deliver(wf_transport *t, struct conn *c, const wf_wire_frame *f)
 {
@@ -302,74 +404,260 @@ static void deliver(wf_transport *t, struct conn *c, const wf_wire_frame *f)
     }
 }
 
-static void on_frame(wf_transport *t, nng_msg *m)
+static void bad_frame(wf_transport *t, struct conn *c, const char *why)
 {
-    struct conn *c = conn_of(t, nng_msg_get_pipe(m), NULL);
-    wf_wire_frame f;
-    const char *why = NULL;
-    t->stats.frames_in++;
-    if (c == NULL) {
-        nng_msg_free(m); /* its connection is already gone */
-        return;
-    }
-    if (wf_wire_decode(nng_msg_body(m), nng_msg_len(m), t->max_payload, &f, &why) != 0) {
-        t->stats.rejected++;
-        wf_log(WF_LOG_WARN, "node %s: frame rejected from %s: %s", wf_node_name(t->node),
-               c->authed ? c->name : "an unauthenticated connection", why);
-        if (!c->authed)
-            reject_conn(t, c, why);
-    } else if (!c->authed) {
-        handshake(t, c, &f);
-    } else {
-        deliver(t, c, &f);
-    }
-    nng_msg_free(m);
+    t->stats.rejected++;
+    wf_log(WF_LOG_WARN, "node %s: frame rejected from %s: %s", wf_node_name(t->node),
+           c->authed ? c->name : "an unauthenticated connection", why);
 }
 
-static void on_pipe_add(wf_transport *t, nng_pipe p)
+/* Takes every complete frame out of c's buffer. */
+static void parse(wf_transport *t, struct conn *c)
+{
+    size_t at = 0;
+    while (!c->closing) {
+        if (c->skip > 0) {
+            size_t n = c->filled - at < c->skip ? c->filled - at : c->skip;
+            at += n;
+            c->skip -= n;
+            if (c->skip > 0)
+                break;
+        }
+        const unsigned char *h = c->buf + at;
+        size_t avail = c->filled - at;
+        /* Judge the magic on its first bytes: a stranger need not send a
+         * whole header to be turned away. */
+        bool bad = (avail > 0 && h[0] != 'W') || (avail > 1 && h[1] != 'F') ||
+                   (avail > 2 && h[2] != WF_WIRE_VERSION);
+        if (!bad && avail < WF_WIRE_HEADER)
+            break;
+        if (bad) {
+            /* The stream is not weft's, or out of step: nothing after this
+             * can be trusted to start a frame. */
+            bad_frame(t, c, h[0] != 'W' || h[1] != 'F' ? "bad magic" : "unsupported wire version");
+            if (c->authed)
+                conn_close(c, "framing lost");
+            else
+                reject_conn(t, c, "not speaking weft");
+            break;
+        }
+        size_t name_len = (size_t)h[64] << 8 | h[65];
+        size_t payload_len = (size_t)h[68] << 24 | (size_t)h[69] << 16 | (size_t)h[70] << 8 | h[71];
+        size_t total = WF_WIRE_HEADER + name_len + payload_len;
+        if (payload_len > t->max_payload || (!c->authed && total > 4096)) {
+            bad_frame(t, c, "payload over the size limit");
+            if (!c->authed) {
+                reject_conn(t, c, "oversized frame before the handshake");
+                break;
+            }
+            /* Skip it without buffering it: the connection and every
+             * other frame on it carry on. */
+            c->skip = total;
+            continue;
+        }
+        if (c->filled - at < total) {
+            if (total > c->cap) { /* make room for the whole frame */
+                unsigned char *b = wf_realloc(c->buf, total + READ_CHUNK);
+                if (b == NULL) {
+                    conn_close(c, "out of memory");
+                    break;
+                }
+                c->buf = b;
+                c->cap = total + READ_CHUNK;
+            }
+            break;
+        }
+        wf_wire_frame f;
+        const char *why = NULL;
+        t->stats.frames_in++;
+        if (wf_wire_decode(c->buf + at, total, t->max_payload, &f, &why) != 0) {
+            bad_frame(t, c, why);
+            if (!c->authed)
+                reject_conn(t, c, why);
+        } else if (!c->authed) {
+            handshake(t, c, &f);
+        } else {
+            deliver(t, c, &f);
+        }
+        at += total;
+    }
+    if (!c->closing && at > 0) {
+        memmove(c->buf, c->buf + at, c->filled - at);
+        c->filled -= at;
+    }
+}
+
+static struct conn *conn_new(wf_transport *t, nng_stream *s, struct dialer *d)
 {
     struct conn *c = wf_malloc(sizeof *c);
-    if (c == NULL || getrandom(c->nonce, NONCE, 0) != NONCE) {
-        wf_free(c);
-        nng_pipe_close(p);
-        return;
-    }
-    memset(c->theirs, 0, sizeof c->theirs);
-    c->pipe = p;
-    c->name[0] = '\0';
-    c->hello = c->authed = false;
-    c->peer = 0;
+    if (c == NULL)
+        goto fail;
+    memset(c, 0, sizeof *c);
+    c->t = t;
+    c->s = s;
+    c->dialer = d;
+    if (getrandom(c->nonce, NONCE, 0) != NONCE || nng_aio_alloc(&c->rx, on_rx, c) != 0)
+        goto fail;
+    if (nng_aio_alloc(&c->tx, on_tx, c) != 0)
+        goto fail;
+    nng_stream_set_bool(s, NNG_OPT_TCP_NODELAY, true); /* not every stream has it */
     c->next = t->conns;
     t->conns = c;
     send_hello(t, c);
+    start_read(c);
+    return c;
+
+fail:
+    if (c != NULL) {
+        nng_aio_free(c->rx);
+        wf_free(c);
+    }
+    nng_stream_free(s);
+    return NULL;
 }
 
-static void on_pipe_rem(wf_transport *t, nng_pipe p)
+static void redial(struct dialer *d);
+
+/* Frees c once nng has no operation of it left. */
+static void conn_reap(struct conn *c)
 {
-    struct conn **link;
-    struct conn *c = conn_of(t, p, &link);
-    if (c == NULL)
+    if (!c->closing || c->reading || c->writing)
         return;
-    *link = c->next;
+    wf_transport *t = c->t;
+    for (struct conn **pp = &t->conns; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    nng_aio_free(c->rx);
+    nng_aio_free(c->tx);
+    nng_stream_free(c->s);
+    while (c->oq != NULL) {
+        struct out *o = c->oq;
+        c->oq = o->next;
+        wf_free(o);
+    }
+    wf_free(c->buf);
+    wf_free(c);
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+    if (c->closing)
+        return;
+    wf_transport *t = c->t;
+    c->closing = true;
+    nng_stream_close(c->s); /* in-flight reads and writes complete with an error */
+    if (!c->authed && !t->closed && strcmp(why, "connection closed") == 0)
+        wf_log(WF_LOG_INFO, "node %s: a connection closed before the handshake",
+               wf_node_name(t->node));
     if (c->authed) {
         struct peer *pe = &t->peers[c->peer - 1];
-        if (nng_pipe_id(pe->pipe) == nng_pipe_id(p)) {
+        if (pe->conn == c) {
             /* Another connection of the same peer takes over, if any. */
-            pe->pipe = (nng_pipe)NNG_PIPE_INITIALIZER;
+            pe->conn = NULL;
             for (struct conn *o = t->conns; o != NULL; o = o->next) {
-                if (o->authed && o->peer == c->peer) {
-                    pe->pipe = o->pipe;
+                if (o != c && !o->closing && o->authed && o->peer == c->peer) {
+                    pe->conn = o;
                     break;
                 }
             }
-            if (nng_pipe_id(pe->pipe) <= 0) {
+            if (pe->conn == NULL) {
                 t->stats.peers_down++;
-                wf_log(WF_LOG_INFO, "node %s: peer %s down", wf_node_name(t->node), pe->name);
-                wf_link_peer_down(t->node, c->peer, "connection closed");
+                wf_log(WF_LOG_INFO, "node %s: peer %s down (%s)", wf_node_name(t->node), pe->name,
+                       why);
+                if (!t->closed)
+                    wf_link_peer_down(t->node, c->peer, why);
             }
         }
     }
-    wf_free(c);
+    if (c->dialer != NULL && !t->closed)
+        redial(c->dialer);
+    c->dialer = NULL;
+    /* Freed by the completion that finds it closing (conn_reap), never
+     * here: the caller may still be using it. */
+}
+
+/* ---- listening and dialling ---- */
+
+static void dial_now(uv_timer_t *h)
+{
+    struct dialer *d = h->data;
+    d->busy = true;
+    nng_stream_dialer_dial(d->d, d->aio);
+}
+
+static void redial(struct dialer *d)
+{
+    uint32_t wait = d->backoff_ms;
+    uint32_t next = d->backoff_ms * 2;
+    d->backoff_ms = next < d->t->backoff_max ? next : d->t->backoff_max;
+    uv_timer_start(&d->timer, dial_now, wait, 0);
+}
+
+static void on_item(wf_transport *t, struct item *it)
+{
+    switch (it->kind) {
+    case I_ACCEPT:
+        if (it->rv == 0) {
+            conn_new(t, it->stream, NULL);
+            nng_stream_listener_accept(it->listener->l, it->listener->aio);
+        } else if (it->rv != NNG_ECLOSED) {
+            wf_log(WF_LOG_WARN, "node %s: accept failed: %s", wf_node_name(t->node),
+                   nng_strerror(it->rv));
+            nng_stream_listener_accept(it->listener->l, it->listener->aio);
+        }
+        break;
+    case I_DIALED:
+        it->dialer->busy = false;
+        if (it->rv == 0)
+            conn_new(t, it->stream, it->dialer);
+        else if (it->rv != NNG_ECLOSED)
+            redial(it->dialer);
+        break;
+    case I_READ: {
+        struct conn *c = it->conn;
+        c->reading = false;
+        if (it->rv != 0) {
+            conn_close(c, it->rv == NNG_ECLOSED || it->rv == NNG_ECONNSHUT ? "connection closed"
+                                                                           : nng_strerror(it->rv));
+        } else if (!c->closing) {
+            c->filled += it->count;
+            parse(t, c);
+            start_read(c);
+        }
+        conn_reap(c);
+        break;
+    }
+    case I_WRITTEN: {
+        struct conn *c = it->conn;
+        c->writing = false;
+        if (it->rv != 0) {
+            conn_close(c, nng_strerror(it->rv));
+        } else if (!c->closing) {
+            /* Drop what was written, however it split across frames. */
+            size_t n = it->count;
+            while (n > 0 && c->oq != NULL) {
+                struct out *o = c->oq;
+                size_t left = o->len - o->off;
+                size_t k = n < left ? n : left;
+                o->off += k;
+                n -= k;
+                c->queued -= k;
+                if (o->off == o->len) {
+                    c->oq = o->next;
+                    if (c->oq == NULL)
+                        c->oq_tail = NULL;
+                    wf_free(o);
+                }
+            }
+            start_write(c);
+        }
+        conn_reap(c);
+        break;
+    }
+    }
 }
 
 static void on_async(uv_async_t *h)
@@ -381,12 +669,7 @@ static void on_async(uv_async_t *h)
     uv_mutex_unlock(&t->lock);
     while (it != NULL) {
         struct item *next = it->next;
-        if (it->kind == I_MSG)
-            on_frame(t, it->msg);
-        else if (it->kind == I_PIPE_ADD)
-            on_pipe_add(t, it->pipe);
-        else
-            on_pipe_rem(t, it->pipe);
+        on_item(t, it);
         wf_free(it);
         it = next;
     }
@@ -408,8 +691,9 @@ static void fill_failure(const void *src, unsigned char *dst)
 static int transport_send(void *ctx, const wf_link_out *o)
 {
     wf_transport *t = ctx;
-    if (o->peer == 0 || o->peer > t->npeers || nng_pipe_id(t->peers[o->peer - 1].pipe) <= 0)
+    if (o->peer == 0 || o->peer > t->npeers || t->peers[o->peer - 1].conn == NULL)
         return WF_ENODEDOWN;
+    struct conn *c = t->peers[o->peer - 1].conn;
     wf_wire_frame f = {.kind = (uint8_t)o->kind, .corr = o->corr, .from = o->from, .to = o->to};
     if (o->name != NULL) {
         f.name = o->name;
@@ -417,18 +701,20 @@ static int transport_send(void *ctx, const wf_link_out *o)
     }
     if (o->kind == WF_LINK_FAIL) {
         f.payload_len = wf_wire_failure_size(o->failure);
-        return send_frame(t, t->peers[o->peer - 1].pipe, &f, o->failure, fill_failure);
+        return send_frame(t, c, &f, o->failure, fill_failure);
     }
     f.type = wf_msg_type(o->msg);
     f.payload_len = wf_msg_len(o->msg);
     if (f.payload_len > t->max_payload)
         return WF_EINVAL;
-    return send_frame(t, t->peers[o->peer - 1].pipe, &f, o->msg, fill_msg);
+    return send_frame(t, c, &f, o->msg, fill_msg);
 }
 
 static uint16_t link_peer_of(void *ctx, const char *node_name)
 {
-    return peer_by_name(ctx, node_name);
+    wf_transport *t = ctx;
+    uint16_t p = peer_by_name(t, node_name);
+    return p != 0 && t->peers[p - 1].conn != NULL ? p : 0;
 }
 
 static const char *link_peer_name(void *ctx, uint16_t peer)
@@ -448,33 +734,64 @@ static void free_transport(uv_handle_t *h)
     wf_free(t);
 }
 
+static void dialer_closed(uv_handle_t *h)
+{
+    struct dialer *d = h->data;
+    wf_free(d->url);
+    wf_free(d);
+}
+
 static void link_close(void *ctx)
 {
     wf_transport *t = ctx;
-    /* Stop nng's threads from queueing, then close: no callback of ours
-     * runs after nng_close and nng_aio_stop return. */
+    /* Stop nng's threads from reporting, then stop every operation: once
+     * the aios are stopped no callback of ours runs any more, and what was
+     * queued is dropped here. */
     uv_mutex_lock(&t->lock);
     t->closed = true;
     uv_mutex_unlock(&t->lock);
-    nng_close(t->sock);
-    nng_aio_stop(t->recv);
-    nng_aio_free(t->recv);
+    for (struct listener *l = t->listeners; l != NULL; l = l->next) {
+        nng_stream_listener_close(l->l);
+        nng_aio_stop(l->aio);
+    }
+    for (struct dialer *d = t->dialers; d != NULL; d = d->next) {
+        nng_stream_dialer_close(d->d);
+        nng_aio_stop(d->aio);
+    }
+    for (struct conn *c = t->conns; c != NULL; c = c->next) {
+        c->closing = true;
+        nng_stream_close(c->s);
+        nng_aio_stop(c->rx);
+        nng_aio_stop(c->tx);
+        c->reading = c->writing = false;
+    }
+    while (t->head != NULL) {
+        struct item *it = t->head;
+        t->head = it->next;
+        if (it->stream)
+            nng_stream_free(it->stream);
+        wf_free(it);
+    }
+    while (t->conns != NULL)
+        conn_reap(t->conns);
+    while (t->listeners != NULL) {
+        struct listener *l = t->listeners;
+        t->listeners = l->next;
+        nng_aio_free(l->aio);
+        nng_stream_listener_free(l->l);
+        wf_free(l);
+    }
+    while (t->dialers != NULL) {
+        struct dialer *d = t->dialers;
+        t->dialers = d->next;
+        nng_aio_free(d->aio);
+        nng_stream_dialer_free(d->d);
+        uv_close((uv_handle_t *)&d->timer, dialer_closed);
+    }
     if (t->tls_listen)
         nng_tls_config_free(t->tls_listen);
     if (t->tls_dial)
         nng_tls_config_free(t->tls_dial);
-    while (t->head != NULL) {
-        struct item *it = t->head;
-        t->head = it->next;
-        if (it->msg)
-            nng_msg_free(it->msg);
-        wf_free(it);
-    }
-    while (t->conns != NULL) {
-        struct conn *c = t->conns;
-        t->conns = c->next;
-        wf_free(c);
-    }
     uv_close((uv_handle_t *)&t->async, free_transport);
 }
 
@@ -498,28 +815,16 @@ int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **
     memset(t, 0, sizeof *t);
     t->node = n;
     t->max_payload = cfg->max_payload ? cfg->max_payload : 1u << 20;
+    t->backoff_min = cfg->reconnect_min_ms ? cfg->reconnect_min_ms : 100;
+    t->backoff_max = cfg->reconnect_max_ms ? cfg->reconnect_max_ms : 2000;
     if ((t->secret = wf_strdup(cfg->secret)) == NULL) {
         wf_free(t);
         return WF_ENOMEM;
     }
-    int rv;
-    if ((rv = nng_pair1_open_poly(&t->sock)) != 0) {
-        wf_free(t->secret);
-        wf_free(t);
-        return nng_fail("cannot open the node's socket", NULL, rv);
-    }
-    /* nng drops (and disconnects) beyond its limit; ours is checked with a
-     * logged reason below it, so the frames in between are refused cleanly. */
-    nng_socket_set_size(t->sock, NNG_OPT_RECVMAXSZ,
-                        t->max_payload + WF_WIRE_HEADER + WF_WIRE_NAME_MAX + (64u << 10));
-    nng_socket_set_int(t->sock, NNG_OPT_SENDBUF, 1024);
-    nng_socket_set_ms(t->sock, NNG_OPT_RECONNMINT,
-                      cfg->reconnect_min_ms ? (nng_duration)cfg->reconnect_min_ms : 100);
-    nng_socket_set_ms(t->sock, NNG_OPT_RECONNMAXT,
-                      cfg->reconnect_max_ms ? (nng_duration)cfg->reconnect_max_ms : 2000);
     uv_mutex_init(&t->lock);
     uv_async_init(wf_node_loop(n), &t->async, on_async);
     t->async.data = t;
+    int rv = 0;
     if (cfg->tls_cert_key || cfg->tls_ca) {
         if ((rv = nng_tls_config_alloc(&t->tls_listen, NNG_TLS_MODE_SERVER)) != 0 ||
             (rv = nng_tls_config_alloc(&t->tls_dial, NNG_TLS_MODE_CLIENT)) != 0)
@@ -528,55 +833,89 @@ int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **
             ((rv = nng_tls_config_cert_key_file(t->tls_listen, cfg->tls_cert_key, NULL)) != 0 ||
              (rv = nng_tls_config_cert_key_file(t->tls_dial, cfg->tls_cert_key, NULL)) != 0))
             goto nng_error;
-        if (cfg->tls_ca) {
-            if ((rv = nng_tls_config_ca_file(t->tls_dial, cfg->tls_ca)) != 0 ||
-                (rv = nng_tls_config_auth_mode(t->tls_dial, NNG_TLS_AUTH_MODE_REQUIRED)) != 0)
-                goto nng_error;
-        }
+        if (cfg->tls_ca &&
+            ((rv = nng_tls_config_ca_file(t->tls_dial, cfg->tls_ca)) != 0 ||
+             (rv = nng_tls_config_auth_mode(t->tls_dial, NNG_TLS_AUTH_MODE_REQUIRED)) != 0))
+            goto nng_error;
         if (cfg->tls_server_name &&
             (rv = nng_tls_config_server_name(t->tls_dial, cfg->tls_server_name)) != 0)
             goto nng_error;
     }
-    if ((rv = nng_pipe_notify(t->sock, NNG_PIPE_EV_ADD_POST, on_pipe, t)) != 0 ||
-        (rv = nng_pipe_notify(t->sock, NNG_PIPE_EV_REM_POST, on_pipe, t)) != 0 ||
-        (rv = nng_aio_alloc(&t->recv, on_recv, t)) != 0)
-        goto nng_error;
     if (wf_node_set_link(n, &link_ops, t) != 0) {
         rv = NNG_EBUSY;
         goto nng_error;
     }
-    nng_recv_aio(t->sock, t->recv);
     *out = t;
     return 0;
 
 nng_error:
-    if (t->recv == NULL)
-        nng_aio_alloc(&t->recv, NULL, NULL);
     link_close(t);
     return nng_fail("cannot set up the transport", NULL, rv);
 }
 
+static int set_tls(wf_transport *t, const char *url, nng_tls_config *cfg, void *obj, bool listener)
+{
+    if (strncmp(url, "tls+", 4) != 0)
+        return 0;
+    if (cfg == NULL)
+        return NNG_EINVAL;
+    return listener ? nng_stream_listener_set_ptr(obj, NNG_OPT_TLS_CONFIG, cfg)
+                    : nng_stream_dialer_set_ptr(obj, NNG_OPT_TLS_CONFIG, cfg);
+}
+
 int wf_transport_listen(wf_transport *t, const char *url)
 {
-    nng_listener l;
-    int rv = nng_listener_create(&l, t->sock, url);
-    if (rv == 0 && strncmp(url, "tls+", 4) == 0)
-        rv =
-            t->tls_listen ? nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, t->tls_listen) : NNG_EINVAL;
+    struct listener *l = wf_malloc(sizeof *l);
+    if (l == NULL)
+        return WF_ENOMEM;
+    memset(l, 0, sizeof *l);
+    l->t = t;
+    int rv = nng_stream_listener_alloc(&l->l, url);
     if (rv == 0)
-        rv = nng_listener_start(l, 0);
-    return rv == 0 ? 0 : nng_fail("cannot listen on", url, rv);
+        rv = set_tls(t, url, t->tls_listen, l->l, true);
+    if (rv == 0)
+        rv = nng_stream_listener_listen(l->l);
+    if (rv == 0)
+        rv = nng_aio_alloc(&l->aio, on_accept, l);
+    if (rv != 0) {
+        nng_stream_listener_free(l->l);
+        wf_free(l);
+        return nng_fail("cannot listen on", url, rv);
+    }
+    l->next = t->listeners;
+    t->listeners = l;
+    nng_stream_listener_accept(l->l, l->aio);
+    return 0;
 }
 
 int wf_transport_dial(wf_transport *t, const char *url)
 {
-    nng_dialer d;
-    int rv = nng_dialer_create(&d, t->sock, url);
-    if (rv == 0 && strncmp(url, "tls+", 4) == 0)
-        rv = t->tls_dial ? nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, t->tls_dial) : NNG_EINVAL;
+    struct dialer *d = wf_malloc(sizeof *d);
+    if (d == NULL)
+        return WF_ENOMEM;
+    memset(d, 0, sizeof *d);
+    d->t = t;
+    d->backoff_ms = t->backoff_min;
+    int rv = (d->url = wf_strdup(url)) ? 0 : NNG_ENOMEM;
     if (rv == 0)
-        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
-    return rv == 0 ? 0 : nng_fail("cannot dial", url, rv);
+        rv = nng_stream_dialer_alloc(&d->d, url);
+    if (rv == 0)
+        rv = set_tls(t, url, t->tls_dial, d->d, false);
+    if (rv == 0)
+        rv = nng_aio_alloc(&d->aio, on_dial, d);
+    if (rv != 0) {
+        if (d->d)
+            nng_stream_dialer_free(d->d);
+        wf_free(d->url);
+        wf_free(d);
+        return nng_fail("cannot dial", url, rv);
+    }
+    uv_timer_init(wf_node_loop(t->node), &d->timer);
+    d->timer.data = d;
+    d->next = t->dialers;
+    t->dialers = d;
+    dial_now(&d->timer);
+    return 0;
 }
 
 void wf_transport_stats_get(const wf_transport *t, wf_transport_stats *out)
@@ -588,7 +927,7 @@ size_t wf_transport_peers(const wf_transport *t, const char **names, size_t max)
 {
     size_t n = 0;
     for (uint16_t i = 0; i < t->npeers; i++) {
-        if (nng_pipe_id(t->peers[i].pipe) > 0) {
+        if (t->peers[i].conn != NULL) {
             if (n < max)
                 names[n] = t->peers[i].name;
             n++;
