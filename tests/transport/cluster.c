@@ -210,3 +210,30 @@ Test(cluster, over_tls, .init = setup, .fini = teardown)
     tu_proc_send(&a, "ask echo@b encrypted");
     cr_assert_not_null(tu_proc_expect(&a, "ok echo from b: encrypted", 5000), "%s", a.log);
 }
+
+Test(cluster, two_nodes_from_one_cluster_file, .init = setup, .fini = teardown)
+{
+    char conf[300];
+    snprintf(conf, sizeof conf, "%s/cluster.conf", dir);
+    FILE *f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "# test cluster\nsecret-file = %s/secret\nnode a = %s\nnode b = %s\n"
+            "actors a = echo\nactors b = echo relay\n",
+            dir, url("a"), url("b"));
+    fclose(f);
+    char secret[300];
+    snprintf(secret, sizeof secret, "%s/secret", dir);
+    f = fopen(secret, "w");
+    fputs("from-a-file\n", f);
+    fclose(f);
+    const char *argv_b[] = {WEFT_NODE, "--config", conf, "--name", "b", NULL};
+    const char *argv_a[] = {WEFT_NODE, "--config", conf, "--name", "a", NULL};
+    tu_proc_start(&b, (char *const *)argv_b);
+    tu_proc_start(&a, (char *const *)argv_a);
+    cr_assert_not_null(tu_proc_expect(&a, "peer b up", 5000), "%s\n%s", a.log, b.log);
+    tu_proc_send(&b, "ask relay@b echo@a through the file");
+    cr_assert_not_null(tu_proc_expect(&b, "ok echo from a: through the file", 5000), "%s", b.log);
+    tu_proc_send(&a, "ask fail@a x");
+    cr_assert_not_null(tu_proc_expect(&a, "no actor", 5000), "a runs only echo: %s", a.log);
+}

@@ -306,7 +306,8 @@ static int read_secret_file(const char *path, char *out, size_t size)
         return -1;
     }
     fclose(f);
-    snprintf(out, size, "%s", trim(out));
+    char *t = trim(out);
+    memmove(out, t, strlen(t) + 1);
     return 0;
 }
 
