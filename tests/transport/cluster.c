@@ -235,5 +235,6 @@ Test(cluster, two_nodes_from_one_cluster_file, .init = setup, .fini = teardown)
     tu_proc_send(&b, "ask relay@b echo@a through the file");
     cr_assert_not_null(tu_proc_expect(&b, "ok echo from a: through the file", 5000), "%s", b.log);
     tu_proc_send(&a, "ask fail@a x");
-    cr_assert_not_null(tu_proc_expect(&a, "no actor", 5000), "a runs only echo: %s", a.log);
+    cr_assert_not_null(tu_proc_expect(&a, "no actor fail@a on this node", 5000),
+                       "a runs only echo: %s", a.log);
 }

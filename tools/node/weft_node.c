@@ -210,7 +210,11 @@ static void command(struct app *a, char *line)
             text = "";
         wf_pid to = wf_resolve(a->node, addr);
         if (wf_pid_is_none(to)) {
-            printf("fail WF_ENOSUCHACTOR: no actor or node for %s\n", addr);
+            const char *at = strchr(addr, '@');
+            if (at != NULL && strcmp(at + 1, wf_node_name(a->node)) != 0)
+                printf("fail WF_ENOSUCHACTOR: node %s is not connected (yet?)\n", at + 1);
+            else
+                printf("fail WF_ENOSUCHACTOR: no actor %s on this node\n", addr);
             return;
         }
         wf_msg *m = wf_msg_new(TEXT, text, strlen(text));
