@@ -65,9 +65,12 @@ struct conn {
     unsigned char *buf;
     size_t cap, filled;
     size_t skip; /* bytes of an oversized frame still to throw away */
-    /* writing */
+    /* writing: guarded by wlock, because nng's write callback pumps the
+     * queue itself (the loop is not woken for every frame written) */
+    uv_mutex_t wlock;
     struct out *oq, *oq_tail;
     size_t queued;
+    bool wclosing;
     /* handshake */
     uint8_t nonce[NONCE], theirs[NONCE];
     char name[NAME_MAX_LEN + 1];
@@ -146,13 +149,39 @@ static void on_rx(void *arg)
                              .count = nng_aio_count(c->rx)});
 }
 
+static void write_next(struct conn *c);
+
+/* On nng's thread: drop what was written and start the next write. Only an
+ * error, or the end of writing on a closing connection, goes to the loop. */
 static void on_tx(void *arg)
 {
     struct conn *c = arg;
-    push(c->t, (struct item){.kind = I_WRITTEN,
-                             .conn = c,
-                             .rv = nng_aio_result(c->tx),
-                             .count = nng_aio_count(c->tx)});
+    int rv = nng_aio_result(c->tx);
+    uv_mutex_lock(&c->wlock);
+    if (rv == 0) {
+        size_t n = nng_aio_count(c->tx);
+        while (n > 0 && c->oq != NULL) {
+            struct out *o = c->oq;
+            size_t left = o->len - o->off;
+            size_t k = n < left ? n : left;
+            o->off += k;
+            n -= k;
+            c->queued -= k;
+            if (o->off == o->len) {
+                c->oq = o->next;
+                if (c->oq == NULL)
+                    c->oq_tail = NULL;
+                wf_free(o);
+            }
+        }
+    }
+    c->writing = false;
+    if (rv == 0 && !c->wclosing)
+        write_next(c);
+    bool tell_loop = rv != 0 || (c->wclosing && !c->writing);
+    uv_mutex_unlock(&c->wlock);
+    if (tell_loop)
+        push(c->t, (struct item){.kind = I_WRITTEN, .conn = c, .rv = rv ? rv : NNG_ECLOSED});
 }
 
 static void on_accept(void *arg)
@@ -195,9 +224,10 @@ static void start_read(struct conn *c)
     nng_stream_recv(c->s, c->rx);
 }
 
-static void start_write(struct conn *c)
+/* Starts writing what is queued; c->wlock held. */
+static void write_next(struct conn *c)
 {
-    if (c->closing || c->writing || c->oq == NULL)
+    if (c->wclosing || c->writing || c->oq == NULL)
         return;
     nng_iov iov[WRITE_IOV];
     unsigned n = 0;
@@ -218,7 +248,10 @@ static int send_frame(wf_transport *t, struct conn *c, wf_wire_frame *f, const v
     size_t len = WF_WIRE_HEADER + f->name_len + f->payload_len;
     if (c == NULL || c->closing)
         return WF_ENODEDOWN;
-    if (c->queued + len > QUEUE_LIMIT) {
+    uv_mutex_lock(&c->wlock);
+    size_t queued = c->queued;
+    uv_mutex_unlock(&c->wlock);
+    if (queued + len > QUEUE_LIMIT) {
         t->stats.send_failures++;
         return WF_EOVERLOADED;
     }
@@ -235,11 +268,13 @@ static int send_frame(wf_transport *t, struct conn *c, wf_wire_frame *f, const v
         fill(payload, o->data + WF_WIRE_HEADER + f->name_len);
     else if (f->payload_len > 0)
         memcpy(o->data + WF_WIRE_HEADER + f->name_len, payload, f->payload_len);
+    uv_mutex_lock(&c->wlock);
     *(c->oq_tail ? &c->oq_tail->next : &c->oq) = o;
     c->oq_tail = o;
     c->queued += len;
+    write_next(c);
+    uv_mutex_unlock(&c->wlock);
     t->stats.frames_out++;
-    start_write(c);
     return 0;
 }
 
@@ -496,6 +531,7 @@ static struct conn *conn_new(wf_transport *t, nng_stream *s, struct dialer *d)
     c->t = t;
     c->s = s;
     c->dialer = d;
+    uv_mutex_init(&c->wlock);
     if (getrandom(c->nonce, NONCE, 0) != NONCE || nng_aio_alloc(&c->rx, on_rx, c) != 0)
         goto fail;
     if (nng_aio_alloc(&c->tx, on_tx, c) != 0)
@@ -510,6 +546,7 @@ static struct conn *conn_new(wf_transport *t, nng_stream *s, struct dialer *d)
 fail:
     if (c != NULL) {
         nng_aio_free(c->rx);
+        uv_mutex_destroy(&c->wlock);
         wf_free(c);
     }
     nng_stream_free(s);
@@ -521,7 +558,10 @@ static void redial(struct dialer *d);
 /* Frees c once nng has no operation of it left. */
 static void conn_reap(struct conn *c)
 {
-    if (!c->closing || c->reading || c->writing)
+    uv_mutex_lock(&c->wlock);
+    bool writing = c->writing;
+    uv_mutex_unlock(&c->wlock);
+    if (!c->closing || c->reading || writing)
         return;
     wf_transport *t = c->t;
     for (struct conn **pp = &t->conns; *pp != NULL; pp = &(*pp)->next) {
@@ -539,6 +579,7 @@ static void conn_reap(struct conn *c)
         wf_free(o);
     }
     wf_free(c->buf);
+    uv_mutex_destroy(&c->wlock);
     wf_free(c);
 }
 
@@ -548,6 +589,9 @@ static void conn_close(struct conn *c, const char *why)
         return;
     wf_transport *t = c->t;
     c->closing = true;
+    uv_mutex_lock(&c->wlock);
+    c->wclosing = true;
+    uv_mutex_unlock(&c->wlock);
     nng_stream_close(c->s); /* in-flight reads and writes complete with an error */
     if (!c->authed && !t->closed && strcmp(why, "connection closed") == 0)
         wf_log(WF_LOG_INFO, "node %s: a connection closed before the handshake",
@@ -630,33 +674,13 @@ static void on_item(wf_transport *t, struct item *it)
         conn_reap(c);
         break;
     }
-    case I_WRITTEN: {
-        struct conn *c = it->conn;
-        c->writing = false;
-        if (it->rv != 0) {
-            conn_close(c, nng_strerror(it->rv));
-        } else if (!c->closing) {
-            /* Drop what was written, however it split across frames. */
-            size_t n = it->count;
-            while (n > 0 && c->oq != NULL) {
-                struct out *o = c->oq;
-                size_t left = o->len - o->off;
-                size_t k = n < left ? n : left;
-                o->off += k;
-                n -= k;
-                c->queued -= k;
-                if (o->off == o->len) {
-                    c->oq = o->next;
-                    if (c->oq == NULL)
-                        c->oq_tail = NULL;
-                    wf_free(o);
-                }
-            }
-            start_write(c);
-        }
-        conn_reap(c);
+    case I_WRITTEN:
+        /* A write failed, or a closing connection stopped writing. */
+        if (it->rv != NNG_ECLOSED)
+            conn_close(it->conn, nng_strerror(it->rv));
+        conn_close(it->conn, "connection closed");
+        conn_reap(it->conn);
         break;
-    }
     }
 }
 
@@ -763,7 +787,7 @@ static void link_close(void *ctx)
         nng_stream_close(c->s);
         nng_aio_stop(c->rx);
         nng_aio_stop(c->tx);
-        c->reading = c->writing = false;
+        c->reading = c->writing = false; /* no callback runs any more */
     }
     while (t->head != NULL) {
         struct item *it = t->head;

@@ -119,6 +119,21 @@ struct wf_node {
 
 static void on_idle(uv_idle_t *h);
 static void on_async(uv_async_t *h);
+static const char *remote_name(wf_node *n, wf_pid p);
+
+/* "actor@node" for a failure message, local or remote. */
+static void target_label(wf_node *n, wf_pid p, char *out, size_t size)
+{
+    if (wf_pid_peer(p) != 0) {
+        const char *name = remote_name(n, p);
+        const char *node = n->link ? n->link->peer_name(n->link_ctx, wf_pid_peer(p)) : NULL;
+        snprintf(out, size, "%s@%s", name ? name : "(actor id)", node ? node : "?");
+        return;
+    }
+    struct actor *t = wf__node_actor(n, p);
+    snprintf(out, size, "%s@%s", t ? wf__actor_label(t) : "(stopped actor)", n->name);
+}
+
 static void on_ask_timer(uv_timer_t *h);
 
 /* ---- life cycle ---- */
@@ -741,11 +756,11 @@ static void on_ask_timer(uv_timer_t *h)
         uint32_t i;
         while ((i = n->buckets[b].head) != NIL && pend_at(n, i)->deadline <= now) {
             struct pending *p = pend_at(n, i);
-            struct actor *t = wf__node_actor(n, p->target);
-            wf_failure *f = wf_failure_new(
-                WF_ETIMEDOUT, "ask of message type %u to %s@%s timed out after %llu ms", p->type,
-                t ? wf__actor_label(t) : "(stopped actor)", n->name,
-                (unsigned long long)p->timeout);
+            char who[2 * WF_NAME_MAX + 2];
+            target_label(n, p->target, who, sizeof who);
+            wf_failure *f =
+                wf_failure_new(WF_ETIMEDOUT, "ask of message type %u to %s timed out after %llu ms",
+                               p->type, who, (unsigned long long)p->timeout);
             n->stats.timeouts++;
             wf__pending_complete(n, corr_of(n, i), wf_result_failure(f));
         }

@@ -1,9 +1,12 @@
 /* Nodes in separate processes, over real nng sockets: remote asks and tells,
  * failure traces across hops, a node killed mid-ask, its restart, bad frames
  * from a raw socket, a peer without the secret, TLS. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +69,18 @@ static void pair(void)
     start_node(&b, "b", url("b"), NULL, "s3cret", NULL);
     start_node(&a, "a", url("a"), url("b"), "s3cret", NULL);
     cr_assert_not_null(tu_proc_expect(&a, "peer b up", 5000), "%s", a.log);
+}
+
+/* A loopback TCP port nobody uses now (the kernel picks it). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
 }
 
 static long long now_ms(void)
@@ -199,9 +214,8 @@ Test(cluster, over_tls, .init = setup, .fini = teardown)
     char pem[300], ca[300], lurl[64], durl[64];
     snprintf(pem, sizeof pem, "%s/both.pem", dir);
     snprintf(ca, sizeof ca, "%s/cert.pem", dir);
-    int port = 20000 + (int)(getpid() % 20000);
-    snprintf(lurl, sizeof lurl, "tls+tcp://127.0.0.1:%d", port);
-    snprintf(durl, sizeof durl, "tls+tcp://127.0.0.1:%d", port + 1);
+    snprintf(lurl, sizeof lurl, "tls+tcp://127.0.0.1:%d", free_port());
+    snprintf(durl, sizeof durl, "tls+tcp://127.0.0.1:%d", free_port());
     const char *tls[] = {"--tls-cert-key",    pem,         "--tls-ca", ca,
                          "--tls-server-name", "localhost", NULL};
     start_node(&b, "b", lurl, NULL, "s3cret", tls);
@@ -237,4 +251,15 @@ Test(cluster, two_nodes_from_one_cluster_file, .init = setup, .fini = teardown)
     tu_proc_send(&a, "ask fail@a x");
     cr_assert_not_null(tu_proc_expect(&a, "no actor fail@a on this node", 5000),
                        "a runs only echo: %s", a.log);
+}
+
+Test(cluster, a_remote_ask_that_times_out_names_the_remote_actor, .init = setup, .fini = teardown)
+{
+    const char *quick[] = {"--timeout", "300", NULL};
+    start_node(&b, "b", url("b"), NULL, "s3cret", NULL);
+    start_node(&a, "a", url("a"), url("b"), "s3cret", quick);
+    cr_assert_not_null(tu_proc_expect(&a, "peer b up", 5000), "%s", a.log);
+    tu_proc_send(&a, "ask slow@b 3000");
+    const char *l = tu_proc_expect(&a, "fail WF_ETIMEDOUT", 5000);
+    cr_assert(l && strstr(l, "to slow@b timed out after 300 ms"), "%s", a.log);
 }

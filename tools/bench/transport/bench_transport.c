@@ -39,6 +39,7 @@
  * Output: one JSON object on stdout; errors on stderr and exit status 1.
  * --quick: small N, 3 samples, a smoke test. --only weft|nng runs one side.
  */
+#define _DEFAULT_SOURCE /* wait4 */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -52,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -96,6 +98,12 @@ struct result {
     double p50_us, p99_us;
     uint64_t nlat;
     double connect_ms;
+    uint64_t total_rt; /* every round trip of the run: probe and calibration too */
+    /* weft's client transport at the end (wf_transport_stats) */
+    uint64_t frames_in, frames_out, send_failures, rejected;
+    /* filled by the parent from wait4: the whole life of each process */
+    double client_cpu_s, server_cpu_s;
+    uint64_t client_csw, server_csw;
     char err[256];
 };
 
@@ -302,6 +310,8 @@ struct wrun {
     double *lat;
     size_t nlat, cap;
     struct slot slots[MAX_OUT];
+    uint64_t total; /* round trips answered, probe and calibration included */
+    wf_transport *transport;
     uv_timer_t timer; /* polls for the connection */
     bool timer_open, probing;
     double started;
@@ -379,10 +389,18 @@ static void end_phase(struct wrun *run, uint64_t now)
         return;
     }
     run->res->samples[run->sample++] = (double)run->n / t;
-    if (run->sample < run->nsamples)
+    if (run->sample < run->nsamples) {
         start_phase(run);
-    else
-        wf_node_shutdown(run->node); /* done */
+        return;
+    }
+    /* Done: the transport's counters, before shutdown frees it. */
+    wf_transport_stats ts;
+    wf_transport_stats_get(run->transport, &ts);
+    run->res->frames_in = ts.frames_in;
+    run->res->frames_out = ts.frames_out;
+    run->res->send_failures = ts.send_failures;
+    run->res->rejected = ts.rejected;
+    wf_node_shutdown(run->node);
 }
 
 static wf_result on_reply(wf_result r, void *arg)
@@ -402,6 +420,7 @@ static wf_result on_reply(wf_result r, void *arg)
     if (run->sampling && run->nlat < run->cap)
         run->lat[run->nlat++] = (double)(now - s->t_send);
     run->done++;
+    run->total++;
     if (run->issued < run->n)
         send_ask(run, s);
     else if (run->done == run->n)
@@ -459,6 +478,7 @@ static wf_result probe_ok(wf_result r, void *arg)
         wrun_fail(run, "weft: wrong reply to the probe");
         return wf_result_none();
     }
+    run->total++;
     run->res->connect_ms = (now_s() - run->started) * 1e3;
     if (run->timer_open) {
         uv_close((uv_handle_t *)&run->timer, NULL);
@@ -529,6 +549,7 @@ static int weft_client(const char *url, int k, bool quick, struct result *res)
         set_err(res, "weft client: wf_transport_new: %s", wf_errname(rv));
         return 1;
     }
+    run.transport = t;
     if ((rv = wf_transport_dial(t, url)) != 0) {
         set_err(res, "weft client: wf_transport_dial(%s): %s", url, wf_errname(rv));
         return 1;
@@ -559,10 +580,14 @@ static int weft_client(const char *url, int k, bool quick, struct result *res)
         set_err(res, "weft client: node stats: %llu timeouts, %llu late replies, %llu node down",
                 (unsigned long long)st.timeouts, (unsigned long long)st.late_replies,
                 (unsigned long long)st.node_down);
+    if (res->err[0] == '\0' && (res->send_failures != 0 || res->rejected != 0))
+        set_err(res, "weft client: transport: %llu send failures, %llu frames rejected",
+                (unsigned long long)res->send_failures, (unsigned long long)res->rejected);
     if (res->err[0] != '\0') {
         free(run.lat);
         return 1;
     }
+    res->total_rt = run.total;
     res->n = run.n;
     res->rps = median(res->samples, run.nsamples);
     percentiles(run.lat, run.nlat, res);
@@ -678,7 +703,7 @@ struct ncli {
     struct ncli_ctx c[MAX_OUT];
     int k;
     uint64_t n;
-    atomic_uint_fast64_t issued, done;
+    atomic_uint_fast64_t issued, done, total;
     double *lat; /* NULL while calibrating */
     size_t cap;
     atomic_size_t nlat;
@@ -749,6 +774,7 @@ static void ncli_cb(void *arg)
         if (i < cl->cap)
             cl->lat[i] = (double)(now - c->t_send);
     }
+    atomic_fetch_add(&cl->total, 1);
     uint64_t done = atomic_fetch_add(&cl->done, 1) + 1;
     uint64_t seq = atomic_fetch_add(&cl->issued, 1);
     if (seq < cl->n) {
@@ -844,6 +870,7 @@ static int nng_client(const char *url, int k, bool quick, struct result *res)
     }
     for (int i = 0; i < k; i++)
         nng_aio_free(cl.c[i].aio);
+    res->total_rt = atomic_load(&cl.total);
     res->n = n;
     res->rps = median(res->samples, res->nsamples);
     size_t nlat = atomic_load(&cl.nlat);
@@ -895,14 +922,22 @@ static int free_port(void)
 }
 
 /* Waits up to timeout_s for pid; then kills it and waits. Returns its wait
- * status; *killed says whether it had to be killed. */
-static int reap(pid_t pid, double timeout_s, bool *killed)
+ * status; *killed says whether it had to be killed; *cpu_s and *csw (may be
+ * NULL) get its CPU time and context switches. */
+static int reap(pid_t pid, double timeout_s, bool *killed, double *cpu_s, uint64_t *csw)
 {
     int status = 0;
+    struct rusage ru;
     double limit = now_s() + timeout_s;
     *killed = false;
     for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
+        memset(&ru, 0, sizeof ru);
+        pid_t r = wait4(pid, &status, WNOHANG, &ru);
+        if (r == pid && cpu_s != NULL) {
+            *cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+            *csw = (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
+        }
         if (r == pid)
             return status;
         if (r < 0 && errno != EINTR)
@@ -1014,7 +1049,7 @@ static int run_config(enum impl impl, const char *tr, int k, bool quick, const c
     char byte;
     ssize_t r = read_by(ready[0], &byte, 1, now_s() + READY_S);
     if (r != 1) {
-        int st = reap(server, r == 0 ? GRACE_S : 0, &killed);
+        int st = reap(server, r == 0 ? GRACE_S : 0, &killed, NULL, NULL);
         server = -1;
         if (!killed && WIFEXITED(st) && WEXITSTATUS(st) == EXIT_ADDRINUSE &&
             strcmp(tr, "tcp") == 0) {
@@ -1048,7 +1083,9 @@ static int run_config(enum impl impl, const char *tr, int k, bool quick, const c
     }
     close_fd(&res[1]);
     r = read_by(res[0], out, sizeof *out, deadline);
-    int st = reap(client, r == (ssize_t)sizeof *out ? GRACE_S : 0, &killed);
+    double cpu = 0;
+    uint64_t csw = 0;
+    int st = reap(client, r == (ssize_t)sizeof *out ? GRACE_S : 0, &killed, &cpu, &csw);
     client = -1;
     if (r != (ssize_t)sizeof *out) {
         describe_status(st, how, sizeof how);
@@ -1068,7 +1105,9 @@ static int run_config(enum impl impl, const char *tr, int k, bool quick, const c
     }
     /* Tell the server to go, and check that it does. */
     close_fd(&ctl[1]);
-    st = reap(server, GRACE_S, &killed);
+    out->client_cpu_s = cpu;
+    out->client_csw = csw;
+    st = reap(server, GRACE_S, &killed, &out->server_cpu_s, &out->server_csw);
     server = -1;
     if (killed || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         describe_status(st, how, sizeof how);
@@ -1080,10 +1119,10 @@ static int run_config(enum impl impl, const char *tr, int k, bool quick, const c
 
 done:
     if (client > 0)
-        reap(client, 0, &killed);
+        reap(client, 0, &killed, NULL, NULL);
     if (server > 0) {
         close_fd(&ctl[1]);
-        reap(server, 0, &killed);
+        reap(server, 0, &killed, NULL, NULL);
     }
     int *fds[] = {&ready[0], &ready[1], &ctl[0], &ctl[1], &res[0], &res[1]};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
@@ -1131,6 +1170,16 @@ static void print_result(const char *key, const char *url, const struct result *
     printf(",\n  \"%s_latencies\": %llu", key, (unsigned long long)r->nlat);
     printf(",\n  \"%s_connect_ms\": %.1f,\n  \"%s_url\": ", key, r->connect_ms, key);
     print_json_string(url);
+    /* Per round trip over the processes' whole lives (set-up included). */
+    double rt = r->total_rt ? (double)r->total_rt : 1;
+    printf(",\n  \"%s_round_trips_total\": %llu", key, (unsigned long long)r->total_rt);
+    printf(",\n  \"%s_client_cpu_us_per_rt\": %.2f,\n  \"%s_server_cpu_us_per_rt\": %.2f", key,
+           r->client_cpu_s * 1e6 / rt, key, r->server_cpu_s * 1e6 / rt);
+    printf(",\n  \"%s_client_csw_per_rt\": %.2f,\n  \"%s_server_csw_per_rt\": %.2f", key,
+           (double)r->client_csw / rt, key, (double)r->server_csw / rt);
+    if (r->frames_out != 0)
+        printf(",\n  \"%s_frames_out\": %llu,\n  \"%s_frames_in\": %llu", key,
+               (unsigned long long)r->frames_out, key, (unsigned long long)r->frames_in);
 }
 
 int main(int argc, char **argv)

@@ -61,6 +61,14 @@ def build_rows(c, erl, erl_error, quick):
         s = d.get(f"{key}_rps_samples") or []
         return f"min {min(s):.0f}, max {max(s):.0f}" if s else "no samples"
 
+    def per_rt(key):
+        try:
+            csw = c[f"{key}_client_csw_per_rt"] + c[f"{key}_server_csw_per_rt"]
+            cpu = c[f"{key}_client_cpu_us_per_rt"] + c[f"{key}_server_cpu_us_per_rt"]
+        except KeyError:
+            return "?"
+        return f"{csw:.2f} context switches, {cpu:.1f} us CPU"
+
     for tr in TRANSPORTS:
         for k in OUTSTANDING:
             w, n = f"weft_{tr}_{k}", f"nng_{tr}_{k}"
@@ -80,7 +88,9 @@ def build_rows(c, erl, erl_error, quick):
                 f"{tr}_{k}_rps", "round trips/s", c[f"{w}_rps"], nng_label, c[f"{n}_rps"],
                 higher_is_better=True, target={"min_ratio": NNG_MIN_RATIO},
                 note=(note + " " if note else "")
-                + f"{url}, K={k}: weft {samples_range(w)}; nng {samples_range(n)}."))
+                + f"{url}, K={k}: weft {samples_range(w)}; nng {samples_range(n)}. "
+                + f"Per round trip, client + server over their whole lives: weft "
+                + per_rt(w) + "; nng " + per_rt(n) + "."))
             if tr == "tcp":
                 ek = f"dist_{k}"
                 enote = None
