@@ -1,0 +1,76 @@
+/* The cache actor: fetch each key once, keep it for a while, never make a
+ * caller wait longer than it must.
+ *
+ * Per key: empty, fetching (with the requests waiting for it), or cached
+ * (value and expiry). Concurrent misses for a key make exactly one fetch:
+ * when it succeeds every waiter gets the value, when it fails every waiter
+ * gets the failure and the key is empty again (unless negative caching is
+ * on). After expiry exactly one refetch happens however many ask meanwhile.
+ * Optional windows serve the stale value while revalidating, or when the
+ * refetch fails. A memory bound evicts the least recently used values.
+ *
+ * Misses are fetched by asking another actor (the source, local or remote):
+ * a message of type fetch_type whose body is the key; the reply's body is
+ * the value.
+ */
+#ifndef WEFT_CACHE_H
+#define WEFT_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <weft/actor.h>
+#include <weft/clock.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Messages the cache handles (values in the application range). */
+#define WF_CACHE_GET   0x43410001u /* body: the key; reply: wf_cache_reply + value */
+#define WF_CACHE_STATS 0x43410002u /* reply body: wf_cache_stats */
+
+enum wf_cache_status { WF_CACHE_HIT = 1, WF_CACHE_MISS, WF_CACHE_COALESCED, WF_CACHE_STALE };
+
+/* The head of a WF_CACHE_GET reply's body; the value follows it. */
+typedef struct wf_cache_reply {
+    uint32_t status; /* enum wf_cache_status */
+    uint32_t age_s;  /* seconds since the value was fetched */
+} wf_cache_reply;
+
+typedef struct wf_cache_config {
+    const char *source;        /* address of the fetching actor ("fetcher", "fetcher@n2") */
+    uint32_t fetch_type;       /* message type asked of it */
+    uint64_t fetch_timeout_ms; /* 0: 10000 */
+    uint64_t ttl_ms;           /* 0: 2 hours */
+    uint64_t stale_while_revalidate_ms; /* after expiry: serve stale, refetch behind */
+    uint64_t stale_if_error_ms;         /* after expiry: serve stale if the refetch fails */
+    uint64_t negative_ttl_ms;           /* keep failures this long; 0: not at all */
+    size_t max_bytes;                   /* keys + values; 0: 64 MiB */
+    wf_clock *clock;                    /* NULL: the node's clock */
+} wf_cache_config;
+
+typedef struct wf_cache_stats {
+    uint64_t hits, misses, coalesced, expired, evicted, stale_served;
+    uint64_t fetches, fetch_failures, negative_hits;
+    uint64_t entries, bytes;
+} wf_cache_stats;
+
+/* wf_cache_behaviour's init takes a const wf_cache_config * (borrowed: it
+ * must outlive the actor). */
+extern const wf_behaviour wf_cache_behaviour;
+
+static inline int wf_cache_spawn(wf_node *n, const char *name, const wf_cache_config *cfg,
+                                 wf_pid *pid)
+{
+    return wf_spawn(n, name, &wf_cache_behaviour, (void *)cfg, pid);
+}
+
+/* wf_cache_reply_parse reads a WF_CACHE_GET reply: the value (borrowed from
+ * m) and its length. Returns 0 or WF_EINVAL. Any thread. */
+int wf_cache_reply_parse(wf_msg *m, wf_cache_reply *head, const void **value, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

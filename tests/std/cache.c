@@ -1,0 +1,304 @@
+/* The cache actor: coalescing, expiry, stale windows, failures, the memory
+ * bound. The node runs on its own thread; the clock is a manual one,
+ * advanced by message on the loop thread. */
+#include <stdio.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include <weft/cache.h>
+
+#include "testutil.h"
+
+TestSuite(cache, .init = tu_capture_log, .timeout = 30);
+
+enum { FETCH = 77, SOURCE_COUNT, BURST, ADVANCE };
+
+/* The source: "bad..." keys fail; "flaky..." keys fail from the second fetch
+ * on; "big..." keys are 300 bytes; others are "v<n>:<key>". */
+static int fetch_count;
+
+static wf_result on_fetch(wf_ctx *ctx, wf_msg *m)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int)wf_msg_len(m), (char *)wf_msg_body(m));
+    fetch_count++;
+    if (strncmp(key, "bad", 3) == 0 || (strncmp(key, "flaky", 5) == 0 && fetch_count > 1))
+        return WF_FAIL(WF_EUPSTREAM, "upstream refused %s", key);
+    char v[512];
+    int n = strncmp(key, "big", 3) == 0 ? 300 : snprintf(v, sizeof v, "v%d:%s", fetch_count, key);
+    if (strncmp(key, "big", 3) == 0)
+        memset(v, 'x', 300);
+    return wf_result_msg(wf_msg_new(FETCH, v, (size_t)n));
+}
+
+static wf_result on_source_count(wf_ctx *ctx, wf_msg *m)
+{
+    return wf_result_msg(wf_msg_new(SOURCE_COUNT, &fetch_count, sizeof fetch_count));
+}
+
+static const wf_handler source_h[] = {{FETCH, "fetch", on_fetch, 0},
+                                      {SOURCE_COUNT, "count", on_source_count, 0}};
+static const wf_behaviour source = {.name = "source", .handlers = source_h, .nhandlers = 2};
+
+/* The burst actor asks the cache n times at once and tallies the answers:
+ * out[0..4] = hits, misses, coalesced, stale, failures; out[5] = whether
+ * all values were the same. */
+static wf_clock *clock_;
+
+struct tally {
+    int out[6];
+    int left;
+    char first[512];
+    wf_deferred *done;
+};
+
+static wf_result count_one(wf_result r, void *arg)
+{
+    struct tally *t = arg;
+    if (wf_result_is_msg(r)) {
+        wf_cache_reply head;
+        const void *v;
+        size_t len;
+        cr_assert_eq(wf_cache_reply_parse(r.u.ptr, &head, &v, &len), 0);
+        t->out[head.status - 1]++;
+        char val[512];
+        snprintf(val, sizeof val, "%.*s", (int)len, (const char *)v);
+        if (t->first[0] == '\0')
+            snprintf(t->first, sizeof t->first, "%s", val);
+        else if (strcmp(t->first, val) != 0)
+            t->out[5] = 0;
+    } else {
+        t->out[4]++;
+    }
+    wf_result_free(r);
+    if (--t->left == 0) {
+        wf_msg *m = wf_msg_alloc(BURST, sizeof t->out + strlen(t->first) + 1);
+        memcpy(wf_msg_body(m), t->out, sizeof t->out);
+        strcpy((char *)wf_msg_body(m) + sizeof t->out, t->first);
+        wf_deferred_callback(t->done, wf_result_msg(m));
+        wf_deferred_release(t->done);
+        wf_free(t);
+    }
+    return wf_result_none();
+}
+
+static wf_result on_burst(wf_ctx *ctx, wf_msg *m)
+{
+    int n;
+    memcpy(&n, wf_msg_body(m), sizeof n);
+    const char *key = (const char *)wf_msg_body(m) + sizeof n;
+    struct tally *t = wf_malloc(sizeof *t);
+    memset(t, 0, sizeof *t);
+    t->out[5] = 1;
+    t->left = n;
+    t->done = wf_deferred_new();
+    wf_deferred *answer = wf_deferred_ref(t->done);
+    wf_pid cache = wf_lookup(wf_ctx_node(ctx), "cache");
+    for (int i = 0; i < n; i++) {
+        wf_deferred *d = wf_ctx_ask(ctx, cache, wf_msg_new(WF_CACHE_GET, key, strlen(key)), 5000);
+        wf_deferred_add_both(d, count_one, t);
+        wf_deferred_release(d);
+    }
+    return wf_result_deferred(answer);
+}
+
+static wf_result on_advance(wf_ctx *ctx, wf_msg *m)
+{
+    wf_clock_manual_advance(clock_, *(uint64_t *)wf_msg_body(m));
+    return wf_result_msg(wf_msg_new(ADVANCE, NULL, 0));
+}
+
+static const wf_handler burst_h[] = {{BURST, "burst", on_burst, 0},
+                                     {ADVANCE, "advance", on_advance, 0}};
+static const wf_behaviour burst = {.name = "burst", .handlers = burst_h, .nhandlers = 2};
+
+static wf_node *node;
+static wf_pid driver, src, cache_pid;
+
+static void start(wf_cache_config *cfg)
+{
+    tu_capture_log();
+    fetch_count = 0;
+    clock_ = wf_clock_manual_new();
+    node = wf_node_new(&(wf_node_config){.name = "c1"});
+    cfg->source = "source";
+    cfg->fetch_type = FETCH;
+    cfg->clock = clock_;
+    cr_assert_eq(wf_spawn(node, "source", &source, NULL, &src), 0);
+    cr_assert_eq(wf_cache_spawn(node, "cache", cfg, &cache_pid), 0);
+    cr_assert_eq(wf_spawn(node, "burst", &burst, NULL, &driver), 0);
+    wf_node_start(node);
+}
+
+static void stop(void)
+{
+    wf_node_shutdown(node);
+    wf_node_wait(node);
+    wf_node_free(node);
+    wf_clock_free(clock_);
+}
+
+struct result {
+    int hits, misses, coalesced, stale, failures, same;
+    char value[512];
+};
+
+static struct result gets(int n, const char *key)
+{
+    size_t kl = strlen(key) + 1;
+    wf_msg *m = wf_msg_alloc(BURST, sizeof n + kl);
+    memcpy(wf_msg_body(m), &n, sizeof n);
+    memcpy((char *)wf_msg_body(m) + sizeof n, key, kl);
+    wf_result r = wf_node_call(node, driver, m, 10000);
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    struct result out;
+    memcpy(&out, wf_msg_body(r.u.ptr), 6 * sizeof(int));
+    snprintf(out.value, sizeof out.value, "%s", (char *)wf_msg_body(r.u.ptr) + 6 * sizeof(int));
+    wf_result_free(r);
+    return out;
+}
+
+static void advance(uint64_t ms)
+{
+    wf_result r = wf_node_call(node, driver, wf_msg_new(ADVANCE, &ms, sizeof ms), 5000);
+    wf_result_free(r);
+}
+
+static wf_cache_stats stats(void)
+{
+    wf_result r = wf_node_call(node, cache_pid, wf_msg_new(WF_CACHE_STATS, NULL, 0), 5000);
+    wf_cache_stats s;
+    memcpy(&s, wf_msg_body(r.u.ptr), sizeof s);
+    wf_result_free(r);
+    return s;
+}
+
+Test(cache, a_miss_then_a_hit)
+{
+    static wf_cache_config cfg;
+    start(&cfg);
+    struct result r = gets(1, "ozymandias");
+    cr_assert_eq(r.misses, 1);
+    cr_assert_str_eq(r.value, "v1:ozymandias");
+    r = gets(1, "ozymandias");
+    cr_assert_eq(r.hits, 1);
+    cr_assert_str_eq(r.value, "v1:ozymandias", "served from the cache, not fetched again");
+    wf_cache_stats s = stats();
+    cr_assert_eq(s.fetches, 1);
+    cr_assert_eq(s.hits, 1);
+    cr_assert_eq(s.misses, 1);
+    stop();
+}
+
+Test(cache, a_hundred_concurrent_misses_make_one_fetch)
+{
+    static wf_cache_config cfg;
+    start(&cfg);
+    struct result r = gets(100, "the raven");
+    cr_assert_eq(r.misses, 1);
+    cr_assert_eq(r.coalesced, 99);
+    cr_assert_eq(r.failures, 0);
+    cr_assert(r.same, "every waiter got the same value");
+    cr_assert_eq(fetch_count, 1);
+    cr_assert_eq(stats().coalesced, 99);
+    stop();
+}
+
+Test(cache, a_failed_fetch_fails_every_waiter_and_empties_the_key)
+{
+    static wf_cache_config cfg;
+    start(&cfg);
+    struct result r = gets(10, "bad poem");
+    cr_assert_eq(r.failures, 10);
+    cr_assert_eq(fetch_count, 1);
+    r = gets(1, "bad poem");
+    cr_assert_eq(r.failures, 1);
+    cr_assert_eq(fetch_count, 2, "no negative caching by default: fetched again");
+    cr_assert_eq(stats().fetch_failures, 2);
+    stop();
+}
+
+Test(cache, negative_caching_when_configured)
+{
+    static wf_cache_config cfg = {.negative_ttl_ms = 1000};
+    start(&cfg);
+    cr_assert_eq(gets(1, "bad poem").failures, 1);
+    cr_assert_eq(gets(1, "bad poem").failures, 1);
+    cr_assert_eq(fetch_count, 1, "the failure was remembered");
+    cr_assert_eq(stats().negative_hits, 1);
+    advance(1500);
+    gets(1, "bad poem");
+    cr_assert_eq(fetch_count, 2);
+    stop();
+}
+
+Test(cache, after_expiry_exactly_one_refetch_under_load)
+{
+    static wf_cache_config cfg = {.ttl_ms = 1000};
+    start(&cfg);
+    gets(1, "tyger");
+    advance(999);
+    cr_assert_eq(gets(5, "tyger").hits, 5);
+    advance(2);
+    struct result r = gets(20, "tyger");
+    cr_assert_eq(r.misses + r.coalesced, 20);
+    cr_assert_eq(r.misses, 1);
+    cr_assert_str_eq(r.value, "v2:tyger");
+    cr_assert_eq(fetch_count, 2, "no stampede");
+    cr_assert_eq(stats().expired, 1);
+    stop();
+}
+
+Test(cache, stale_while_revalidate_serves_at_once_and_refreshes_behind)
+{
+    static wf_cache_config cfg = {.ttl_ms = 1000, .stale_while_revalidate_ms = 5000};
+    start(&cfg);
+    gets(1, "sonnet");
+    advance(1500);
+    struct result r = gets(5, "sonnet");
+    cr_assert_eq(r.stale, 5);
+    cr_assert_str_eq(r.value, "v1:sonnet");
+    r = gets(1, "sonnet");
+    cr_assert_eq(r.hits, 1, "the refetch behind has landed");
+    cr_assert_str_eq(r.value, "v2:sonnet");
+    cr_assert_eq(fetch_count, 2, "one refetch for the five stale answers");
+    stop();
+}
+
+Test(cache, stale_if_error_keeps_serving_when_the_refetch_fails)
+{
+    static wf_cache_config cfg = {.ttl_ms = 1000, .stale_if_error_ms = 5000};
+    start(&cfg);
+    cr_assert_str_eq(gets(1, "flaky").value, "v1:flaky");
+    advance(1500);
+    struct result r = gets(3, "flaky");
+    cr_assert_eq(r.stale, 3, "misses=%d coalesced=%d failures=%d", r.misses, r.coalesced,
+                 r.failures);
+    cr_assert_str_eq(r.value, "v1:flaky");
+    advance(10000);
+    r = gets(1, "flaky");
+    cr_assert_eq(r.failures, 1, "past the window the failure comes through");
+    stop();
+}
+
+Test(cache, the_memory_bound_evicts_the_least_recently_used)
+{
+    static wf_cache_config cfg = {.max_bytes = 3000};
+    start(&cfg);
+    char key[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "big%d", i);
+        gets(1, key);
+        if (i >= 1)
+            gets(1, "big0"); /* keep big0 recently used */
+    }
+    wf_cache_stats s = stats();
+    cr_assert_leq(s.bytes, 3000);
+    cr_assert_gt(s.evicted, 0);
+    int before = fetch_count;
+    cr_assert_eq(gets(1, "big0").hits, 1, "the recently used one stayed");
+    cr_assert_eq(gets(1, "big1").misses, 1, "an old one was evicted");
+    cr_assert_eq(fetch_count, before + 1);
+    stop();
+}
