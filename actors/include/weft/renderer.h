@@ -1,0 +1,74 @@
+/* The renderer actor: HTML pages from template files, on the thread pool.
+ *
+ * A blocking actor (its handlers run on libuv's thread pool, one at a time):
+ * it renders a poem page with a per-session page-view counter ("Page view #N
+ * in this session"), and error pages. Templates are files (poem.html,
+ * error.html) with {{name}} placeholders; every value put into a page is
+ * HTML-escaped.
+ */
+#ifndef WEFT_RENDERER_H
+#define WEFT_RENDERER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <weft/actor.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WF_RENDER_POEM \
+    0x52450001u /* body: wf_render_poem + poem text; reply: wf_render_page + HTML */
+#define WF_RENDER_ERROR 0x52450002u /* body: wf_render_error + trace text; reply: HTML */
+
+/* Faults a test can ask for (wf_render_poem.fault). */
+enum wf_render_fault {
+    WF_RENDER_FAULT_NONE = 0,
+    WF_RENDER_FAULT_BEFORE = 1,   /* fail before rendering */
+    WF_RENDER_FAULT_ENCODING = 2, /* fail half way through the page */
+};
+
+typedef struct wf_render_poem {
+    char session[33]; /* the session's id from its cookie, or "" for a new one */
+    char cache[16];   /* HIT, MISS, COALESCED, STALE: shown on the page */
+    uint32_t age_s;
+    uint32_t fault; /* enum wf_render_fault */
+} wf_render_poem;
+
+/* The head of a WF_RENDER_POEM reply; the HTML follows. */
+typedef struct wf_render_page {
+    char session[33]; /* the session's id: set it as the cookie */
+    uint32_t views;   /* this page view's number in the session */
+} wf_render_page;
+
+typedef struct wf_render_error {
+    uint32_t status;   /* HTTP status */
+    char id[17];       /* the failure's short id */
+    char message[256]; /* one line for people */
+    uint32_t debug;    /* include the trace text that follows */
+} wf_render_error;
+
+typedef struct wf_renderer_config {
+    const char *template_dir; /* holds poem.html and error.html */
+    size_t max_sessions;      /* sessions remembered; 0: 100000 (oldest forgotten) */
+} wf_renderer_config;
+
+/* Its init reads the templates (a missing one fails the spawn with
+ * WF_EINVAL) and takes a const wf_renderer_config * (borrowed). */
+extern const wf_behaviour wf_renderer_behaviour;
+
+static inline int wf_renderer_spawn(wf_node *n, const char *name, const wf_renderer_config *cfg,
+                                    wf_pid *pid)
+{
+    return wf_spawn(n, name, &wf_renderer_behaviour, (void *)cfg, pid);
+}
+
+/* The template directory shipped with weft's sources (for examples, demos
+ * and tests run from a build tree). */
+const char *wf_renderer_default_templates(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
