@@ -71,6 +71,12 @@ int wf_stop(wf_node *n, wf_pid pid)
     return 0;
 }
 
+size_t wf_mailbox_depth(wf_node *n, wf_pid pid)
+{
+    struct actor *a = wf__node_actor(n, pid);
+    return a != NULL && !a->dead ? a->mb_count : 0;
+}
+
 void wf__actor_unref(struct actor *a)
 {
     if (--a->refs > 0)

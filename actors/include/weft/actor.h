@@ -88,6 +88,10 @@ int wf_stop(wf_node *n, wf_pid pid);
  * thread. */
 wf_pid wf_lookup(wf_node *n, const char *name);
 
+/* wf_mailbox_depth returns how many messages wait in actor pid's mailbox
+ * (0 if there is no such local actor). Loop thread. */
+size_t wf_mailbox_depth(wf_node *n, wf_pid pid);
+
 /* --- inside a handler (all: the handler's thread, during the call) --- */
 
 void *wf_ctx_state(wf_ctx *ctx);

@@ -1,0 +1,64 @@
+/* The listener actor: HTTP/1.1 and the raw poetry protocol in front of a
+ * cache and a renderer.
+ *
+ * HTTP (parsed by Debian's http-parser): keep-alive, pipelined requests
+ * answered in order, Content-Length and chunked bodies, limits on header
+ * size (431), body size (413) and connections (503), header and idle
+ * timeouts, 400 for malformed requests. GET /poems/NAME asks the cache for
+ * NAME, then the renderer for the page, within a deadline; whatever fails,
+ * wherever, that request alone gets a complete error page at once: 502 for
+ * an upstream failure, 504 when the deadline passed, 500 otherwise (the
+ * trace in debug mode, a short id that finds it in the log otherwise).
+ * Responses carry X-Cache, Age and Via; GET /metrics is Prometheus text,
+ * GET /healthz says ok.
+ *
+ * The poetry port: a client connects, receives the poem, and the listener
+ * closes (the protocol of the Twisted poetry tutorial).
+ */
+#ifndef WEFT_LISTENER_H
+#define WEFT_LISTENER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <weft/actor.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wf_listener_config {
+    const char *http_addr;      /* "127.0.0.1:8080" (port 0: any); NULL: no HTTP */
+    const char *poetry_addr;    /* the raw poetry port; NULL: none */
+    const char *poetry_default; /* the poem the poetry port serves */
+    const char *cache;          /* address of the cache ("cache", "cache@n2") */
+    const char *renderer;       /* address of the renderer */
+    uint64_t deadline_ms;       /* per request; 0: 10000 */
+    uint64_t header_timeout_ms; /* a request's headers must arrive within; 0: 10000 */
+    uint64_t idle_timeout_ms;   /* keep-alive idle; 0: 30000 */
+    size_t max_header;          /* bytes of request line + headers; 0: 8192 */
+    size_t max_body;            /* 0: 1 MiB */
+    unsigned max_connections;   /* 0: 1024 */
+    unsigned max_pipeline;      /* requests in flight per connection; 0: 32 */
+    int debug;                  /* error pages show the failure's trace */
+    int allow_faults;           /* honour ?fault=STAGE (tests only) */
+} wf_listener_config;
+
+/* Message: the listener's bound ports (reply body: two uint16_t, HTTP then
+ * poetry, 0 where not listening). */
+#define WF_LISTENER_PORTS 0x4C490001u
+
+/* Its init binds and listens (failing the spawn with WF_EINVAL when it
+ * cannot) and takes a const wf_listener_config * (borrowed). */
+extern const wf_behaviour wf_listener_behaviour;
+
+static inline int wf_listener_spawn(wf_node *n, const char *name, const wf_listener_config *cfg,
+                                    wf_pid *pid)
+{
+    return wf_spawn(n, name, &wf_listener_behaviour, (void *)cfg, pid);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

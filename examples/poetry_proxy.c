@@ -1,0 +1,73 @@
+/* The caching poetry proxy: four standard actors composed into a service.
+ *
+ *   browser -> listener -> cache -> fetcher -> slow upstream poetry server
+ *                       -> renderer (thread pool) -> HTML
+ *
+ *   poetry_proxy [--upstream poetry://127.0.0.1:10000] [--http 127.0.0.1:8080]
+ *                [--poetry 127.0.0.1:8081] [--ttl-ms MS] [--debug] [--faults]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weft/cache.h>
+#include <weft/fetcher.h>
+#include <weft/listener.h>
+#include <weft/renderer.h>
+#include <weft/weft.h>
+
+static const char *arg(int argc, char **argv, const char *name, const char *dflt)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return dflt;
+}
+
+static int flag(int argc, char **argv, const char *name)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    wf_fetcher_config fetcher = {.upstream =
+                                     arg(argc, argv, "--upstream", "poetry://127.0.0.1:10000"),
+                                 .send_name = 1,
+                                 .total_timeout_ms = 30000};
+    wf_cache_config cache = {.source = "fetcher",
+                             .fetch_type = WF_FETCH_GET,
+                             .fetch_timeout_ms = 30000,
+                             .ttl_ms = strtoull(arg(argc, argv, "--ttl-ms", "7200000"), NULL, 10),
+                             .stale_if_error_ms = 3600 * 1000};
+    wf_renderer_config renderer = {0};
+    wf_listener_config listener = {.http_addr = arg(argc, argv, "--http", "127.0.0.1:8080"),
+                                   .poetry_addr = arg(argc, argv, "--poetry", "127.0.0.1:8081"),
+                                   .poetry_default = "ozymandias",
+                                   .cache = "cache",
+                                   .renderer = "renderer",
+                                   .deadline_ms = 30000,
+                                   .debug = flag(argc, argv, "--debug"),
+                                   .allow_faults = flag(argc, argv, "--faults")};
+
+    wf_node *node = wf_node_new(&(wf_node_config){.name = "proxy"});
+    wf_pid l;
+    int rv;
+    if ((rv = wf_fetcher_spawn(node, "fetcher", &fetcher, NULL)) != 0 ||
+        (rv = wf_cache_spawn(node, "cache", &cache, NULL)) != 0 ||
+        (rv = wf_renderer_spawn(node, "renderer", &renderer, NULL)) != 0 ||
+        (rv = wf_listener_spawn(node, "listener", &listener, &l)) != 0) {
+        fprintf(stderr, "poetry_proxy: cannot start: %s\n", wf_strerror(rv));
+        wf_node_free(node);
+        return 1;
+    }
+    printf("poetry proxy: http://%s/poems/ozymandias (poetry port %s, upstream %s)\n",
+           listener.http_addr, listener.poetry_addr, fetcher.upstream);
+    fflush(stdout);
+    wf_node_run(node); /* until SIGINT or SIGTERM */
+    wf_node_free(node);
+    return 0;
+}

@@ -1,0 +1,750 @@
+/* poetry-server: the "poetry protocol" of Dave Peticolas' Twisted tutorial,
+ * to play the upstream of the caching poetry proxy: a client connects, the
+ * server sends one whole poem and closes the connection.
+ *
+ *   poetry-server --port P [--host 127.0.0.1] [--poems DIR] [--slow]
+ *                 [--delay-ms D] [--chunk N] [--http] [--fail-every K]
+ *
+ * Raw protocol (the default): a client may write "NAME\n" within 100 ms of
+ * connecting to choose DIR/NAME.txt. If it writes nothing it gets the first
+ * poem of DIR (sorted by file name); an unknown NAME closes the connection
+ * with no data, so the client sees an empty poem and can tell.
+ *
+ * --http: one HTTP/1.1 "GET /poems/NAME" per connection instead, answered
+ * 200 text/plain with Content-Length or 404, always with Connection: close.
+ * --slow: send --chunk bytes (default 10) every --delay-ms ms (default 100),
+ * like the tutorial's slowpoetry.py, to play an overloaded upstream.
+ * --fail-every K: reset every K-th accepted connection (RST, no data), to
+ * play a failing upstream.
+ *
+ * Prints "listening on HOST:PORT" on stdout once ready (--port 0 picks a
+ * free port), logs each connection on stderr, and exits on SIGINT/SIGTERM.
+ * The poems are read once at start-up.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#ifndef POETRY_DEFAULT_DIR
+#define POETRY_DEFAULT_DIR "examples/poems"
+#endif
+
+#define MAX_CONNS       1024
+#define MAX_POEMS       256
+#define MAX_DIR_ENTRIES 4096
+#define MAX_POEM_BYTES  (1u << 20)
+#define POEM_NAME_MAX   128
+#define REQUEST_MAX     4096 /* the name line, or an HTTP request head */
+#define NAME_WAIT_MS    100
+#define REQUEST_WAIT_MS 5000
+/* A client that stops reading must not hold a connection slot forever. */
+#define WRITE_STALL_MS 30000
+#define MAX_DELAY_MS   60000
+#define MAX_CHUNK      (1u << 20)
+
+struct opts {
+    const char *host, *dir;
+    int port;
+    bool slow, http;
+    uint64_t delay_ms;
+    size_t chunk;
+    uint64_t fail_every;
+};
+
+struct poem {
+    char name[POEM_NAME_MAX + 1];
+    char *text;
+    size_t len;
+};
+
+struct conn;
+
+struct server {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_signal_t sigint, sigterm;
+    struct opts o;
+    struct poem poems[MAX_POEMS];
+    int npoems;
+    struct conn *conns; /* the admitted connections, to close them on a signal */
+    int nconns;
+    uint64_t accepted;
+    bool stopping;
+    char scratch[64 * 1024]; /* every read lands here; the loop has one thread */
+};
+
+enum conn_state {
+    WAITING,  /* for the name line or the HTTP request */
+    WRITING,  /* a write is in flight */
+    PAUSED,   /* --slow: between two chunks */
+    SHUTTING, /* everything written, FIN queued */
+    CLOSING,
+};
+
+struct conn {
+    struct server *srv;
+    struct conn *prev, *next;
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* the request wait, the --slow pace and the stall guard */
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    int open_handles;
+    enum conn_state state;
+    uint64_t id, started;
+    bool have_request; /* later input is read and dropped, see on_read */
+    char in[REQUEST_MAX];
+    size_t inlen;
+    char what[POEM_NAME_MAX + 32]; /* for the log line: the poem, or the refusal */
+    char head[256];
+    size_t headlen;
+    bool head_sent;
+    const char *body;
+    size_t bodylen, bodyoff;
+    int status; /* HTTP status; 0 in raw mode */
+};
+
+static uint64_t now_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: poetry-server --port P [--host 127.0.0.1] [--poems DIR] [--slow]\n"
+            "                     [--delay-ms D] [--chunk N] [--http] [--fail-every K]\n"
+            "  --poems DIR     *.txt files to serve (default %s)\n"
+            "  --slow          send --chunk bytes (default 10) every --delay-ms (default 100)\n"
+            "  --http          serve HTTP/1.1 GET /poems/NAME instead of the raw protocol\n"
+            "  --fail-every K  reset every K-th connection without sending anything\n",
+            POETRY_DEFAULT_DIR);
+}
+
+static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* ---- the poems ---- */
+
+/* Names are restricted so that a requested name can be logged as is. */
+static bool valid_name(const char *s, size_t len)
+{
+    if (len == 0 || len > POEM_NAME_MAX || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-' || ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+static int cmp_poems(const void *a, const void *b)
+{
+    return strcmp(((const struct poem *)a)->name, ((const struct poem *)b)->name);
+}
+
+static int read_poem(const char *dir, struct poem *p)
+{
+    char path[4096];
+    FILE *f = NULL;
+    int n = snprintf(path, sizeof path, "%s/%s.txt", dir, p->name);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        fprintf(stderr, "poetry-server: path too long: %s/%s.txt\n", dir, p->name);
+        goto fail;
+    }
+    f = fopen(path, "rb");
+    p->text = malloc(MAX_POEM_BYTES + 1);
+    if (f == NULL || p->text == NULL) {
+        fprintf(stderr, "poetry-server: %s: %s\n", path, strerror(errno));
+        goto fail;
+    }
+    /* One byte more than allowed, to tell a poem of exactly the limit from a larger one. */
+    p->len = fread(p->text, 1, MAX_POEM_BYTES + 1, f);
+    if (ferror(f) || p->len > MAX_POEM_BYTES) {
+        fprintf(stderr, "poetry-server: %s: %s\n", path,
+                ferror(f) ? "read error" : "larger than 1 MiB");
+        goto fail;
+    }
+    fclose(f);
+    return 0;
+fail:
+    if (f != NULL)
+        fclose(f);
+    free(p->text);
+    p->text = NULL;
+    return -1;
+}
+
+static int load_poems(struct server *srv)
+{
+    DIR *d = opendir(srv->o.dir);
+    if (d == NULL) {
+        fprintf(stderr, "poetry-server: %s: %s\n", srv->o.dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    for (int i = 0; i < MAX_DIR_ENTRIES && (e = readdir(d)) != NULL; i++) {
+        size_t len = strlen(e->d_name);
+        if (len <= 4 || strcmp(e->d_name + len - 4, ".txt") != 0 || !valid_name(e->d_name, len - 4))
+            continue;
+        if (srv->npoems == MAX_POEMS) {
+            fprintf(stderr, "poetry-server: more than %d poems in %s, ignoring the rest\n",
+                    MAX_POEMS, srv->o.dir);
+            break;
+        }
+        struct poem *p = &srv->poems[srv->npoems];
+        memcpy(p->name, e->d_name, len - 4);
+        p->name[len - 4] = '\0';
+        if (read_poem(srv->o.dir, p) != 0)
+            goto fail;
+        /* An empty poem is what an unknown name looks like in the raw protocol. */
+        if (p->len == 0) {
+            fprintf(stderr, "poetry-server: %s/%s.txt is empty, skipping it\n", srv->o.dir,
+                    p->name);
+            free(p->text);
+            p->text = NULL;
+            continue;
+        }
+        srv->npoems++;
+    }
+    closedir(d);
+    if (srv->npoems == 0) {
+        fprintf(stderr, "poetry-server: no poems (*.txt) in %s\n", srv->o.dir);
+        return -1;
+    }
+    qsort(srv->poems, (size_t)srv->npoems, sizeof srv->poems[0], cmp_poems);
+    return 0;
+fail:
+    closedir(d);
+    return -1;
+}
+
+static const struct poem *find_poem(const struct server *srv, const char *name, size_t len)
+{
+    if (!valid_name(name, len))
+        return NULL;
+    for (int i = 0; i < srv->npoems; i++)
+        if (strlen(srv->poems[i].name) == len && memcmp(srv->poems[i].name, name, len) == 0)
+            return &srv->poems[i];
+    return NULL;
+}
+
+/* ---- connections ---- */
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    if (--c->open_handles == 0)
+        free(c);
+}
+
+static void conn_close(struct conn *c, bool reset)
+{
+    if (c->state == CLOSING)
+        return;
+    c->state = CLOSING;
+    struct server *srv = c->srv;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    if (!reset || uv_tcp_close_reset(&c->tcp, on_conn_handle_closed) != 0)
+        uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+}
+
+static void send_next(struct conn *c);
+static void on_timer(uv_timer_t *t);
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (status == UV_ECANCELED)
+        return;
+    uint64_t ms = now_ms() - c->started;
+    if (status < 0)
+        fprintf(stderr, "#%llu: %s: shutdown failed after %llu ms: %s\n", (unsigned long long)c->id,
+                c->what, (unsigned long long)ms, uv_strerror(status));
+    else if (c->status == 0 || c->status == 200)
+        fprintf(stderr, "#%llu: served %s (%zu bytes) in %llu ms\n", (unsigned long long)c->id,
+                c->what, c->bodylen, (unsigned long long)ms);
+    else
+        fprintf(stderr, "#%llu: answered %d for %s in %llu ms\n", (unsigned long long)c->id,
+                c->status, c->what, (unsigned long long)ms);
+    conn_close(c, false);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (status == UV_ECANCELED || c->state == CLOSING)
+        return;
+    if (status < 0) {
+        fprintf(stderr, "#%llu: %s: client gone after %zu of %zu bytes: %s\n",
+                (unsigned long long)c->id, c->what, c->bodyoff, c->bodylen, uv_strerror(status));
+        conn_close(c, false);
+        return;
+    }
+    if (c->srv->o.slow && c->bodyoff < c->bodylen) {
+        c->state = PAUSED;
+        uv_timer_start(&c->timer, on_timer, c->srv->o.delay_ms, 0);
+        return;
+    }
+    send_next(c);
+}
+
+/* Writes the next piece: in fast mode everything at once, with --slow the
+ * head and then one chunk per tick. One write at most is in flight, so a
+ * slow reader holds one chunk of memory, not the poem queued many times. */
+static void send_next(struct conn *c)
+{
+    struct server *srv = c->srv;
+    uv_buf_t bufs[2];
+    unsigned nbufs = 0;
+    if (!c->head_sent && c->headlen > 0) {
+        bufs[nbufs++] = uv_buf_init(c->head, (unsigned)c->headlen);
+        c->head_sent = true;
+    }
+    if (c->bodyoff < c->bodylen && (nbufs == 0 || !srv->o.slow)) {
+        size_t n = c->bodylen - c->bodyoff;
+        if (srv->o.slow && n > srv->o.chunk)
+            n = srv->o.chunk;
+        bufs[nbufs++] = uv_buf_init((char *)c->body + c->bodyoff, (unsigned)n);
+        c->bodyoff += n;
+    }
+    if (nbufs == 0) {
+        c->state = SHUTTING;
+        c->sreq.data = c;
+        int rv = uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown);
+        if (rv != 0) {
+            fprintf(stderr, "#%llu: shutdown: %s\n", (unsigned long long)c->id, uv_strerror(rv));
+            conn_close(c, false);
+            return;
+        }
+        uv_timer_start(&c->timer, on_timer, WRITE_STALL_MS, 0);
+        return;
+    }
+    c->state = WRITING;
+    c->wreq.data = c;
+    int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, nbufs, on_written);
+    if (rv != 0) {
+        fprintf(stderr, "#%llu: write: %s\n", (unsigned long long)c->id, uv_strerror(rv));
+        conn_close(c, false);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timer, WRITE_STALL_MS, 0);
+}
+
+static void start_poem(struct conn *c, const struct poem *p)
+{
+    snprintf(c->what, sizeof c->what, "%s", p->name);
+    c->body = p->text;
+    c->bodylen = p->len;
+    c->have_request = true;
+    uv_timer_stop(&c->timer);
+    send_next(c);
+}
+
+/* Raw protocol: an empty line or no line at all asks for the default poem. */
+static void raw_request(struct conn *c, const char *name, size_t len)
+{
+    while (len > 0 && (name[len - 1] == '\r' || name[len - 1] == ' '))
+        len--;
+    if (len == 0) {
+        start_poem(c, &c->srv->poems[0]);
+        return;
+    }
+    const struct poem *p = find_poem(c->srv, name, len);
+    if (p == NULL) {
+        if (valid_name(name, len))
+            fprintf(stderr, "#%llu: unknown poem %.*s, closing\n", (unsigned long long)c->id,
+                    (int)len, name);
+        else
+            fprintf(stderr, "#%llu: invalid poem name (%zu bytes), closing\n",
+                    (unsigned long long)c->id, len);
+        conn_close(c, false);
+        return;
+    }
+    start_poem(c, p);
+}
+
+static void http_answer(struct conn *c, int status, const char *reason, const char *extra,
+                        const char *body, size_t bodylen)
+{
+    int n = snprintf(c->head, sizeof c->head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\n%sConnection: close\r\n\r\n",
+                     status, reason, bodylen, extra);
+    c->headlen = n > 0 && (size_t)n < sizeof c->head ? (size_t)n : 0;
+    c->status = status;
+    c->body = body;
+    c->bodylen = bodylen;
+    c->have_request = true;
+    uv_timer_stop(&c->timer);
+    send_next(c);
+}
+
+static void http_request(struct conn *c)
+{
+    static const char not_found[] = "no such poem\n";
+    static const char bad[] = "bad request\n";
+    /* The request line: METHOD SP TARGET SP HTTP/1.x */
+    char *line = c->in, *eol = memchr(c->in, '\n', c->inlen);
+    if (eol == NULL)
+        goto bad_request;
+    *eol = '\0';
+    if (eol > line && eol[-1] == '\r')
+        eol[-1] = '\0';
+    char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (sp1 == NULL || sp2 == NULL || strncmp(sp2 + 1, "HTTP/1.", 7) != 0)
+        goto bad_request;
+    *sp1 = *sp2 = '\0';
+    const char *target = sp1 + 1;
+    size_t tlen = strcspn(target, "?#");
+    if (strcmp(line, "GET") != 0) {
+        snprintf(c->what, sizeof c->what, "method %.16s", line);
+        http_answer(c, 405, "Method Not Allowed", "Allow: GET\r\n", "GET only\n", 9);
+        return;
+    }
+    const struct poem *p = NULL;
+    if (tlen > 7 && strncmp(target, "/poems/", 7) == 0)
+        p = find_poem(c->srv, target + 7, tlen - 7);
+    if (p == NULL) {
+        if (valid_name(target + (tlen > 7 ? 7 : 0), tlen > 7 ? tlen - 7 : 0))
+            snprintf(c->what, sizeof c->what, "%.*s", (int)tlen, target);
+        else
+            snprintf(c->what, sizeof c->what, "an invalid target");
+        http_answer(c, 404, "Not Found", "", not_found, sizeof not_found - 1);
+        return;
+    }
+    snprintf(c->what, sizeof c->what, "%s", p->name);
+    http_answer(c, 200, "OK", "", p->text, p->len);
+    return;
+bad_request:
+    snprintf(c->what, sizeof c->what, "a malformed request");
+    http_answer(c, 400, "Bad Request", "", bad, sizeof bad - 1);
+}
+
+/* Whether c->in holds a whole request: the name line, or the HTTP head. */
+static bool request_complete(const struct conn *c)
+{
+    if (!c->srv->o.http)
+        return memchr(c->in, '\n', c->inlen) != NULL;
+    /* Bounded by REQUEST_MAX; bare LF line ends are accepted too. */
+    for (size_t i = 1; i < c->inlen; i++) {
+        if (c->in[i] != '\n')
+            continue;
+        if (c->in[i - 1] == '\n' || (i >= 2 && c->in[i - 1] == '\r' && c->in[i - 2] == '\n'))
+            return true;
+    }
+    return false;
+}
+
+static void handle_request(struct conn *c)
+{
+    if (c->srv->o.http) {
+        http_request(c);
+        return;
+    }
+    char *eol = memchr(c->in, '\n', c->inlen);
+    raw_request(c, c->in, eol ? (size_t)(eol - c->in) : c->inlen);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+    *buf = uv_buf_init(c->srv->scratch, sizeof c->srv->scratch);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+    if (n == 0 || c->state == CLOSING)
+        return;
+    if (n == UV_EOF) {
+        uv_read_stop(s);
+        if (c->have_request)
+            return;
+        /* A raw client that half-closes has said all it will say. */
+        if (!c->srv->o.http) {
+            handle_request(c);
+            return;
+        }
+        fprintf(stderr, "#%llu: client closed before a whole request\n", (unsigned long long)c->id);
+        conn_close(c, false);
+        return;
+    }
+    if (n < 0) {
+        fprintf(stderr, "#%llu: %s: read: %s\n", (unsigned long long)c->id,
+                c->what[0] ? c->what : "no request", uv_strerror((int)n));
+        conn_close(c, false);
+        return;
+    }
+    /* Input after the request is dropped but still read: closing a socket
+     * with unread input sends RST, which could destroy the poem in flight. */
+    if (c->have_request)
+        return;
+    size_t take = (size_t)n < sizeof c->in - c->inlen ? (size_t)n : sizeof c->in - c->inlen;
+    memcpy(c->in + c->inlen, buf->base, take);
+    c->inlen += take;
+    if (request_complete(c)) {
+        handle_request(c);
+    } else if (c->inlen == sizeof c->in) {
+        fprintf(stderr, "#%llu: request larger than %d bytes, closing\n", (unsigned long long)c->id,
+                REQUEST_MAX);
+        conn_close(c, false);
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    switch (c->state) {
+    case WAITING:
+        if (!c->srv->o.http && c->inlen == 0) {
+            start_poem(c, &c->srv->poems[0]);
+            return;
+        }
+        fprintf(stderr, "#%llu: no whole request in %d ms, closing\n", (unsigned long long)c->id,
+                c->srv->o.http ? REQUEST_WAIT_MS : NAME_WAIT_MS);
+        conn_close(c, false);
+        return;
+    case PAUSED:
+        send_next(c);
+        return;
+    case WRITING:
+    case SHUTTING:
+        fprintf(stderr, "#%llu: %s: client stopped reading for %d ms, resetting\n",
+                (unsigned long long)c->id, c->what, WRITE_STALL_MS);
+        conn_close(c, true);
+        return;
+    case CLOSING:
+        return;
+    }
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    struct server *srv = l->data;
+    if (status < 0) {
+        fprintf(stderr, "poetry-server: accept: %s\n", uv_strerror(status));
+        return;
+    }
+    uint64_t id = ++srv->accepted;
+    struct conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        /* libuv stops accepting until the pending one is taken; nothing to take it with. */
+        fprintf(stderr, "poetry-server: out of memory, not accepting\n");
+        return;
+    }
+    c->srv = srv;
+    c->id = id;
+    c->started = now_ms();
+    c->tcp.data = c->timer.data = c;
+    uv_tcp_init(&srv->loop, &c->tcp);
+    c->open_handles = 1;
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0 || srv->nconns >= MAX_CONNS) {
+        if (srv->nconns >= MAX_CONNS)
+            fprintf(stderr, "#%llu: %d connections open already, closing\n", (unsigned long long)id,
+                    MAX_CONNS);
+        uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+        return;
+    }
+    uv_timer_init(&srv->loop, &c->timer);
+    c->open_handles = 2;
+    c->state = WAITING;
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    if (srv->o.fail_every > 0 && id % srv->o.fail_every == 0) {
+        fprintf(stderr, "#%llu: resetting (--fail-every %llu)\n", (unsigned long long)id,
+                (unsigned long long)srv->o.fail_every);
+        conn_close(c, true);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    int rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rv != 0) {
+        fprintf(stderr, "#%llu: read: %s\n", (unsigned long long)id, uv_strerror(rv));
+        conn_close(c, false);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timer, srv->o.http ? REQUEST_WAIT_MS : NAME_WAIT_MS, 0);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct server *srv = s->data;
+    if (srv->stopping)
+        return;
+    srv->stopping = true;
+    fprintf(stderr, "poetry-server: %s, closing %d connection(s)\n",
+            signum == SIGINT ? "SIGINT" : "SIGTERM", srv->nconns);
+    uv_close((uv_handle_t *)&srv->listener, NULL);
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    /* conn_close unlinks each connection, so this empties the list. */
+    for (int i = 0; i <= MAX_CONNS && srv->conns != NULL; i++)
+        conn_close(srv->conns, false);
+}
+
+/* ---- start-up ---- */
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+    static const struct option longs[] = {{"port", 1, 0, 'p'},     {"host", 1, 0, 'H'},
+                                          {"poems", 1, 0, 'd'},    {"slow", 0, 0, 's'},
+                                          {"delay-ms", 1, 0, 'D'}, {"chunk", 1, 0, 'c'},
+                                          {"http", 0, 0, 't'},     {"fail-every", 1, 0, 'f'},
+                                          {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+    uint64_t v;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'p':
+            if (!parse_u64(optarg, 0, 65535, &v))
+                goto bad;
+            o->port = (int)v;
+            break;
+        case 'H':
+            o->host = optarg;
+            break;
+        case 'd':
+            o->dir = optarg;
+            break;
+        case 's':
+            o->slow = true;
+            break;
+        case 'D':
+            if (!parse_u64(optarg, 0, MAX_DELAY_MS, &o->delay_ms))
+                goto bad;
+            break;
+        case 'c':
+            if (!parse_u64(optarg, 1, MAX_CHUNK, &v))
+                goto bad;
+            o->chunk = (size_t)v;
+            break;
+        case 't':
+            o->http = true;
+            break;
+        case 'f':
+            if (!parse_u64(optarg, 1, UINT32_MAX, &o->fail_every))
+                goto bad;
+            break;
+        default:
+            goto bad;
+        }
+    }
+    if (o->port < 0 || optind != argc)
+        goto bad;
+    return 0;
+bad:
+    usage();
+    return -1;
+}
+
+static int start_listening(struct server *srv)
+{
+    struct sockaddr_storage ss;
+    int rv = uv_ip4_addr(srv->o.host, srv->o.port, (struct sockaddr_in *)&ss);
+    if (rv != 0)
+        rv = uv_ip6_addr(srv->o.host, srv->o.port, (struct sockaddr_in6 *)&ss);
+    if (rv != 0) {
+        fprintf(stderr, "poetry-server: --host wants a numeric address: %s\n", srv->o.host);
+        return -1;
+    }
+    srv->listener.data = srv;
+    uv_tcp_init(&srv->loop, &srv->listener);
+    rv = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN, on_connection);
+    int len = sizeof ss;
+    if (rv == 0)
+        rv = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
+    if (rv != 0) {
+        fprintf(stderr, "poetry-server: listen on %s:%d: %s\n", srv->o.host, srv->o.port,
+                uv_strerror(rv));
+        return -1;
+    }
+    char ip[64];
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+        printf("listening on [%s]:%d\n", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+        printf("listening on %s:%d\n", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    }
+    fflush(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* Static: the poem table and the read buffer are too big for the stack. */
+    static struct server srv = {.o = {.host = "127.0.0.1",
+                                      .dir = POETRY_DEFAULT_DIR,
+                                      .port = -1,
+                                      .delay_ms = 100,
+                                      .chunk = 10}};
+    int rv = 1;
+    if (parse_opts(argc, argv, &srv.o) != 0)
+        return 2;
+    if (load_poems(&srv) != 0)
+        goto out_poems;
+    if (uv_loop_init(&srv.loop) != 0)
+        goto out_poems;
+    /* A client that vanishes mid-write must give EPIPE, not kill the server. */
+    signal(SIGPIPE, SIG_IGN);
+    srv.sigint.data = srv.sigterm.data = &srv;
+    uv_signal_init(&srv.loop, &srv.sigint);
+    uv_signal_init(&srv.loop, &srv.sigterm);
+    uv_signal_start(&srv.sigint, on_signal, SIGINT);
+    uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+    if (start_listening(&srv) != 0) {
+        uv_close((uv_handle_t *)&srv.listener, NULL);
+        uv_close((uv_handle_t *)&srv.sigint, NULL);
+        uv_close((uv_handle_t *)&srv.sigterm, NULL);
+        uv_run(&srv.loop, UV_RUN_DEFAULT);
+        goto out_loop;
+    }
+    fprintf(stderr, "poetry-server: %d poems from %s (default %s), %s%s", srv.npoems, srv.o.dir,
+            srv.poems[0].name, srv.o.http ? "HTTP" : "raw protocol", srv.o.slow ? ", slow" : "");
+    if (srv.o.slow)
+        fprintf(stderr, " (%zu bytes every %llu ms)", srv.o.chunk,
+                (unsigned long long)srv.o.delay_ms);
+    if (srv.o.fail_every)
+        fprintf(stderr, ", resetting one connection in %llu", (unsigned long long)srv.o.fail_every);
+    fprintf(stderr, "\n");
+    uv_run(&srv.loop, UV_RUN_DEFAULT);
+    rv = 0;
+out_loop:
+    if (uv_loop_close(&srv.loop) != 0) {
+        fprintf(stderr, "poetry-server: handles left open at exit\n");
+        rv = 1;
+    }
+out_poems:
+    for (int i = 0; i < srv.npoems; i++)
+        free(srv.poems[i].text);
+    return rv;
+}
