@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include <weft/cache.h>
 #include <weft/fetcher.h>
@@ -30,6 +31,12 @@ static int flag(int argc, char **argv, const char *name)
         if (strcmp(argv[i], name) == 0)
             return 1;
     return 0;
+}
+
+/* Ctrl-C or SIGTERM: shut the node down cleanly. */
+static void on_signal(uv_signal_t *h, int signum)
+{
+    wf_node_shutdown(h->data);
 }
 
 int main(int argc, char **argv)
@@ -64,6 +71,12 @@ int main(int argc, char **argv)
         wf_node_free(node);
         return 1;
     }
+    uv_signal_t sigint, sigterm;
+    uv_signal_init(wf_node_loop(node), &sigint);
+    uv_signal_init(wf_node_loop(node), &sigterm);
+    sigint.data = sigterm.data = node;
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
     printf("poetry proxy: http://%s/poems/ozymandias (poetry port %s, upstream %s)\n",
            listener.http_addr, listener.poetry_addr, fetcher.upstream);
     fflush(stdout);

@@ -1027,6 +1027,9 @@ static void do_shutdown(wf_node *n)
     uv_close((uv_handle_t *)&n->async, NULL);
     uv_close((uv_handle_t *)&n->ask_timer, NULL);
     n->handles_open = false;
+    /* Handles the program still has on the loop (signal watchers, say) must
+     * not keep wf_node_run from returning; wf_node_free closes them. */
+    uv_stop(&n->loop);
 }
 
 /* ---- the transport (weft/link.h) ---- */

@@ -1,5 +1,6 @@
 /* Nodes on their own threads: calls and tells from other threads, several
  * nodes in one process. */
+#include <signal.h>
 #include <string.h>
 #include <uv.h>
 
@@ -88,4 +89,18 @@ Test(threads, several_nodes_in_one_process_and_many_sending_threads)
     wf_node_wait(b);
     wf_node_free(a);
     wf_node_free(b);
+}
+
+static void never_called(uv_signal_t *handle, int signum) {}
+
+Test(threads, shutdown_ends_the_loop_even_with_the_programs_own_handles_on_it)
+{
+    wf_node *n = wf_node_new(NULL);
+    uv_signal_t sig; /* a program's own handle, still active at shutdown */
+    uv_signal_init(wf_node_loop(n), &sig);
+    uv_signal_start(&sig, never_called, SIGUSR1);
+    wf_node_start(n);
+    wf_node_shutdown(n);
+    wf_node_wait(n); /* would hang if the signal handle kept the loop running */
+    wf_node_free(n); /* closes the signal handle */
 }
