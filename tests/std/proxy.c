@@ -1,0 +1,380 @@
+/* The caching poetry proxy, as a client sees it: a real upstream poetry
+ * server process, the four actors on a node thread, real HTTP over loopback.
+ * Each failure stage must give its request a complete answer at once and
+ * leave the next hundred requests untouched. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include <weft/cache.h>
+#include <weft/fetcher.h>
+#include <weft/listener.h>
+#include <weft/renderer.h>
+
+#include "http.h"
+#include "proc.h"
+#include "testutil.h"
+
+TestSuite(proxy, .timeout = 60);
+
+static tu_proc upstream;
+static int up_port, http_port, poetry_port;
+static wf_node *node;
+static wf_pid lpid;
+static wf_fetcher_config fcfg;
+static wf_cache_config ccfg;
+static wf_renderer_config rcfg;
+static wf_listener_config lcfg;
+static char upstream_url[64];
+
+static void start_upstream(const char *const *extra)
+{
+    const char *argv[16] = {POETRY_SERVER, "--port", "0"};
+    int n = 3;
+    for (; extra && *extra; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    tu_proc_start(&upstream, (char *const *)argv);
+    const char *l = tu_proc_expect(&upstream, "listening on 127.0.0.1:", 5000);
+    cr_assert_not_null(l, "upstream did not start: %s", upstream.log);
+    up_port = atoi(strrchr(l, ':') + 1);
+    snprintf(upstream_url, sizeof upstream_url, "poetry://127.0.0.1:%d", up_port);
+}
+
+/* Defaults every test starts from; a test changes them before start(). */
+static void base(void)
+{
+    tu_capture_log();
+    signal(SIGPIPE, SIG_IGN);
+    fcfg = (wf_fetcher_config){.upstream = upstream_url, .send_name = 1};
+    ccfg = (wf_cache_config){.source = "fetcher", .fetch_type = WF_FETCH_GET};
+    rcfg = (wf_renderer_config){0};
+    lcfg = (wf_listener_config){.http_addr = "127.0.0.1:0",
+                                .poetry_addr = "127.0.0.1:0",
+                                .poetry_default = "ozymandias",
+                                .cache = "cache",
+                                .renderer = "renderer",
+                                .debug = 1,
+                                .allow_faults = 1};
+}
+
+static void start(void)
+{
+    node = wf_node_new(&(wf_node_config){.name = "px"});
+    cr_assert_eq(wf_fetcher_spawn(node, "fetcher", &fcfg, NULL), 0);
+    cr_assert_eq(wf_cache_spawn(node, "cache", &ccfg, NULL), 0);
+    cr_assert_eq(wf_renderer_spawn(node, "renderer", &rcfg, NULL), 0);
+    cr_assert_eq(wf_listener_spawn(node, "listener", &lcfg, &lpid), 0);
+    wf_node_start(node);
+    wf_result r = wf_node_call(node, lpid, wf_msg_new(WF_LISTENER_PORTS, NULL, 0), 2000);
+    cr_assert(wf_result_is_msg(r));
+    uint16_t *ports = wf_msg_body(r.u.ptr);
+    http_port = ports[0];
+    poetry_port = ports[1];
+    wf_result_free(r);
+}
+
+static void stop(void)
+{
+    if (node != NULL) {
+        wf_node_shutdown(node);
+        wf_node_wait(node);
+        wf_node_free(node);
+        node = NULL;
+    }
+    tu_proc_stop(&upstream);
+}
+
+static void setup(void)
+{
+    base();
+    start_upstream(NULL);
+}
+
+static int upstream_fetches(const char *name)
+{
+    char needle[128];
+    snprintf(needle, sizeof needle, "served %s", name);
+    /* Read what the upstream has printed so far. */
+    tu_proc_expect(&upstream, "\x01never\x01", 200);
+    int n = 0;
+    for (const char *p = upstream.log; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+Test(proxy, a_miss_then_a_hit_with_the_headers_and_a_session_counter, .init = setup, .fini = stop)
+{
+    start();
+    tu_http r;
+    cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
+    cr_assert_eq(r.status, 200, "%s%s", r.headers, r.body);
+    cr_assert_str_eq(tu_http_header(&r, "X-Cache"), "MISS");
+    cr_assert_str_eq(tu_http_header(&r, "Via"), "1.1 weft");
+    cr_assert(strstr(r.body, "Ozymandias") && strstr(r.body, "Page view #1"), "%s", r.body);
+    char cookie[128];
+    snprintf(cookie, sizeof cookie, "%s", tu_http_header(&r, "Set-Cookie"));
+    cr_assert(strncmp(cookie, "weft_session=", 13) == 0, "%s", cookie);
+    tu_http_free(&r);
+
+    int fd = tu_http_connect(http_port);
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET /poems/ozymandias HTTP/1.1\r\nHost: t\r\nCookie: %.*s\r\n\r\n",
+                     (int)strcspn(cookie, ";"), cookie);
+    tu_http_send(fd, req, (size_t)n);
+    cr_assert_eq(tu_http_read(fd, &r, 5000), 0);
+    cr_assert_str_eq(tu_http_header(&r, "X-Cache"), "HIT");
+    cr_assert_str_neq(tu_http_header(&r, "Age"), "");
+    cr_assert(strstr(r.body, "Page view #2 in this session"), "%s", r.body);
+    tu_http_free(&r);
+    close(fd);
+    cr_assert_eq(upstream_fetches("ozymandias"), 1);
+}
+
+Test(proxy, a_hundred_concurrent_requests_make_one_upstream_fetch, .init = base, .fini = stop)
+{
+    /* A slow upstream: all hundred arrive while the one fetch is under way. */
+    const char *slow[] = {"--slow", "--delay-ms", "50", "--chunk", "500", NULL};
+    start_upstream(slow);
+    start();
+    int fds[100];
+    for (int i = 0; i < 100; i++) {
+        fds[i] = tu_http_connect(http_port);
+        tu_http_send(fds[i], "GET /poems/the_raven HTTP/1.1\r\nHost: t\r\n\r\n", 42);
+    }
+    int miss = 0, coalesced = 0;
+    for (int i = 0; i < 100; i++) {
+        tu_http r;
+        cr_assert_eq(tu_http_read(fds[i], &r, 10000), 0);
+        cr_assert_eq(r.status, 200);
+        miss += strcmp(tu_http_header(&r, "X-Cache"), "MISS") == 0;
+        coalesced += strcmp(tu_http_header(&r, "X-Cache"), "COALESCED") == 0;
+        tu_http_free(&r);
+        close(fds[i]);
+    }
+    cr_assert_eq(miss, 1);
+    cr_assert_eq(coalesced, 99);
+    cr_assert_eq(upstream_fetches("the_raven"), 1);
+}
+
+Test(proxy, pipelined_requests_are_answered_in_order_on_one_connection, .init = setup, .fini = stop)
+{
+    start();
+    int fd = tu_http_connect(http_port);
+    const char *three = "GET /poems/the_tyger HTTP/1.1\r\nHost: t\r\n\r\n"
+                        "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+                        "HEAD /poems/sonnet_18 HTTP/1.1\r\nHost: t\r\n\r\n"
+                        "GET /poems/ozymandias HTTP/1.1\r\nHost: t\r\n\r\n";
+    tu_http_send(fd, three, strlen(three));
+    tu_http r;
+    cr_assert_eq(tu_http_read(fd, &r, 5000), 0);
+    cr_assert(strstr(r.body, "Tyger"), "the first answer is the first request's");
+    tu_http_free(&r);
+    cr_assert_eq(tu_http_read(fd, &r, 5000), 0);
+    cr_assert_str_eq(r.body, "ok\n");
+    tu_http_free(&r);
+    /* HEAD: the headers of the page, no body (the reader must not wait for
+     * one): read the headers only. */
+    char head[2048];
+    size_t n = 0;
+    while (n < sizeof head - 1 && (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0)) {
+        if (read(fd, head + n, 1) != 1)
+            break;
+        n++;
+    }
+    head[n] = '\0';
+    cr_assert(strstr(head, "HTTP/1.1 200") && strstr(head, "Content-Length:"), "%s", head);
+    cr_assert_eq(tu_http_read(fd, &r, 5000), 0);
+    cr_assert(strstr(r.body, "Ozymandias"), "the fourth answer is the fourth request's");
+    tu_http_free(&r);
+    close(fd);
+}
+
+static void expect_refused(const char *request, size_t len, int status)
+{
+    int fd = tu_http_connect(http_port);
+    tu_http_send(fd, request, len);
+    tu_http r;
+    cr_assert_eq(tu_http_read(fd, &r, 5000), 0, "no complete answer");
+    cr_assert_eq(r.status, status, "%s", r.headers);
+    cr_assert_str_eq(tu_http_header(&r, "Connection"), "close");
+    tu_http_free(&r);
+    char rest[64];
+    cr_assert_eq(tu_read_all(fd, rest, sizeof rest, 2000), 0, "the connection was closed");
+    close(fd);
+}
+
+Test(proxy, bad_requests_get_their_status_and_a_closed_connection, .init = setup, .fini = stop)
+{
+    lcfg.max_header = 1024;
+    lcfg.max_body = 1000;
+    start();
+    expect_refused("THIS IS NOT HTTP\r\n\r\n", 20, 400);
+    char big[4096] = "GET /poems/x HTTP/1.1\r\nX-Filler: ";
+    size_t n = strlen(big);
+    memset(big + n, 'a', 2000);
+    memcpy(big + n + 2000, "\r\n\r\n", 4);
+    expect_refused(big, n + 2004, 431);
+    char post[256];
+    int k = snprintf(post, sizeof post, "POST /poems/x HTTP/1.1\r\nContent-Length: 5000\r\n\r\n");
+    char body[5000];
+    memset(body, 'b', sizeof body);
+    memcpy(big, post, (size_t)k);
+    int fd = tu_http_connect(http_port);
+    tu_http_send(fd, post, (size_t)k);
+    tu_http_send(fd, body, sizeof body);
+    tu_http r;
+    cr_assert_eq(tu_http_read(fd, &r, 5000), 0);
+    cr_assert_eq(r.status, 413);
+    tu_http_free(&r);
+    close(fd);
+    /* Chunked bodies are read by the parser: a small one is fine (405). */
+    const char *chunked = "POST /poems/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "5\r\nhello\r\n0\r\n\r\n";
+    fd = tu_http_connect(http_port);
+    tu_http_send(fd, chunked, strlen(chunked));
+    cr_assert_eq(tu_http_read(fd, &r, 5000), 0);
+    cr_assert_eq(r.status, 405);
+    tu_http_free(&r);
+    close(fd);
+    cr_assert_eq(tu_http_get(http_port, "/nowhere", &r), 0);
+    cr_assert_eq(r.status, 404);
+    tu_http_free(&r);
+}
+
+Test(proxy, too_many_connections_get_503, .init = setup, .fini = stop)
+{
+    lcfg.max_connections = 2;
+    start();
+    int a = tu_http_connect(http_port), b = tu_http_connect(http_port);
+    tu_sleep_ms(100);
+    expect_refused("", 0, 503);
+    close(a);
+    close(b);
+}
+
+Test(proxy, slow_clients_do_not_keep_connections, .init = setup, .fini = stop)
+{
+    lcfg.header_timeout_ms = 200;
+    lcfg.idle_timeout_ms = 300;
+    start();
+    int fd = tu_http_connect(http_port);
+    tu_http_send(fd, "GET /poems/ozy", 14); /* and then nothing */
+    tu_http r;
+    cr_assert_eq(tu_http_read(fd, &r, 3000), 0);
+    cr_assert_eq(r.status, 408);
+    tu_http_free(&r);
+    close(fd);
+    fd = tu_http_connect(http_port); /* idle: closed without a word */
+    char buf[16];
+    cr_assert_eq(tu_read_all(fd, buf, sizeof buf, 3000), 0);
+    close(fd);
+}
+
+Test(proxy, an_upstream_that_is_down_gives_502_with_the_trace, .init = setup, .fini = stop)
+{
+    tu_proc_stop(&upstream); /* nothing listens there any more */
+    start();
+    tu_http r;
+    cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
+    cr_assert_eq(r.status, 502, "%s", r.body);
+    cr_assert(strstr(r.body, "connection refused"), "%s", r.body);
+    cr_assert(strstr(r.body, "handler fetch [fetcher@px]"), "the trace crosses actors: %s", r.body);
+    cr_assert(strstr(r.body, "handler get [cache@px]"), "%s", r.body);
+    tu_http_free(&r);
+}
+
+Test(proxy, the_deadline_gives_504, .fini = stop)
+{
+    base();
+    const char *slow[] = {"--slow", "--delay-ms", "200", "--chunk", "10", NULL};
+    start_upstream(slow);
+    lcfg.deadline_ms = 300;
+    start();
+    tu_http r;
+    long long t0 = (long long)time(NULL);
+    cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
+    cr_assert_eq(r.status, 504, "%s", r.body);
+    cr_assert_leq((long long)time(NULL) - t0, 2, "at the deadline, not later");
+    tu_http_free(&r);
+}
+
+static void fault_then_a_hundred(const char *stage, int status)
+{
+    int fd = tu_http_connect(http_port);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET /poems/ozymandias?fault=%s HTTP/1.1\r\nHost: t\r\n\r\n",
+                     stage);
+    tu_http_send(fd, req, (size_t)n);
+    tu_http r;
+    cr_assert_eq(tu_http_read(fd, &r, 2000), 0, "%s: no complete answer at once", stage);
+    cr_assert_eq(r.status, status, "%s: %s", stage, r.headers);
+    cr_assert_eq(strlen(r.body), r.body_len, "%s: a complete body", stage);
+    tu_http_free(&r);
+    /* The next hundred, on the same connection, each get their own page. */
+    const char *names[] = {"the_tyger", "ozymandias", "sonnet_18"};
+    const char *titles[] = {"Tyger", "Ozymandias", "Sonnet 18"};
+    for (int i = 0; i < 100; i++) {
+        n = snprintf(req, sizeof req, "GET /poems/%s HTTP/1.1\r\nHost: t\r\n\r\n", names[i % 3]);
+        tu_http_send(fd, req, (size_t)n);
+        cr_assert_eq(tu_http_read(fd, &r, 5000), 0, "%s: request %d after the fault", stage, i);
+        cr_assert_eq(r.status, 200, "%s: request %d: %s", stage, i, r.body);
+        cr_assert(strstr(r.body, titles[i % 3]), "%s: request %d got another's page", stage, i);
+        tu_http_free(&r);
+    }
+    close(fd);
+}
+
+Test(proxy, every_failure_stage_answers_its_request_alone, .init = setup, .fini = stop)
+{
+    start();
+    tu_http r;
+    tu_http_get(http_port, "/poems/ozymandias", &r); /* warm */
+    tu_http_free(&r);
+    fault_then_a_hundred("dispatch", 500);
+    fault_then_a_hundred("render_before", 500);
+    fault_then_a_hundred("render_encoding", 500);
+    fault_then_a_hundred("writing", 500);
+    fault_then_a_hundred("after", 200);
+}
+
+Test(proxy, the_poetry_port_serves_the_poem_and_closes, .init = setup, .fini = stop)
+{
+    start();
+    int fd = tu_http_connect(poetry_port);
+    char poem[8192];
+    size_t n = tu_read_all(fd, poem, sizeof poem, 5000);
+    close(fd);
+    cr_assert_gt(n, 100);
+    cr_assert(strstr(poem, "Ozymandias"), "%s", poem);
+    /* The Twisted tutorial's kind of client. */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s 127.0.0.1:%d >/dev/null 2>&1", TWISTED_CLIENT,
+             poetry_port);
+    cr_assert_eq(system(cmd), 0, "the Twisted poetry client failed");
+}
+
+Test(proxy, metrics_and_healthz, .init = setup, .fini = stop)
+{
+    start();
+    tu_http r;
+    tu_http_get(http_port, "/poems/ozymandias", &r);
+    tu_http_free(&r);
+    cr_assert_eq(tu_http_get(http_port, "/healthz", &r), 0);
+    cr_assert_str_eq(r.body, "ok\n");
+    tu_http_free(&r);
+    cr_assert_eq(tu_http_get(http_port, "/metrics", &r), 0);
+    const char *want[] = {"weft_http_requests_total{status=\"200\"} 2",
+                          "weft_cache_answers_total{outcome=\"miss\"} 1",
+                          "weft_upstream_fetches_total 1", "weft_http_request_seconds_bucket",
+                          "weft_mailbox_depth{actor=\"cache\"}"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(r.body, want[i]), "missing %s in:\n%s", want[i], r.body);
+    tu_http_free(&r);
+}

@@ -1,0 +1,30 @@
+/* A small HTTP/1.1 client for tests: raw sockets, complete responses
+ * (Content-Length bodies), every wait bounded. */
+#ifndef WF_TESTS_HTTP_H
+#define WF_TESTS_HTTP_H
+
+#include <stddef.h>
+
+typedef struct tu_http {
+    int status;
+    char headers[8192];
+    char *body; /* malloc'd, NUL-terminated */
+    size_t body_len;
+} tu_http;
+
+/* Connects to 127.0.0.1:port; fails the test if it cannot. */
+int tu_http_connect(int port);
+/* Writes all of s. */
+void tu_http_send(int fd, const char *s, size_t n);
+/* Reads one complete response (status, headers, Content-Length body).
+ * Returns 0, or -1 if the connection closed first or timeout_ms passed. */
+int tu_http_read(int fd, tu_http *r, int timeout_ms);
+/* GET path on a new connection (closed after). */
+int tu_http_get(int port, const char *path, tu_http *r);
+/* The value of header name (case-insensitive), or "" (static buffer). */
+const char *tu_http_header(const tu_http *r, const char *name);
+void tu_http_free(tu_http *r);
+/* Reads until the peer closes or timeout_ms: returns bytes read (into buf). */
+size_t tu_read_all(int fd, char *buf, size_t size, int timeout_ms);
+
+#endif
