@@ -299,8 +299,12 @@ void wf_node_free(wf_node *n)
     }
     /* Handles a user left on the loop are closed so that it can close. */
     uv_walk(&n->loop, close_walk, NULL);
+    /* The first run only clears a uv_stop left by the shutdown; the second
+     * runs the close callbacks, so the loop can close. */
+    uv_run(&n->loop, UV_RUN_NOWAIT);
     uv_run(&n->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&n->loop);
+    if (uv_loop_close(&n->loop) != 0)
+        wf_log(WF_LOG_ERROR, "node %s: its loop could not be closed", n->name);
     uv_mutex_destroy(&n->inject_lock);
     for (uint32_t i = 0; i < n->nrnames; i++)
         wf_free(n->rnames[i]);

@@ -1,0 +1,167 @@
+/* The fetcher against a real upstream process: each way a fetch can end. */
+#define _GNU_SOURCE /* memmem */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <criterion/criterion.h>
+
+#include <weft/fetcher.h>
+
+#include "proc.h"
+#include "testutil.h"
+
+TestSuite(fetcher, .init = tu_capture_log, .timeout = 60);
+
+static tu_proc up;
+static char url[80];
+static wf_node *node;
+static wf_pid fpid;
+static wf_fetcher_config cfg;
+
+static int start_upstream(const char *const *extra)
+{
+    const char *argv[16] = {POETRY_SERVER, "--port", "0"};
+    int n = 3;
+    for (; extra && *extra; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    tu_proc_start(&up, (char *const *)argv);
+    const char *l = tu_proc_expect(&up, "listening on 127.0.0.1:", 5000);
+    cr_assert_not_null(l, "%s", up.log);
+    return atoi(strrchr(l, ':') + 1);
+}
+
+static void start(void)
+{
+    node = wf_node_new(&(wf_node_config){.name = "f"});
+    cr_assert_eq(wf_fetcher_spawn(node, "fetcher", &cfg, &fpid), 0);
+    wf_node_start(node);
+}
+
+static void stop(void)
+{
+    wf_node_shutdown(node);
+    wf_node_wait(node);
+    wf_node_free(node);
+    tu_proc_stop(&up);
+}
+
+static wf_result fetch(const char *name)
+{
+    return wf_node_call(node, fpid, wf_msg_new(WF_FETCH_GET, name, strlen(name)), 20000);
+}
+
+static void poetry(const char *const *extra)
+{
+    snprintf(url, sizeof url, "poetry://127.0.0.1:%d", start_upstream(extra));
+    cfg = (wf_fetcher_config){.upstream = url, .send_name = 1};
+}
+
+Test(fetcher, a_poem_over_the_poetry_protocol, .fini = stop)
+{
+    poetry(NULL);
+    start();
+    wf_result r = fetch("the_tyger");
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    cr_assert(memmem(wf_msg_body(r.u.ptr), wf_msg_len(r.u.ptr), "Tyger", 5) != NULL);
+    wf_result_free(r);
+    r = fetch("no_such_poem");
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_EUPSTREAM);
+    cr_assert(strstr(tu_text(r), "empty poem"), "%s", tu_text(r));
+    wf_result_free(r);
+    r = fetch("../../etc/passwd");
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_EINVAL, "names are checked before any I/O");
+    wf_result_free(r);
+}
+
+Test(fetcher, a_poem_over_http_and_a_404, .fini = stop)
+{
+    const char *http[] = {"--http", NULL};
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/poems/", start_upstream(http));
+    cfg = (wf_fetcher_config){.upstream = url};
+    start();
+    wf_result r = fetch("sonnet_18");
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    cr_assert(memmem(wf_msg_body(r.u.ptr), wf_msg_len(r.u.ptr), "summer", 6) != NULL);
+    wf_result_free(r);
+    r = fetch("missing");
+    cr_assert(strstr(tu_text(r), "HTTP 404"), "%s", tu_text(r));
+    wf_result_free(r);
+}
+
+Test(fetcher, refused_and_reset_say_so, .fini = stop)
+{
+    const char *reset[] = {"--fail-every", "1", NULL};
+    poetry(reset);
+    start();
+    wf_result r = fetch("ozymandias");
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_EUPSTREAM);
+    cr_assert(strstr(tu_text(r), "connection reset"), "%s", tu_text(r));
+    wf_result_free(r);
+    tu_proc_stop(&up);
+    r = fetch("ozymandias");
+    cr_assert(strstr(tu_text(r), "connection refused"), "%s", tu_text(r));
+    wf_result_free(r);
+}
+
+Test(fetcher, a_silent_upstream_times_out_and_a_big_poem_is_refused, .fini = stop)
+{
+    const char *slow[] = {"--slow", "--delay-ms", "500", "--chunk", "10", NULL};
+    poetry(slow);
+    cfg.idle_timeout_ms = 200;
+    start();
+    wf_result r = fetch("ozymandias");
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_ETIMEDOUT);
+    cr_assert(strstr(tu_text(r), "upstream silent for 200 ms"), "%s", tu_text(r));
+    wf_result_free(r);
+    stop();
+    poetry(NULL);
+    cfg.max_body = 1000;
+    start();
+    r = fetch("the_raven");
+    cr_assert(strstr(tu_text(r), "larger than 1000 bytes"), "%s", tu_text(r));
+    wf_result_free(r);
+}
+
+struct many {
+    int left;
+    wf_deferred *done;
+};
+
+static wf_result one_done(wf_result r, void *arg)
+{
+    struct many *m = arg;
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    if (--m->left == 0)
+        wf_node_shutdown(node);
+    return r;
+}
+
+Test(fetcher, at_most_max_connections_at_once, .fini = stop)
+{
+    const char *slow[] = {"--slow", "--delay-ms", "100", "--chunk", "400", NULL};
+    poetry(slow);
+    cfg.max_connections = 1;
+    node = wf_node_new(&(wf_node_config){.name = "f"});
+    cr_assert_eq(wf_fetcher_spawn(node, "fetcher", &cfg, &fpid), 0);
+    struct many m = {3, NULL};
+    wf_deferred *ds[3];
+    for (int i = 0; i < 3; i++) {
+        ds[i] = wf_ask(node, fpid, wf_msg_new(WF_FETCH_GET, "ozymandias", 10), 20000);
+        wf_deferred_add_callback(ds[i], one_done, &m);
+    }
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    wf_node_run(node);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    /* ozymandias is 673 bytes: two 400-byte chunks, so at least 100 ms each;
+     * one at a time makes at least 300 ms. */
+    cr_assert_geq(s, 0.3, "the fetches overlapped (%.3f s)", s);
+    for (int i = 0; i < 3; i++)
+        wf_deferred_release(ds[i]);
+    wf_node_free(node);
+    node = wf_node_new(NULL); /* for stop() */
+}
