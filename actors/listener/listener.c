@@ -23,6 +23,7 @@
 #include <weft/renderer.h>
 
 #include "../core/strbuf.h"
+#include "../http/status.h"
 
 #define URL_MAX      2048
 #define NAME_MAX_LEN 200
@@ -104,43 +105,13 @@ static void flush(struct conn *c);
 
 /* ---- responses ---- */
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 302:
-        return "Found";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Payload Too Large";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "Internal Server Error";
-    }
-}
-
 /* Builds the whole response for r: status line, headers, body. */
 static void respond(struct req *r, int status, const char *type, const char *body, size_t len,
                     const char *extra)
 {
     wf_strbuf b = {0};
     wf_strbuf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status,
-                     reason(status), type, len);
+                     wf__http_reason(status), type, len);
     wf_strbuf_puts(&b, "Via: 1.1 weft\r\n");
     wf_strbuf_puts(&b, r->keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
     if (extra != NULL)
@@ -172,7 +143,7 @@ static void respond_plain_error(struct req *r, int status, const char *message, 
 {
     wf_strbuf b = {0};
     wf_strbuf_printf(&b, "<!doctype html><title>%d %s</title><h1>%d %s</h1><p>", status,
-                     reason(status), status, reason(status));
+                     wf__http_reason(status), status, wf__http_reason(status));
     wf_strbuf_puts_html(&b, message);
     wf_strbuf_puts(&b, "</p>");
     if (id != NULL)

@@ -9,6 +9,7 @@
 #include <weft/renderer.h>
 
 #include "../core/strbuf.h"
+#include "../http/status.h"
 
 struct session {
     struct session *next;  /* hash chain */
@@ -204,28 +205,6 @@ static wf_result on_poem(wf_ctx *ctx, wf_msg *m)
     return reply ? wf_result_msg(reply) : WF_FAIL(WF_ENOMEM, "no memory for a page");
 }
 
-static const char *reason_phrase(uint32_t status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 413:
-        return "Payload Too Large";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return status >= 500 ? "Internal Server Error" : "Error";
-    }
-}
-
 static wf_result on_error(wf_ctx *ctx, wf_msg *m)
 {
     struct renderer *r = wf_ctx_state(ctx);
@@ -243,7 +222,7 @@ static wf_result on_error(wf_ctx *ctx, wf_msg *m)
     char status[8];
     snprintf(status, sizeof status, "%u", head.status);
     struct var vars[] = {{"status", status},
-                         {"reason", reason_phrase(head.status)},
+                         {"reason", wf__http_reason((int)head.status)},
                          {"message", head.message},
                          {"id", head.id},
                          {"trace", head.debug ? trace : ""}};

@@ -57,6 +57,8 @@
 
 #include <weft/weft.h>
 
+#include "../benchjson.h"
+
 #define SAMPLES       7
 #define QUICK_SAMPLES 3
 #define TARGET_S      0.15 /* per sample */
@@ -596,34 +598,6 @@ static void measure_nng(bool quick, int samples, struct nng_result *out)
 }
 
 /* ---- output ---- */
-
-#if defined(__clang__)
-#define COMPILER "clang " __clang_version__
-#elif defined(__GNUC__)
-#define COMPILER "gcc " __VERSION__
-#else
-#define COMPILER "unknown"
-#endif
-
-#ifdef __OPTIMIZE__
-#define OPTIMIZED "true"
-#else
-#define OPTIMIZED "false"
-#endif
-
-static void print_json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
-}
 
 static void print_key_string(const char *key, const char *value)
 {

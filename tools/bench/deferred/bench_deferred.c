@@ -29,6 +29,8 @@
 
 #include <weft/weft.h>
 
+#include "../benchjson.h"
+
 #define SAMPLES        7
 #define TARGET_NS      200000000.0 /* per sample: 100-300 ms, long enough to swamp timer noise */
 #define CALIBRATE_NS   40000000    /* a calibration run shorter than this is too noisy to scale */
@@ -213,36 +215,6 @@ static void measure(struct bench *b, bool quick)
     qsort(sorted, SAMPLES, sizeof sorted[0], cmp_double);
     b->median = sorted[SAMPLES / 2];
     b->min = sorted[0];
-}
-
-#if defined(__clang__)
-#define COMPILER "clang " __clang_version__
-#elif defined(__GNUC__)
-#define COMPILER "gcc " __VERSION__
-#else
-#define COMPILER "unknown"
-#endif
-
-#ifdef __OPTIMIZE__
-#define OPTIMIZED "true"
-#else
-#define OPTIMIZED "false"
-#endif
-
-/* Compiler version strings are the only free text printed; keep the JSON
- * valid whatever they hold. */
-static void print_json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
 }
 
 int main(int argc, char **argv)
