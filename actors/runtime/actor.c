@@ -9,7 +9,7 @@
 
 #include "runtime.h"
 
-static const wf_handler *find_handler(const wf_behaviour *b, uint32_t type)
+const wf_handler *wf__find_handler(const wf_behaviour *b, uint32_t type)
 {
     for (size_t i = 0; i < b->nhandlers; i++) {
         if (b->handlers[i].type == type)
@@ -341,7 +341,7 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
         return;
     }
 
-    const wf_handler *h = find_handler(a->b, m->type);
+    const wf_handler *h = wf__find_handler(a->b, m->type);
     struct request req = {.node = n, .corr = m->corr, .peer = m->peer, .actor = a, .h = h};
     struct request *rq = m->kind == K_ASK ? &req : NULL;
     if (h == NULL) {

@@ -6,43 +6,75 @@
 
 #include "runtime.h"
 
-struct job {
-    uv_work_t work;
-    struct actor *a;
+/* One message of a pool job. */
+struct item {
     const wf_handler *h;
     wf_msg *m;
-    bool has_req;
+    bool has_req, ran;
     struct request req;
     wf_ctx ctx;
     wf_result r;
 };
 
+/* Handlers of one blocking actor run on the pool one after another, in
+ * mailbox order: a job takes every consecutive message it can (up to
+ * POOL_BATCH), so a busy actor pays the trip to the pool and back once per
+ * batch, not per message. Still one message at a time. */
+#define POOL_BATCH 32
+
+struct job {
+    uv_work_t work;
+    struct actor *a;
+    unsigned n;
+    struct item items[];
+};
+
 static void job_work(uv_work_t *w)
 {
     struct job *j = w->data;
-    j->r = j->h->fn(&j->ctx, j->m);
+    for (unsigned i = 0; i < j->n; i++) {
+        struct item *it = &j->items[i];
+        it->r = it->h->fn(&it->ctx, it->m);
+        it->ran = true;
+        /* A stop, or a tell that failed (a crash), ends the batch: what
+         * follows must not run before the loop has seen it. */
+        if (it->ctx.stop_requested || (!it->has_req && it->r.kind == WF_RESULT_FAILURE))
+            break;
+    }
 }
 
 static void job_after(uv_work_t *w, int status)
 {
     struct job *j = w->data;
     struct actor *a = j->a;
-    struct request *req = j->has_req ? &j->req : NULL;
-    if (status != 0) /* only UV_ECANCELED, which weft never asks for */
-        j->r = WF_FAIL(WF_EINTERNAL, "blocking handler not run: %s", uv_strerror(status));
     a->busy = false;
-    if (req != NULL) {
-        req->on_pool = false;
-        if (req->has_postponed) {
-            req->has_postponed = false;
-            wf__answer(req->node, req->peer, req->corr, req->postponed);
-        }
+    /* Messages the batch did not get to go back to the front, in order. */
+    for (unsigned i = j->n; i-- > 0;) {
+        struct item *it = &j->items[i];
+        if (it->ran && status == 0)
+            continue;
+        it->m->next = a->mb_head;
+        a->mb_head = it->m;
+        if (a->mb_tail == NULL)
+            a->mb_tail = it->m;
+        a->mb_count++;
     }
-    a->in_turn = true;
-    wf__actor_finish(a, j->h, j->m, req, j->r);
-    a->in_turn = false;
-    if (j->ctx.stop_requested)
-        wf__actor_stop(a, j->ctx.stop_reason);
+    for (unsigned i = 0; i < j->n && j->items[i].ran && status == 0; i++) {
+        struct item *it = &j->items[i];
+        struct request *req = it->has_req ? &it->req : NULL;
+        if (req != NULL) {
+            req->on_pool = false;
+            if (req->has_postponed) {
+                req->has_postponed = false;
+                wf__answer(req->node, req->peer, req->corr, req->postponed);
+            }
+        }
+        a->in_turn = true;
+        wf__actor_finish(a, it->h, it->m, req, it->r);
+        a->in_turn = false;
+        if (it->ctx.stop_requested)
+            wf__actor_stop(a, it->ctx.stop_reason);
+    }
     if (a->stop_pending)
         wf__actor_stop(a, a->stop_reason);
     wf__schedule(a);
@@ -50,24 +82,53 @@ static void job_after(uv_work_t *w, int status)
     wf_free(j);
 }
 
+static void item_init(struct item *it, struct actor *a, const wf_handler *h, wf_msg *m,
+                      const struct request *req)
+{
+    *it = (struct item){.h = h, .m = m, .has_req = req != NULL};
+    if (req != NULL) {
+        it->req = *req;
+        it->req.on_pool = true;
+    }
+    it->ctx = (wf_ctx){.a = a, .msg = m, .req = req ? &it->req : NULL, .on_pool = true};
+}
+
 void wf__offload(struct actor *a, const wf_handler *h, wf_msg *m, struct request *req)
 {
-    struct job *j = wf_malloc(sizeof *j);
+    /* Count the queued messages that can ride along: requests and tells
+     * for blocking handlers (replies to the actor's own asks run on the
+     * loop, so they end the batch). */
+    unsigned n = 1;
+    for (wf_msg *q = a->mb_head; q != NULL && n < POOL_BATCH; q = q->next, n++) {
+        const wf_handler *qh = q->kind == K_REPLY ? NULL : wf__find_handler(a->b, q->type);
+        if (qh == NULL || !((qh->flags & WF_HANDLER_BLOCKING) || (a->b->flags & WF_ACTOR_BLOCKING)))
+            break;
+    }
+    struct job *j = wf_malloc(sizeof *j + n * sizeof j->items[0]);
     if (j == NULL) {
         wf__actor_finish(a, h, m, req, WF_FAIL(WF_ENOMEM, "no memory to offload a handler"));
         return;
     }
-    *j = (struct job){.a = a, .h = h, .m = m, .has_req = req != NULL};
-    if (req != NULL) {
-        j->req = *req;
-        j->req.on_pool = true;
+    j->a = a;
+    j->n = n;
+    item_init(&j->items[0], a, h, m, req);
+    for (unsigned i = 1; i < n; i++) {
+        wf_msg *q = a->mb_head;
+        a->mb_head = q->next;
+        if (a->mb_head == NULL)
+            a->mb_tail = NULL;
+        a->mb_count--;
+        struct request qr = {.node = a->node,
+                             .corr = q->corr,
+                             .peer = q->peer,
+                             .actor = a,
+                             .h = wf__find_handler(a->b, q->type)};
+        item_init(&j->items[i], a, qr.h, q, q->kind == K_ASK ? &qr : NULL);
     }
-    j->ctx = (wf_ctx){.a = a, .msg = m, .req = req ? &j->req : NULL, .on_pool = true};
     j->work.data = j;
-    /* One at a time: the actor takes no more mail until job_after. */
     a->busy = true;
     a->refs++;
-    wf__stats(a->node)->offloaded++;
+    wf__stats(a->node)->offloaded += n;
     uv_queue_work(wf_node_loop(a->node), &j->work, job_work, job_after);
 }
 

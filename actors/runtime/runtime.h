@@ -108,6 +108,8 @@ bool wf__shutting_down(wf_node *n);
 unsigned wf__default_mailbox_limit(wf_node *n);
 int wf__registry_add(wf_node *n, struct actor *a, const char *name);
 
+const wf_handler *wf__find_handler(const wf_behaviour *b, uint32_t type);
+
 /* offload.c */
 void wf__offload(struct actor *a, const wf_handler *h, wf_msg *m, struct request *req);
 

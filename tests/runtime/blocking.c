@@ -235,3 +235,42 @@ Test(blocking, cancelling_a_queued_thread_call_stops_it_from_running)
     wf_deferred_release(queued);
     wf_node_free(node);
 }
+
+static atomic_int pings_run;
+
+static wf_result on_crash_tell(wf_ctx *ctx, wf_msg *m)
+{
+    return WF_FAIL(WF_EUSER + 9, "crashed on the pool");
+}
+
+static wf_result on_ping_counted(wf_ctx *ctx, wf_msg *m)
+{
+    atomic_fetch_add(&pings_run, 1);
+    return wf_result_msg(tu_msg(QUICK, "pong"));
+}
+
+static const wf_handler crashy_h[] = {{SLEEP, "crash", on_crash_tell, 0},
+                                      {QUICK, "ping", on_ping_counted, 0}};
+static const wf_behaviour crashy = {
+    .name = "crashy", .handlers = crashy_h, .nhandlers = 2, .flags = WF_ACTOR_BLOCKING};
+
+Test(blocking, a_crash_in_a_batch_stops_what_follows_it)
+{
+    atomic_store(&pings_run, 0);
+    node = wf_node_new(NULL);
+    wf_pid p;
+    wf_spawn(node, "crashy", &crashy, NULL, &p);
+    wf_deferred *before = wf_ask(node, p, tu_msg(QUICK, "?"), 5000);
+    wf_tell(node, p, tu_msg(SLEEP, "boom"));
+    wf_deferred *after = wf_ask(node, p, tu_msg(QUICK, "?"), 5000);
+    wf_result r;
+    tu_run_until(node, wf_deferred_ref(after), &r);
+    cr_assert_eq(r.kind, WF_RESULT_FAILURE);
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_EACTORSTOPPED, "%s", tu_text(r));
+    wf_result_free(r);
+    cr_assert_eq(atomic_load(&pings_run), 1, "only the ping before the crash ran");
+    cr_assert_str_eq(tu_text(*wf_deferred_peek(before)), "pong");
+    wf_deferred_release(before);
+    wf_deferred_release(after);
+    wf_node_free(node);
+}
