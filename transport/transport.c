@@ -175,10 +175,14 @@ static void on_tx(void *arg)
             }
         }
     }
-    c->writing = false;
-    if (rv == 0 && !c->wclosing)
+    /* When the loop must hear of it (an error, or a closing connection),
+     * `writing` stays set until the loop has: otherwise the loop could free
+     * c while this notice is on its way. */
+    bool tell_loop = rv != 0 || c->wclosing;
+    if (!tell_loop) {
+        c->writing = false;
         write_next(c);
-    bool tell_loop = rv != 0 || (c->wclosing && !c->writing);
+    }
     uv_mutex_unlock(&c->wlock);
     if (tell_loop)
         push(c->t, (struct item){.kind = I_WRITTEN, .conn = c, .rv = rv ? rv : NNG_ECLOSED});
@@ -676,6 +680,9 @@ static void on_item(wf_transport *t, struct item *it)
     }
     case I_WRITTEN:
         /* A write failed, or a closing connection stopped writing. */
+        uv_mutex_lock(&it->conn->wlock);
+        it->conn->writing = false;
+        uv_mutex_unlock(&it->conn->wlock);
         if (it->rv != NNG_ECLOSED)
             conn_close(it->conn, nng_strerror(it->rv));
         conn_close(it->conn, "connection closed");
