@@ -24,6 +24,8 @@ struct renderer {
     struct session **buckets;
     size_t nbuckets;
     struct session *newest, *oldest;
+    unsigned char rnd[4096]; /* kernel randomness, drawn 16 bytes per session */
+    size_t rnd_left;
 };
 
 /* ---- templates ---- */
@@ -130,11 +132,16 @@ static struct session *session_for(struct renderer *r, const char *id)
     struct session *s = wf_malloc(sizeof *s);
     if (s == NULL)
         return NULL;
-    unsigned char raw[16];
-    if (getrandom(raw, sizeof raw, 0) != sizeof raw) {
-        wf_free(s);
-        return NULL;
+    /* One getrandom call per 256 sessions, not one per session. */
+    if (r->rnd_left < 16) {
+        if (getrandom(r->rnd, sizeof r->rnd, 0) != (ssize_t)sizeof r->rnd) {
+            wf_free(s);
+            return NULL;
+        }
+        r->rnd_left = sizeof r->rnd;
     }
+    const unsigned char *raw = r->rnd + sizeof r->rnd - r->rnd_left;
+    r->rnd_left -= 16;
     for (int i = 0; i < 16; i++)
         snprintf(s->id + 2 * i, 3, "%02x", raw[i]);
     s->views = 0;
