@@ -57,7 +57,8 @@ typedef struct wf_cache_stats {
 } wf_cache_stats;
 
 /* wf_cache_behaviour's init takes a const wf_cache_config * (borrowed: it
- * must outlive the actor). */
+ * must outlive the actor). wf_cache_spawn is wf_spawn with it: loop thread,
+ * or any thread before the node runs. */
 extern const wf_behaviour wf_cache_behaviour;
 
 static inline int wf_cache_spawn(wf_node *n, const char *name, const wf_cache_config *cfg,

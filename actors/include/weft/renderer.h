@@ -55,7 +55,9 @@ typedef struct wf_renderer_config {
 } wf_renderer_config;
 
 /* Its init reads the templates (a missing one fails the spawn with
- * WF_EINVAL) and takes a const wf_renderer_config * (borrowed). */
+ * WF_EINVAL) and takes a const wf_renderer_config * (borrowed: it must
+ * outlive the actor). wf_renderer_spawn: loop thread, or before the node
+ * runs. */
 extern const wf_behaviour wf_renderer_behaviour;
 
 static inline int wf_renderer_spawn(wf_node *n, const char *name, const wf_renderer_config *cfg,

@@ -77,17 +77,19 @@ int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_fram
                    const char **why);
 
 /* wf_wire_put_header writes the header of f (kind .. payload_len, name_len)
- * into out[0..WF_WIRE_HEADER). */
+ * into out[0..WF_WIRE_HEADER); f and out are the caller's. Any thread. */
 void wf_wire_put_header(const wf_wire_frame *f, unsigned char *out);
 
 /* wf_wire_failure_size / wf_wire_put_failure encode failure f (its frames
  * and causes, up to the limits above: deeper causes are cut, with a note in
- * the last message) into a FAIL payload. put writes exactly size bytes. */
+ * the last message) into a FAIL payload. put writes exactly size bytes
+ * into the caller's out; f is borrowed. Any thread. */
 size_t wf_wire_failure_size(const wf_failure *f);
 void wf_wire_put_failure(const wf_failure *f, unsigned char *out);
 
-/* wf_wire_get_failure rebuilds a failure from a FAIL payload; the caller
- * owns it. NULL (with *why set) if the payload is malformed. */
+/* wf_wire_get_failure rebuilds a failure from a FAIL payload (buf is
+ * borrowed); the caller owns the result. NULL (with *why set to a static
+ * reason) if the payload is malformed. Any thread. */
 wf_failure *wf_wire_get_failure(const void *buf, size_t len, const char **why);
 
 #ifdef __cplusplus
