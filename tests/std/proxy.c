@@ -15,6 +15,7 @@
 #include <weft/fetcher.h>
 #include <weft/listener.h>
 #include <weft/renderer.h>
+#include <weft/transport.h>
 
 #include "http.h"
 #include "proc.h"
@@ -377,4 +378,68 @@ Test(proxy, metrics_and_healthz, .init = setup, .fini = stop)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(strstr(r.body, want[i]), "missing %s in:\n%s", want[i], r.body);
     tu_http_free(&r);
+}
+
+/* The flagship spread over two nodes joined by real transports: listener
+ * and renderer on node a, cache and fetcher on node b. */
+Test(proxy, the_proxy_spread_over_two_nodes, .init = setup, .fini = stop)
+{
+    char dir[64] = "/tmp/weft-px2.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char ua[128], ub[128];
+    snprintf(ua, sizeof ua, "ipc://%s/a", dir);
+    snprintf(ub, sizeof ub, "ipc://%s/b", dir);
+    wf_transport_config tc = {.secret = "poems"};
+    wf_transport *ta, *tb;
+    wf_node *nb = wf_node_new(&(wf_node_config){.name = "b"});
+    cr_assert_eq(wf_transport_new(nb, &tc, &tb), 0);
+    cr_assert_eq(wf_transport_listen(tb, ub), 0);
+    cr_assert_eq(wf_fetcher_spawn(nb, "fetcher", &fcfg, NULL), 0);
+    cr_assert_eq(wf_cache_spawn(nb, "cache", &ccfg, NULL), 0);
+    wf_node_start(nb);
+
+    lcfg.cache = "cache@b";
+    node = wf_node_new(&(wf_node_config){.name = "a"});
+    cr_assert_eq(wf_transport_new(node, &tc, &ta), 0);
+    cr_assert_eq(wf_transport_listen(ta, ua), 0);
+    cr_assert_eq(wf_transport_dial(ta, ub), 0);
+    cr_assert_eq(wf_renderer_spawn(node, "renderer", &rcfg, NULL), 0);
+    cr_assert_eq(wf_listener_spawn(node, "listener", &lcfg, &lpid), 0);
+    wf_node_start(node);
+    wf_result pr = wf_node_call(node, lpid, wf_msg_new(WF_LISTENER_PORTS, NULL, 0), 2000);
+    http_port = ((uint16_t *)wf_msg_body(pr.u.ptr))[0];
+    wf_result_free(pr);
+
+    /* Until the nodes have connected, the cache is out of reach (502). */
+    tu_http r = {0};
+    for (int i = 0; i < 200; i++) {
+        cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
+        if (r.status == 200)
+            break;
+        tu_http_free(&r);
+        tu_sleep_ms(25);
+    }
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_str_eq(tu_http_header(&r, "X-Cache"), "MISS");
+    tu_http_free(&r);
+    cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
+    cr_assert_str_eq(tu_http_header(&r, "X-Cache"), "HIT");
+    tu_http_free(&r);
+
+    /* A failure on node b shows every hop, across the nodes. */
+    tu_proc_stop(&upstream);
+    cr_assert_eq(tu_http_get(http_port, "/poems/the_tyger", &r), 0);
+    cr_assert_eq(r.status, 502, "%s", r.body);
+    const char *hops[] = {"handler fetch [fetcher@b]", "handler get [cache@b]",
+                          "reply from node b [node a]"};
+    for (int i = 0; i < 3; i++)
+        cr_assert(strstr(r.body, hops[i]), "missing %s in:\n%s", hops[i], r.body);
+    tu_http_free(&r);
+
+    wf_node_shutdown(nb);
+    wf_node_wait(nb);
+    wf_node_free(nb);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
 }
