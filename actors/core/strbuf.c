@@ -25,6 +25,11 @@ static bool reserve(wf_strbuf *b, size_t extra)
     return true;
 }
 
+void wf_strbuf_reserve(wf_strbuf *b, size_t n)
+{
+    reserve(b, n);
+}
+
 void wf_strbuf_append(wf_strbuf *b, const char *s, size_t n)
 {
     if (!reserve(b, n))

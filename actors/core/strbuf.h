@@ -13,6 +13,9 @@ typedef struct wf_strbuf {
     bool oom;
 } wf_strbuf;
 
+/* Makes room for n more bytes at once (a size known in advance saves the
+ * doublings). */
+void wf_strbuf_reserve(wf_strbuf *b, size_t n);
 void wf_strbuf_append(wf_strbuf *b, const char *s, size_t n);
 void wf_strbuf_puts(wf_strbuf *b, const char *s);
 void wf_strbuf_printf(wf_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

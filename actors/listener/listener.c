@@ -110,6 +110,7 @@ static void respond(struct req *r, int status, const char *type, const char *bod
                     const char *extra)
 {
     wf_strbuf b = {0};
+    wf_strbuf_reserve(&b, 512 + (extra ? strlen(extra) : 0) + len);
     wf_strbuf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status,
                      wf__http_reason(status), type, len);
     wf_strbuf_puts(&b, "Via: 1.1 weft\r\n");

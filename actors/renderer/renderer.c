@@ -195,6 +195,8 @@ static wf_result on_poem(wf_ctx *ctx, wf_msg *m)
     wf_render_page page = {.views = s->views};
     memcpy(page.session, s->id, sizeof page.session);
     wf_strbuf out = {0};
+    /* Escaping may grow the poem; most of a page is the template and it. */
+    wf_strbuf_reserve(&out, sizeof page + strlen(r->poem_tmpl) + len + len / 8 + 256);
     wf_strbuf_append(&out, (const char *)&page, sizeof page);
     fill(&out, r->poem_tmpl, vars, sizeof vars / sizeof vars[0],
          head.fault == WF_RENDER_FAULT_ENCODING);
