@@ -57,7 +57,7 @@
 
 #include <weft/weft.h>
 
-#include "../benchjson.h"
+#include "../bench.h"
 
 #define SAMPLES       7
 #define QUICK_SAMPLES 3
@@ -151,20 +151,6 @@ static void *xmalloc(size_t size)
     if (p == NULL)
         die("out of memory (%zu bytes)", size);
     return p;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n)
-{
-    double s[SAMPLES];
-    memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 static long rss_bytes(void)

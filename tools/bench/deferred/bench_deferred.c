@@ -29,7 +29,7 @@
 
 #include <weft/weft.h>
 
-#include "../benchjson.h"
+#include "../bench.h"
 
 #define SAMPLES        7
 #define TARGET_NS      200000000.0 /* per sample: 100-300 ms, long enough to swamp timer noise */
@@ -192,12 +192,6 @@ static uint64_t calibrate(const struct bench *b)
     if (t2 < t)
         t = t2;
     return (uint64_t)(n * (TARGET_NS / (double)t)) + 1;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static void measure(struct bench *b, bool quick)

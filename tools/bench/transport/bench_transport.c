@@ -68,7 +68,7 @@
 #include <weft/transport.h>
 #include <weft/weft.h>
 
-#include "../benchjson.h"
+#include "../bench.h"
 
 #define SAMPLES        7
 #define QUICK_SAMPLES  3
@@ -133,20 +133,6 @@ static void sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n)
-{
-    double s[SAMPLES];
-    memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 /* Latencies in ns, sorted in place; fills p50 and p99 in microseconds. */
