@@ -33,6 +33,8 @@
  * tables: an id is (generation << 32 | index + 1), and freeing a slot bumps
  * its generation, so a stale id never matches the slot's next tenant.
  * Their entries start with this header. */
+struct name_entry;
+
 struct genslot {
     uint32_t gen;
     uint32_t next_free; /* index + 1 */
@@ -87,7 +89,7 @@ struct wf_node {
 
     struct slot *slots;
     uint32_t nslots, free_slot;
-    struct actor **names; /* hash buckets chained through actor->name_next */
+    struct name_entry **names; /* names -> registry slots, chained buckets */
     uint32_t nbuckets_names, nnames;
 
     struct actor *runq_head, *runq_tail;
@@ -359,25 +361,18 @@ static uint32_t hash_name(const char *s)
     return h;
 }
 
-/* The name table chains through run_next's sibling: actors keep a
- * separate link for it, stored in the registry slot instead. Names are
- * rare next to messages, so a plain chained table of slot indices does. */
+/* Names are rare next to messages: a plain chained table of slot indices. */
 struct name_entry {
     struct name_entry *next;
     uint32_t slot; /* index + 1 */
     char name[];
 };
 
-static struct name_entry **name_buckets(wf_node *n)
-{
-    return (struct name_entry **)n->names;
-}
-
 static struct name_entry *name_find(wf_node *n, const char *name, struct name_entry ***link)
 {
     if (n->nbuckets_names == 0)
         return NULL;
-    struct name_entry **pp = &name_buckets(n)[hash_name(name) & (n->nbuckets_names - 1)];
+    struct name_entry **pp = &n->names[hash_name(name) & (n->nbuckets_names - 1)];
     for (; *pp != NULL; pp = &(*pp)->next) {
         if (strcmp((*pp)->name, name) == 0) {
             if (link)
@@ -397,7 +392,7 @@ static int name_add(wf_node *n, const char *name, uint32_t slot)
             return WF_ENOMEM;
         memset(b, 0, nb * sizeof *b);
         for (uint32_t i = 0; i < n->nbuckets_names; i++) {
-            struct name_entry *e = name_buckets(n)[i];
+            struct name_entry *e = n->names[i];
             while (e != NULL) {
                 struct name_entry *next = e->next;
                 uint32_t h = hash_name(e->name) & (nb - 1);
@@ -407,7 +402,7 @@ static int name_add(wf_node *n, const char *name, uint32_t slot)
             }
         }
         wf_free(n->names);
-        n->names = (struct actor **)b;
+        n->names = b;
         n->nbuckets_names = nb;
     }
     size_t len = strlen(name) + 1;
@@ -417,8 +412,8 @@ static int name_add(wf_node *n, const char *name, uint32_t slot)
     memcpy(e->name, name, len);
     e->slot = slot;
     uint32_t h = hash_name(name) & (n->nbuckets_names - 1);
-    e->next = name_buckets(n)[h];
-    name_buckets(n)[h] = e;
+    e->next = n->names[h];
+    n->names[h] = e;
     n->nnames++;
     return 0;
 }
