@@ -161,22 +161,41 @@ static struct session *session_for(struct renderer *r, const char *id)
 
 /* ---- handlers (on the thread pool) ---- */
 
+/* Both requests are a fixed head, then text: copies the head to *head and
+ * returns the text NUL-terminated (the caller frees it), or NULL with *err
+ * set (WF_EINVAL: too short; WF_ENOMEM). */
+static char *split(wf_msg *m, void *head, size_t head_size, size_t *len, int *err)
+{
+    if (wf_msg_len(m) < head_size) {
+        *err = WF_EINVAL;
+        return NULL;
+    }
+    memcpy(head, wf_msg_body(m), head_size);
+    *len = wf_msg_len(m) - head_size;
+    char *text = wf_malloc(*len + 1);
+    if (text == NULL) {
+        *err = WF_ENOMEM;
+        return NULL;
+    }
+    memcpy(text, (char *)wf_msg_body(m) + head_size, *len);
+    text[*len] = '\0';
+    return text;
+}
+
 static wf_result on_poem(wf_ctx *ctx, wf_msg *m)
 {
     struct renderer *r = wf_ctx_state(ctx);
     wf_render_poem head;
-    if (wf_msg_len(m) < sizeof head)
-        return WF_FAIL(WF_EINVAL, "render request too short");
-    memcpy(&head, wf_msg_body(m), sizeof head);
-    head.session[32] = head.cache[15] = '\0';
-    if (head.fault == WF_RENDER_FAULT_BEFORE)
-        return WF_FAIL(WF_EUSER + 500, "renderer failed before rendering (injected fault)");
-    size_t len = wf_msg_len(m) - sizeof head;
-    char *poem = wf_malloc(len + 1);
+    size_t len;
+    int err;
+    char *poem = split(m, &head, sizeof head, &len, &err);
     if (poem == NULL)
-        return WF_FAIL(WF_ENOMEM, "no memory to render");
-    memcpy(poem, (char *)wf_msg_body(m) + sizeof head, len);
-    poem[len] = '\0';
+        return WF_FAIL(err, "cannot read a render request: %s", wf_strerror(err));
+    head.session[32] = head.cache[15] = '\0';
+    if (head.fault == WF_RENDER_FAULT_BEFORE) {
+        wf_free(poem);
+        return WF_FAIL(WF_EUSER + 500, "renderer failed before rendering (injected fault)");
+    }
     char title[128];
     size_t tl = strcspn(poem, "\n");
     snprintf(title, sizeof title, "%.*s", (int)(tl < 100 ? tl : 100), poem);
@@ -218,16 +237,12 @@ static wf_result on_error(wf_ctx *ctx, wf_msg *m)
 {
     struct renderer *r = wf_ctx_state(ctx);
     wf_render_error head;
-    if (wf_msg_len(m) < sizeof head)
-        return WF_FAIL(WF_EINVAL, "error page request too short");
-    memcpy(&head, wf_msg_body(m), sizeof head);
-    head.id[16] = head.message[255] = '\0';
-    size_t len = wf_msg_len(m) - sizeof head;
-    char *trace = wf_malloc(len + 1);
+    size_t len;
+    int err;
+    char *trace = split(m, &head, sizeof head, &len, &err);
     if (trace == NULL)
-        return WF_FAIL(WF_ENOMEM, "no memory for an error page");
-    memcpy(trace, (char *)wf_msg_body(m) + sizeof head, len);
-    trace[len] = '\0';
+        return WF_FAIL(err, "cannot read an error page request: %s", wf_strerror(err));
+    head.id[16] = head.message[255] = '\0';
     char status[8];
     snprintf(status, sizeof status, "%u", head.status);
     struct var vars[] = {{"status", status},
