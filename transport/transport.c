@@ -252,13 +252,6 @@ static int send_frame(wf_transport *t, struct conn *c, wf_wire_frame *f, const v
     size_t len = WF_WIRE_HEADER + f->name_len + f->payload_len;
     if (c == NULL || c->closing)
         return WF_ENODEDOWN;
-    uv_mutex_lock(&c->wlock);
-    size_t queued = c->queued;
-    uv_mutex_unlock(&c->wlock);
-    if (queued + len > QUEUE_LIMIT) {
-        t->stats.send_failures++;
-        return WF_EOVERLOADED;
-    }
     struct out *o = wf_malloc(sizeof *o + len);
     if (o == NULL)
         return WF_ENOMEM;
@@ -272,12 +265,21 @@ static int send_frame(wf_transport *t, struct conn *c, wf_wire_frame *f, const v
         fill(payload, o->data + WF_WIRE_HEADER + f->name_len);
     else if (f->payload_len > 0)
         memcpy(o->data + WF_WIRE_HEADER + f->name_len, payload, f->payload_len);
+    /* One critical section per frame: the bound and the append together. */
     uv_mutex_lock(&c->wlock);
-    *(c->oq_tail ? &c->oq_tail->next : &c->oq) = o;
-    c->oq_tail = o;
-    c->queued += len;
-    write_next(c);
+    bool full = c->queued + len > QUEUE_LIMIT;
+    if (!full) {
+        *(c->oq_tail ? &c->oq_tail->next : &c->oq) = o;
+        c->oq_tail = o;
+        c->queued += len;
+        write_next(c);
+    }
     uv_mutex_unlock(&c->wlock);
+    if (full) {
+        wf_free(o);
+        t->stats.send_failures++;
+        return WF_EOVERLOADED;
+    }
     t->stats.frames_out++;
     return 0;
 }
