@@ -142,7 +142,8 @@ typedef struct wf_down {
     const char *reason; /* the reason's formatted trace ("" if normal); borrowed from msg */
 } wf_down;
 
-/* wf_down_parse reads a WF_MSG_DOWN message. Returns 0 or WF_EINVAL. */
+/* wf_down_parse reads a WF_MSG_DOWN message (borrowed; out->reason points
+ * into it). Returns 0 or WF_EINVAL. Any thread. */
 int wf_down_parse(wf_msg *msg, wf_down *out);
 
 #ifdef __cplusplus
