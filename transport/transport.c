@@ -353,6 +353,7 @@ static void peer_up(wf_transport *t, struct conn *c)
         pe->conn = c;
         t->stats.peers_up++;
         wf_log(WF_LOG_INFO, "node %s: peer %s up", wf_node_name(t->node), pe->name);
+        wf_link_peer_up(t->node, p);
     }
 }
 
@@ -416,8 +417,15 @@ static void deliver(wf_transport *t, struct conn *c, const wf_wire_frame *f)
             }
             return;
         }
+        wf_trace_ctx tc = {.flags = 0};
+        if (f->span_id != 0) {
+            memcpy(tc.trace_id, f->trace_id, 16);
+            tc.span_id = f->span_id;
+            tc.parent_id = f->parent_span_id;
+            tc.flags = WF_TRACE_VALID | (f->trace_flags & WF_TRACE_SAMPLED);
+        }
         wf_link_deliver(n, c->peer, f->kind == WF_WIRE_ASK ? WF_LINK_ASK : WF_LINK_TELL, f->corr,
-                        f->from, f->to, f->name_len ? f->name : NULL, f->name_len, m);
+                        f->from, f->to, f->name_len ? f->name : NULL, f->name_len, &tc, m);
         break;
     }
     case WF_WIRE_REPLY: {
@@ -728,6 +736,12 @@ static int transport_send(void *ctx, const wf_link_out *o)
         return WF_ENODEDOWN;
     struct conn *c = t->peers[o->peer - 1].conn;
     wf_wire_frame f = {.kind = (uint8_t)o->kind, .corr = o->corr, .from = o->from, .to = o->to};
+    if (o->tc != NULL && (o->tc->flags & WF_TRACE_VALID)) {
+        memcpy(f.trace_id, o->tc->trace_id, 16);
+        f.span_id = o->tc->span_id;
+        f.parent_span_id = o->tc->parent_id;
+        f.trace_flags = o->tc->flags & WF_TRACE_SAMPLED;
+    }
     if (o->name != NULL) {
         f.name = o->name;
         f.name_len = strlen(o->name);

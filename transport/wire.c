@@ -69,7 +69,8 @@ int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_fram
     f->parent_span_id = get64(p + 56);
     f->name_len = get16(p + 64);
     f->payload_len = get32(p + 68);
-    if (get16(p + 66) != 0) {
+    f->trace_flags = p[66];
+    if (p[67] != 0) {
         *why = "reserved header bits set";
         return WF_EPROTO;
     }
@@ -110,7 +111,8 @@ void wf_wire_put_header(const wf_wire_frame *f, unsigned char *p)
     put64(p + 48, f->span_id);
     put64(p + 56, f->parent_span_id);
     put16(p + 64, (uint16_t)f->name_len);
-    put16(p + 66, 0);
+    p[66] = f->trace_flags;
+    p[67] = 0;
     put32(p + 68, (uint32_t)f->payload_len);
 }
 

@@ -56,6 +56,7 @@ int wf_spawn(wf_node *n, const char *name, const wf_behaviour *b, void *arg, wf_
         }
     }
     wf__stats(n)->spawned++;
+    wf__trace_actor(n, a, TR_ACTOR, NULL);
     if (pid != NULL)
         *pid = a->pid;
     wf__schedule(a); /* init may have sent itself mail */
@@ -152,7 +153,7 @@ static void answer(struct request *req, wf_result r, const char *file, int line,
         req->has_postponed = true;
         return;
     }
-    wf__answer(req->node, req->peer, req->corr, r);
+    wf__answer(req->node, req->self, req->peer, req->corr, req->h ? req->h->type : 0, &req->tc, r);
 }
 
 /* Answers req with r unless it was answered already: then r is dropped and
@@ -342,7 +343,10 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
     }
 
     const wf_handler *h = wf__find_handler(a->b, m->type);
-    struct request req = {.node = n, .corr = m->corr, .peer = m->peer, .actor = a, .h = h};
+    struct request req = {
+        .node = n, .corr = m->corr, .peer = m->peer, .actor = a, .self = a->pid, .h = h};
+    if (m->tc.flags)
+        req.tc = m->tc;
     struct request *rq = m->kind == K_ASK ? &req : NULL;
     if (h == NULL) {
         wf_failure *f = wf_failure_new(WF_EINVAL, "actor %s@%s has no handler for message type %u",
@@ -364,9 +368,30 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
         return;
     }
     wf_ctx ctx = {.a = a, .msg = m, .req = rq};
+    /* The turn runs in the message's span: what it sends continues it. */
+    struct node_trace *nt = wf__nt(n);
+    bool tracing = (m->tc.flags | nt->cur.flags) != 0;
+    wf_trace_ctx saved;
+    if (tracing) {
+        saved = nt->cur;
+        nt->cur = m->tc;
+        if (wf__traced(n, &m->tc))
+            wf__trace_run(n, TR_START, a, m, h, OUT_NONE, 0);
+    }
     a->in_turn = true;
     wf_result r = h->fn(&ctx, m);
+    if (tracing && wf__traced(n, &m->tc)) {
+        int out = r.kind == WF_RESULT_DEFERRED   ? OUT_DEFERRED
+                  : r.kind == WF_RESULT_FAILURE  ? OUT_FAIL
+                  : wf_result_is_msg(r)          ? OUT_REPLY
+                  : rq != NULL && rq->answered   ? OUT_REPLY
+                  : rq == NULL                   ? OUT_OK
+                                                 : OUT_NONE;
+        wf__trace_run(n, TR_END, a, m, h, out, 0);
+    }
     wf__actor_finish(a, h, m, rq, r);
+    if (tracing)
+        nt->cur = saved;
     a->in_turn = false;
     apply_ctx_stop(a, &ctx);
     if (a->stop_pending && !a->busy)
@@ -464,7 +489,7 @@ void wf__actor_stop(struct actor *a, wf_failure *reason)
         a->mb_head = m->next;
         a->mb_count--;
         if (m->kind == K_ASK) {
-            wf__answer(n, m->peer, m->corr,
+            wf__answer(n, a->pid, m->peer, m->corr, m->type, &m->tc,
                        WF_FAIL(WF_EACTORSTOPPED, "actor %s@%s stopped before handling type %u",
                                wf__actor_label(a), wf_node_name(n), m->type));
         } else if (m->kind == K_REPLY) {
@@ -498,6 +523,7 @@ void wf__actor_stop(struct actor *a, wf_failure *reason)
         a->b->terminate(&ctx, reason);
     }
     a->in_turn = false;
+    wf__trace_actor(n, a, TR_STOP, reason);
     wf__registry_remove(n, a);
     for (uint32_t i = 0; i < a->nwatchers; i++)
         wf__send_down(n, a->watchers[i], a->pid, reason);

@@ -18,6 +18,7 @@ wf_msg *wf_msg_alloc(uint32_t type, size_t len)
     m->peer = 0;
     m->failure = NULL;
     m->len = len;
+    m->tc.flags = 0;
     return m;
 }
 

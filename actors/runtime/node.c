@@ -54,6 +54,7 @@ struct pending {
     uint64_t deadline, timeout;
     wf_pid asker, target;
     uint32_t type;
+    wf_trace_ctx tc; /* the ask's span */
 };
 
 struct bucket {
@@ -73,6 +74,7 @@ struct call {
 };
 
 struct wf_node {
+    struct node_trace trace; /* first: see wf__nt in runtime.h */
     char *name;
     uv_loop_t loop;
     uv_idle_t idle;
@@ -146,6 +148,7 @@ wf_node *wf_node_new(const wf_node_config *cfg)
     if (n == NULL)
         return NULL;
     memset(n, 0, sizeof *n);
+    wf__trace_init(n);
     n->name = wf_strdup(cfg && cfg->name ? cfg->name : "node");
     n->mailbox_limit = cfg && cfg->mailbox_limit ? cfg->mailbox_limit : 65536;
     n->ask_timeout_ms = cfg && cfg->ask_timeout_ms ? cfg->ask_timeout_ms : 5000;
@@ -299,6 +302,7 @@ void wf_node_free(wf_node *n)
         n->loop_tid = uv_thread_self();
         do_shutdown(n);
     }
+    wf_node_trace_stop(n); /* what the shutdown recorded, too */
     /* Handles a user left on the loop are closed so that it can close. */
     uv_walk(&n->loop, close_walk, NULL);
     /* The first run only clears a uv_stop left by the shutdown; the second
@@ -444,6 +448,14 @@ int wf__registry_add(wf_node *n, struct actor *a, const char *name)
     return 0;
 }
 
+void wf__each_actor(wf_node *n, void (*fn)(struct actor *a, void *arg), void *arg)
+{
+    for (uint32_t i = 0; i < n->nslots; i++) {
+        if (n->slots[i].a != NULL && !n->slots[i].a->dead)
+            fn(n->slots[i].a, arg);
+    }
+}
+
 void wf__registry_remove(wf_node *n, struct actor *a)
 {
     uint32_t idx = (uint32_t)a->pid.id;
@@ -581,23 +593,38 @@ static int tell_local(wf_node *n, wf_pid to, wf_msg *m)
     }
     m->kind = K_TELL;
     int rv = wf__enqueue(a, m, true);
-    if (rv != 0)
+    if (rv != 0) {
         wf_msg_free(m);
-    else
-        n->stats.tells++;
-    return rv;
+        return rv;
+    }
+    n->stats.tells++;
+    if (wf__traced(n, &m->tc))
+        wf__trace_msg(n, TR_SEND, m->from, to, m, a->mb_count + 1);
+    return 0;
 }
 
-static int tell_from(wf_node *n, wf_pid from, wf_pid to, wf_msg *m)
+/* cause: the message being handled when the sender is a blocking handler
+ * (its span is the parent), else NULL. */
+static int tell_from(wf_node *n, wf_pid from, const wf_msg *cause, wf_pid to, wf_msg *m)
 {
     if (m == NULL)
         return WF_EINVAL;
     m->from = from;
-    if (wf_node_on_loop(n))
+    if (wf_node_on_loop(n)) {
+        wf__trace_stamp(n, m);
         return tell_local(n, to, m);
+    }
     if (atomic_load(&n->shutdown_requested)) {
         wf_msg_free(m);
         return WF_ESHUTDOWN;
+    }
+    /* Ids are made on the loop (the node's generator is the loop's): here
+     * the span is only marked as a child, or left for a root. */
+    m->tc.flags = 0;
+    if (cause != NULL && cause->tc.flags) {
+        m->tc = cause->tc;
+        m->tc.parent_id = cause->tc.span_id;
+        m->tc.span_id = 0;
     }
     m->to = to;
     inject(n, m);
@@ -606,12 +633,12 @@ static int tell_from(wf_node *n, wf_pid from, wf_pid to, wf_msg *m)
 
 int wf_tell(wf_node *n, wf_pid to, wf_msg *m)
 {
-    return tell_from(n, (wf_pid){0}, to, m);
+    return tell_from(n, (wf_pid){0}, NULL, to, m);
 }
 
 int wf_ctx_tell(wf_ctx *ctx, wf_pid to, wf_msg *m)
 {
-    return tell_from(ctx->a->node, ctx->a->pid, to, m);
+    return tell_from(ctx->a->node, ctx->a->pid, ctx->on_pool ? ctx->msg : NULL, to, m);
 }
 
 /* ---- pending asks ---- */
@@ -705,9 +732,25 @@ void wf__pending_complete(wf_node *n, uint64_t corr, wf_result r)
     p->h.gen = p->h.gen + 1 ? p->h.gen + 1 : 1;
     p->h.next_free = n->free_pend;
     n->free_pend = i;
-    /* The slot is free before the callbacks run: they may ask again. */
+    if (!p->tc.flags) {
+        /* The slot is free before the callbacks run: they may ask again. */
+        wf_deferred_callback(d, r);
+        wf_deferred_release(d);
+        return;
+    }
+    if (wf__traced(n, &p->tc))
+        wf__trace_fired(n, TR_FIRED, p->asker, &p->tc, corr, p->type,
+                        r.kind != WF_RESULT_FAILURE);
+    /* The callbacks continue the asker's work: what they send is part of
+     * the span that asked (or of the ask's, for an ask from outside). */
+    struct node_trace *nt = wf__nt(n);
+    wf_trace_ctx saved = nt->cur;
+    nt->cur = p->tc;
+    nt->cur.span_id = p->tc.parent_id ? p->tc.parent_id : p->tc.span_id;
+    nt->cur.parent_id = 0;
     wf_deferred_callback(d, r);
     wf_deferred_release(d);
+    nt->cur = saved;
 }
 
 void wf__reply(wf_node *n, uint64_t corr, wf_result r)
@@ -761,6 +804,8 @@ static void on_ask_timer(uv_timer_t *h)
                 wf_failure_new(WF_ETIMEDOUT, "ask of message type %u to %s timed out after %llu ms",
                                p->type, who, (unsigned long long)p->timeout);
             n->stats.timeouts++;
+            if (wf__traced(n, &p->tc))
+                wf__trace_fired(n, TR_TIMEOUT, p->asker, &p->tc, corr_of(n, i), p->type, false);
             wf__pending_complete(n, corr_of(n, i), wf_result_failure(f));
         }
     }
@@ -794,6 +839,7 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
     }
     if (timeout_ms == 0)
         timeout_ms = n->ask_timeout_ms;
+    wf__trace_stamp(n, m);
 
     wf_deferred *d = wf_deferred_new();
     uint32_t b;
@@ -811,6 +857,7 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
     p->asker = asker ? asker->pid : (wf_pid){0};
     p->target = to;
     p->type = m->type;
+    p->tc = m->tc;
     /* Deadline list: same timeout, so the newest expires last. */
     struct bucket *bk = &n->buckets[b];
     p->next = NIL;
@@ -842,6 +889,8 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
         return d;
     }
     wf__enqueue(target, m, false); /* room was checked above */
+    if (wf__traced(n, &m->tc))
+        wf__trace_msg(n, TR_SEND, m->from, to, m, target->mb_count + 1);
     return d;
 
 nomem:
@@ -958,6 +1007,10 @@ static void drain_injected(wf_node *n)
     take_injected(n, &m, &c);
     while (m != NULL) {
         wf_msg *next = m->next;
+        if (!m->tc.flags)
+            wf__trace_stamp(n, m); /* from outside any turn: a root */
+        else if (m->tc.span_id == 0)
+            m->tc.span_id = wf__trace_new_span(n);
         tell_local(n, m->to, m);
         m = next;
     }
@@ -1052,6 +1105,18 @@ static const char *remote_name(wf_node *n, wf_pid p)
     return i >= 1 && i <= n->nrnames ? n->rnames[i - 1] : NULL;
 }
 
+const char *wf__remote_name(wf_node *n, wf_pid p, uint32_t *index)
+{
+    if (index != NULL)
+        *index = (uint32_t)p.id;
+    return remote_name(n, p);
+}
+
+const char *wf__peer_name(wf_node *n, uint16_t peer)
+{
+    return n->link ? n->link->peer_name(n->link_ctx, peer) : NULL;
+}
+
 static int send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m)
 {
     if (n->link == NULL)
@@ -1062,18 +1127,25 @@ static int send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m
                      .from = m->from.id,
                      .to = (to.id & NAME_BIT) ? 0 : to.id & ((1ull << 48) - 1),
                      .name = remote_name(n, to),
-                     .msg = m};
-    return n->link->send(n->link_ctx, &o);
+                     .msg = m,
+                     .tc = &m->tc};
+    int rv = n->link->send(n->link_ctx, &o);
+    if (rv == 0 && wf__traced(n, &m->tc))
+        wf__trace_msg(n, TR_SEND, m->from, to, m, 0);
+    return rv;
 }
 
-void wf__answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r)
+void wf__answer(wf_node *n, wf_pid self, uint16_t peer, uint64_t corr, uint32_t type,
+                const wf_trace_ctx *tc, wf_result r)
 {
+    if (wf__traced(n, tc))
+        wf__trace_answer(n, self, tc, corr, type, &r);
     if (peer == 0) {
         wf__reply(n, corr, r);
         return;
     }
     if (n->link != NULL) {
-        wf_link_out o = {.peer = peer, .corr = corr};
+        wf_link_out o = {.peer = peer, .corr = corr, .tc = tc};
         if (wf_result_is_msg(r)) {
             o.kind = WF_LINK_REPLY;
             o.msg = r.u.ptr;
@@ -1128,8 +1200,9 @@ wf_pid wf_resolve(wf_node *n, const char *address)
 }
 
 void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_t from, uint64_t to,
-                     const char *name, size_t name_len, wf_msg *m)
+                     const char *name, size_t name_len, const wf_trace_ctx *tc, wf_msg *m)
 {
+    m->tc = *tc;
     struct actor *a = NULL;
     char buf[WF_NAME_MAX + 1];
     if (name != NULL && name_len <= WF_NAME_MAX) {
@@ -1147,7 +1220,7 @@ void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_
     if (rv != 0) {
         n->stats.dropped++;
         if (kind == WF_LINK_ASK)
-            wf__answer(n, peer, corr,
+            wf__answer(n, (wf_pid){0}, peer, corr, m->type, &m->tc,
                        WF_FAIL(rv, "%s: %s@%s (message type %u)", wf_strerror(rv),
                                name ? buf : "(actor id)", n->name, m->type));
         wf_msg_free(m);
@@ -1161,6 +1234,8 @@ void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_
     else
         n->stats.tells++;
     wf__enqueue(a, m, false);
+    if (wf__traced(n, &m->tc))
+        wf__trace_msg(n, TR_RECV, a->pid, m->from, m, a->mb_count + 1);
 }
 
 void wf_link_answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r)
@@ -1185,9 +1260,15 @@ int wf__monitor_remote(wf_node *n, wf_pid watcher, wf_pid target)
     return 0;
 }
 
+void wf_link_peer_up(wf_node *n, uint16_t peer)
+{
+    wf__trace_node(n, peer, true, NULL);
+}
+
 void wf_link_peer_down(wf_node *n, uint16_t peer, const char *why)
 {
     const char *name = n->link ? n->link->peer_name(n->link_ctx, peer) : NULL;
+    wf__trace_node(n, peer, false, why);
     for (uint32_t i = 1; i <= n->npend; i++) {
         struct pending *p = pend_at(n, i);
         if (p->d != NULL && wf_pid_peer(p->target) == peer) {

@@ -11,6 +11,8 @@ struct item {
     const wf_handler *h;
     wf_msg *m;
     bool has_req, ran;
+    bool traced;        /* record its run: times taken on the pool */
+    uint64_t t0, t1;
     struct request req;
     wf_ctx ctx;
     wf_result r;
@@ -34,7 +36,11 @@ static void job_work(uv_work_t *w)
     struct job *j = w->data;
     for (unsigned i = 0; i < j->n; i++) {
         struct item *it = &j->items[i];
+        if (it->traced)
+            it->t0 = uv_hrtime();
         it->r = it->h->fn(&it->ctx, it->m);
+        if (it->traced)
+            it->t1 = uv_hrtime();
         it->ran = true;
         /* A stop, or a tell that failed (a crash), ends the batch: what
          * follows must not run before the loop has seen it. */
@@ -66,12 +72,28 @@ static void job_after(uv_work_t *w, int status)
             req->on_pool = false;
             if (req->has_postponed) {
                 req->has_postponed = false;
-                wf__answer(req->node, req->peer, req->corr, req->postponed);
+                wf__answer(req->node, req->self, req->peer, req->corr, it->h->type, &req->tc,
+                           req->postponed);
             }
         }
+        if (it->traced && wf__traced(a->node, &it->m->tc)) {
+            wf_result *r = &it->r;
+            int out = r->kind == WF_RESULT_DEFERRED  ? OUT_DEFERRED
+                      : r->kind == WF_RESULT_FAILURE ? OUT_FAIL
+                      : wf_result_is_msg(*r) || (req != NULL && req->answered) ? OUT_REPLY
+                      : req == NULL                                              ? OUT_OK
+                                                                                 : OUT_NONE;
+            wf__trace_run(a->node, TR_OFFLOAD_START, a, it->m, it->h, OUT_NONE, it->t0);
+            wf__trace_run(a->node, TR_OFFLOAD_END, a, it->m, it->h, out, it->t1);
+        }
+        /* Sends from the callbacks of what it returned continue its span. */
+        struct node_trace *nt = wf__nt(a->node);
+        wf_trace_ctx saved = nt->cur;
+        nt->cur = it->m->tc;
         a->in_turn = true;
         wf__actor_finish(a, it->h, it->m, req, it->r);
         a->in_turn = false;
+        nt->cur = saved;
         if (it->ctx.stop_requested)
             wf__actor_stop(a, it->ctx.stop_reason);
     }
@@ -85,7 +107,8 @@ static void job_after(uv_work_t *w, int status)
 static void item_init(struct item *it, struct actor *a, const wf_handler *h, wf_msg *m,
                       const struct request *req)
 {
-    *it = (struct item){.h = h, .m = m, .has_req = req != NULL};
+    *it = (struct item){
+        .h = h, .m = m, .has_req = req != NULL, .traced = wf__traced(a->node, &m->tc)};
     if (req != NULL) {
         it->req = *req;
         it->req.on_pool = true;
@@ -122,7 +145,9 @@ void wf__offload(struct actor *a, const wf_handler *h, wf_msg *m, struct request
                              .corr = q->corr,
                              .peer = q->peer,
                              .actor = a,
-                             .h = wf__find_handler(a->b, q->type)};
+                             .self = a->pid,
+                             .h = wf__find_handler(a->b, q->type),
+                             .tc = q->tc};
         item_init(&j->items[i], a, qr.h, q, q->kind == K_ASK ? &qr : NULL);
     }
     j->work.data = j;

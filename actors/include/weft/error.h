@@ -30,7 +30,8 @@ extern "C" {
     X(WF_EPROTO, 14, "protocol error")                    \
     X(WF_EUPSTREAM, 15, "upstream failure")               \
     X(WF_EINTERNAL, 16, "internal error")                 \
-    X(WF_ERESTARTS, 17, "too many restarts")
+    X(WF_ERESTARTS, 17, "too many restarts")              \
+    X(WF_EIO, 18, "input/output error")
 
 enum wf_error {
 #define WF_ERROR_ENUM_(name, num, msg) name = num,

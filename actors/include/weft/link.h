@@ -17,6 +17,7 @@
 
 #include <weft/msg.h>
 #include <weft/node.h>
+#include <weft/trace.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,6 +35,7 @@ typedef struct wf_link_out {
     const char *name;          /* target actor name on the peer, or NULL */
     wf_msg *msg;               /* TELL, ASK, REPLY: the message (borrowed) */
     const wf_failure *failure; /* FAIL (borrowed) */
+    const wf_trace_ctx *tc;    /* the message's span (REPLY/FAIL: the ask's), or NULL */
 } wf_link_out;
 
 typedef struct wf_link_ops {
@@ -53,14 +55,19 @@ typedef struct wf_link_ops {
 int wf_node_set_link(wf_node *n, const wf_link_ops *ops, void *ctx);
 
 /* From the transport: a TELL or ASK frame from peer, for the local actor
- * with id to (or, if name is not NULL, the one registered as name[0..len)).
- * m is consumed. An ASK that cannot be delivered is answered at once. */
+ * with id to (or, if name is not NULL, the one registered as name[0..len)),
+ * in span tc (borrowed; flags 0 when untraced). m is consumed. An ASK that
+ * cannot be delivered is answered at once. */
 void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_t from, uint64_t to,
-                     const char *name, size_t name_len, wf_msg *m);
+                     const char *name, size_t name_len, const wf_trace_ctx *tc, wf_msg *m);
 
 /* From the transport: the answer r (a message, or a failure) to the local
  * pending ask corr, from peer. r is consumed. */
 void wf_link_answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r);
+
+/* From the transport: peer is connected and authenticated (for tracing:
+ * the runtime has nothing else to do). */
+void wf_link_peer_up(wf_node *n, uint16_t peer);
 
 /* From the transport: peer is gone. Every pending ask to it fails now
  * with WF_ENODEDOWN, and local monitors of its actors get Down. */

@@ -15,5 +15,6 @@
 #include <weft/result.h>
 #include <weft/semaphore.h>
 #include <weft/supervisor.h>
+#include <weft/trace.h>
 
 #endif

@@ -17,7 +17,8 @@
  *   48     8     span id
  *   56     8     parent span id
  *   64     2     target name length N (0..WF_WIRE_NAME_MAX)
- *   66     2     reserved, 0
+ *   66     1     trace flags (W3C trace-flags: 01 sampled), 0 when not traced
+ *   67     1     reserved, 0
  *   68     4     payload length P
  *   72     N     target name (no NUL)
  *   72+N   P     payload
@@ -64,6 +65,7 @@ typedef struct wf_wire_frame {
     uint64_t from, to;
     uint8_t trace_id[16];
     uint64_t span_id, parent_span_id;
+    uint8_t trace_flags;
     const char *name; /* not NUL-terminated */
     size_t name_len;
     const void *payload;

@@ -1,0 +1,730 @@
+/* Tracing on the loop: trace contexts, sampling, filters, and recording
+ * events into the ring that the writer thread (trace_writer.c) empties.
+ *
+ * Contexts: a message gets a child span of the turn that sends it (the
+ * message being handled, or the ask a reply answers); a message sent from
+ * outside any turn starts a new trace, sampled when the node traces. An
+ * unsampled trace still carries ids, so every node down the line makes the
+ * same decision (W3C "parent-based" sampling).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <weft/alloc.h>
+#include <weft/log.h>
+
+#include "../core/strbuf.h"
+#include "runtime.h"
+#include "trace_ring.h"
+
+#define MAX_TYPES  32
+#define MAX_ACTORS 32
+#define NAME_BIT   (1ull << 47)
+
+struct tracer {
+    wf_node *node;
+    struct trace_ring ring;
+    struct trace_writer *writer;
+    double sample;
+    char *actors[MAX_ACTORS]; /* the actor filter; none: all */
+    unsigned nactors;
+    uint32_t types[MAX_TYPES]; /* the type filter; none: all */
+    unsigned ntypes;
+    uint32_t rnames_told;  /* remote names the writer knows: 1..rnames_told */
+    uint8_t peer_told[8192]; /* bit per peer number: its name was recorded */
+};
+
+/* ---- ids and contexts ---- */
+
+static uint64_t next_rand(struct node_trace *nt)
+{
+    uint64_t z = (nt->rng += 0x9E3779B97F4A7C15ull); /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t new_span(struct node_trace *nt)
+{
+    uint64_t s;
+    while ((s = next_rand(nt)) == 0)
+        ;
+    return s;
+}
+
+uint64_t wf__trace_new_span(wf_node *n)
+{
+    return new_span(wf__nt(n));
+}
+
+void wf__trace_init(wf_node *n)
+{
+    struct node_trace *nt = wf__nt(n);
+    nt->on = NULL;
+    nt->cur.flags = 0;
+    nt->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)n;
+}
+
+static void new_root(struct node_trace *nt, wf_trace_ctx *out, double sample)
+{
+    uint64_t a = next_rand(nt), b = next_rand(nt);
+    memcpy(out->trace_id, &a, 8);
+    memcpy(out->trace_id + 8, &b, 8);
+    out->trace_id[0] |= 1; /* never all zero */
+    out->span_id = new_span(nt);
+    out->parent_id = 0;
+    bool sampled = sample >= 1.0 || (double)(next_rand(nt) >> 11) * 0x1p-53 < sample;
+    out->flags = WF_TRACE_VALID | (sampled ? WF_TRACE_SAMPLED : 0);
+}
+
+void wf__trace_child(wf_node *n, const wf_trace_ctx *parent, wf_msg *m)
+{
+    memcpy(m->tc.trace_id, parent->trace_id, 16);
+    m->tc.parent_id = parent->span_id;
+    m->tc.span_id = new_span(wf__nt(n));
+    m->tc.flags = parent->flags;
+}
+
+void wf__trace_stamp(wf_node *n, wf_msg *m)
+{
+    struct node_trace *nt = wf__nt(n);
+    if (nt->cur.flags)
+        wf__trace_child(n, &nt->cur, m);
+    else if (nt->on != NULL)
+        new_root(nt, &m->tc, nt->on->sample);
+    else
+        m->tc.flags = 0;
+}
+
+wf_trace_ctx wf_trace_current(wf_node *n)
+{
+    return wf__nt(n)->cur;
+}
+
+wf_trace_ctx wf_trace_begin(wf_node *n, const wf_trace_ctx *parent, wf_trace_ctx *span)
+{
+    struct node_trace *nt = wf__nt(n);
+    wf_trace_ctx prev = nt->cur;
+    if (parent != NULL && (parent->flags & WF_TRACE_VALID)) {
+        *span = *parent;
+        span->parent_id = parent->span_id ? parent->span_id : parent->parent_id;
+        span->span_id = new_span(nt);
+    } else if (nt->on != NULL) {
+        new_root(nt, span, nt->on->sample);
+    } else {
+        memset(span, 0, sizeof *span);
+    }
+    nt->cur = *span;
+    return prev;
+}
+
+void wf_trace_end(wf_node *n, const wf_trace_ctx *prev)
+{
+    wf__nt(n)->cur = *prev;
+}
+
+/* ---- traceparent ---- */
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Lower-case hex only, as W3C trace-context requires. */
+static int get_hex(const char *s, unsigned char *out, size_t nbytes)
+{
+    for (size_t i = 0; i < nbytes; i++) {
+        int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+static uint64_t be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+int wf_traceparent_parse(const char *s, size_t len, wf_trace_ctx *out)
+{
+    unsigned char ver, id[16], parent[8], flags;
+    while (len > 0 && (s[0] == ' ' || s[0] == '\t'))
+        s++, len--;
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    /* A future version may append fields after a '-'. */
+    if (len < WF_TRACEPARENT_LEN || get_hex(s, &ver, 1) != 0 || ver == 0xff || s[2] != '-' ||
+        s[35] != '-' || s[52] != '-' || (ver == 0 && len != WF_TRACEPARENT_LEN) ||
+        (len > WF_TRACEPARENT_LEN && s[WF_TRACEPARENT_LEN] != '-'))
+        return WF_EINVAL;
+    if (get_hex(s + 3, id, 16) != 0 || get_hex(s + 36, parent, 8) != 0 ||
+        get_hex(s + 53, &flags, 1) != 0)
+        return WF_EINVAL;
+    static const unsigned char zero[16];
+    if (memcmp(id, zero, 16) == 0 || memcmp(parent, zero, 8) == 0)
+        return WF_EINVAL;
+    memcpy(out->trace_id, id, 16);
+    out->parent_id = be64(parent);
+    out->span_id = 0;
+    out->flags = WF_TRACE_VALID | (flags & WF_TRACE_SAMPLED);
+    return 0;
+}
+
+void wf_traceparent_format(const wf_trace_ctx *c, char out[WF_TRACEPARENT_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = out;
+    *p++ = '0', *p++ = '0', *p++ = '-';
+    for (int i = 0; i < 16; i++)
+        *p++ = hex[c->trace_id[i] >> 4], *p++ = hex[c->trace_id[i] & 15];
+    *p++ = '-';
+    for (int i = 60; i >= 0; i -= 4)
+        *p++ = hex[(c->span_id >> i) & 15];
+    *p++ = '-';
+    *p++ = '0';
+    *p++ = hex[c->flags & WF_TRACE_SAMPLED];
+    *p = '\0';
+}
+
+/* ---- configuration ---- */
+
+int wf_trace_config_parse(char *spec, wf_trace_config *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->sample = 1.0;
+    char *save = NULL;
+    for (char *kv = strtok_r(spec, ";", &save); kv != NULL; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        if (eq == NULL) {
+            snprintf(err, errlen, "trace setting '%s' is not key=value", kv);
+            return WF_EINVAL;
+        }
+        *eq = '\0';
+        const char *v = eq + 1;
+        if (strcmp(kv, "file") == 0) {
+            out->file = v;
+        } else if (strcmp(kv, "pub") == 0) {
+            out->pub_url = v;
+        } else if (strcmp(kv, "sample") == 0) {
+            char *end;
+            out->sample = strtod(v, &end);
+            if (*v == '\0' || *end != '\0' || !(out->sample >= 0 && out->sample <= 1)) {
+                snprintf(err, errlen, "trace sample '%s' is not a number from 0 to 1", v);
+                return WF_EINVAL;
+            }
+        } else if (strcmp(kv, "actors") == 0) {
+            out->actors = v;
+        } else if (strcmp(kv, "types") == 0) {
+            out->types = v;
+        } else if (strcmp(kv, "capacity") == 0) {
+            char *end;
+            unsigned long c = strtoul(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || c < 16 || c > (1ul << 24)) {
+                snprintf(err, errlen, "trace capacity '%s' is not 16..16777216", v);
+                return WF_EINVAL;
+            }
+            out->capacity = (unsigned)c;
+        } else {
+            snprintf(err, errlen, "unknown trace setting '%s' (file, pub, sample, actors, "
+                     "types, capacity)", kv);
+            return WF_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static void clear_filters(struct tracer *tr)
+{
+    for (unsigned i = 0; i < tr->nactors; i++)
+        wf_free(tr->actors[i]);
+    tr->nactors = 0;
+    tr->ntypes = 0;
+}
+
+static int set_filters(struct tracer *tr, const char *actors, const char *types)
+{
+    char *names[MAX_ACTORS];
+    uint32_t tv[MAX_TYPES];
+    unsigned na = 0, nt = 0;
+    for (const char *p = actors ? actors : ""; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len > 0) {
+            if (na == MAX_ACTORS || (names[na] = wf_malloc(len + 1)) == NULL)
+                goto fail;
+            memcpy(names[na], p, len);
+            names[na++][len] = '\0';
+        }
+        p += len + (p[len] == ',');
+    }
+    for (const char *p = types ? types : ""; *p;) {
+        char *end;
+        unsigned long long v = strtoull(p, &end, 0);
+        if (end == p || (*end != ',' && *end != '\0') || v == 0 || v > UINT32_MAX ||
+            nt == MAX_TYPES)
+            goto fail;
+        tv[nt++] = (uint32_t)v;
+        p = end + (*end == ',');
+    }
+    clear_filters(tr);
+    memcpy(tr->actors, names, na * sizeof *names);
+    tr->nactors = na;
+    memcpy(tr->types, tv, nt * sizeof *tv);
+    tr->ntypes = nt;
+    return 0;
+
+fail:
+    while (na > 0)
+        wf_free(names[--na]);
+    return WF_EINVAL;
+}
+
+static const char *actor_label(struct actor *a, char *buf, size_t size)
+{
+    if (a->name != NULL)
+        return a->name;
+    snprintf(buf, size, "%s#%u", a->b->name ? a->b->name : "actor", (unsigned)(uint32_t)a->pid.id);
+    return buf;
+}
+
+static void select_actor(struct actor *a, void *arg)
+{
+    struct tracer *tr = arg;
+    char buf[96];
+    const char *label = actor_label(a, buf, sizeof buf);
+    a->trace_sel = tr->nactors == 0;
+    for (unsigned i = 0; i < tr->nactors && !a->trace_sel; i++)
+        a->trace_sel = strcmp(tr->actors[i], label) == 0;
+}
+
+/* ---- recording ---- */
+
+/* A record to fill, or NULL (counted) when the writer is behind. */
+static struct trace_rec *rec_claim(struct tracer *tr, int kind)
+{
+    struct trace_ring *r = &tr->ring;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (head - r->tail_seen > r->mask) {
+        r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (head - r->tail_seen > r->mask) {
+            atomic_fetch_add_explicit(&r->lost, 1, memory_order_relaxed);
+            return NULL;
+        }
+        /* Half full: the writer may be asleep between its rounds. */
+        if (head - r->tail_seen > r->mask / 2)
+            wf__trace_writer_kick(tr->writer);
+    }
+    struct trace_rec *rec = &r->recs[head & r->mask];
+    rec->t = uv_hrtime();
+    rec->kind = (uint8_t)kind;
+    rec->msg = 0xff;
+    rec->outcome = OUT_NONE;
+    rec->nsmall = 0;
+    rec->pool = 0;
+    rec->peer = 0;
+    rec->type = rec->size = rec->depth = 0;
+    rec->corr = rec->actor = rec->other = 0;
+    rec->tc.flags = 0;
+    rec->extra = NULL;
+    return rec;
+}
+
+static void rec_commit(struct tracer *tr)
+{
+    uint64_t head = atomic_load_explicit(&tr->ring.head, memory_order_relaxed);
+    atomic_store_explicit(&tr->ring.head, head + 1, memory_order_release);
+}
+
+static void rec_text(struct tracer *tr, int kind, uint64_t id, uint16_t peer, const char *text)
+{
+    struct trace_rec *rec = rec_claim(tr, kind);
+    if (rec == NULL)
+        return;
+    rec->actor = id;
+    rec->peer = peer;
+    rec->extra = wf_strdup(text);
+    rec_commit(tr);
+}
+
+/* The writer labels remote pids with names the loop knows: tell it each
+ * peer's and remote actor's name once, before the first record using it. */
+static void tell_remote(struct tracer *tr, wf_pid p)
+{
+    uint16_t peer = wf_pid_peer(p);
+    if (peer == 0)
+        return;
+    if (!(tr->peer_told[peer >> 3] & (1u << (peer & 7)))) {
+        const char *name = wf__peer_name(tr->node, peer);
+        tr->peer_told[peer >> 3] |= (uint8_t)(1u << (peer & 7));
+        rec_text(tr, TR_PEER, 0, peer, name ? name : "?");
+    }
+    uint32_t idx;
+    if ((p.id & NAME_BIT) && wf__remote_name(tr->node, p, &idx) != NULL) {
+        while (tr->rnames_told < idx) {
+            wf_pid q = {((uint64_t)peer << 48) | NAME_BIT | (tr->rnames_told + 1)};
+            const char *name = wf__remote_name(tr->node, q, NULL);
+            rec_text(tr, TR_RNAME, tr->rnames_told + 1, 0, name ? name : "?");
+            tr->rnames_told++;
+        }
+    }
+}
+
+static bool type_passes(struct tracer *tr, uint32_t type)
+{
+    if (tr->ntypes == 0 || type == 0)
+        return true;
+    for (unsigned i = 0; i < tr->ntypes; i++) {
+        if (tr->types[i] == type)
+            return true;
+    }
+    return false;
+}
+
+static bool actor_passes(struct tracer *tr, wf_pid a, wf_pid b)
+{
+    if (tr->nactors == 0)
+        return true;
+    struct actor *x = wf__node_actor(tr->node, a), *y = wf__node_actor(tr->node, b);
+    return (x != NULL && x->trace_sel) || (y != NULL && y->trace_sel);
+}
+
+static void set_preview(struct trace_rec *rec, const wf_msg *m)
+{
+    size_t n = m->len < TR_SMALL ? m->len : TR_SMALL;
+    memcpy(rec->small, m->body, n);
+    rec->nsmall = (uint8_t)n;
+}
+
+void wf__trace_msg(wf_node *n, int kind, wf_pid actor, wf_pid other, const wf_msg *m,
+                   unsigned depth)
+{
+    struct tracer *tr = wf__nt(n)->on;
+    if (!type_passes(tr, m->type) || !actor_passes(tr, actor, other))
+        return;
+    tell_remote(tr, other);
+    struct trace_rec *rec = rec_claim(tr, kind);
+    if (rec == NULL)
+        return;
+    rec->msg = m->kind;
+    rec->type = m->type;
+    rec->size = (uint32_t)m->len;
+    rec->depth = depth;
+    rec->corr = m->kind == K_ASK ? m->corr : 0;
+    rec->actor = actor.id;
+    rec->other = other.id;
+    rec->tc = m->tc;
+    set_preview(rec, m);
+    rec_commit(tr);
+}
+
+void wf__trace_run(wf_node *n, int kind, struct actor *a, const wf_msg *m, const wf_handler *h,
+                   int outcome, uint64_t t)
+{
+    struct tracer *tr = wf__nt(n)->on;
+    if (!type_passes(tr, m->type) || (tr->nactors > 0 && !a->trace_sel))
+        return;
+    tell_remote(tr, m->from);
+    struct trace_rec *rec = rec_claim(tr, kind);
+    if (rec == NULL)
+        return;
+    if (t != 0)
+        rec->t = t;
+    rec->pool = kind == TR_OFFLOAD_START || kind == TR_OFFLOAD_END;
+    rec->msg = m->kind;
+    rec->type = m->type;
+    rec->outcome = (uint8_t)outcome;
+    rec->corr = m->kind == K_ASK ? m->corr : 0;
+    rec->actor = a->pid.id;
+    rec->other = m->from.id;
+    rec->tc = m->tc;
+    if (h != NULL && h->name != NULL) {
+        size_t len = strlen(h->name);
+        len = len < TR_SMALL ? len : TR_SMALL;
+        memcpy(rec->small, h->name, len);
+        rec->nsmall = (uint8_t)len;
+    }
+    rec_commit(tr);
+}
+
+/* "code":..,"message":..,"failure":.. for a failure. */
+static char *failure_json(const wf_failure *f)
+{
+    wf_strbuf b = {0};
+    char *text = wf_failure_format(f, WF_FORMAT_TEXT);
+    wf_strbuf_puts(&b, "\"code\":\"");
+    wf_strbuf_puts(&b, wf_errname(wf_failure_code(f)));
+    wf_strbuf_puts(&b, "\",\"message\":");
+    wf__json_string(&b, wf_failure_message(f), strlen(wf_failure_message(f)));
+    wf_strbuf_puts(&b, ",\"failure\":");
+    const char *t = text ? text : wf_failure_message(f);
+    wf__json_string(&b, t, strlen(t));
+    wf_free(text);
+    return wf_strbuf_finish(&b);
+}
+
+void wf__trace_answer(wf_node *n, wf_pid self, const wf_trace_ctx *tc, uint64_t corr,
+                      uint32_t type, const wf_result *r)
+{
+    struct tracer *tr = wf__nt(n)->on;
+    if (!type_passes(tr, type) || !actor_passes(tr, self, (wf_pid){0}))
+        return;
+    bool failed = r->kind == WF_RESULT_FAILURE;
+    struct trace_rec *rec = rec_claim(tr, failed ? TR_FAIL : TR_REPLY);
+    if (rec == NULL)
+        return;
+    rec->actor = self.id;
+    rec->corr = corr;
+    rec->type = type;
+    rec->tc = *tc;
+    if (failed) {
+        rec->extra = failure_json(r->u.failure);
+    } else if (wf_result_is_msg(*r)) {
+        const wf_msg *m = r->u.ptr;
+        rec->size = (uint32_t)m->len;
+        set_preview(rec, m);
+    }
+    rec_commit(tr);
+}
+
+void wf__trace_fired(wf_node *n, int kind, wf_pid asker, const wf_trace_ctx *tc, uint64_t corr,
+                     uint32_t type, bool ok)
+{
+    struct tracer *tr = wf__nt(n)->on;
+    if (!type_passes(tr, type) || !actor_passes(tr, asker, (wf_pid){0}))
+        return;
+    struct trace_rec *rec = rec_claim(tr, kind);
+    if (rec == NULL)
+        return;
+    rec->actor = asker.id;
+    rec->corr = corr;
+    rec->type = type;
+    rec->outcome = ok ? OUT_OK : OUT_FAIL;
+    rec->tc = *tc;
+    rec_commit(tr);
+}
+
+static void actor_record(struct tracer *tr, struct actor *a, int kind, const wf_failure *reason)
+{
+    if (tr->nactors > 0 && !a->trace_sel)
+        return;
+    struct trace_rec *rec = rec_claim(tr, kind);
+    if (rec == NULL)
+        return;
+    rec->actor = a->pid.id;
+    rec->outcome = reason == NULL ? OUT_OK : OUT_FAIL;
+    char buf[96];
+    const char *label = actor_label(a, buf, sizeof buf);
+    if (kind == TR_ACTOR) {
+        /* The writer keeps the label for later records; the behaviour
+         * follows it after a NUL. */
+        const char *bname = a->b->name ? a->b->name : "";
+        size_t ll = strlen(label), bl = strlen(bname);
+        if ((rec->extra = wf_malloc(ll + bl + 2)) != NULL) {
+            memcpy(rec->extra, label, ll + 1);
+            memcpy(rec->extra + ll + 1, bname, bl + 1);
+        }
+    } else if (reason != NULL && wf_failure_code(reason) != WF_ESHUTDOWN) {
+        rec->extra = failure_json(reason);
+    }
+    rec_commit(tr);
+}
+
+static void spawn_record(struct actor *a, void *arg)
+{
+    actor_record(arg, a, TR_ACTOR, NULL);
+}
+
+void wf__trace_actor(wf_node *n, struct actor *a, int kind, const wf_failure *reason)
+{
+    struct tracer *tr = wf__nt(n)->on;
+    if (tr == NULL)
+        return;
+    if (kind == TR_ACTOR)
+        select_actor(a, tr);
+    actor_record(tr, a, kind, reason);
+}
+
+void wf__trace_node(wf_node *n, uint16_t peer, bool up, const char *why)
+{
+    struct tracer *tr = wf__nt(n)->on;
+    if (tr == NULL)
+        return;
+    tell_remote(tr, (wf_pid){(uint64_t)peer << 48});
+    struct trace_rec *rec = rec_claim(tr, up ? TR_NODE_UP : TR_NODE_DOWN);
+    if (rec == NULL)
+        return;
+    rec->peer = peer;
+    if (why != NULL) {
+        wf_strbuf b = {0};
+        wf_strbuf_puts(&b, "\"why\":");
+        wf__json_string(&b, why, strlen(why));
+        rec->extra = wf_strbuf_finish(&b);
+    }
+    rec_commit(tr);
+}
+
+void wf_trace_note(wf_node *n, const char *kind, wf_pid actor, const wf_trace_ctx *span,
+                   const char *label, size_t size)
+{
+    struct tracer *tr = wf__nt(n)->on;
+    if (tr == NULL || span == NULL || !(span->flags & WF_TRACE_SAMPLED) ||
+        !actor_passes(tr, actor, (wf_pid){0}))
+        return;
+    int k = strcmp(kind, "recv") == 0    ? TR_NOTE_RECV
+            : strcmp(kind, "reply") == 0 ? TR_NOTE_REPLY
+            : strcmp(kind, "fail") == 0  ? TR_NOTE_FAIL
+                                         : -1;
+    if (k < 0)
+        return;
+    struct trace_rec *rec = rec_claim(tr, k);
+    if (rec == NULL)
+        return;
+    rec->actor = actor.id;
+    rec->size = (uint32_t)size;
+    rec->tc = *span;
+    if (label != NULL) {
+        wf_strbuf b = {0};
+        wf_strbuf_puts(&b, "\"label\":");
+        wf__json_string(&b, label, strlen(label));
+        rec->extra = wf_strbuf_finish(&b);
+    }
+    rec_commit(tr);
+}
+
+/* ---- start, change, stop ---- */
+
+static void config_record(struct tracer *tr)
+{
+    wf_strbuf b = {0};
+    wf_strbuf_printf(&b, "\"sample\":%g,\"actors\":\"", tr->sample);
+    for (unsigned i = 0; i < tr->nactors; i++) {
+        if (i > 0)
+            wf_strbuf_puts(&b, ",");
+        wf_strbuf_puts(&b, tr->actors[i]); /* names are escaped below if needed */
+    }
+    wf_strbuf_puts(&b, "\",\"types\":\"");
+    for (unsigned i = 0; i < tr->ntypes; i++)
+        wf_strbuf_printf(&b, "%s%u", i ? "," : "", tr->types[i]);
+    wf_strbuf_puts(&b, "\"");
+    char *frag = wf_strbuf_finish(&b);
+    /* Actor names are the user's: keep the fragment valid JSON whatever
+     * they hold. */
+    for (char *p = frag; p != NULL && *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == '\\')
+            *p = '?';
+    }
+    struct trace_rec *rec = rec_claim(tr, TR_CONFIG);
+    if (rec == NULL) {
+        wf_free(frag);
+        return;
+    }
+    rec->extra = frag;
+    rec_commit(tr);
+}
+
+static bool names_ok(const char *actors)
+{
+    for (const char *p = actors ? actors : ""; *p; p++) {
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            return false;
+    }
+    return true;
+}
+
+int wf_node_trace_start(wf_node *n, const wf_trace_config *cfg)
+{
+    struct node_trace *nt = wf__nt(n);
+    if (nt->on != NULL)
+        return WF_EALREADY;
+    if (!(cfg->sample >= 0 && cfg->sample <= 1) || !names_ok(cfg->actors))
+        return WF_EINVAL;
+    struct tracer *tr = wf_malloc(sizeof *tr);
+    if (tr == NULL)
+        return WF_ENOMEM;
+    memset(tr, 0, sizeof *tr);
+    tr->node = n;
+    tr->sample = cfg->sample;
+    int rv = set_filters(tr, cfg->actors, cfg->types);
+    if (rv != 0)
+        goto fail;
+    unsigned cap = 16;
+    while (cap < (cfg->capacity ? cfg->capacity : 65536))
+        cap <<= 1;
+    rv = WF_ENOMEM;
+    if ((tr->ring.recs = wf_malloc(cap * sizeof *tr->ring.recs)) == NULL)
+        goto fail;
+    tr->ring.mask = cap - 1;
+    atomic_init(&tr->ring.head, 0);
+    atomic_init(&tr->ring.tail, 0);
+    atomic_init(&tr->ring.lost, 0);
+    if ((tr->writer = wf__trace_writer_start(wf_node_name(n), &tr->ring, cfg, &rv)) == NULL)
+        goto fail;
+    nt->on = tr;
+    config_record(tr);
+    /* Actors already running: their names, for the writer's labels. */
+    wf__each_actor(n, select_actor, tr);
+    wf__each_actor(n, spawn_record, tr);
+    return 0;
+
+fail:
+    clear_filters(tr);
+    wf_free(tr->ring.recs);
+    wf_free(tr);
+    return rv;
+}
+
+int wf_node_trace_filter(wf_node *n, double sample, const char *actors, const char *types)
+{
+    struct tracer *tr = wf__nt(n)->on;
+    if (tr == NULL)
+        return WF_ESTATE;
+    if (!(sample >= 0 && sample <= 1) || !names_ok(actors))
+        return WF_EINVAL;
+    int rv = set_filters(tr, actors, types);
+    if (rv != 0)
+        return rv;
+    tr->sample = sample;
+    wf__each_actor(n, select_actor, tr);
+    config_record(tr);
+    return 0;
+}
+
+void wf_node_trace_describe(wf_node *n, char *out, size_t size)
+{
+    struct tracer *tr = wf__nt(n)->on;
+    if (tr == NULL) {
+        snprintf(out, size, "off");
+        return;
+    }
+    size_t len = (size_t)snprintf(out, size, "sample=%g;actors=", tr->sample);
+    for (unsigned i = 0; i < tr->nactors && len < size; i++)
+        len += (size_t)snprintf(out + len, size - len, "%s%s", i ? "," : "", tr->actors[i]);
+    if (len < size)
+        len += (size_t)snprintf(out + len, size - len, ";types=");
+    for (unsigned i = 0; i < tr->ntypes && len < size; i++)
+        len += (size_t)snprintf(out + len, size - len, "%s%u", i ? "," : "", tr->types[i]);
+    if (len < size)
+        snprintf(out + len, size - len, ";events=%llu;lost=%llu",
+                 (unsigned long long)atomic_load(&tr->ring.head),
+                 (unsigned long long)atomic_load(&tr->ring.lost));
+}
+
+void wf_node_trace_stop(wf_node *n)
+{
+    struct node_trace *nt = wf__nt(n);
+    struct tracer *tr = nt->on;
+    if (tr == NULL)
+        return;
+    nt->on = NULL;
+    wf__trace_writer_stop(tr->writer);
+    clear_filters(tr);
+    wf_free(tr->ring.recs);
+    wf_free(tr);
+}

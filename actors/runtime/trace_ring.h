@@ -1,0 +1,64 @@
+/* The ring between a node's loop (the only producer of trace records) and
+ * its trace writer thread (the only consumer). Private to the runtime.
+ *
+ * Why a ring of fixed records: the loop must not lock, allocate or format
+ * on its hot path, and must never wait for the disk. It fills a record in
+ * place and publishes it with one release store; when the ring is full the
+ * record is dropped and counted instead. */
+#ifndef WF_TRACE_RING_H
+#define WF_TRACE_RING_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <weft/trace.h>
+
+#include "../core/strbuf.h"
+
+#define TR_SMALL 32 /* inline text: a payload preview or a handler's name */
+
+struct trace_rec {
+    uint64_t t; /* uv_hrtime() */
+    uint8_t kind;
+    uint8_t msg;      /* enum msg_kind of a send/recv, or 0xff */
+    uint8_t outcome;  /* enum trace_outcome */
+    uint8_t nsmall;   /* bytes used in small */
+    uint8_t pool;     /* offload events */
+    uint16_t peer;    /* node events */
+    uint32_t type;    /* message type */
+    uint32_t size;    /* payload bytes */
+    uint32_t depth;   /* mailbox depth + 1, 0: unknown */
+    uint64_t corr;    /* an ask's correlation id */
+    uint64_t actor;   /* local pid where it happens (0: outside) */
+    uint64_t other;   /* the other side's pid (local or remote form) */
+    wf_trace_ctx tc;  /* the span (flags 0: none) */
+    char *extra;      /* owned: a JSON fragment ("key":value,...) or a name */
+    char small[TR_SMALL];
+};
+
+struct trace_ring {
+    struct trace_rec *recs;
+    uint32_t mask;
+    _Alignas(64) atomic_uint_fast64_t head; /* loop: next record to fill */
+    uint64_t tail_seen;                     /* loop: the tail last read */
+    _Alignas(64) atomic_uint_fast64_t tail; /* writer: next record to read */
+    atomic_uint_fast64_t lost;              /* records dropped (full ring) */
+};
+
+/* Appends s[0..len) as a JSON string, quoted and escaped. Any thread. */
+void wf__json_string(wf_strbuf *b, const char *s, size_t len);
+
+/* The writer thread (trace_writer.c). */
+struct trace_writer;
+
+/* Starts a writer for node_name over ring r (borrowed until stop), with
+ * cfg's file and PUB sinks. NULL with *err set (WF_EIO, WF_ENOMEM). */
+struct trace_writer *wf__trace_writer_start(const char *node_name, struct trace_ring *r,
+                                            const wf_trace_config *cfg, int *err);
+/* Writes what is left, closes the sinks, joins the thread, frees it. */
+void wf__trace_writer_stop(struct trace_writer *w);
+/* Wakes the writer early (the ring is filling). Any thread. */
+void wf__trace_writer_kick(struct trace_writer *w);
+
+#endif

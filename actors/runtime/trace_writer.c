@@ -1,0 +1,666 @@
+/* The trace writer: a thread per tracing node that empties the ring the
+ * loop fills (trace_ring.h), turns records into JSON lines (the format in
+ * weft/trace.h) and hands them to the sinks: a file, and an nng PUB socket
+ * for live viewers.
+ *
+ * Why a thread: formatting and writing cost far more than recording, and
+ * the loop must not wait for a disk or a slow subscriber. The writer wakes
+ * every few milliseconds, or at once when the ring passes half full, and
+ * flushes after each round so that a file being followed ends in whole
+ * lines. The PUB socket drops for subscribers that cannot keep up, as PUB
+ * does; the loop never notices either.
+ */
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <weft/alloc.h>
+#include <weft/log.h>
+
+#include "runtime.h"
+#include "trace_ring.h"
+
+#define ROUND_MS    5         /* a sleeping writer looks this often */
+#define FLUSH_AT    (1 << 18) /* bytes: write out mid-round beyond this */
+#define PUB_MSG_MAX (1 << 18) /* bytes per PUB message (lines kept whole) */
+#define LINE_MAX_   4096      /* a line's room, besides its extra text */
+
+struct label {
+    uint64_t id; /* 0: free */
+    char *s;     /* JSON-escaped, no quotes */
+};
+
+struct trace_writer {
+    char *node; /* JSON-escaped */
+    struct trace_ring *r;
+    FILE *file;
+    nng_socket pub;
+    bool has_pub;
+    uv_thread_t thread;
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    bool stopping, kicked;
+    uint64_t seq, lost_told;
+    int64_t wall_off_ns; /* wall = hrtime + this */
+    struct label *labels; /* local actors: open addressing */
+    uint32_t lcap, lcount;
+    char **peers; /* peer number - 1 -> escaped node name */
+    uint32_t npeers;
+    char **rnames; /* remote name index - 1 -> escaped name */
+    uint32_t nrnames;
+    wf_strbuf out;
+};
+
+/* ---- JSON text ---- */
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (len == 0 || s[0] > 0xF4 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    }
+    return len;
+}
+
+/* Escapes s[0..n) into p (room for 6 bytes per input byte); returns the
+ * end. Invalid UTF-8 becomes '?', so every line stays valid JSON. */
+static char *escape_to(char *p, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = u[i];
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        } else if (c == '\n') {
+            *p++ = '\\', *p++ = 'n';
+        } else if (c == '\t') {
+            *p++ = '\\', *p++ = 't';
+        } else if (c < 0x20 || c == 0x7f) {
+            p += sprintf(p, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
+        } else if (c < 0x80) {
+            *p++ = (char)c;
+        } else {
+            size_t len = utf8_len(u + i, n - i);
+            if (len == 0) {
+                *p++ = '?';
+            } else {
+                memcpy(p, u + i, len);
+                p += len;
+                i += len - 1;
+            }
+        }
+    }
+    return p;
+}
+
+void wf__json_string(wf_strbuf *b, const char *s, size_t len)
+{
+    wf_strbuf_reserve(b, len * 6 + 2);
+    if (b->oom)
+        return;
+    char *p = b->p + b->len;
+    *p++ = '"';
+    p = escape_to(p, s, len);
+    *p++ = '"';
+    *p = '\0';
+    b->len = (size_t)(p - b->p);
+}
+
+static char *escaped_dup(const char *s)
+{
+    size_t n = strlen(s);
+    char *e = wf_malloc(n * 6 + 1);
+    if (e != NULL)
+        *escape_to(e, s, n) = '\0';
+    return e;
+}
+
+/* ---- labels ---- */
+
+static struct label *label_slot(struct trace_writer *w, uint64_t id)
+{
+    uint32_t i = (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (w->lcap - 1);
+    while (w->labels[i].id != 0 && w->labels[i].id != id)
+        i = (i + 1) & (w->lcap - 1);
+    return &w->labels[i];
+}
+
+static void label_put(struct trace_writer *w, uint64_t id, const char *name)
+{
+    if ((w->lcount + 1) * 2 > w->lcap) {
+        uint32_t ocap = w->lcap;
+        struct label *old = w->labels;
+        uint32_t ncap = ocap ? ocap * 2 : 256;
+        struct label *nl = wf_malloc(ncap * sizeof *nl);
+        if (nl == NULL)
+            return;
+        memset(nl, 0, ncap * sizeof *nl);
+        w->labels = nl;
+        w->lcap = ncap;
+        for (uint32_t i = 0; i < ocap; i++) {
+            if (old[i].id != 0)
+                *label_slot(w, old[i].id) = old[i];
+        }
+        wf_free(old);
+    }
+    struct label *l = label_slot(w, id);
+    char *s = escaped_dup(name);
+    if (s == NULL)
+        return;
+    if (l->id == 0)
+        w->lcount++;
+    else
+        wf_free(l->s);
+    l->id = id;
+    l->s = s;
+}
+
+/* Removal in linear probing: re-place the entries that follow. */
+static void label_drop(struct trace_writer *w, uint64_t id)
+{
+    if (w->lcap == 0)
+        return;
+    struct label *l = label_slot(w, id);
+    if (l->id == 0)
+        return;
+    wf_free(l->s);
+    l->id = 0;
+    w->lcount--;
+    uint32_t i = (uint32_t)(l - w->labels);
+    for (uint32_t j = (i + 1) & (w->lcap - 1); w->labels[j].id != 0; j = (j + 1) & (w->lcap - 1)) {
+        struct label e = w->labels[j];
+        w->labels[j].id = 0;
+        *label_slot(w, e.id) = e;
+    }
+}
+
+static const char *label_get(struct trace_writer *w, uint64_t id)
+{
+    if (w->lcap == 0)
+        return NULL;
+    struct label *l = label_slot(w, id);
+    return l->id == id ? l->s : NULL;
+}
+
+static void table_put(char ***tab, uint32_t *n, uint32_t idx, const char *name)
+{
+    if (idx == 0)
+        return;
+    if (idx > *n) {
+        char **t = wf_realloc(*tab, idx * sizeof *t);
+        if (t == NULL)
+            return;
+        memset(t + *n, 0, (idx - *n) * sizeof *t);
+        *tab = t;
+        *n = idx;
+    }
+    wf_free((*tab)[idx - 1]);
+    (*tab)[idx - 1] = escaped_dup(name);
+}
+
+/* ---- lines ---- */
+
+static char *put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static char *put_u64(char *p, uint64_t v)
+{
+    char tmp[24];
+    int i = 0;
+    do {
+        tmp[i++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (i > 0)
+        *p++ = tmp[--i];
+    return p;
+}
+
+static char *put_hex(char *p, const unsigned char *b, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++)
+        *p++ = hex[b[i] >> 4], *p++ = hex[b[i] & 15];
+    return p;
+}
+
+static char *put_hex64(char *p, uint64_t v, bool trim)
+{
+    static const char hex[] = "0123456789abcdef";
+    int i = 60;
+    if (trim)
+        while (i > 0 && ((v >> i) & 15) == 0)
+            i -= 4;
+    for (; i >= 0; i -= 4)
+        *p++ = hex[(v >> i) & 15];
+    return p;
+}
+
+/* "actor@node" (escaped) for a pid seen from this node. */
+static char *put_who(struct trace_writer *w, char *p, uint64_t id)
+{
+    uint16_t peer = (uint16_t)(id >> 48);
+    if (peer == 0) {
+        const char *l = label_get(w, id);
+        if (l != NULL) {
+            p = put_str(p, l);
+        } else {
+            *p++ = '#';
+            p = put_hex64(p, id, true);
+        }
+        *p++ = '@';
+        return put_str(p, w->node);
+    }
+    uint32_t idx = (uint32_t)id;
+    if ((id & (1ull << 47)) && idx >= 1 && idx <= w->nrnames && w->rnames[idx - 1] != NULL) {
+        p = put_str(p, w->rnames[idx - 1]);
+    } else {
+        *p++ = '#';
+        p = put_hex64(p, id & ((1ull << 47) - 1), true);
+    }
+    *p++ = '@';
+    const char *pn = peer <= w->npeers && w->peers[peer - 1] ? w->peers[peer - 1] : "?";
+    return put_str(p, pn);
+}
+
+static char *put_actor(struct trace_writer *w, char *p, uint64_t id)
+{
+    p = put_str(p, ",\"actor\":\"");
+    if (id != 0) {
+        const char *l = label_get(w, id);
+        if (l != NULL) {
+            p = put_str(p, l);
+        } else {
+            *p++ = '#';
+            p = put_hex64(p, id, true);
+        }
+    }
+    p = put_str(p, "\",\"pid\":\"");
+    p = put_hex64(p, id, true);
+    *p++ = '"';
+    return p;
+}
+
+static const char *kind_name(int kind)
+{
+    switch (kind) {
+    case TR_CONFIG: return "config";
+    case TR_ACTOR: return "actor";
+    case TR_STOP: return "stop";
+    case TR_SEND: return "send";
+    case TR_RECV: case TR_NOTE_RECV: return "recv";
+    case TR_START: return "start";
+    case TR_END: return "end";
+    case TR_OFFLOAD_START: return "offload_start";
+    case TR_OFFLOAD_END: return "offload_end";
+    case TR_REPLY: case TR_NOTE_REPLY: return "reply";
+    case TR_FAIL: case TR_NOTE_FAIL: return "fail";
+    case TR_FIRED: return "fired";
+    case TR_TIMEOUT: return "timeout";
+    case TR_NODE_UP: return "node_up";
+    case TR_NODE_DOWN: return "node_down";
+    default: return "?";
+    }
+}
+
+static const char *outcome_name(int o)
+{
+    switch (o) {
+    case OUT_REPLY: return "reply";
+    case OUT_DEFERRED: return "deferred";
+    case OUT_FAIL: return "fail";
+    case OUT_OK: return "ok";
+    default: return "none";
+    }
+}
+
+/* The common head of a line: {"ev":..,"node":..,"seq":..,"t_ns":..,"wall_us":.. */
+static char *put_head(struct trace_writer *w, char *p, const char *ev, uint64_t t)
+{
+    p = put_str(p, "{\"ev\":\"");
+    p = put_str(p, ev);
+    p = put_str(p, "\",\"node\":\"");
+    p = put_str(p, w->node);
+    p = put_str(p, "\",\"seq\":");
+    p = put_u64(p, ++w->seq);
+    p = put_str(p, ",\"t_ns\":");
+    p = put_u64(p, t);
+    p = put_str(p, ",\"wall_us\":");
+    return put_u64(p, (uint64_t)((int64_t)t + w->wall_off_ns) / 1000);
+}
+
+static void line_lost(struct trace_writer *w, uint64_t count)
+{
+    wf_strbuf_reserve(&w->out, 256);
+    if (w->out.oom)
+        return;
+    char *p = put_head(w, w->out.p + w->out.len, "lost", uv_hrtime());
+    p = put_str(p, ",\"count\":");
+    p = put_u64(p, count);
+    p = put_str(p, "}\n");
+    w->out.len = (size_t)(p - w->out.p);
+}
+
+static void line(struct trace_writer *w, struct trace_rec *r)
+{
+    /* Records that only teach the writer a name. */
+    if (r->kind == TR_PEER) {
+        table_put(&w->peers, &w->npeers, r->peer, r->extra ? r->extra : "?");
+        return;
+    }
+    if (r->kind == TR_RNAME) {
+        table_put(&w->rnames, &w->nrnames, (uint32_t)r->actor, r->extra ? r->extra : "?");
+        return;
+    }
+    if (r->kind == TR_ACTOR && r->extra != NULL)
+        label_put(w, r->actor, r->extra);
+
+    size_t extra = r->extra ? strlen(r->extra) : 0;
+    wf_strbuf_reserve(&w->out, LINE_MAX_ + extra * 6);
+    if (w->out.oom)
+        return;
+    char *p = put_head(w, w->out.p + w->out.len, kind_name(r->kind), r->t);
+    if (r->tc.flags & WF_TRACE_VALID) {
+        p = put_str(p, ",\"trace\":\"");
+        p = put_hex(p, r->tc.trace_id, 16);
+        p = put_str(p, "\",\"span\":\"");
+        p = put_hex64(p, r->tc.span_id, false);
+        *p++ = '"';
+        if (r->tc.parent_id != 0) {
+            p = put_str(p, ",\"parent\":\"");
+            p = put_hex64(p, r->tc.parent_id, false);
+            *p++ = '"';
+        }
+    }
+    switch (r->kind) {
+    case TR_CONFIG:
+        break;
+    case TR_NODE_UP:
+    case TR_NODE_DOWN:
+        p = put_str(p, ",\"peer\":\"");
+        p = put_str(p, r->peer <= w->npeers && w->peers[r->peer - 1] ? w->peers[r->peer - 1] : "?");
+        *p++ = '"';
+        break;
+    case TR_NOTE_RECV:
+    case TR_NOTE_REPLY:
+    case TR_NOTE_FAIL:
+        p = put_actor(w, p, r->actor);
+        p = put_str(p, r->kind == TR_NOTE_RECV ? ",\"from\":\"\"" : ",\"to\":\"\"");
+        p = put_str(p, ",\"size\":");
+        p = put_u64(p, r->size);
+        if (r->kind == TR_NOTE_FAIL)
+            p = put_str(p, ",\"ok\":false");
+        break;
+    default:
+        p = put_actor(w, p, r->actor);
+    }
+    if (r->kind == TR_ACTOR && r->extra != NULL) {
+        p = put_str(p, ",\"behaviour\":\"");
+        p = escape_to(p, r->extra + strlen(r->extra) + 1,
+                      strlen(r->extra + strlen(r->extra) + 1));
+        *p++ = '"';
+    }
+    if (r->kind == TR_SEND || r->kind == TR_RECV || r->kind == TR_START || r->kind == TR_END ||
+        r->kind == TR_OFFLOAD_START || r->kind == TR_OFFLOAD_END) {
+        if (r->kind == TR_SEND) {
+            p = put_str(p, ",\"to\":\"");
+            p = put_who(w, p, r->other);
+        } else {
+            p = put_str(p, ",\"from\":\"");
+            if (r->other != 0)
+                p = put_who(w, p, r->other);
+        }
+        p = put_str(p, r->msg == K_ASK ? "\",\"msg\":\"ask\"" : "\",\"msg\":\"tell\"");
+    }
+    if (r->type != 0) {
+        p = put_str(p, ",\"type\":");
+        p = put_u64(p, r->type);
+    }
+    if (r->corr != 0) {
+        p = put_str(p, ",\"corr\":\"");
+        p = put_hex64(p, r->corr, true);
+        *p++ = '"';
+    }
+    switch (r->kind) {
+    case TR_SEND:
+    case TR_RECV:
+    case TR_REPLY:
+        p = put_str(p, ",\"size\":");
+        p = put_u64(p, r->size);
+        if (r->depth != 0) {
+            p = put_str(p, ",\"depth\":");
+            p = put_u64(p, r->depth - 1);
+        }
+        p = put_str(p, ",\"preview\":\"");
+        for (unsigned i = 0; i < r->nsmall; i++) {
+            unsigned char c = (unsigned char)r->small[i];
+            char ch = c >= 0x20 && c < 0x7f ? (char)c : '.';
+            p = escape_to(p, &ch, 1);
+        }
+        *p++ = '"';
+        if (r->kind == TR_REPLY)
+            p = put_str(p, ",\"ok\":true");
+        break;
+    case TR_START:
+    case TR_END:
+    case TR_OFFLOAD_START:
+    case TR_OFFLOAD_END:
+        p = put_str(p, ",\"handler\":\"");
+        p = escape_to(p, r->small, r->nsmall);
+        *p++ = '"';
+        if (r->pool)
+            p = put_str(p, ",\"pool\":true");
+        if (r->kind == TR_END || r->kind == TR_OFFLOAD_END) {
+            p = put_str(p, r->outcome == OUT_FAIL ? ",\"ok\":false" : ",\"ok\":true");
+            p = put_str(p, ",\"outcome\":\"");
+            p = put_str(p, outcome_name(r->outcome));
+            *p++ = '"';
+        }
+        break;
+    case TR_FAIL:
+        p = put_str(p, ",\"ok\":false");
+        break;
+    case TR_FIRED:
+    case TR_TIMEOUT:
+    case TR_STOP:
+        p = put_str(p, r->outcome == OUT_FAIL ? ",\"ok\":false" : ",\"ok\":true");
+        break;
+    default:
+        break;
+    }
+    if (r->extra != NULL && r->kind != TR_ACTOR) {
+        *p++ = ',';
+        p = put_str(p, r->extra); /* a fragment made JSON-safe on the loop */
+    }
+    p = put_str(p, "}\n");
+    w->out.len = (size_t)(p - w->out.p);
+    if (r->kind == TR_STOP)
+        label_drop(w, r->actor);
+}
+
+/* ---- sinks ---- */
+
+static void flush_out(struct trace_writer *w)
+{
+    if (w->out.len == 0)
+        return;
+    if (w->file != NULL) {
+        if (fwrite(w->out.p, 1, w->out.len, w->file) != w->out.len || fflush(w->file) != 0) {
+            wf_log(WF_LOG_ERROR, "trace file: write failed; the file sink is closed");
+            fclose(w->file);
+            w->file = NULL;
+        }
+    }
+    if (w->has_pub) {
+        size_t off = 0;
+        while (off < w->out.len) {
+            size_t n = w->out.len - off;
+            if (n > PUB_MSG_MAX) {
+                /* Whole lines only: cut after the last newline that fits. */
+                n = PUB_MSG_MAX;
+                while (n > 0 && w->out.p[off + n - 1] != '\n')
+                    n--;
+                if (n == 0)
+                    n = w->out.len - off;
+            }
+            nng_send(w->pub, w->out.p + off, n, NNG_FLAG_NONBLOCK);
+            off += n;
+        }
+    }
+    w->out.len = 0;
+}
+
+static void sample_clocks(struct trace_writer *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t mono = uv_hrtime();
+    w->wall_off_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - (int64_t)mono;
+}
+
+static size_t drain(struct trace_writer *w)
+{
+    struct trace_ring *r = w->r;
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    uint64_t lost = atomic_load_explicit(&r->lost, memory_order_relaxed);
+    if (lost > w->lost_told) {
+        line_lost(w, lost - w->lost_told);
+        w->lost_told = lost;
+    }
+    size_t done = 0;
+    for (; tail != head; tail++, done++) {
+        struct trace_rec *rec = &r->recs[tail & r->mask];
+        line(w, rec);
+        wf_free(rec->extra);
+        rec->extra = NULL;
+        /* Give slots back as we go, so the loop sees room sooner. */
+        if ((done & 255) == 255)
+            atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+        if (w->out.len > FLUSH_AT)
+            flush_out(w);
+    }
+    atomic_store_explicit(&r->tail, tail, memory_order_release);
+    flush_out(w);
+    return done;
+}
+
+static void writer_main(void *arg)
+{
+    struct trace_writer *w = arg;
+    for (;;) {
+        sample_clocks(w);
+        size_t done = drain(w);
+        uv_mutex_lock(&w->lock);
+        bool stop = w->stopping;
+        if (!stop && done == 0 && !w->kicked)
+            uv_cond_timedwait(&w->cond, &w->lock, (uint64_t)ROUND_MS * 1000000);
+        w->kicked = false;
+        uv_mutex_unlock(&w->lock);
+        /* Stopping: the loop records no more, so one last round empties it. */
+        if (stop) {
+            drain(w);
+            break;
+        }
+    }
+}
+
+struct trace_writer *wf__trace_writer_start(const char *node_name, struct trace_ring *r,
+                                            const wf_trace_config *cfg, int *err)
+{
+    struct trace_writer *w = wf_malloc(sizeof *w);
+    *err = WF_ENOMEM;
+    if (w == NULL)
+        return NULL;
+    memset(w, 0, sizeof *w);
+    w->r = r;
+    if ((w->node = escaped_dup(node_name)) == NULL)
+        goto fail;
+    *err = WF_EIO;
+    if (cfg->file != NULL && (w->file = fopen(cfg->file, "a")) == NULL) {
+        wf_log(WF_LOG_ERROR, "trace file %s cannot be opened", cfg->file);
+        goto fail;
+    }
+    if (cfg->pub_url != NULL) {
+        int rv = nng_pub0_open(&w->pub);
+        if (rv == 0 && (rv = nng_listen(w->pub, cfg->pub_url, NULL, 0)) != 0)
+            nng_close(w->pub);
+        if (rv != 0) {
+            wf_log(WF_LOG_ERROR, "trace stream %s cannot listen: %s", cfg->pub_url,
+                   nng_strerror(rv));
+            goto fail;
+        }
+        w->has_pub = true;
+    }
+    *err = WF_ENOMEM;
+    if (uv_mutex_init(&w->lock) != 0)
+        goto fail;
+    if (uv_cond_init(&w->cond) != 0) {
+        uv_mutex_destroy(&w->lock);
+        goto fail;
+    }
+    if (uv_thread_create(&w->thread, writer_main, w) != 0) {
+        uv_cond_destroy(&w->cond);
+        uv_mutex_destroy(&w->lock);
+        goto fail;
+    }
+    *err = 0;
+    return w;
+
+fail:
+    if (w->file != NULL)
+        fclose(w->file);
+    if (w->has_pub)
+        nng_close(w->pub);
+    wf_free(w->node);
+    wf_free(w);
+    return NULL;
+}
+
+void wf__trace_writer_kick(struct trace_writer *w)
+{
+    uv_mutex_lock(&w->lock);
+    w->kicked = true;
+    uv_cond_signal(&w->cond);
+    uv_mutex_unlock(&w->lock);
+}
+
+void wf__trace_writer_stop(struct trace_writer *w)
+{
+    uv_mutex_lock(&w->lock);
+    w->stopping = true;
+    uv_cond_signal(&w->cond);
+    uv_mutex_unlock(&w->lock);
+    uv_thread_join(&w->thread);
+    uv_cond_destroy(&w->cond);
+    uv_mutex_destroy(&w->lock);
+    if (w->file != NULL)
+        fclose(w->file);
+    if (w->has_pub)
+        nng_close(w->pub);
+    for (uint32_t i = 0; i < w->lcap; i++)
+        wf_free(w->labels[i].id ? w->labels[i].s : NULL);
+    wf_free(w->labels);
+    for (uint32_t i = 0; i < w->npeers; i++)
+        wf_free(w->peers[i]);
+    wf_free(w->peers);
+    for (uint32_t i = 0; i < w->nrnames; i++)
+        wf_free(w->rnames[i]);
+    wf_free(w->rnames);
+    wf_free(w->out.p);
+    wf_free(w->node);
+    wf_free(w);
+}
