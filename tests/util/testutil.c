@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <criterion/criterion.h>
 
@@ -173,4 +174,101 @@ const char *tu_text(wf_result r)
     if (wf_result_is_msg(r) && wf_msg_len(r.u.ptr) > 0)
         return wf_msg_body(r.u.ptr);
     return "";
+}
+
+void tu_lines_read(tu_lines *l, const char *path)
+{
+    l->line = NULL;
+    l->n = 0;
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot open %s", path);
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&buf, &cap, f)) > 0) {
+        if (buf[len - 1] == '\n')
+            buf[len - 1] = '\0';
+        l->line = realloc(l->line, (l->n + 1) * sizeof *l->line);
+        l->line[l->n++] = strdup(buf);
+    }
+    free(buf);
+    fclose(f);
+}
+
+void tu_lines_free(tu_lines *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->line[i]);
+    free(l->line);
+    l->line = NULL;
+    l->n = 0;
+}
+
+bool tu_json_get(const char *line, const char *key, char *out, size_t size)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (p == NULL)
+        return false;
+    p += strlen(pat);
+    size_t n = 0;
+    if (*p == '"') {
+        for (p++; *p && *p != '"' && n + 1 < size; p++) {
+            if (*p == '\\' && p[1])
+                out[n++] = *p++;
+            out[n++] = *p;
+        }
+    } else {
+        for (; *p && *p != ',' && *p != '}' && n + 1 < size; p++)
+            out[n++] = *p;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+const char *tu_lines_find(const tu_lines *l, size_t *from, ...)
+{
+    for (size_t i = from ? *from : 0; i < l->n; i++) {
+        va_list ap;
+        va_start(ap, from);
+        const char *needle;
+        bool all = true;
+        while (all && (needle = va_arg(ap, const char *)) != NULL)
+            all = strstr(l->line[i], needle) != NULL;
+        va_end(ap);
+        if (all) {
+            if (from)
+                *from = i + 1;
+            return l->line[i];
+        }
+    }
+    return NULL;
+}
+
+size_t tu_lines_count(const tu_lines *l, const char *needle)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < l->n; i++)
+        c += strstr(l->line[i], needle) != NULL;
+    return c;
+}
+
+int tu_json_lines_check(const char *path)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import json,sys\n"
+             "bad=0\n"
+             "for l in open(sys.argv[1], encoding=\"utf-8\"):\n"
+             "  try:\n"
+             "    assert isinstance(json.loads(l), dict)\n"
+             "  except Exception as e:\n"
+             "    bad+=1; print(\"bad line:\", e, l[:200], file=sys.stderr)\n"
+             "sys.exit(min(bad,100))' '%s'",
+             path);
+    int st = system(cmd);
+    if (st == -1 || !WIFEXITED(st))
+        return -1;
+    return WEXITSTATUS(st);
 }

@@ -50,4 +50,23 @@ wf_msg *tu_msg(uint32_t type, const char *text);
 /* The text of a message or a failure's message, for asserts; "" if none. */
 const char *tu_text(wf_result r);
 
+/* Trace files (weft/trace.h): the lines of a JSON-lines file, read whole. */
+typedef struct tu_lines {
+    char **line;
+    size_t n;
+} tu_lines;
+void tu_lines_read(tu_lines *l, const char *path);
+void tu_lines_free(tu_lines *l);
+/* The value of "key" in a flat JSON line, unquoted, into out (no escapes
+ * decoded); false if absent. */
+bool tu_json_get(const char *line, const char *key, char *out, size_t size);
+/* The first line from index *from on that contains every one of the NULL-
+ * terminated needles; *from is left just after it. NULL if none. */
+const char *tu_lines_find(const tu_lines *l, size_t *from, ...) __attribute__((sentinel));
+/* How many lines contain needle. */
+size_t tu_lines_count(const tu_lines *l, const char *needle);
+/* Checks with Python's json module that every line is one JSON object;
+ * returns the number of bad lines (or -1 if python3 cannot run). */
+int tu_json_lines_check(const char *path);
+
 #endif
