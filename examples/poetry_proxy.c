@@ -5,6 +5,7 @@
  *
  *   poetry_proxy [--upstream poetry://127.0.0.1:10000] [--http 127.0.0.1:8080]
  *                [--poetry 127.0.0.1:8081] [--ttl-ms MS] [--debug] [--faults]
+ *                [--trace "file=proxy.jsonl;sample=1"]   (then GET /trace tunes it)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,20 @@ int main(int argc, char **argv)
     wf_node *node = wf_node_new(&(wf_node_config){.name = "proxy"});
     wf_pid l;
     int rv;
+    char spec[1024], err[200] = "";
+    wf_trace_config trace;
+    snprintf(spec, sizeof spec, "%s", arg(argc, argv, "--trace", ""));
+    if (spec[0] != '\0') {
+        if ((rv = wf_trace_config_parse(spec, &trace, err, sizeof err)) == 0 &&
+            (rv = wf_node_trace_start(node, &trace)) != 0)
+            snprintf(err, sizeof err, "%s", wf_strerror(rv));
+        if (rv != 0) {
+            fprintf(stderr, "poetry_proxy: --trace: %s\n", err);
+            wf_node_free(node);
+            return 2;
+        }
+        listener.trace_control = 1;
+    }
     if ((rv = wf_fetcher_spawn(node, "fetcher", &fetcher, NULL)) != 0 ||
         (rv = wf_cache_spawn(node, "cache", &cache, NULL)) != 0 ||
         (rv = wf_renderer_spawn(node, "renderer", &renderer, NULL)) != 0 ||

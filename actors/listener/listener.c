@@ -21,6 +21,7 @@
 #include <weft/listener.h>
 #include <weft/log.h>
 #include <weft/renderer.h>
+#include <weft/trace.h>
 
 #include "../core/strbuf.h"
 #include "../http/status.h"
@@ -66,6 +67,7 @@ struct conn {
     int handles;
     bool poetry, closing, close_after, reading, paused;
     wf_deferred *poetry_ask; /* the poetry port's one ask, cancelled on close */
+    wf_trace_ctx pspan;      /* the poetry port's request */
     http_parser parser;
     /* the request being parsed */
     bool in_request, headers_done, cookie_next, too_big_header, too_big_body;
@@ -75,6 +77,9 @@ struct conn {
     size_t field_len;
     char cookie[256];
     size_t cookie_len;
+    char traceparent[WF_TRACEPARENT_LEN + 8]; /* the header, if it fits */
+    size_t traceparent_len;
+    bool traceparent_over;
     /* answers, in order */
     struct req *head, *tail;
     unsigned inflight;
@@ -95,6 +100,8 @@ struct req {
     char session[33];
     char fault[24];
     char xcache[16];
+    wf_trace_ctx span; /* the request's span: traced or not, it is answered */
+    bool traced_reply;
     uint32_t age;
     uint64_t deadline_at;
     uv_write_t wreq;
@@ -114,6 +121,12 @@ static void respond(struct req *r, int status, const char *type, const char *bod
     wf_strbuf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status,
                      wf__http_reason(status), type, len);
     wf_strbuf_puts(&b, "Via: 1.1 weft\r\n");
+    if (r->span.flags & WF_TRACE_VALID) {
+        /* The client can find its request in the trace. */
+        char tp[WF_TRACEPARENT_LEN + 1];
+        wf_traceparent_format(&r->span, tp);
+        wf_strbuf_printf(&b, "traceparent: %s\r\n", tp);
+    }
     wf_strbuf_puts(&b, r->keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
     if (extra != NULL)
         wf_strbuf_puts(&b, extra);
@@ -121,6 +134,13 @@ static void respond(struct req *r, int status, const char *type, const char *bod
     if (!r->head_only)
         wf_strbuf_append(&b, body, len);
     size_t n = b.len;
+    if (r->l != NULL && !r->traced_reply) {
+        char label[16];
+        snprintf(label, sizeof label, "%d", status);
+        wf_trace_note(r->l->node, status >= 500 ? "fail" : "reply", r->l->self, &r->span, label,
+                      len);
+        r->traced_reply = true;
+    }
     wf_free(r->resp);
     r->resp = wf_strbuf_finish(&b);
     r->resp_len = r->resp ? n : 0;
@@ -584,7 +604,8 @@ static int on_message_begin(http_parser *p)
     c->in_request = true;
     c->headers_done = false;
     c->url_len = c->header_bytes = c->body_bytes = c->cookie_len = c->field_len = 0;
-    c->cookie_next = c->too_big_header = c->too_big_body = false;
+    c->traceparent_len = 0;
+    c->cookie_next = c->too_big_header = c->too_big_body = c->traceparent_over = false;
     return 0;
 }
 
@@ -637,6 +658,14 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
         memcpy(c->cookie + c->cookie_len, at, k);
         c->cookie_len += k;
         c->cookie[c->cookie_len] = '\0';
+    } else if (strcasecmp(c->field, "traceparent") == 0) {
+        /* A value longer than a traceparent is not one: ignored. */
+        if (c->traceparent_len + n >= sizeof c->traceparent) {
+            c->traceparent_over = true;
+        } else {
+            memcpy(c->traceparent + c->traceparent_len, at, n);
+            c->traceparent_len += n;
+        }
     }
     c->cookie_next = true; /* the next field callback starts a new field */
     return 0;
@@ -674,6 +703,8 @@ static void session_from_cookie(const char *cookie, char out[33])
     }
 }
 
+static void handle_request(struct conn *c, struct req *r, http_parser *p);
+
 static int on_message_complete(http_parser *p)
 {
     struct conn *c = p->data;
@@ -682,6 +713,92 @@ static int on_message_complete(http_parser *p)
     struct req *r = req_new(c);
     if (r == NULL)
         return -1;
+    /* The request is a span: a child of the caller's when it sent a valid
+     * traceparent, else a new trace. What the listener asks on its behalf
+     * continues it. */
+    wf_trace_ctx parent, *pp = NULL;
+    if (c->traceparent_len > 0 && !c->traceparent_over &&
+        wf_traceparent_parse(c->traceparent, c->traceparent_len, &parent) == 0)
+        pp = &parent;
+    wf_trace_ctx prev = wf_trace_begin(l->node, pp, &r->span);
+    if (r->span.flags & WF_TRACE_SAMPLED) {
+        char label[URL_MAX + 16];
+        snprintf(label, sizeof label, "%s %s", http_method_str(p->method), c->url);
+        wf_trace_note(l->node, "recv", l->self, &r->span, label, c->body_bytes);
+    }
+    handle_request(c, r, p);
+    wf_trace_end(l->node, &prev);
+    return 0;
+}
+
+/* The value of key in a query string, %XX-decoded, into out; false if
+ * absent. */
+static bool query_get(const char *q, const char *key, char *out, size_t size)
+{
+    size_t kl = strlen(key);
+    for (const char *p = q; p != NULL && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+        if (strncmp(p, key, kl) != 0 || p[kl] != '=')
+            continue;
+        size_t n = 0;
+        for (p += kl + 1; *p && *p != '&' && n + 1 < size; p++) {
+            unsigned hi, lo;
+            if (*p == '%' && sscanf(p + 1, "%1x%1x", &hi, &lo) == 2) {
+                out[n++] = (char)(hi << 4 | lo);
+                p += 2;
+            } else {
+                out[n++] = *p == '+' ? ' ' : *p;
+            }
+        }
+        out[n] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* GET /trace shows the node's tracing; with ?sample=&actors=&types= it
+ * changes them (what is not given keeps its value). */
+static void trace_control(struct lst *l, struct req *r, const char *q)
+{
+    char now[512], sample[32], actors[256], types[256];
+    wf_node_trace_describe(l->node, now, sizeof now);
+    bool change = q != NULL && (query_get(q, "sample", sample, sizeof sample) |
+                                query_get(q, "actors", actors, sizeof actors) |
+                                query_get(q, "types", types, sizeof types));
+    if (change) {
+        char cur_a[256] = "", cur_t[256] = "";
+        double cur_s = 1;
+        const char *p;
+        if ((p = strstr(now, "sample=")) != NULL)
+            cur_s = strtod(p + 7, NULL);
+        if ((p = strstr(now, "actors=")) != NULL)
+            snprintf(cur_a, sizeof cur_a, "%.*s", (int)strcspn(p + 7, ";"), p + 7);
+        if ((p = strstr(now, "types=")) != NULL)
+            snprintf(cur_t, sizeof cur_t, "%.*s", (int)strcspn(p + 6, ";"), p + 6);
+        char *end = NULL;
+        double s = query_get(q, "sample", sample, sizeof sample) ? strtod(sample, &end) : cur_s;
+        int rv =
+            end != NULL && (*end != '\0' || end == sample)
+                ? WF_EINVAL
+                : wf_node_trace_filter(
+                      l->node, s, query_get(q, "actors", actors, sizeof actors) ? actors : cur_a,
+                      query_get(q, "types", types, sizeof types) ? types : cur_t);
+        if (rv != 0) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "tracing not changed: %s\n",
+                     rv == WF_ESTATE ? "this node does not trace" : "bad sample, actors or types");
+            respond(r, rv == WF_ESTATE ? 409 : 400, "text/plain", msg, strlen(msg), NULL);
+            return;
+        }
+        wf_node_trace_describe(l->node, now, sizeof now);
+    }
+    size_t n = strlen(now);
+    now[n] = '\n';
+    respond(r, 200, "text/plain", now, n + 1, NULL);
+}
+
+static void handle_request(struct conn *c, struct req *r, http_parser *p)
+{
+    struct lst *l = c->l;
     r->keep_alive = http_should_keep_alive(p);
     r->head_only = p->method == HTTP_HEAD;
     if (!r->keep_alive)
@@ -697,6 +814,8 @@ static int on_message_complete(http_parser *p)
     }
     if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
         respond_plain_error(r, 405, "only GET and HEAD are served here", NULL, NULL);
+    } else if (strcmp(c->url, "/trace") == 0 && l->cfg->trace_control) {
+        trace_control(l, r, q);
     } else if (strcmp(c->url, "/healthz") == 0) {
         respond(r, 200, "text/plain", "ok\n", 3, NULL);
     } else if (strcmp(c->url, "/metrics") == 0) {
@@ -707,7 +826,7 @@ static int on_message_complete(http_parser *p)
         wf_deferred_add_both(d, got_stats, r);
         wf_deferred_add_both(d, request_done, r);
         wf_deferred_release(d);
-        return 0;
+        return;
     } else if (strcmp(c->url, "/") == 0) {
         char loc[300];
         snprintf(loc, sizeof loc, "Location: /poems/%s\r\n",
@@ -717,12 +836,11 @@ static int on_message_complete(http_parser *p)
                strlen(c->url + 7) <= NAME_MAX_LEN) {
         snprintf(r->name, sizeof r->name, "%s", c->url + 7);
         dispatch_poem(l, r);
-        return 0;
+        return;
     } else {
         respond_plain_error(r, 404, "no such page; poems are at /poems/NAME", NULL, NULL);
     }
     flush(c);
-    return 0;
 }
 
 static const http_parser_settings settings = {
@@ -858,6 +976,9 @@ static wf_result poetry_got(wf_result res, void *arg)
         wf_deferred_release(c->poetry_ask); /* its run still holds it */
         c->poetry_ask = NULL;
     }
+    if (c->l != NULL)
+        wf_trace_note(c->l->node, wf_result_is_msg(res) ? "reply" : "fail", c->l->self, &c->pspan,
+                      "poem", wf_result_is_msg(res) ? wf_msg_len(res.u.ptr) : 0);
     if (c->closing || !wf_result_is_msg(res)) {
         if (c->l != NULL && !wf_result_is_msg(res))
             c->l->poetry_failed++;
@@ -927,8 +1048,11 @@ static void on_connection(uv_stream_t *server, int status)
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_poetry_read);
         wf_pid cache = wf_resolve(l->node, l->cfg->cache);
         const char *name = l->cfg->poetry_default ? l->cfg->poetry_default : "ozymandias";
+        wf_trace_ctx prev = wf_trace_begin(l->node, NULL, &c->pspan);
+        wf_trace_note(l->node, "recv", l->self, &c->pspan, "poetry connection", 0);
         wf_deferred *d = wf_ask_as(l->node, l->self, cache,
                                    wf_msg_new(WF_CACHE_GET, name, strlen(name)), l->deadline);
+        wf_trace_end(l->node, &prev);
         c->poetry_ask = d;
         wf_deferred_add_both(d, poetry_got, c);
         return;

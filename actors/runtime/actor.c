@@ -381,12 +381,12 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
     a->in_turn = true;
     wf_result r = h->fn(&ctx, m);
     if (tracing && wf__traced(n, &m->tc)) {
-        int out = r.kind == WF_RESULT_DEFERRED   ? OUT_DEFERRED
-                  : r.kind == WF_RESULT_FAILURE  ? OUT_FAIL
-                  : wf_result_is_msg(r)          ? OUT_REPLY
-                  : rq != NULL && rq->answered   ? OUT_REPLY
-                  : rq == NULL                   ? OUT_OK
-                                                 : OUT_NONE;
+        int out = r.kind == WF_RESULT_DEFERRED  ? OUT_DEFERRED
+                  : r.kind == WF_RESULT_FAILURE ? OUT_FAIL
+                  : wf_result_is_msg(r)         ? OUT_REPLY
+                  : rq != NULL && rq->answered  ? OUT_REPLY
+                  : rq == NULL                  ? OUT_OK
+                                                : OUT_NONE;
         wf__trace_run(n, TR_END, a, m, h, out, 0);
     }
     wf__actor_finish(a, h, m, rq, r);

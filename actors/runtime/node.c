@@ -739,8 +739,7 @@ void wf__pending_complete(wf_node *n, uint64_t corr, wf_result r)
         return;
     }
     if (wf__traced(n, &p->tc))
-        wf__trace_fired(n, TR_FIRED, p->asker, &p->tc, corr, p->type,
-                        r.kind != WF_RESULT_FAILURE);
+        wf__trace_fired(n, TR_FIRED, p->asker, &p->tc, corr, p->type, r.kind != WF_RESULT_FAILURE);
     /* The callbacks continue the asker's work: what they send is part of
      * the span that asked (or of the ask's, for an ask from outside). */
     struct node_trace *nt = wf__nt(n);

@@ -11,7 +11,7 @@ struct item {
     const wf_handler *h;
     wf_msg *m;
     bool has_req, ran;
-    bool traced;        /* record its run: times taken on the pool */
+    bool traced; /* record its run: times taken on the pool */
     uint64_t t0, t1;
     struct request req;
     wf_ctx ctx;
@@ -78,11 +78,11 @@ static void job_after(uv_work_t *w, int status)
         }
         if (it->traced && wf__traced(a->node, &it->m->tc)) {
             wf_result *r = &it->r;
-            int out = r->kind == WF_RESULT_DEFERRED  ? OUT_DEFERRED
-                      : r->kind == WF_RESULT_FAILURE ? OUT_FAIL
+            int out = r->kind == WF_RESULT_DEFERRED                            ? OUT_DEFERRED
+                      : r->kind == WF_RESULT_FAILURE                           ? OUT_FAIL
                       : wf_result_is_msg(*r) || (req != NULL && req->answered) ? OUT_REPLY
-                      : req == NULL                                              ? OUT_OK
-                                                                                 : OUT_NONE;
+                      : req == NULL                                            ? OUT_OK
+                                                                               : OUT_NONE;
             wf__trace_run(a->node, TR_OFFLOAD_START, a, it->m, it->h, OUT_NONE, it->t0);
             wf__trace_run(a->node, TR_OFFLOAD_END, a, it->m, it->h, out, it->t1);
         }

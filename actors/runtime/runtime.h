@@ -48,7 +48,7 @@ struct actor {
     bool queued; /* on the run queue */
     bool busy;   /* a blocking handler is on the pool */
     bool dead;
-    bool trace_sel; /* its events pass the node's actor filter */
+    bool trace_sel;           /* its events pass the node's actor filter */
     bool in_turn;             /* one of its handlers or callbacks is running */
     bool stop_pending;        /* stop once the current handler is done */
     wf_failure *stop_reason;  /* with stop_pending */
@@ -146,8 +146,8 @@ void wf__trace_msg(wf_node *n, int kind, wf_pid actor, wf_pid other, const wf_ms
                    unsigned depth);
 void wf__trace_run(wf_node *n, int kind, struct actor *a, const wf_msg *m, const wf_handler *h,
                    int outcome, uint64_t t);
-void wf__trace_answer(wf_node *n, wf_pid self, const wf_trace_ctx *tc, uint64_t corr,
-                      uint32_t type, const wf_result *r);
+void wf__trace_answer(wf_node *n, wf_pid self, const wf_trace_ctx *tc, uint64_t corr, uint32_t type,
+                      const wf_result *r);
 void wf__trace_fired(wf_node *n, int kind, wf_pid asker, const wf_trace_ctx *tc, uint64_t corr,
                      uint32_t type, bool ok);
 /* Untraced-context events: checked inside (cheap: rare). */

@@ -33,7 +33,7 @@ struct tracer {
     unsigned nactors;
     uint32_t types[MAX_TYPES]; /* the type filter; none: all */
     unsigned ntypes;
-    uint32_t rnames_told;  /* remote names the writer knows: 1..rnames_told */
+    uint32_t rnames_told;    /* remote names the writer knows: 1..rnames_told */
     uint8_t peer_told[8192]; /* bit per peer number: its name was recorded */
 };
 
@@ -233,8 +233,10 @@ int wf_trace_config_parse(char *spec, wf_trace_config *out, char *err, size_t er
             }
             out->capacity = (unsigned)c;
         } else {
-            snprintf(err, errlen, "unknown trace setting '%s' (file, pub, sample, actors, "
-                     "types, capacity)", kv);
+            snprintf(err, errlen,
+                     "unknown trace setting '%s' (file, pub, sample, actors, "
+                     "types, capacity)",
+                     kv);
             return WF_EINVAL;
         }
     }
@@ -469,8 +471,8 @@ static char *failure_json(const wf_failure *f)
     return wf_strbuf_finish(&b);
 }
 
-void wf__trace_answer(wf_node *n, wf_pid self, const wf_trace_ctx *tc, uint64_t corr,
-                      uint32_t type, const wf_result *r)
+void wf__trace_answer(wf_node *n, wf_pid self, const wf_trace_ctx *tc, uint64_t corr, uint32_t type,
+                      const wf_result *r)
 {
     struct tracer *tr = wf__nt(n)->on;
     if (!type_passes(tr, type) || !actor_passes(tr, self, (wf_pid){0}))

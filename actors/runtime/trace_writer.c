@@ -44,7 +44,7 @@ struct trace_writer {
     uv_cond_t cond;
     bool stopping, kicked;
     uint64_t seq, lost_told;
-    int64_t wall_off_ns; /* wall = hrtime + this */
+    int64_t wall_off_ns;  /* wall = hrtime + this */
     struct label *labels; /* local actors: open addressing */
     uint32_t lcap, lcount;
     char **peers; /* peer number - 1 -> escaped node name */
@@ -297,33 +297,57 @@ static char *put_actor(struct trace_writer *w, char *p, uint64_t id)
 static const char *kind_name(int kind)
 {
     switch (kind) {
-    case TR_CONFIG: return "config";
-    case TR_ACTOR: return "actor";
-    case TR_STOP: return "stop";
-    case TR_SEND: return "send";
-    case TR_RECV: case TR_NOTE_RECV: return "recv";
-    case TR_START: return "start";
-    case TR_END: return "end";
-    case TR_OFFLOAD_START: return "offload_start";
-    case TR_OFFLOAD_END: return "offload_end";
-    case TR_REPLY: case TR_NOTE_REPLY: return "reply";
-    case TR_FAIL: case TR_NOTE_FAIL: return "fail";
-    case TR_FIRED: return "fired";
-    case TR_TIMEOUT: return "timeout";
-    case TR_NODE_UP: return "node_up";
-    case TR_NODE_DOWN: return "node_down";
-    default: return "?";
+    case TR_CONFIG:
+        return "config";
+    case TR_ACTOR:
+        return "actor";
+    case TR_STOP:
+        return "stop";
+    case TR_SEND:
+        return "send";
+    case TR_RECV:
+    case TR_NOTE_RECV:
+        return "recv";
+    case TR_START:
+        return "start";
+    case TR_END:
+        return "end";
+    case TR_OFFLOAD_START:
+        return "offload_start";
+    case TR_OFFLOAD_END:
+        return "offload_end";
+    case TR_REPLY:
+    case TR_NOTE_REPLY:
+        return "reply";
+    case TR_FAIL:
+    case TR_NOTE_FAIL:
+        return "fail";
+    case TR_FIRED:
+        return "fired";
+    case TR_TIMEOUT:
+        return "timeout";
+    case TR_NODE_UP:
+        return "node_up";
+    case TR_NODE_DOWN:
+        return "node_down";
+    default:
+        return "?";
     }
 }
 
 static const char *outcome_name(int o)
 {
     switch (o) {
-    case OUT_REPLY: return "reply";
-    case OUT_DEFERRED: return "deferred";
-    case OUT_FAIL: return "fail";
-    case OUT_OK: return "ok";
-    default: return "none";
+    case OUT_REPLY:
+        return "reply";
+    case OUT_DEFERRED:
+        return "deferred";
+    case OUT_FAIL:
+        return "fail";
+    case OUT_OK:
+        return "ok";
+    default:
+        return "none";
     }
 }
 
@@ -409,8 +433,7 @@ static void line(struct trace_writer *w, struct trace_rec *r)
     }
     if (r->kind == TR_ACTOR && r->extra != NULL) {
         p = put_str(p, ",\"behaviour\":\"");
-        p = escape_to(p, r->extra + strlen(r->extra) + 1,
-                      strlen(r->extra + strlen(r->extra) + 1));
+        p = escape_to(p, r->extra + strlen(r->extra) + 1, strlen(r->extra + strlen(r->extra) + 1));
         *p++ = '"';
     }
     if (r->kind == TR_SEND || r->kind == TR_RECV || r->kind == TR_START || r->kind == TR_END ||

@@ -151,9 +151,8 @@ Test(trace, a_request_is_one_trace_from_the_outside_ask_to_the_last_reply, .fini
 
     size_t at = 0;
     cr_assert_not_null(tu_lines_find(&l, &at, "\"ev\":\"config\"", "\"sample\":1", NULL));
-    cr_assert_not_null(
-        tu_lines_find(&l, NULL, "\"ev\":\"actor\"", "\"actor\":\"front\"", "\"behaviour\":\"front\"",
-                      NULL));
+    cr_assert_not_null(tu_lines_find(&l, NULL, "\"ev\":\"actor\"", "\"actor\":\"front\"",
+                                     "\"behaviour\":\"front\"", NULL));
     const char *s1 = tu_lines_find(&l, &at, "\"ev\":\"send\"", "\"type\":1,", NULL);
     const char *st1 = tu_lines_find(&l, &at, "\"ev\":\"start\"", "\"handler\":\"ping\"", NULL);
     const char *s2 = tu_lines_find(&l, &at, "\"ev\":\"send\"", "\"type\":2,", NULL);
@@ -222,7 +221,8 @@ Test(trace, failures_timeouts_and_the_thread_pool_are_recorded, .fini = cleanup)
     cr_assert_not_null(tu_lines_find(&l, NULL, "\"ev\":\"timeout\"", "\"type\":4,", NULL));
     size_t at = 0;
     const char *os = tu_lines_find(&l, &at, "\"ev\":\"offload_start\"", "\"pool\":true", NULL);
-    const char *oe = tu_lines_find(&l, &at, "\"ev\":\"offload_end\"", "\"outcome\":\"reply\"", NULL);
+    const char *oe =
+        tu_lines_find(&l, &at, "\"ev\":\"offload_end\"", "\"outcome\":\"reply\"", NULL);
     cr_assert_not_null(os);
     cr_assert_not_null(oe);
     char a[32], b[32];

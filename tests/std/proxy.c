@@ -382,10 +382,10 @@ Test(proxy, metrics_and_healthz, .init = setup, .fini = stop)
 
 /* The flagship spread over two nodes joined by real transports: listener
  * and renderer on node a, cache and fetcher on node b. */
-Test(proxy, the_proxy_spread_over_two_nodes, .init = setup, .fini = stop)
+/* Node b runs cache and fetcher, node a (the test's node) listener and
+ * renderer, joined over ipc in dir; both trace into dir when trace is set. */
+static wf_node *two_nodes(const char *dir, bool trace)
 {
-    char dir[64] = "/tmp/weft-px2.XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
     char ua[128], ub[128];
     snprintf(ua, sizeof ua, "ipc://%s/a", dir);
     snprintf(ub, sizeof ub, "ipc://%s/b", dir);
@@ -396,7 +396,6 @@ Test(proxy, the_proxy_spread_over_two_nodes, .init = setup, .fini = stop)
     cr_assert_eq(wf_transport_listen(tb, ub), 0);
     cr_assert_eq(wf_fetcher_spawn(nb, "fetcher", &fcfg, NULL), 0);
     cr_assert_eq(wf_cache_spawn(nb, "cache", &ccfg, NULL), 0);
-    wf_node_start(nb);
 
     lcfg.cache = "cache@b";
     node = wf_node_new(&(wf_node_config){.name = "a"});
@@ -405,6 +404,14 @@ Test(proxy, the_proxy_spread_over_two_nodes, .init = setup, .fini = stop)
     cr_assert_eq(wf_transport_dial(ta, ub), 0);
     cr_assert_eq(wf_renderer_spawn(node, "renderer", &rcfg, NULL), 0);
     cr_assert_eq(wf_listener_spawn(node, "listener", &lcfg, &lpid), 0);
+    if (trace) {
+        char fa[128], fb[128];
+        snprintf(fa, sizeof fa, "%s/a.jsonl", dir);
+        snprintf(fb, sizeof fb, "%s/b.jsonl", dir);
+        cr_assert_eq(wf_node_trace_start(node, &(wf_trace_config){.file = fa, .sample = 1}), 0);
+        cr_assert_eq(wf_node_trace_start(nb, &(wf_trace_config){.file = fb, .sample = 1}), 0);
+    }
+    wf_node_start(nb);
     wf_node_start(node);
     wf_result pr = wf_node_call(node, lpid, wf_msg_new(WF_LISTENER_PORTS, NULL, 0), 2000);
     http_port = ((uint16_t *)wf_msg_body(pr.u.ptr))[0];
@@ -422,6 +429,29 @@ Test(proxy, the_proxy_spread_over_two_nodes, .init = setup, .fini = stop)
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_assert_str_eq(tu_http_header(&r, "X-Cache"), "MISS");
     tu_http_free(&r);
+    return nb;
+}
+
+static void end_node(wf_node *n)
+{
+    wf_node_shutdown(n);
+    wf_node_wait(n);
+    wf_node_free(n);
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(proxy, the_proxy_spread_over_two_nodes, .init = setup, .fini = stop)
+{
+    char dir[64] = "/tmp/weft-px2.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    wf_node *nb = two_nodes(dir, false);
+    tu_http r;
     cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
     cr_assert_str_eq(tu_http_header(&r, "X-Cache"), "HIT");
     tu_http_free(&r);
@@ -435,11 +465,74 @@ Test(proxy, the_proxy_spread_over_two_nodes, .init = setup, .fini = stop)
     for (int i = 0; i < 3; i++)
         cr_assert(strstr(r.body, hops[i]), "missing %s in:\n%s", hops[i], r.body);
     tu_http_free(&r);
+    end_node(nb);
+    remove_dir(dir);
+}
 
-    wf_node_shutdown(nb);
-    wf_node_wait(nb);
-    wf_node_free(nb);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+Test(proxy, a_traced_request_is_one_trace_across_both_nodes, .init = setup, .fini = stop)
+{
+    char dir[64] = "/tmp/weft-px3.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    wf_node *nb = two_nodes(dir, true);
+    /* The client's traceparent is continued, and the answer names the
+     * request's own span in the same trace. */
+    int fd = tu_http_connect(http_port);
+    const char *req =
+        "GET /poems/the_raven HTTP/1.1\r\nHost: t\r\n"
+        "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n";
+    tu_http_send(fd, req, strlen(req));
+    tu_http r;
+    cr_assert_eq(tu_http_read(fd, &r, 10000), 0);
+    close(fd);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char tp[64];
+    snprintf(tp, sizeof tp, "%s", tu_http_header(&r, "traceparent"));
+    tu_http_free(&r);
+    cr_assert_eq(strncmp(tp, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36), 0, "%s", tp);
+    cr_assert_str_neq(tp + 36, "00f067aa0ba902b7-01");
+    char span[17];
+    snprintf(span, sizeof span, "%.16s", tp + 36);
+    end_node(node);
+    node = NULL;
+    end_node(nb);
+
+    char fa[128], fb[128];
+    snprintf(fa, sizeof fa, "%s/a.jsonl", dir);
+    snprintf(fb, sizeof fb, "%s/b.jsonl", dir);
+    cr_assert_eq(tu_json_lines_check(fa), 0);
+    cr_assert_eq(tu_json_lines_check(fb), 0);
+    tu_lines a, b;
+    tu_lines_read(&a, fa);
+    tu_lines_read(&b, fb);
+    const char *T = "\"trace\":\"4bf92f3577b34da6a3ce929d0e0e4736\"";
+    char want[64];
+    snprintf(want, sizeof want, "\"span\":\"%s\"", span);
+    size_t at = 0;
+    cr_assert_not_null(tu_lines_find(&a, &at, "\"ev\":\"recv\"", T, want,
+                                     "\"parent\":\"00f067aa0ba902b7\"",
+                                     "\"label\":\"GET /poems/the_raven\"", NULL));
+    const char *send = tu_lines_find(&a, &at, "\"ev\":\"send\"", T, "\"to\":\"cache@b\"", NULL);
+    cr_assert_not_null(send);
+    char sspan[40], key[64];
+    cr_assert(tu_json_get(send, "span", sspan, sizeof sspan));
+    snprintf(key, sizeof key, "\"span\":\"%s\"", sspan);
+    /* On node b: the same span arrives, from node a (b knows the sender by
+     * its id only; its name is in a's send). */
+    size_t bt = 0;
+    const char *recv =
+        tu_lines_find(&b, &bt, "\"ev\":\"recv\"", T, key, "\"actor\":\"cache\"", NULL);
+    cr_assert_not_null(recv);
+    cr_assert(strstr(recv, "\"from\":\"#") && strstr(recv, "@a\""), "%s", recv);
+    cr_assert_not_null(tu_lines_find(&b, &bt, "\"ev\":\"send\"", T, "\"to\":\"fetcher@b\"", NULL));
+    cr_assert_not_null(tu_lines_find(&b, &bt, "\"ev\":\"reply\"", T, key, NULL));
+    /* Back on a: the ask fired, the renderer ran on the pool, 200 went out. */
+    cr_assert_not_null(tu_lines_find(&a, &at, "\"ev\":\"fired\"", T, key, "\"ok\":true", NULL));
+    cr_assert_not_null(
+        tu_lines_find(&a, &at, "\"ev\":\"offload_end\"", T, "\"actor\":\"renderer\"", NULL));
+    cr_assert_not_null(
+        tu_lines_find(&a, &at, "\"ev\":\"reply\"", T, want, "\"label\":\"200\"", NULL));
+    cr_assert_not_null(tu_lines_find(&a, NULL, "\"ev\":\"node_up\"", "\"peer\":\"b\"", NULL));
+    tu_lines_free(&a);
+    tu_lines_free(&b);
+    remove_dir(dir);
 }

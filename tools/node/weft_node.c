@@ -9,7 +9,10 @@
  *   tell ACTOR[@NODE] TEXT   send without waiting
  *   peers                    the nodes connected now
  *   stats                    transport counters
+ *   trace [SAMPLE [ACTORS [TYPES]]]  show, or change at run time, tracing
  *   quit                     shut down (so does the end of input)
+ *
+ * Tracing: --trace "file=a.jsonl;pub=tcp://...;sample=1" (weft/trace.h).
  *
  * Actors: echo (answers with its node's name), fail (always fails), slow
  * (answers after TEXT milliseconds), relay (asks "ACTOR@NODE REST" in turn,
@@ -42,6 +45,7 @@ struct opts {
     int nlisten, ndial;
     char actors[512];
     char secret[256];
+    char *trace; /* the --trace spec */
     uint64_t timeout_ms;
     wf_transport_config tc;
     char *owned[4 * MAX_URLS]; /* strings read from the cluster file */
@@ -244,6 +248,19 @@ static void command(struct app *a, char *line)
                (unsigned long long)s.rejected, (unsigned long long)s.auth_failures,
                (unsigned long long)s.peers_up, (unsigned long long)s.peers_down,
                (unsigned long long)ns.node_down, (unsigned long long)ns.late_replies);
+    } else if (strcmp(cmd, "trace") == 0) {
+        char *sample = strtok(NULL, " "), *actors = strtok(NULL, " "), *types = strtok(NULL, " ");
+        char *end = NULL;
+        double sv = sample ? strtod(sample, &end) : 0;
+        int rv = sample == NULL ? 0
+                 : *end != '\0' ? WF_EINVAL
+                                : wf_node_trace_filter(a->node, sv, actors, types);
+        char desc[512];
+        wf_node_trace_describe(a->node, desc, sizeof desc);
+        if (rv != 0)
+            printf("fail %s: tracing is %s\n", wf_errname(rv), desc);
+        else
+            printf("trace %s\n", desc);
     } else if (strcmp(cmd, "quit") == 0) {
         a->closing = true;
     } else {
@@ -374,7 +391,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: weft-node --name NAME [--config FILE] [--listen URL]... [--peer URL]...\n"
             "                 [--secret S | --secret-file F] [--actors a,b,...] [--timeout MS]\n"
-            "                 [--tls-cert-key PEM] [--tls-ca PEM] [--tls-server-name NAME]\n");
+            "                 [--tls-cert-key PEM] [--tls-ca PEM] [--tls-server-name NAME]\n"
+            "                 [--trace \"file=F;pub=URL;sample=P;actors=A,B;types=T\"]\n");
 }
 
 int main(int argc, char **argv)
@@ -384,7 +402,8 @@ int main(int argc, char **argv)
         {"name", 1, 0, 'n'},   {"config", 1, 0, 'c'},          {"listen", 1, 0, 'l'},
         {"peer", 1, 0, 'p'},   {"secret", 1, 0, 's'},          {"secret-file", 1, 0, 'S'},
         {"actors", 1, 0, 'a'}, {"timeout", 1, 0, 't'},         {"tls-cert-key", 1, 0, 'K'},
-        {"tls-ca", 1, 0, 'C'}, {"tls-server-name", 1, 0, 'N'}, {0, 0, 0, 0}};
+        {"tls-ca", 1, 0, 'C'}, {"tls-server-name", 1, 0, 'N'}, {"trace", 1, 0, 'T'},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
@@ -427,6 +446,9 @@ int main(int argc, char **argv)
         case 'N':
             o.tc.tls_server_name = optarg;
             break;
+        case 'T':
+            o.trace = optarg;
+            break;
         default:
             usage();
             return 2;
@@ -449,6 +471,17 @@ int main(int argc, char **argv)
     o.tc.secret = o.secret;
     if (node == NULL || wf_transport_new(node, &o.tc, &a.t) != 0)
         goto out;
+    if (o.trace != NULL) {
+        wf_trace_config tcfg;
+        char err[200];
+        int trv = wf_trace_config_parse(o.trace, &tcfg, err, sizeof err);
+        if (trv == 0 && (trv = wf_node_trace_start(node, &tcfg)) != 0)
+            snprintf(err, sizeof err, "%s", wf_strerror(trv));
+        if (trv != 0) {
+            fprintf(stderr, "weft-node: --trace: %s\n", err);
+            goto out;
+        }
+    }
     for (int i = 0; i < o.nlisten; i++)
         if (wf_transport_listen(a.t, o.listen[i]) != 0)
             goto out;

@@ -12,6 +12,11 @@
  * Responses carry X-Cache, Age and Via; GET /metrics is Prometheus text,
  * GET /healthz says ok.
  *
+ * Tracing (weft/trace.h): each request is a span, a child of the client's
+ * when it sends a W3C traceparent header, else a new trace; the response's
+ * traceparent header names it, so a client can find its request in the
+ * trace.
+ *
  * The poetry port: a client connects, receives the poem, and the listener
  * closes (the protocol of the Twisted poetry tutorial).
  */
@@ -42,6 +47,7 @@ typedef struct wf_listener_config {
     unsigned max_pipeline;      /* requests in flight per connection; 0: 32 */
     int debug;                  /* error pages show the failure's trace */
     int allow_faults;           /* honour ?fault=STAGE (tests only) */
+    int trace_control;          /* GET /trace[?sample=&actors=&types=] shows or sets tracing */
 } wf_listener_config;
 
 /* Message: the listener's bound ports (reply body: two uint16_t, HTTP then
