@@ -856,7 +856,9 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
     p->asker = asker ? asker->pid : (wf_pid){0};
     p->target = to;
     p->type = m->type;
-    p->tc = m->tc;
+    p->tc.flags = m->tc.flags;
+    if (m->tc.flags)
+        p->tc = m->tc;
     /* Deadline list: same timeout, so the newest expires last. */
     struct bucket *bk = &n->buckets[b];
     p->next = NIL;

@@ -102,16 +102,39 @@ static inline struct node_trace *wf__nt(wf_node *n)
     return (struct node_trace *)(void *)n;
 }
 
+void wf__trace_init(wf_node *n);
+void wf__trace_stamp_slow(wf_node *n, wf_msg *m);
+
+#ifdef WEFT_NO_TRACE
+/* Tracing compiled out: only for the trace benchmark's baseline, which
+ * measures what the hooks cost when a node does not trace. */
+static inline bool wf__traced(wf_node *n, const wf_trace_ctx *tc)
+{
+    return false;
+}
+
+static inline void wf__trace_stamp(wf_node *n, wf_msg *m)
+{
+    m->tc.flags = 0;
+}
+#else
 /* Is an event of span tc recorded? */
 static inline bool wf__traced(wf_node *n, const wf_trace_ctx *tc)
 {
     return wf__nt(n)->on != NULL && (tc->flags & WF_TRACE_SAMPLED);
 }
 
-void wf__trace_init(wf_node *n);
 /* Gives m its span: a child of the current turn's, or a new root (sampled)
  * when the node traces, or none. */
-void wf__trace_stamp(wf_node *n, wf_msg *m);
+static inline void wf__trace_stamp(wf_node *n, wf_msg *m)
+{
+    struct node_trace *nt = wf__nt(n);
+    if (nt->cur.flags || nt->on != NULL)
+        wf__trace_stamp_slow(n, m);
+    else
+        m->tc.flags = 0;
+}
+#endif
 /* Gives m a child span of parent (when parent is set). */
 void wf__trace_child(wf_node *n, const wf_trace_ctx *parent, wf_msg *m);
 uint64_t wf__trace_new_span(wf_node *n);

@@ -88,7 +88,7 @@ void wf__trace_child(wf_node *n, const wf_trace_ctx *parent, wf_msg *m)
     m->tc.flags = parent->flags;
 }
 
-void wf__trace_stamp(wf_node *n, wf_msg *m)
+void wf__trace_stamp_slow(wf_node *n, wf_msg *m)
 {
     struct node_trace *nt = wf__nt(n);
     if (nt->cur.flags)

@@ -34,7 +34,9 @@ struct label {
 };
 
 struct trace_writer {
-    char *node; /* JSON-escaped */
+    char *node;      /* JSON-escaped */
+    char *node_part; /* "\",\"node\":\"NAME\",\"seq\":", made once */
+    size_t node_part_len;
     struct trace_ring *r;
     FILE *file;
     nng_socket pub;
@@ -216,17 +218,29 @@ static char *put_str(char *p, const char *s)
     return p + n;
 }
 
+/* Two digits per division: the writer prints three long numbers a line. */
 static char *put_u64(char *p, uint64_t v)
 {
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
     char tmp[24];
-    int i = 0;
-    do {
-        tmp[i++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (i > 0)
-        *p++ = tmp[--i];
-    return p;
+    int i = 24;
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100) * 2;
+        v /= 100;
+        tmp[--i] = pairs[d + 1];
+        tmp[--i] = pairs[d];
+    }
+    if (v >= 10) {
+        tmp[--i] = pairs[v * 2 + 1];
+        tmp[--i] = pairs[v * 2];
+    } else {
+        tmp[--i] = (char)('0' + v);
+    }
+    memcpy(p, tmp + i, (size_t)(24 - i));
+    return p + 24 - i;
 }
 
 static char *put_hex(char *p, const unsigned char *b, size_t n)
@@ -288,8 +302,6 @@ static char *put_actor(struct trace_writer *w, char *p, uint64_t id)
             p = put_hex64(p, id, true);
         }
     }
-    p = put_str(p, "\",\"pid\":\"");
-    p = put_hex64(p, id, true);
     *p++ = '"';
     return p;
 }
@@ -356,9 +368,8 @@ static char *put_head(struct trace_writer *w, char *p, const char *ev, uint64_t 
 {
     p = put_str(p, "{\"ev\":\"");
     p = put_str(p, ev);
-    p = put_str(p, "\",\"node\":\"");
-    p = put_str(p, w->node);
-    p = put_str(p, "\",\"seq\":");
+    memcpy(p, w->node_part, w->node_part_len);
+    p += w->node_part_len;
     p = put_u64(p, ++w->seq);
     p = put_str(p, ",\"t_ns\":");
     p = put_u64(p, t);
@@ -432,7 +443,9 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         p = put_actor(w, p, r->actor);
     }
     if (r->kind == TR_ACTOR && r->extra != NULL) {
-        p = put_str(p, ",\"behaviour\":\"");
+        p = put_str(p, ",\"pid\":\"");
+        p = put_hex64(p, r->actor, true);
+        p = put_str(p, "\",\"behaviour\":\"");
         p = escape_to(p, r->extra + strlen(r->extra) + 1, strlen(r->extra + strlen(r->extra) + 1));
         *p++ = '"';
     }
@@ -610,8 +623,10 @@ struct trace_writer *wf__trace_writer_start(const char *node_name, struct trace_
         return NULL;
     memset(w, 0, sizeof *w);
     w->r = r;
-    if ((w->node = escaped_dup(node_name)) == NULL)
+    if ((w->node = escaped_dup(node_name)) == NULL ||
+        (w->node_part = wf_malloc(strlen(w->node) + 20)) == NULL)
         goto fail;
+    w->node_part_len = (size_t)sprintf(w->node_part, "\",\"node\":\"%s\",\"seq\":", w->node);
     *err = WF_EIO;
     if (cfg->file != NULL && (w->file = fopen(cfg->file, "a")) == NULL) {
         wf_log(WF_LOG_ERROR, "trace file %s cannot be opened", cfg->file);
@@ -648,6 +663,7 @@ fail:
         fclose(w->file);
     if (w->has_pub)
         nng_close(w->pub);
+    wf_free(w->node_part);
     wf_free(w->node);
     wf_free(w);
     return NULL;
@@ -684,6 +700,7 @@ void wf__trace_writer_stop(struct trace_writer *w)
         wf_free(w->rnames[i]);
     wf_free(w->rnames);
     wf_free(w->out.p);
+    wf_free(w->node_part);
     wf_free(w->node);
     wf_free(w);
 }

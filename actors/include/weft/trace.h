@@ -21,7 +21,7 @@
  * and, where they apply,
  *   "trace" (32 hex), "span" (16 hex), "parent" (16 hex, absent at a root)
  *   "actor"   where it happens: the actor's name, or "kind#n" if anonymous,
- *             "" for code outside any actor
+ *             "" for code outside any actor (its "pid", hex, on actor events)
  *   "to", "from"  the other side as "actor@node"
  *   "msg"     "tell" | "ask"        "type"  message type (number)
  *   "handler" the handler's name    "corr"  the ask's correlation id (hex)
@@ -94,7 +94,7 @@ void wf_traceparent_format(const wf_trace_ctx *c, char out[WF_TRACEPARENT_LEN + 
 typedef struct wf_trace_config {
     const char *file;    /* JSON lines, appended; NULL: no file */
     const char *pub_url; /* nng PUB listen URL for live viewers; NULL: none */
-    double sample;       /* share of new traces recorded, 0..1 */
+    double sample;       /* share of new traces recorded, 0..1 (0: none; parse: 1) */
     const char *actors;  /* "cache,fetcher": only their events; NULL/"": all */
     const char *types;   /* "1,0x52450002": only these types; NULL/"": all */
     unsigned capacity;   /* events buffered for the writer; 0: 65536 */

@@ -1,0 +1,158 @@
+/* The trace benchmark's driver: sequential local ask/reply round trips
+ * between two actors (the reply's callback sends the next ask), on one
+ * node running on this thread, with or without tracing.
+ *
+ *   bench_trace N SAMPLES [TRACE_SPEC]
+ *
+ * Prints JSON: the rate of each sample (round trips per second), their
+ * median, and, when tracing, the events recorded and lost. Built twice:
+ * bench_trace against libweft, bench_trace_base against libweft built with
+ * tracing compiled out (the baseline for "off costs nothing"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include <weft/weft.h>
+
+#include "../bench.h"
+
+enum { PING = 1, START };
+
+struct run {
+    wf_node *node;
+    wf_pid self, server;
+    uint64_t left;
+    int err;
+    uint64_t t0, t1;
+};
+
+static wf_result server_ping(wf_ctx *ctx, wf_msg *m)
+{
+    return wf_result_msg(wf_msg_new(PING, "pong", 4));
+}
+
+static const wf_handler server_h[] = {{PING, "ping", server_ping, 0}};
+static const wf_behaviour server = {.name = "server", .handlers = server_h, .nhandlers = 1};
+
+static void send_ask(struct run *r);
+
+static wf_result on_reply(wf_result res, void *arg)
+{
+    struct run *r = arg;
+    if (!wf_result_is_msg(res)) {
+        r->err = res.kind == WF_RESULT_FAILURE ? wf_failure_code(res.u.failure) : WF_EINTERNAL;
+        wf_result_free(res);
+        wf_node_shutdown(r->node);
+        return wf_result_none();
+    }
+    wf_result_free(res);
+    if (--r->left == 0) {
+        r->t1 = uv_hrtime();
+        wf_node_shutdown(r->node);
+    } else {
+        send_ask(r);
+    }
+    return wf_result_none();
+}
+
+/* Each ask is a request of its own, a new trace (as each HTTP request is
+ * at the listener), so sampling applies per ask. */
+static void send_ask(struct run *r)
+{
+    wf_trace_ctx span, prev = wf_trace_begin(r->node, NULL, &span);
+    wf_deferred *d = wf_ask_as(r->node, r->self, r->server, wf_msg_new(PING, "ping", 4), 0);
+    wf_trace_end(r->node, &prev);
+    wf_deferred_add_both(d, on_reply, r);
+    wf_deferred_release(d);
+}
+
+static wf_result client_start(wf_ctx *ctx, wf_msg *m)
+{
+    struct run *r = *(struct run **)wf_ctx_state(ctx);
+    r->self = wf_ctx_self(ctx);
+    r->t0 = uv_hrtime();
+    send_ask(r);
+    return wf_result_none();
+}
+
+static int client_init(wf_ctx *ctx, void *arg)
+{
+    *(struct run **)wf_ctx_state(ctx) = arg;
+    return 0;
+}
+
+static const wf_handler client_h[] = {{START, "start", client_start, 0}};
+static const wf_behaviour client = {.name = "client",
+                                    .state_size = sizeof(struct run *),
+                                    .init = client_init,
+                                    .handlers = client_h,
+                                    .nhandlers = 1};
+
+/* One sample: n round trips on a fresh node; returns their rate. */
+static double sample(uint64_t n, const char *spec, unsigned long long *events,
+                     unsigned long long *lost)
+{
+    struct run r = {.left = n};
+    r.node = wf_node_new(&(wf_node_config){.name = "bench"});
+    if (spec != NULL) {
+        char buf[1024], err[200];
+        wf_trace_config cfg;
+        snprintf(buf, sizeof buf, "%s", spec);
+        if (wf_trace_config_parse(buf, &cfg, err, sizeof err) != 0) {
+            fprintf(stderr, "bench_trace: %s\n", err);
+            exit(2);
+        }
+        if (cfg.file != NULL)
+            remove(cfg.file); /* each sample writes its own */
+        int rv = wf_node_trace_start(r.node, &cfg);
+        if (rv != 0) {
+            fprintf(stderr, "bench_trace: cannot trace: %s\n", wf_strerror(rv));
+            exit(1);
+        }
+    }
+    wf_pid cl;
+    wf_spawn(r.node, "server", &server, NULL, &r.server);
+    wf_spawn(r.node, "client", &client, &r, &cl);
+    wf_tell(r.node, cl, wf_msg_new(START, NULL, 0));
+    wf_node_run(r.node);
+    char desc[256] = "";
+    wf_node_trace_describe(r.node, desc, sizeof desc);
+    const char *e = strstr(desc, "events="), *l = strstr(desc, "lost=");
+    *events += e ? strtoull(e + 7, NULL, 10) : 0;
+    *lost += l ? strtoull(l + 5, NULL, 10) : 0;
+    wf_node_free(r.node);
+    if (r.err != 0 || r.left != 0) {
+        fprintf(stderr, "bench_trace: the ask loop failed: %s\n", wf_errname(r.err));
+        exit(1);
+    }
+    return (double)n / ((double)(r.t1 - r.t0) / 1e9);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_trace N SAMPLES [TRACE_SPEC]\n");
+        return 2;
+    }
+    uint64_t n = strtoull(argv[1], NULL, 10);
+    int k = atoi(argv[2]);
+    const char *spec = argc > 3 && argv[3][0] != '\0' ? argv[3] : NULL;
+    if (n == 0 || k < 1 || k > 64) {
+        fprintf(stderr, "bench_trace: N > 0 and 1 <= SAMPLES <= 64\n");
+        return 2;
+    }
+    double v[64];
+    unsigned long long events = 0, lost = 0;
+    sample(n / 10 + 1, spec, &events, &lost); /* warm up */
+    events = lost = 0;
+    for (int i = 0; i < k; i++)
+        v[i] = sample(n, spec, &events, &lost);
+    printf("{\"n\":%llu,\"optimized\":%s,\"compiler\":", (unsigned long long)n, OPTIMIZED);
+    print_json_string(COMPILER);
+    printf(",\"rps_samples\":[");
+    for (int i = 0; i < k; i++)
+        printf("%s%.0f", i ? "," : "", v[i]);
+    printf("],\"rps\":%.0f,\"events\":%llu,\"lost\":%llu}\n", median(v, k), events, lost);
+    return 0;
+}
