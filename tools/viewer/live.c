@@ -59,6 +59,10 @@ int wv_live_collect(wv_store *s, const wv_live_opts *o)
         if (sub->src == NULL)
             goto done;
         rv = nng_socket_set(sub->sock, NNG_OPT_SUB_SUBSCRIBE, "", 0);
+        /* The largest queue nng allows: a burst waits for us instead of
+         * being dropped while a --follow batch is drawn. */
+        if (rv == 0)
+            rv = nng_socket_set_int(sub->sock, NNG_OPT_RECVBUF, 8192);
         /* Non-blocking dial: nng keeps retrying, so nodes may start later. */
         if (rv == 0)
             rv = nng_dial(sub->sock, o->urls[i], NULL, NNG_FLAG_NONBLOCK);
