@@ -363,6 +363,42 @@ Test(merge, clocks_no_offset_can_reconcile_are_reported)
     wv_store_free(&s);
 }
 
+Test(merge, code_outside_actors_is_not_the_outside_world)
+{
+    wv_store s;
+    wv_model m;
+    wv_store_init(&s, stderr);
+    /* A node's own code (actor "") asks echo on b; b sees "from":"" as the
+     * runtime writes it. A request from outside says what it was. */
+    ev(&s, "send", "a", 1, 1000, 0,
+       "\"span\":\"1\",\"actor\":\"\",\"to\":\"echo@b\",\"msg\":\"ask\"");
+    ev(&s, "recv", "b", 1, 1100, 0,
+       "\"span\":\"1\",\"actor\":\"echo\",\"from\":\"\",\"msg\":\"ask\"");
+    ev(&s, "recv", "b", 2, 1200, 0,
+       "\"span\":\"2\",\"actor\":\"echo\",\"from\":\"\",\"label\":\"GET /\"");
+    ev(&s, "reply", "b", 3, 1300, 0,
+       "\"span\":\"2\",\"actor\":\"echo\",\"to\":\"\",\"label\":\"200\"");
+    cr_assert_eq(wv_model_build(&m, &s), 0);
+    cr_assert_eq(m.nmsgs, 2);
+    const wv_message *code = m.msgs[0].span == 1 ? &m.msgs[0] : &m.msgs[1];
+    const wv_message *outside = m.msgs[0].span == 2 ? &m.msgs[0] : &m.msgs[1];
+    cr_assert_not(code->outside);
+    cr_assert_str_eq(m.lanes[code->from_lane].actor, "", "a's code");
+    cr_assert_str_eq(m.lanes[code->from_lane].node, "a");
+    cr_assert(outside->outside);
+    cr_assert_eq(outside->from_lane, WV_OUTSIDE_LANE);
+    wv_model_free(&m);
+    wv_store_free(&s);
+    /* Without a's file, the recv alone still is no outside request. */
+    wv_store_init(&s, stderr);
+    ev(&s, "recv", "b", 1, 1100, 0,
+       "\"span\":\"1\",\"actor\":\"echo\",\"from\":\"\",\"msg\":\"ask\"");
+    cr_assert_eq(wv_model_build(&m, &s), 0);
+    cr_assert_not(m.msgs[0].outside);
+    wv_model_free(&m);
+    wv_store_free(&s);
+}
+
 Test(merge, a_file_read_twice_counts_once)
 {
     wv_store s;

@@ -290,7 +290,12 @@ static void event_row(ctx *c, const wv_event *e)
             break;
         }
         put_glyph(c, x, "◆", C_ASK);
-        wv_buf_printf(n, "recv from %s", e->from ? e->from : "?");
+        /* The receiving node may know the sender by its id only ("#1f@a",
+         * or "" for code outside actors); the send has its name. */
+        wv_buf_printf(n, "recv from %s",
+                      g && g->send ? lane_addr(m, g->from_lane, addr, sizeof addr)
+                      : e->from    ? e->from
+                                   : "?");
         if (g && g->send)
             note_ms(n, ", in flight ", e->at_ns - g->send->at_ns);
         if (e->depth != WV_NONE)
@@ -342,7 +347,7 @@ static void event_row(ctx *c, const wv_event *e)
                    true, fail ? "✗" : "○");
         if (lane_x(c, to) < 0)
             put_glyph(c, x, fail ? "✗" : "○", fail ? C_FAIL : C_REPLY);
-        if (fail)
+        if (fail && (e->code || e->message || !outside))
             wv_buf_printf(n, "✗ %s: %s", e->code ? e->code : "failure",
                           e->message ? e->message : "");
         else
@@ -379,11 +384,11 @@ static void event_row(ctx *c, const wv_event *e)
         break;
     case WV_STOP:
         put_glyph(c, x, e->ok == 0 ? "✗" : "■", e->ok == 0 ? C_FAIL : C_BOLD);
-        if (e->ok == 0)
+        if (e->ok == 0 && (e->code || e->message))
             wv_buf_printf(n, "✗ crashed %s%s%s", e->code ? e->code : "", e->message ? ": " : "",
                           e->message ? e->message : "");
         else
-            wv_buf_puts(n, "stop");
+            wv_buf_puts(n, e->ok == 0 ? "✗ stopped, not ok" : "stop");
         break;
     case WV_NODE_UP:
     case WV_NODE_DOWN:

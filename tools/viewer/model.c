@@ -314,8 +314,6 @@ static void msg_attach(wv_message *g, wv_event *e)
         break;
     case WV_RECV:
         slot = &g->recv;
-        if (wv_addr_outside(e->from))
-            g->outside = true;
         break;
     case WV_START:
         slot = &g->start;
@@ -373,11 +371,20 @@ static int msgs_build(struct builder *b)
         e->msg_idx = idx;
         msg_attach(&m->msgs[idx], e);
     }
-    /* An answer to the outside world: a reply whose span no actor sent. */
+    /* A request from the outside world is a recv whose span nobody sent
+     * and whose "from" names no actor. Code outside any actor on another
+     * node sends with "from":"" too, but as a message ("msg"), where the
+     * outside world's recv says what it was ("label"); that tells them
+     * apart even when the sending node's file is missing. An answer to
+     * the outside world likewise: a labelled reply or fail to no actor. */
     for (size_t i = 0; i < m->nmsgs; i++) {
         wv_message *g = &m->msgs[i];
         const wv_event *r = g->reply ? g->reply : g->fail;
-        if (g->send == NULL && r != NULL && r->label != NULL && wv_addr_outside(r->to))
+        if (g->send != NULL)
+            continue;
+        if (g->recv && wv_addr_outside(g->recv->from) && (g->recv->label || !g->recv->msg))
+            g->outside = true;
+        if (r != NULL && r->label != NULL && wv_addr_outside(r->to))
             g->outside = true;
     }
     return 0;
@@ -471,9 +478,8 @@ static void sort_perm(int *perm, size_t n, const int64_t *key)
         }
 }
 
-/* Lanes in order: the outside world, then each node's actors (nodes in the
- * order they first take part in a message, actors by first appearance,
- * which puts spawn order first). */
+/* Lanes in order: the outside world, then each node's actors (nodes, and
+ * actors within a node, in the order they first take part in a message). */
 static int lanes_build(struct builder *b)
 {
     wv_model *m = b->m;
@@ -520,10 +526,32 @@ static int lanes_build(struct builder *b)
     sort_perm(nperm, m->nnodes, first);
     for (size_t k = 0; k < m->nnodes; k++)
         m->nodes[nperm[k]].order = (int)k;
+    /* Within a node, actors in the order they first take part in a
+     * message, so a request reads left to right; then spawn order. */
+    for (size_t l = 0; l < m->nlanes; l++) {
+        perm[l] = (int)l;
+        lkey[l] = INT64_MAX;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        const wv_event *e = m->ev[i];
+        if (e->lane < 0 || (e->kind != WV_SEND && e->kind != WV_RECV && e->kind != WV_START &&
+                            e->kind != WV_OFFLOAD_START))
+            continue;
+        if (e->at_ns < lkey[e->lane])
+            lkey[e->lane] = e->at_ns;
+        if (e->kind == WV_SEND && e->to && !wv_addr_outside(e->to)) {
+            int t = lane_of_addr(b, e->to, e->node);
+            if (t >= 0 && e->at_ns < lkey[t])
+                lkey[t] = e->at_ns;
+        }
+    }
+    sort_perm(perm, m->nlanes, lkey);
+    for (size_t r = 0; r < m->nlanes; r++)
+        where[perm[r]] = (int)r; /* rank by first message */
     for (size_t l = 0; l < m->nlanes; l++) {
         perm[l] = (int)l;
         int order = l == 0 ? -1 : m->nodes[m->lanes[l].node_idx].order;
-        lkey[l] = (int64_t)(order + 1) << 32 | (int64_t)l;
+        lkey[l] = (int64_t)(order + 1) << 32 | (int64_t)where[l];
     }
     sort_perm(perm, m->nlanes, lkey);
     wv_lane *sorted = malloc(m->nlanes * sizeof *sorted);
@@ -703,6 +731,19 @@ static int traces_build(struct builder *b)
         const wv_event *r = g->reply ? g->reply : g->fail;
         if (r != NULL)
             t->latency_ns = r->at_ns - g->recv->at_ns;
+    }
+    /* Other traces are named by their first message. */
+    for (size_t i = 0; i < m->n; i++) {
+        const wv_event *e = m->ev[i];
+        wv_message *g = wv_model_msg(m, e);
+        if (e->kind != WV_SEND || e->trace_idx < 0 || g == NULL ||
+            m->traces[e->trace_idx].label != NULL)
+            continue;
+        char title[160], label[400];
+        wv_msg_title(g, title, sizeof title);
+        snprintf(label, sizeof label, "%s → %s", title, e->to ? e->to : "?");
+        if ((m->traces[e->trace_idx].label = wv_store_intern(b->s, label)) == NULL)
+            return -1;
     }
     return 0;
 }
