@@ -520,7 +520,9 @@ static void actor_record(struct tracer *tr, struct actor *a, int kind, const wf_
     if (rec == NULL)
         return;
     rec->actor = a->pid.id;
-    rec->outcome = reason == NULL ? OUT_OK : OUT_FAIL;
+    /* A node's shutdown stops everyone: that is no crash. */
+    bool crash = reason != NULL && wf_failure_code(reason) != WF_ESHUTDOWN;
+    rec->outcome = crash ? OUT_FAIL : OUT_OK;
     char buf[96];
     const char *label = actor_label(a, buf, sizeof buf);
     if (kind == TR_ACTOR) {
@@ -532,7 +534,7 @@ static void actor_record(struct tracer *tr, struct actor *a, int kind, const wf_
             memcpy(rec->extra, label, ll + 1);
             memcpy(rec->extra + ll + 1, bname, bl + 1);
         }
-    } else if (reason != NULL && wf_failure_code(reason) != WF_ESHUTDOWN) {
+    } else if (crash) {
         rec->extra = failure_json(reason);
     }
     rec_commit(tr);

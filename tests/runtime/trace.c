@@ -210,8 +210,23 @@ Test(trace, failures_timeouts_and_the_thread_pool_are_recorded, .fini = cleanup)
     r = call(bk, wf_msg_new(SLOW, NULL, 0), 5000);
     cr_assert(wf_result_is_msg(r));
     wf_result_free(r);
+    /* A tell that fails crashes its actor: a stop with the failure. */
+    cr_assert_eq(wf_tell(node, fr, wf_msg_new(BOOM, NULL, 0)), 0);
+    for (int i = 0; i < 200; i++) {
+        r = call(fr, wf_msg_new(BOOM, NULL, 0), 1000);
+        int code = r.kind == WF_RESULT_FAILURE ? wf_failure_code(r.u.failure) : 0;
+        wf_result_free(r);
+        if (code == WF_ENOSUCHACTOR)
+            break;
+        tu_sleep_ms(5);
+    }
     tu_lines l;
     finish(&l);
+    const char *crash =
+        tu_lines_find(&l, NULL, "\"ev\":\"stop\"", "\"actor\":\"front\"", "\"ok\":false", NULL);
+    cr_assert_not_null(crash);
+    cr_assert(strstr(crash, "\"code\":\"WF_EUPSTREAM\"") && strstr(crash, "handler boom"), "%s",
+              crash);
 
     const char *f = tu_lines_find(&l, NULL, "\"ev\":\"fail\"", "\"code\":\"WF_EUPSTREAM\"", NULL);
     cr_assert_not_null(f);
@@ -230,7 +245,8 @@ Test(trace, failures_timeouts_and_the_thread_pool_are_recorded, .fini = cleanup)
     field(oe, "t_ns", b, sizeof b);
     cr_assert(strtoull(b, NULL, 10) - strtoull(a, NULL, 10) >= 2000000, "the pool run took 2 ms");
     /* The stop at shutdown is recorded, and is not a crash. */
-    cr_assert_not_null(tu_lines_find(&l, NULL, "\"ev\":\"stop\"", "\"actor\":\"back\"", NULL));
+    cr_assert_not_null(
+        tu_lines_find(&l, NULL, "\"ev\":\"stop\"", "\"actor\":\"back\"", "\"ok\":true", NULL));
     tu_lines_free(&l);
 }
 
