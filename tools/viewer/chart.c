@@ -611,21 +611,33 @@ void wv_chart_render(FILE *out, const wv_model *m, const wv_chart_opts *o)
             if (m->ev[i]->keep && m->ev[i]->trace_idx < 0)
                 event_row(&c, m->ev[i]);
     }
-    for (size_t t = 0; t < m->ntraces; t++) {
-        const wv_trace *tr = &m->traces[t];
-        bool shown = false;
-        for (size_t i = 0; i < m->n; i++) {
-            const wv_event *e = m->ev[i];
-            if (!e->keep || e->trace_idx != (long)t)
-                continue;
-            if (!shown) {
-                c.block_trace = (long)t;
-                block_heading(&c, tr);
-                shown = true;
-            }
-            event_row(&c, e);
-        }
+    /* The kept events of each trace, in merged order: a counting sort by
+     * trace, so that many traces cost no more than one. */
+    size_t *from = calloc(m->ntraces + 2, sizeof *from);
+    const wv_event **by_trace = malloc((m->n + 1) * sizeof *by_trace);
+    if (from == NULL || by_trace == NULL) {
+        fprintf(stderr, "weft-view: out of memory drawing the chart\n");
+        goto done;
     }
+    for (size_t i = 0; i < m->n; i++)
+        if (m->ev[i]->keep && m->ev[i]->trace_idx >= 0)
+            from[m->ev[i]->trace_idx + 1]++;
+    for (size_t t = 0; t < m->ntraces; t++)
+        from[t + 1] += from[t];
+    for (size_t i = 0; i < m->n; i++)
+        if (m->ev[i]->keep && m->ev[i]->trace_idx >= 0)
+            by_trace[from[m->ev[i]->trace_idx]++] = m->ev[i];
+    for (size_t t = 0, at = 0; t < m->ntraces; t++) {
+        if (at == from[t])
+            continue; /* nothing of it is shown */
+        c.block_trace = (long)t;
+        block_heading(&c, &m->traces[t]);
+        for (; at < from[t]; at++)
+            event_row(&c, by_trace[at]);
+    }
+done:
+    free(from);
+    free(by_trace);
     ctx_free(&c);
 }
 

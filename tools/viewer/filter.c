@@ -57,21 +57,17 @@ static int traces_select(wv_model *m, const wv_filter *f, char *err, size_t errl
 }
 
 /* An event outside any trace is kept under a trace filter when it tells
- * something about the time the chosen traces ran: a loss, a peer coming or
- * going, an actor stopping. Spawns and config only make noise there. */
-static bool untraced_keep(const wv_model *m, const wv_event *e, bool trace_filter)
+ * something about the time the chosen traces ran (first..last): a loss, a
+ * peer coming or going, an actor stopping. Spawns and config only make
+ * noise there. */
+static bool untraced_keep(const wv_event *e, bool trace_filter, int64_t first, int64_t last)
 {
     if (!trace_filter)
         return true;
     if (e->kind != WV_LOST && e->kind != WV_NODE_UP && e->kind != WV_NODE_DOWN &&
         e->kind != WV_STOP)
         return false;
-    for (size_t i = 0; i < m->ntraces; i++) {
-        const wv_trace *t = &m->traces[i];
-        if (t->keep && e->at_ns >= t->first_ns && e->at_ns <= t->last_ns)
-            return true;
-    }
-    return false;
+    return e->at_ns >= first && e->at_ns <= last;
 }
 
 int wv_filter_apply(wv_model *m, const wv_filter *f, char *err, size_t errlen)
@@ -79,12 +75,20 @@ int wv_filter_apply(wv_model *m, const wv_filter *f, char *err, size_t errlen)
     if (traces_select(m, f, err, errlen) < 0)
         return -1;
     bool trace_filter = f->trace != NULL || f->failed;
+    int64_t first = INT64_MAX, last = INT64_MIN; /* the chosen traces' time */
+    for (size_t i = 0; i < m->ntraces; i++) {
+        const wv_trace *t = &m->traces[i];
+        if (t->keep && t->first_ns < first)
+            first = t->first_ns;
+        if (t->keep && t->last_ns > last)
+            last = t->last_ns;
+    }
     for (size_t l = 0; l < m->nlanes; l++)
         m->lanes[l].visible = false;
     for (size_t i = 0; i < m->n; i++) {
         wv_event *e = m->ev[i];
-        bool keep =
-            e->trace_idx >= 0 ? m->traces[e->trace_idx].keep : untraced_keep(m, e, trace_filter);
+        bool keep = e->trace_idx >= 0 ? m->traces[e->trace_idx].keep
+                                      : untraced_keep(e, trace_filter, first, last);
         if (keep && f->from_ns != WV_NONE && e->at_ns < f->from_ns)
             keep = false;
         if (keep && f->to_ns != WV_NONE && e->at_ns > f->to_ns)

@@ -624,6 +624,8 @@ static int runs_build(struct builder *b)
 {
     wv_model *m = b->m;
     long *open_loop = malloc((m->nlanes ? m->nlanes : 1) * sizeof *open_loop);
+    long *open_pool = NULL; /* pool runs started, not ended: a few at a time */
+    size_t nopen = 0, opencap = 0;
     if (open_loop == NULL)
         return -1;
     for (size_t l = 0; l < m->nlanes; l++)
@@ -639,11 +641,12 @@ static int runs_build(struct builder *b)
             r = open_loop[e->lane];
             open_loop[e->lane] = -1;
         } else if (e->kind == WV_OFFLOAD_END) {
-            for (size_t k = 0; k < m->nruns && r < 0; k++) {
-                wv_run *o = &m->runs[k];
-                if (o->pool && o->lane == e->lane && o->end == NULL && o->start &&
-                    o->start->span == e->span)
-                    r = (long)k;
+            for (size_t k = 0; k < nopen && r < 0; k++) {
+                wv_run *o = &m->runs[open_pool[k]];
+                if (o->lane == e->lane && o->start->span == e->span) {
+                    r = open_pool[k];
+                    open_pool[k] = open_pool[--nopen];
+                }
             }
         }
         if (r < 0) {
@@ -660,6 +663,10 @@ static int runs_build(struct builder *b)
             run->start = e;
             if (e->kind == WV_START)
                 open_loop[e->lane] = r;
+            else if (grow((void **)&open_pool, &opencap, nopen, sizeof *open_pool) < 0)
+                goto fail;
+            else
+                open_pool[nopen++] = r;
             wv_message *g = wv_model_msg(m, e);
             bool deferred = e->label && strcmp(e->label, "defer_to_thread") == 0;
             if (g != NULL && g->run < 0 && !(pool && deferred))
@@ -674,6 +681,7 @@ static int runs_build(struct builder *b)
     rc = 0;
 fail:
     free(open_loop);
+    free(open_pool);
     return rc;
 }
 

@@ -226,13 +226,17 @@ void wv_summary_render(FILE *out, const wv_model *m, size_t skipped)
     }
 
     size_t ntraces = 0, nfailed = 0;
+    bool *shown = calloc(m->ntraces + 1, sizeof *shown);
+    if (shown == NULL)
+        goto fail;
+    for (size_t i = 0; i < m->n; i++)
+        if (m->ev[i]->keep && m->ev[i]->trace_idx >= 0)
+            shown[m->ev[i]->trace_idx] = true;
     for (size_t t = 0; t < m->ntraces; t++) {
-        bool shown = false;
-        for (size_t i = 0; i < m->n && !shown; i++)
-            shown = m->ev[i]->keep && m->ev[i]->trace_idx == (long)t;
-        ntraces += shown;
-        nfailed += shown && m->traces[t].failed;
+        ntraces += shown[t];
+        nfailed += shown[t] && m->traces[t].failed;
     }
+    free(shown);
     fprintf(out, "\ntotals\n");
     fprintf(out, "  events: %zu\n", nevents);
     fprintf(out, "  nodes: %zu\n", m->nnodes);
