@@ -292,3 +292,39 @@ Test(chrome, the_export_is_complete)
     cr_assert(strstr(out, "{\"ph\":\"X\",\"cat\":\"pool\",\"name\":\"on_render\""));
     free(out);
 }
+
+Test(timeouts, are_failures_everywhere)
+{
+    static const char *const lines[] = {
+        "{\"ev\":\"send\",\"node\":\"a\",\"seq\":1,\"t_ns\":1000000,\"wall_us\":1000,"
+        "\"trace\":\"01\",\"span\":\"5\",\"actor\":\"x\",\"to\":\"y@b\",\"msg\":\"ask\",\"type\":"
+        "9}",
+        "{\"ev\":\"node_down\",\"node\":\"a\",\"seq\":2,\"t_ns\":2000000,\"wall_us\":2000,"
+        "\"peer\":\"b\",\"why\":\"connection closed\"}",
+        "{\"ev\":\"timeout\",\"node\":\"a\",\"seq\":3,\"t_ns\":11000000,\"wall_us\":11000,"
+        "\"trace\":\"01\",\"span\":\"5\",\"actor\":\"x\",\"ok\":false}",
+    };
+    wv_store s;
+    wv_model m;
+    wv_store_init(&s, stderr);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(wv_store_add_line(&s, "t", i + 1, lines[i], strlen(lines[i])), 1);
+    cr_assert_eq(wv_model_build(&m, &s), 0);
+    cr_assert(m.traces[0].failed);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    wv_chart_render(f, &m, &(wv_chart_opts){.width = 120});
+    wv_summary_render(f, &m, 0);
+    cr_assert_eq(wv_chrome_render(f, &m), 0);
+    cr_assert_eq(wv_html_render(f, &m, "t", 0), 0);
+    fclose(f);
+    cr_assert(strstr(out, "✗ timeout ask 0x00000009 after 10.000 ms"), "%s", out);
+    cr_assert(strstr(out, "a: peer b down (connection closed)"), "%s", out);
+    cr_assert(strstr(out, "  timeouts: 1\n"), "%s", out);
+    cr_assert(strstr(out, "\"name\":\"✗ timeout\""), "a Chrome instant: %s", out);
+    cr_assert(strstr(out, "{\"kind\":\"timeout\",\"lane\""), "an HTML failure mark");
+    free(out);
+    wv_model_free(&m);
+    wv_store_free(&s);
+}
