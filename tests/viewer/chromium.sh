@@ -5,11 +5,13 @@
 # fixture files here, not by the viewer), the failures, and the trace list;
 # a link to a trace shows only its arrows, one to a failure opens its text.
 # A screenshot goes to OUTDIR/viewer.png. Without Chromium the test is
-# skipped, except in CI (CI=true), where it must run.
+# skipped, except in CI (CI=true), where it must run. CHROMIUM=PATH picks
+# the browser.
 set -eu
 view=$1 fixtures=$2 out=$3
+# $CHROMIUM, if set, is the only browser tried.
 chromium=
-for c in /usr/bin/chromium /usr/bin/chromium-browser /usr/bin/google-chrome; do
+for c in ${CHROMIUM:-/usr/bin/chromium /usr/bin/chromium-browser /usr/bin/google-chrome}; do
     if [ -x "$c" ]; then chromium=$c; break; fi
 done
 if [ -z "$chromium" ]; then

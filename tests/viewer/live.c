@@ -23,6 +23,8 @@ typedef struct publisher {
     atomic_int pipes;
 } publisher;
 
+TestSuite(live, .timeout = 60);
+
 static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     publisher *pub = arg;
@@ -104,7 +106,7 @@ static size_t send_lines(publisher *pub, const char *text, int batch)
     return lines;
 }
 
-Test(live, collects_for_the_time_given_then_renders, .timeout = 60)
+Test(live, collects_for_the_time_given_then_renders)
 {
     publisher pub;
     publisher_start(&pub);
@@ -133,7 +135,7 @@ Test(live, collects_for_the_time_given_then_renders, .timeout = 60)
     publisher_stop(&pub);
 }
 
-Test(live, follow_prints_rows_as_they_arrive, .timeout = 60)
+Test(live, follow_prints_rows_as_they_arrive)
 {
     publisher pub;
     publisher_start(&pub);
@@ -161,7 +163,7 @@ Test(live, follow_prints_rows_as_they_arrive, .timeout = 60)
     publisher_stop(&pub);
 }
 
-Test(live, a_url_nng_cannot_dial_is_an_error, .timeout = 30)
+Test(live, a_url_nng_cannot_dial_is_an_error)
 {
     tu_proc p;
     char *argv[] = {WEFT_VIEW, "--live", "nosuch://x", "--seconds", "0.2", NULL};
@@ -171,7 +173,7 @@ Test(live, a_url_nng_cannot_dial_is_an_error, .timeout = 30)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d: %s", status, p.log);
 }
 
-Test(live, no_node_yet_is_no_events, .timeout = 30)
+Test(live, no_node_yet_is_no_events)
 {
     tu_proc p;
     char *argv[] = {WEFT_VIEW,   "--live", "ipc:///tmp/weft-view-nobody-listens.ipc",

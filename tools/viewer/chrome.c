@@ -254,7 +254,7 @@ static int points_place(exporter *x)
                 continue;
             while (r < nruns && t->s[r].t0 <= at)
                 r++;
-            int64_t end = at + TINY_NS;
+            int64_t end = at > INT64_MAX - TINY_NS ? INT64_MAX : at + TINY_NS;
             if (r < nruns && end >= t->s[r].t0)
                 end = t->s[r].t0 - 1 > at ? t->s[r].t0 - 1 : at;
             if (slice_add(t, (slice){at, end, NULL, t->points[p]}) < 0)

@@ -136,7 +136,7 @@ void wv_summary_render(FILE *out, const wv_model *m, size_t skipped)
             break;
         case WV_LOST:
             if (e->count > 0)
-                lost += e->count;
+                lost = lost <= INT64_MAX - e->count ? lost + e->count : INT64_MAX;
             break;
         case WV_START:
         case WV_OFFLOAD_START: {
