@@ -426,7 +426,8 @@ Test(parse, hostile_values_are_drawn_safely)
     /* Extreme clocks, escape sequences, a node that is everyone's peer. */
     static const char *const lines[] = {
         "{\"ev\":\"send\",\"node\":\"a\",\"seq\":1,\"t_ns\":9223372036854775807,"
-        "\"wall_us\":9223372036854775807,\"span\":\"ffffffffffffffff\",\"actor\":\"\\u001b[2J\","
+        "\"wall_us\":9223372036854775807,\"span\":\"ffffffffffffffff\",\"actor\":\"\\u001b["
+        "2J\\u202e\","
         "\"to\":\"x@b\",\"msg\":\"ask\",\"preview\":\"\\u001b]0;pwned\\u0007\"}",
         "{\"ev\":\"recv\",\"node\":\"b\",\"seq\":1,\"t_ns\":-9223372036854775807,"
         "\"wall_us\":-9223372036854775807,\"span\":\"ffffffffffffffff\",\"actor\":\"x\","
@@ -460,6 +461,7 @@ Test(parse, hostile_values_are_drawn_safely)
     fclose(f);
     cr_assert_null(memchr(out, 0x1b, len), "%s", out);
     cr_assert_null(memchr(out, 0x07, len));
+    cr_assert_null(strstr(out, "\xe2\x80\xae"), "no right-to-left override");
     free(out);
     wv_model_free(&m);
     reader_close(&r);

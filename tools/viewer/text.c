@@ -111,6 +111,14 @@ size_t wv_utf8_prefix(const char *s, size_t cols)
     return i;
 }
 
+/* U+202A..U+202E and U+2066..U+2069: bidirectional embeddings, overrides
+ * and isolates. */
+static bool is_bidi(const unsigned char *s)
+{
+    return (s[1] == 0x80 && s[2] >= 0xaa && s[2] <= 0xae) ||
+           (s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9);
+}
+
 void wv_buf_put_safe(wv_buf *b, const char *s)
 {
     while (*s) {
@@ -125,6 +133,9 @@ void wv_buf_put_safe(wv_buf *b, const char *s)
         } else if (n == 2 && c == 0xc2 && (unsigned char)s[1] < 0xa0) {
             wv_buf_append(b, ".", 1); /* C1 control */
             s += 2;
+        } else if (n == 3 && c == 0xe2 && is_bidi((const unsigned char *)s)) {
+            wv_buf_append(b, ".", 1); /* would reorder the rest of the row */
+            s += 3;
         } else {
             wv_buf_append(b, s, n);
             s += n;

@@ -31,8 +31,8 @@ size_t wv_utf8_width(const char *s);
 size_t wv_utf8_prefix(const char *s, size_t cols);
 
 /* wv_buf_put_safe appends s with what a terminal would interpret (control
- * characters, ESC, DEL, C1 controls) replaced by '.', and newlines by
- * spaces. */
+ * characters, ESC, DEL, C1 controls, bidirectional overrides) replaced by
+ * '.', and newlines by spaces. */
 void wv_buf_put_safe(wv_buf *b, const char *s);
 
 /* wv_json_put writes s as a JSON string with its quotes. html_safe also
