@@ -375,6 +375,7 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
     if (tracing) {
         saved = nt->cur;
         nt->cur = m->tc;
+        nt->cur_actor = a->pid;
         if (wf__traced(n, &m->tc))
             wf__trace_run(n, TR_START, a, m, h, OUT_NONE, 0);
     }

@@ -745,6 +745,7 @@ void wf__pending_complete(wf_node *n, uint64_t corr, wf_result r)
     struct node_trace *nt = wf__nt(n);
     wf_trace_ctx saved = nt->cur;
     nt->cur = p->tc;
+    nt->cur_actor = p->asker;
     nt->cur.span_id = p->tc.parent_id ? p->tc.parent_id : p->tc.span_id;
     nt->cur.parent_id = 0;
     wf_deferred_callback(d, r);

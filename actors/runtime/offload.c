@@ -159,21 +159,33 @@ void wf__offload(struct actor *a, const wf_handler *h, wf_msg *m, struct request
 
 struct thread_call {
     uv_work_t work;
+    wf_node *node;
     wf_deferred *d; /* our reference */
     wf_result (*fn)(void *arg);
     void *arg;
     wf_result r;
+    bool traced; /* its run is recorded: the span and actor that asked */
+    wf_trace_ctx tc;
+    wf_pid actor;
+    uint64_t t0, t1;
 };
 
 static void call_work(uv_work_t *w)
 {
     struct thread_call *c = w->data;
+    if (c->traced)
+        c->t0 = uv_hrtime();
     c->r = c->fn(c->arg);
+    if (c->traced)
+        c->t1 = uv_hrtime();
 }
 
 static void call_after(uv_work_t *w, int status)
 {
     struct thread_call *c = w->data;
+    if (c->traced && status == 0 && wf__traced(c->node, &c->tc))
+        wf__trace_deferred_work(c->node, c->actor, &c->tc, c->t0, c->t1,
+                                c->r.kind != WF_RESULT_FAILURE);
     if (status != 0)
         c->r = WF_FAIL(WF_ECANCELED, "cancelled before it ran on the thread pool");
     if (wf_deferred_called(c->d)) /* cancelled while running: nobody waits */
@@ -206,7 +218,13 @@ wf_deferred *wf_defer_to_thread(wf_node *n, wf_result (*fn)(void *arg), void *ar
         wf_free(c);
         return NULL;
     }
-    *c = (struct thread_call){.d = wf_deferred_ref(d), .fn = fn, .arg = arg};
+    struct node_trace *nt = wf__nt(n);
+    *c = (struct thread_call){.node = n, .d = wf_deferred_ref(d), .fn = fn, .arg = arg};
+    if (wf__traced(n, &nt->cur)) {
+        c->traced = true;
+        c->tc = nt->cur;
+        c->actor = nt->cur_actor;
+    }
     c->work.data = c;
     wf__stats(n)->offloaded++;
     uv_queue_work(wf_node_loop(n), &c->work, call_work, call_after);

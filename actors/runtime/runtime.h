@@ -94,6 +94,7 @@ struct tracer;
 struct node_trace {
     struct tracer *on; /* NULL: the node does not trace */
     wf_trace_ctx cur;  /* the context of the turn being run */
+    wf_pid cur_actor;  /* whose turn, while cur is set */
     uint64_t rng;      /* ids; loop thread */
 };
 
@@ -175,6 +176,10 @@ void wf__trace_fired(wf_node *n, int kind, wf_pid asker, const wf_trace_ctx *tc,
                      uint32_t type, bool ok);
 /* Untraced-context events: checked inside (cheap: rare). */
 void wf__trace_actor(wf_node *n, struct actor *a, int kind, const wf_failure *reason);
+/* A wf_defer_to_thread job that ran on the pool from t0 to t1 (pool
+ * readings), for actor in span tc. */
+void wf__trace_deferred_work(wf_node *n, wf_pid actor, const wf_trace_ctx *tc, uint64_t t0,
+                             uint64_t t1, bool ok);
 void wf__trace_node(wf_node *n, uint16_t peer, bool up, const char *why);
 void wf__trace_shutdown(wf_node *n);
 

@@ -512,6 +512,26 @@ void wf__trace_fired(wf_node *n, int kind, wf_pid asker, const wf_trace_ctx *tc,
     rec_commit(tr);
 }
 
+void wf__trace_deferred_work(wf_node *n, wf_pid actor, const wf_trace_ctx *tc, uint64_t t0,
+                             uint64_t t1, bool ok)
+{
+    struct tracer *tr = wf__nt(n)->on;
+    if (!actor_passes(tr, actor, (wf_pid){0}))
+        return;
+    for (int i = 0; i < 2; i++) {
+        struct trace_rec *rec = rec_claim(tr, i == 0 ? TR_OFFLOAD_START : TR_OFFLOAD_END);
+        if (rec == NULL)
+            return;
+        rec->t = i == 0 ? t0 : t1;
+        rec->pool = 1;
+        rec->actor = actor.id;
+        rec->tc = *tc;
+        rec->outcome = i == 0 ? OUT_NONE : ok ? OUT_OK : OUT_FAIL;
+        rec->extra = wf_strdup("\"label\":\"defer_to_thread\"");
+        rec_commit(tr);
+    }
+}
+
 static void actor_record(struct tracer *tr, struct actor *a, int kind, const wf_failure *reason)
 {
     if (tr->nactors > 0 && !a->trace_sel)

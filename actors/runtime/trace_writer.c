@@ -449,8 +449,10 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         p = escape_to(p, r->extra + strlen(r->extra) + 1, strlen(r->extra + strlen(r->extra) + 1));
         *p++ = '"';
     }
-    if (r->kind == TR_SEND || r->kind == TR_RECV || r->kind == TR_START || r->kind == TR_END ||
-        r->kind == TR_OFFLOAD_START || r->kind == TR_OFFLOAD_END) {
+    /* msg 0xff: work of wf_defer_to_thread, which is no message. */
+    bool is_msg = r->msg != 0xff;
+    if (is_msg && (r->kind == TR_SEND || r->kind == TR_RECV || r->kind == TR_START ||
+                   r->kind == TR_END || r->kind == TR_OFFLOAD_START || r->kind == TR_OFFLOAD_END)) {
         if (r->kind == TR_SEND) {
             p = put_str(p, ",\"to\":\"");
             p = put_who(w, p, r->other);
@@ -494,16 +496,20 @@ static void line(struct trace_writer *w, struct trace_rec *r)
     case TR_END:
     case TR_OFFLOAD_START:
     case TR_OFFLOAD_END:
-        p = put_str(p, ",\"handler\":\"");
-        p = escape_to(p, r->small, r->nsmall);
-        *p++ = '"';
+        if (is_msg) {
+            p = put_str(p, ",\"handler\":\"");
+            p = escape_to(p, r->small, r->nsmall);
+            *p++ = '"';
+        }
         if (r->pool)
             p = put_str(p, ",\"pool\":true");
         if (r->kind == TR_END || r->kind == TR_OFFLOAD_END) {
             p = put_str(p, r->outcome == OUT_FAIL ? ",\"ok\":false" : ",\"ok\":true");
-            p = put_str(p, ",\"outcome\":\"");
-            p = put_str(p, outcome_name(r->outcome));
-            *p++ = '"';
+            if (is_msg) {
+                p = put_str(p, ",\"outcome\":\"");
+                p = put_str(p, outcome_name(r->outcome));
+                *p++ = '"';
+            }
         }
         break;
     case TR_FAIL:

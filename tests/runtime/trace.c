@@ -16,7 +16,7 @@
 
 TestSuite(trace, .init = tu_capture_log, .timeout = 60);
 
-enum { PING = 1, PONG, BOOM, HANG, SLOW, FLOOD, NUM, COUNT, RETRACE };
+enum { PING = 1, PONG, BOOM, HANG, SLOW, FLOOD, NUM, COUNT, RETRACE, DEFER };
 
 /* front: answers PING by asking back for a PONG (a deferred reply). */
 static wf_result front_ping(wf_ctx *ctx, wf_msg *m)
@@ -70,6 +70,17 @@ static wf_result back_slow(wf_ctx *ctx, wf_msg *m)
     return wf_result_msg(tu_msg(SLOW, "slept"));
 }
 
+static wf_result in_thread(void *arg)
+{
+    tu_sleep_ms(1);
+    return wf_result_msg(tu_msg(DEFER, "done"));
+}
+
+static wf_result back_defer(wf_ctx *ctx, wf_msg *m)
+{
+    return wf_result_deferred(wf_defer_to_thread(wf_ctx_node(ctx), in_thread, NULL));
+}
+
 static wf_result back_num(wf_ctx *ctx, wf_msg *m)
 {
     ++*(long *)wf_ctx_state(ctx);
@@ -84,7 +95,8 @@ static wf_result back_count(wf_ctx *ctx, wf_msg *m)
 static const wf_handler back_h[] = {{PONG, "pong", back_pong, 0},
                                     {SLOW, "slow", back_slow, WF_HANDLER_BLOCKING},
                                     {NUM, "num", back_num, 0},
-                                    {COUNT, "count", back_count, 0}};
+                                    {COUNT, "count", back_count, 0},
+                                    {DEFER, "defer", back_defer, 0}};
 static const wf_behaviour back = {.name = "back",
                                   .state_size = sizeof(long),
                                   .handlers = back_h,
@@ -210,6 +222,9 @@ Test(trace, failures_timeouts_and_the_thread_pool_are_recorded, .fini = cleanup)
     r = call(bk, wf_msg_new(SLOW, NULL, 0), 5000);
     cr_assert(wf_result_is_msg(r));
     wf_result_free(r);
+    r = call(bk, wf_msg_new(DEFER, NULL, 0), 5000);
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    wf_result_free(r);
     /* A tell that fails crashes its actor: a stop with the failure. */
     cr_assert_eq(wf_tell(node, fr, wf_msg_new(BOOM, NULL, 0)), 0);
     for (int i = 0; i < 200; i++) {
@@ -222,6 +237,16 @@ Test(trace, failures_timeouts_and_the_thread_pool_are_recorded, .fini = cleanup)
     }
     tu_lines l;
     finish(&l);
+    size_t dat = 0;
+    const char *ds = tu_lines_find(&l, &dat, "\"ev\":\"start\"", "\"handler\":\"defer\"", NULL);
+    const char *dw = tu_lines_find(&l, &dat, "\"ev\":\"offload_end\"",
+                                   "\"label\":\"defer_to_thread\"", "\"actor\":\"back\"", NULL);
+    cr_assert_not_null(ds);
+    cr_assert_not_null(dw, "wf_defer_to_thread's run is recorded for the actor that asked");
+    char ss[40], ws[40];
+    field(ds, "span", ss, sizeof ss);
+    field(dw, "span", ws, sizeof ws);
+    cr_assert_str_eq(ss, ws, "in the span of the message being handled");
     const char *crash =
         tu_lines_find(&l, NULL, "\"ev\":\"stop\"", "\"actor\":\"front\"", "\"ok\":false", NULL);
     cr_assert_not_null(crash);
