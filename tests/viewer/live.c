@@ -140,8 +140,8 @@ Test(live, follow_prints_rows_as_they_arrive)
     publisher pub;
     publisher_start(&pub);
     tu_proc p;
-    char *argv[] = {WEFT_VIEW, "--live",     pub.url,   "--follow", "--seconds",
-                    "20",      "--no-color", "--width", "140",      NULL};
+    char *argv[] = {WEFT_VIEW,   "--live",     pub.url,   "--follow", "--seconds", "20",
+                    "--summary", "--no-color", "--width", "140",      NULL};
     tu_proc_start(&p, argv);
     publisher_wait(&pub);
     char *front = read_file(FIXTURES "/proxy/front.jsonl");
@@ -154,8 +154,9 @@ Test(live, follow_prints_rows_as_they_arrive)
     /* back's rows come later, as they arrive. */
     cr_assert_not_null(tu_proc_expect(&p, "recv from cache@front", 10000), "%s", p.log);
     cr_assert_not_null(tu_proc_expect(&p, "✗ WF_EUPSTREAM", 10000), "%s", p.log);
-    /* SIGINT ends it cleanly. */
+    /* SIGINT ends it cleanly, with the summary of everything it saw. */
     kill(p.pid, SIGINT);
+    cr_assert_not_null(tu_proc_expect(&p, "  events: 45", 10000), "%s", p.log);
     int status = tu_proc_stop(&p);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d: %s", status, p.log);
     free(front);

@@ -33,7 +33,8 @@ static const char usage_text[] =
     "  --from MS --to MS  a window in ms from the first event\n"
     "  --failed           only traces with a failure\n"
     "Live:\n"
-    "  --follow           print chart rows as events arrive (until SIGINT or --seconds)\n"
+    "  --follow           print chart rows as events arrive (until SIGINT or --seconds);\n"
+    "                     --summary, --html, --chrome are then made from all of them\n"
     "  --seconds N        how long to listen (default 2 without --follow)\n"
     "Output:\n"
     "  --no-color         no ANSI colors (default: colors on a terminal without NO_COLOR)\n"
@@ -291,7 +292,10 @@ int main(int argc, char **argv)
         wv_chart_follow_free(&fl.cf);
         if (rc < 0)
             goto done;
-        if (o.follow) {
+        /* The rows were printed as they came; other modes asked for are
+         * made from everything collected. */
+        o.chart = o.chart && !o.follow;
+        if (o.follow && !o.summary && o.html == NULL && o.chrome == NULL) {
             status = 0;
             goto done;
         }
