@@ -328,3 +328,57 @@ Test(timeouts, are_failures_everywhere)
     wv_model_free(&m);
     wv_store_free(&s);
 }
+
+Test(deferred_work, is_part_of_its_handler)
+{
+    /* A handler defers work to a thread, as the runtime records it: the
+     * pool run has the handler's span, no handler name, and a label. */
+    static const char *const lines[] = {
+        "{\"ev\":\"send\",\"node\":\"a\",\"seq\":1,\"t_ns\":1000,\"wall_us\":1,\"trace\":\"01\","
+        "\"span\":\"5\",\"actor\":\"\",\"to\":\"back@a\",\"msg\":\"ask\",\"type\":3,\"depth\":1}",
+        "{\"ev\":\"start\",\"node\":\"a\",\"seq\":2,\"t_ns\":2000,\"wall_us\":2,\"trace\":\"01\","
+        "\"span\":\"5\",\"actor\":\"back\",\"from\":\"\",\"msg\":\"ask\",\"handler\":\"defer\"}",
+        "{\"ev\":\"end\",\"node\":\"a\",\"seq\":3,\"t_ns\":3000,\"wall_us\":3,\"trace\":\"01\","
+        "\"span\":\"5\",\"actor\":\"back\",\"handler\":\"defer\",\"ok\":true,"
+        "\"outcome\":\"deferred\"}",
+        "{\"ev\":\"offload_start\",\"node\":\"a\",\"seq\":4,\"t_ns\":3500,\"wall_us\":3,"
+        "\"trace\":\"01\",\"span\":\"5\",\"actor\":\"back\",\"from\":\"\",\"msg\":\"tell\","
+        "\"handler\":\"\",\"pool\":true,\"label\":\"defer_to_thread\"}",
+        "{\"ev\":\"offload_end\",\"node\":\"a\",\"seq\":5,\"t_ns\":903500,\"wall_us\":903,"
+        "\"trace\":\"01\",\"span\":\"5\",\"actor\":\"back\",\"from\":\"\",\"msg\":\"tell\","
+        "\"handler\":\"\",\"pool\":true,\"ok\":true,\"outcome\":\"ok\","
+        "\"label\":\"defer_to_thread\"}",
+        "{\"ev\":\"reply\",\"node\":\"a\",\"seq\":6,\"t_ns\":904000,\"wall_us\":904,"
+        "\"trace\":\"01\",\"span\":\"5\",\"actor\":\"back\",\"size\":2}",
+        "{\"ev\":\"fired\",\"node\":\"a\",\"seq\":7,\"t_ns\":905000,\"wall_us\":905,"
+        "\"trace\":\"01\",\"span\":\"5\",\"actor\":\"\",\"ok\":true}",
+    };
+    wv_store s;
+    wv_model m;
+    wv_store_init(&s, stderr);
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        cr_assert_eq(wv_store_add_line(&s, "t", i + 1, lines[i], strlen(lines[i])), 1);
+    cr_assert_eq(wv_model_build(&m, &s), 0);
+    cr_assert_eq(m.nmsgs, 1);
+    cr_assert_eq(m.nruns, 2);
+    const wv_run *r = &m.runs[m.msgs[0].run];
+    cr_assert_not(r->pool, "the message's run is its handler on the loop");
+    cr_assert_str_eq(r->start->handler, "defer");
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    wv_chart_render(f, &m, &(wv_chart_opts){.width = 120});
+    wv_summary_render(f, &m, 0);
+    cr_assert_eq(wv_chrome_render(f, &m), 0);
+    cr_assert_eq(wv_html_render(f, &m, "t", 0), 0);
+    fclose(f);
+    cr_assert(strstr(out, "pool done: defer_to_thread 0.900 ms → ok"), "%s", out);
+    cr_assert(strstr(out, "{\"ph\":\"X\",\"cat\":\"pool\",\"name\":\"defer_to_thread\""), "%s",
+              out);
+    cr_assert(strstr(out, "\"label\":\"defer_to_thread\""), "an HTML run: %s", out);
+    /* One message handled, in 0.001 ms; the pool run is not another. */
+    cr_assert(strstr(out, "  back                 a                 1     0.001 ms"), "%s", out);
+    free(out);
+    wv_model_free(&m);
+    wv_store_free(&s);
+}

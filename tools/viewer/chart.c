@@ -305,7 +305,7 @@ static void event_row(ctx *c, const wv_event *e)
     case WV_OFFLOAD_START: {
         bool pool = e->kind == WV_OFFLOAD_START;
         put_glyph(c, x, pool ? "╦" : "┳", pool ? C_POOL : C_BOLD);
-        const char *what = e->handler ? e->handler : e->label ? e->label : "handler";
+        const char *what = wv_run_name(e);
         wv_buf_printf(n, "%s%s", pool ? "pool: " : "start ", what);
         const wv_event *arrived = g ? (g->recv ? g->recv : g->send) : NULL;
         if (arrived && arrived->at_ns <= e->at_ns && (!pool || !g->start))
@@ -317,7 +317,7 @@ static void event_row(ctx *c, const wv_event *e)
         bool pool = e->kind == WV_OFFLOAD_END;
         bool failed = e->ok == 0 || (e->outcome && strcmp(e->outcome, "fail") == 0);
         put_glyph(c, x, failed ? "✗" : pool ? "╩" : "┻", failed ? C_FAIL : pool ? C_POOL : C_BOLD);
-        const char *what = e->handler ? e->handler : e->label ? e->label : "handler";
+        const char *what = wv_run_name(e);
         wv_buf_printf(n, "%s%s%s", failed ? "✗ " : "", pool ? "pool done: " : "end ", what);
         const wv_run *r = e->run_idx >= 0 ? &m->runs[e->run_idx] : NULL;
         if (r && r->start)

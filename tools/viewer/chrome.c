@@ -340,10 +340,7 @@ static void slices_write(exporter *x)
             char name[200];
             const wv_event *e = s->run ? (s->run->start ? s->run->start : s->run->end) : s->ev;
             if (s->run) {
-                snprintf(name, sizeof name, "%s",
-                         e->handler ? e->handler
-                         : e->label ? e->label
-                                    : "handler");
+                snprintf(name, sizeof name, "%s", wv_run_name(e));
             } else {
                 /* A tiny slice: named after what happened there. */
                 const wv_message *g = wv_model_msg(m, e);

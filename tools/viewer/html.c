@@ -129,7 +129,7 @@ static void runs_write(writer *w)
         put_ms(w, "t0", any->at_ns);
         put_ms(w, "t1", e ? e->at_ns : any->at_ns);
         fprintf(w->f, ",\"trace\":%ld", any->trace_idx);
-        put_str(w, "label", any->handler ? any->handler : any->label ? any->label : "handler");
+        put_str(w, "label", wv_run_name(any));
         put_str(w, "outcome", e ? e->outcome : NULL);
         fprintf(w->f, ",\"ok\":%s", e && e->ok == 0 ? "false" : "true");
         fputc('}', w->f);

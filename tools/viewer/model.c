@@ -150,6 +150,13 @@ void wv_msg_title(const wv_message *m, char *out, size_t size)
     snprintf(out, size, "%s %s", s->msg ? s->msg : "send", wv_type_name(s->type, buf, sizeof buf));
 }
 
+const char *wv_run_name(const wv_event *e)
+{
+    if (e->handler && e->handler[0])
+        return e->handler;
+    return e->label && e->label[0] ? e->label : "handler";
+}
+
 wv_message *wv_model_msg(const wv_model *m, const wv_event *e)
 {
     return e->msg_idx >= 0 && (size_t)e->msg_idx < m->nmsgs ? &m->msgs[e->msg_idx] : NULL;

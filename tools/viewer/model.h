@@ -105,6 +105,10 @@ bool wv_addr_outside(const char *addr);
 /* A short description of message m: "ask cache.get", "tell 0x00000007". */
 void wv_msg_title(const wv_message *m, char *out, size_t size);
 
+/* What ran in a handler run's event: the handler's name, or for work a
+ * handler deferred to a thread its label ("defer_to_thread"). */
+const char *wv_run_name(const wv_event *e);
+
 /* The lane a message's target lives in, found by name (-1 if none). */
 int wv_model_lane_find(const wv_model *m, const char *node, const char *actor, size_t alen);
 
