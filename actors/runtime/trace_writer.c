@@ -640,6 +640,10 @@ struct trace_writer *wf__trace_writer_start(const char *node_name, struct trace_
     }
     if (cfg->pub_url != NULL) {
         int rv = nng_pub0_open(&w->pub);
+        /* PUB drops a slow subscriber's oldest messages once its queue is
+         * full: give bursts room (the default queue holds 16). */
+        if (rv == 0 && (rv = nng_socket_set_int(w->pub, NNG_OPT_SENDBUF, 1024)) != 0)
+            nng_close(w->pub);
         if (rv == 0 && (rv = nng_listen(w->pub, cfg->pub_url, NULL, 0)) != 0)
             nng_close(w->pub);
         if (rv != 0) {

@@ -20,7 +20,8 @@
  *   "wall_us" wall clock, µs since the epoch (this host's clock)
  * and, where they apply,
  *   "trace" (32 hex), "span" (16 hex), "parent" (16 hex, absent at a root)
- *   "actor"   where it happens: the actor's name, or "kind#n" if anonymous,
+ *   "actor"   where it happens: the actor's name, or "kind#n" if anonymous
+ *             ("#id" for an actor the writer has no name for),
  *             "" for code outside any actor (its "pid", hex, on actor events)
  *   "to", "from"  the other side as "actor@node"
  *   "msg"     "tell" | "ask"        "type"  message type (number)
