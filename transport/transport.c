@@ -417,12 +417,16 @@ static void deliver(wf_transport *t, struct conn *c, const wf_wire_frame *f)
             }
             return;
         }
+        /* A sampled trace comes with its ids; an unsampled one only says
+         * so, and stays unsampled here. */
         wf_trace_ctx tc = {.flags = 0};
-        if (f->span_id != 0) {
+        if ((f->trace_flags & WF_TRACE_SAMPLED) && f->span_id != 0) {
             memcpy(tc.trace_id, f->trace_id, 16);
             tc.span_id = f->span_id;
             tc.parent_id = f->parent_span_id;
-            tc.flags = WF_TRACE_VALID | (f->trace_flags & WF_TRACE_SAMPLED);
+            tc.flags = WF_TRACE_VALID | WF_TRACE_SAMPLED;
+        } else if (f->trace_flags & WF_TRACE_VALID) {
+            tc.flags = WF_TRACE_VALID;
         }
         wf_link_deliver(n, c->peer, f->kind == WF_WIRE_ASK ? WF_LINK_ASK : WF_LINK_TELL, f->corr,
                         f->from, f->to, f->name_len ? f->name : NULL, f->name_len, &tc, m);
@@ -736,12 +740,13 @@ static int transport_send(void *ctx, const wf_link_out *o)
         return WF_ENODEDOWN;
     struct conn *c = t->peers[o->peer - 1].conn;
     wf_wire_frame f = {.kind = (uint8_t)o->kind, .corr = o->corr, .from = o->from, .to = o->to};
-    if (o->tc != NULL && (o->tc->flags & WF_TRACE_VALID)) {
+    if (o->tc != NULL && (o->tc->flags & WF_TRACE_SAMPLED)) {
         memcpy(f.trace_id, o->tc->trace_id, 16);
         f.span_id = o->tc->span_id;
         f.parent_span_id = o->tc->parent_id;
-        f.trace_flags = o->tc->flags & WF_TRACE_SAMPLED;
     }
+    if (o->tc != NULL)
+        f.trace_flags = o->tc->flags & (WF_TRACE_SAMPLED | WF_TRACE_VALID);
     if (o->name != NULL) {
         f.name = o->name;
         f.name_len = strlen(o->name);

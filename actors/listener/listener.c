@@ -121,7 +121,7 @@ static void respond(struct req *r, int status, const char *type, const char *bod
     wf_strbuf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status,
                      wf__http_reason(status), type, len);
     wf_strbuf_puts(&b, "Via: 1.1 weft\r\n");
-    if (r->span.flags & WF_TRACE_VALID) {
+    if ((r->span.flags & WF_TRACE_VALID) && r->span.span_id != 0) {
         /* The client can find its request in the trace. */
         char tp[WF_TRACEPARENT_LEN + 1];
         wf_traceparent_format(&r->span, tp);

@@ -345,7 +345,8 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
     const wf_handler *h = wf__find_handler(a->b, m->type);
     struct request req = {
         .node = n, .corr = m->corr, .peer = m->peer, .actor = a, .self = a->pid, .h = h};
-    if (m->tc.flags)
+    req.tc.flags = m->tc.flags;
+    if (m->tc.flags & WF_TRACE_SAMPLED)
         req.tc = m->tc;
     struct request *rq = m->kind == K_ASK ? &req : NULL;
     if (h == NULL) {
@@ -370,14 +371,19 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
     wf_ctx ctx = {.a = a, .msg = m, .req = rq};
     /* The turn runs in the message's span: what it sends continues it. */
     struct node_trace *nt = wf__nt(n);
-    bool tracing = (m->tc.flags | nt->cur.flags) != 0;
+    /* Unsampled traces carry only their flags: then so does the turn. */
+    uint8_t saved_flags = nt->cur.flags;
+    bool tracing = (m->tc.flags | saved_flags) != 0;
+    bool full = ((m->tc.flags | saved_flags) & WF_TRACE_SAMPLED) != 0;
     wf_trace_ctx saved;
-    if (tracing) {
+    if (full) {
         saved = nt->cur;
         nt->cur = m->tc;
         nt->cur_actor = a->pid;
         if (wf__traced(n, &m->tc))
             wf__trace_run(n, TR_START, a, m, h, OUT_NONE, 0);
+    } else {
+        nt->cur.flags = m->tc.flags;
     }
     a->in_turn = true;
     wf_result r = h->fn(&ctx, m);
@@ -391,8 +397,10 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
         wf__trace_run(n, TR_END, a, m, h, out, 0);
     }
     wf__actor_finish(a, h, m, rq, r);
-    if (tracing)
+    if (full)
         nt->cur = saved;
+    else
+        nt->cur.flags = saved_flags;
     a->in_turn = false;
     apply_ctx_stop(a, &ctx);
     if (a->stop_pending && !a->busy)

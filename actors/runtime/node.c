@@ -621,10 +621,12 @@ static int tell_from(wf_node *n, wf_pid from, const wf_msg *cause, wf_pid to, wf
     /* Ids are made on the loop (the node's generator is the loop's): here
      * the span is only marked as a child, or left for a root. */
     m->tc.flags = 0;
-    if (cause != NULL && cause->tc.flags) {
+    if (cause != NULL && (cause->tc.flags & WF_TRACE_SAMPLED)) {
         m->tc = cause->tc;
         m->tc.parent_id = cause->tc.span_id;
         m->tc.span_id = 0;
+    } else if (cause != NULL) {
+        m->tc.flags = cause->tc.flags;
     }
     m->to = to;
     inject(n, m);
@@ -738,11 +740,20 @@ void wf__pending_complete(wf_node *n, uint64_t corr, wf_result r)
         wf_deferred_release(d);
         return;
     }
+    struct node_trace *nt = wf__nt(n);
+    if (!(p->tc.flags & WF_TRACE_SAMPLED)) {
+        /* Unsampled: only the decision goes on to what the callbacks send. */
+        uint8_t saved_flags = nt->cur.flags;
+        nt->cur.flags = p->tc.flags;
+        wf_deferred_callback(d, r);
+        wf_deferred_release(d);
+        nt->cur.flags = saved_flags;
+        return;
+    }
     if (wf__traced(n, &p->tc))
         wf__trace_fired(n, TR_FIRED, p->asker, &p->tc, corr, p->type, r.kind != WF_RESULT_FAILURE);
     /* The callbacks continue the asker's work: what they send is part of
      * the span that asked (or of the ask's, for an ask from outside). */
-    struct node_trace *nt = wf__nt(n);
     wf_trace_ctx saved = nt->cur;
     nt->cur = p->tc;
     nt->cur_actor = p->asker;
@@ -858,7 +869,7 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
     p->target = to;
     p->type = m->type;
     p->tc.flags = m->tc.flags;
-    if (m->tc.flags)
+    if (m->tc.flags & WF_TRACE_SAMPLED)
         p->tc = m->tc;
     /* Deadline list: same timeout, so the newest expires last. */
     struct bucket *bk = &n->buckets[b];
@@ -1011,7 +1022,7 @@ static void drain_injected(wf_node *n)
         wf_msg *next = m->next;
         if (!m->tc.flags)
             wf__trace_stamp(n, m); /* from outside any turn: a root */
-        else if (m->tc.span_id == 0)
+        else if ((m->tc.flags & WF_TRACE_SAMPLED) && m->tc.span_id == 0)
             m->tc.span_id = wf__trace_new_span(n);
         tell_local(n, m->to, m);
         m = next;

@@ -147,7 +147,9 @@ void wf__offload(struct actor *a, const wf_handler *h, wf_msg *m, struct request
                              .actor = a,
                              .self = a->pid,
                              .h = wf__find_handler(a->b, q->type),
-                             .tc = q->tc};
+                             .tc.flags = q->tc.flags};
+        if (q->tc.flags & WF_TRACE_SAMPLED)
+            qr.tc = q->tc;
         item_init(&j->items[i], a, qr.h, q, q->kind == K_ASK ? &qr : NULL);
     }
     j->work.data = j;

@@ -68,24 +68,32 @@ void wf__trace_init(wf_node *n)
     nt->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)n;
 }
 
+/* A new trace. An unsampled one is only its flags (span_id 0): nothing
+ * records it, so its messages need no ids and cost nothing more. */
 static void new_root(struct node_trace *nt, wf_trace_ctx *out, double sample)
 {
+    bool sampled = sample >= 1.0 || (double)(next_rand(nt) >> 11) * 0x1p-53 < sample;
+    out->flags = WF_TRACE_VALID | (sampled ? WF_TRACE_SAMPLED : 0);
+    if (!sampled) {
+        out->span_id = 0;
+        return;
+    }
     uint64_t a = next_rand(nt), b = next_rand(nt);
     memcpy(out->trace_id, &a, 8);
     memcpy(out->trace_id + 8, &b, 8);
     out->trace_id[0] |= 1; /* never all zero */
     out->span_id = new_span(nt);
     out->parent_id = 0;
-    bool sampled = sample >= 1.0 || (double)(next_rand(nt) >> 11) * 0x1p-53 < sample;
-    out->flags = WF_TRACE_VALID | (sampled ? WF_TRACE_SAMPLED : 0);
 }
 
 void wf__trace_child(wf_node *n, const wf_trace_ctx *parent, wf_msg *m)
 {
+    m->tc.flags = parent->flags;
+    if (!(parent->flags & WF_TRACE_SAMPLED))
+        return; /* the decision travels; the ids are not needed */
     memcpy(m->tc.trace_id, parent->trace_id, 16);
     m->tc.parent_id = parent->span_id;
     m->tc.span_id = new_span(wf__nt(n));
-    m->tc.flags = parent->flags;
 }
 
 void wf__trace_stamp_slow(wf_node *n, wf_msg *m)
@@ -682,8 +690,9 @@ int wf_node_trace_start(wf_node *n, const wf_trace_config *cfg)
     while (cap < (cfg->capacity ? cfg->capacity : 65536))
         cap <<= 1;
     rv = WF_ENOMEM;
-    if ((tr->ring.recs = wf_malloc(cap * sizeof *tr->ring.recs)) == NULL)
+    if ((tr->ring.mem = wf_malloc(cap * sizeof *tr->ring.recs + 64)) == NULL)
         goto fail;
+    tr->ring.recs = (struct trace_rec *)(((uintptr_t)tr->ring.mem + 63) & ~(uintptr_t)63);
     tr->ring.mask = cap - 1;
     atomic_init(&tr->ring.head, 0);
     atomic_init(&tr->ring.tail, 0);
@@ -699,7 +708,7 @@ int wf_node_trace_start(wf_node *n, const wf_trace_config *cfg)
 
 fail:
     clear_filters(tr);
-    wf_free(tr->ring.recs);
+    wf_free(tr->ring.mem);
     wf_free(tr);
     return rv;
 }
@@ -749,6 +758,6 @@ void wf_node_trace_stop(wf_node *n)
     nt->on = NULL;
     wf__trace_writer_stop(tr->writer);
     clear_filters(tr);
-    wf_free(tr->ring.recs);
+    wf_free(tr->ring.mem);
     wf_free(tr);
 }

@@ -16,8 +16,10 @@
 
 #include "../core/strbuf.h"
 
-#define TR_SMALL 32 /* inline text: a payload preview or a handler's name */
+#define TR_SMALL 24 /* inline text: a payload preview or a handler's name */
 
+/* Two cache lines, aligned: the loop filling one record never shares a
+ * line with the writer reading the one before. */
 struct trace_rec {
     uint64_t t; /* uv_hrtime() */
     uint8_t kind;
@@ -35,10 +37,12 @@ struct trace_rec {
     wf_trace_ctx tc; /* the span (flags 0: none) */
     char *extra;     /* owned: a JSON fragment ("key":value,...) or a name */
     char small[TR_SMALL];
-};
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct trace_rec) == 128, "a trace record is two cache lines");
 
 struct trace_ring {
-    struct trace_rec *recs;
+    struct trace_rec *recs; /* 64-byte aligned, inside mem */
+    void *mem;
     uint32_t mask;
     _Alignas(64) atomic_uint_fast64_t head; /* loop: next record to fill */
     uint64_t tail_seen;                     /* loop: the tail last read */

@@ -71,7 +71,9 @@ extern "C" {
 #define WF_TRACE_SAMPLED 0x01 /* W3C trace-flags: recorded */
 #define WF_TRACE_VALID   0x80 /* weft's own bit: the context is set */
 
-/* A trace context. A zero flags field means "no trace". */
+/* A trace context. A zero flags field means "no trace"; without
+ * WF_TRACE_SAMPLED the ids may be unset (nothing records the trace, and
+ * only the decision travels with its messages). */
 typedef struct wf_trace_ctx {
     uint8_t trace_id[16];
     uint64_t span_id;   /* this span */
@@ -132,7 +134,8 @@ void wf_node_trace_stop(wf_node *n);
 
 /* wf_trace_begin starts a span for work that arrives from outside (an HTTP
  * request): a child of parent if parent is not NULL (from a traceparent
- * header), else a new trace subject to sampling. It becomes the current
+ * header), else a new trace subject to sampling (when it is not sampled,
+ * span gets no ids: span_id 0). It becomes the current
  * context, so messages sent until wf_trace_end continue it; the previous
  * one is returned for wf_trace_end. Loop thread. */
 wf_trace_ctx wf_trace_begin(wf_node *n, const wf_trace_ctx *parent, wf_trace_ctx *span);

@@ -43,6 +43,7 @@ sys.dont_write_bytecode = True
 import benchlib  # noqa: E402
 import run as proxy  # noqa: E402  (the proxy benchmark's process helpers)
 
+SAMPLINGS = {"s1": 1, "s0.1": 0.1, "s0.01": 0.01}
 MAX_COST = 0.10  # tracing on may cost at most 10% of the throughput
 OFF_NOISE = 0.05  # "nothing measurable": off within 5% of compiled out (rate)
 OFF_INSTR = 0.03  # ... and within 3% by instructions
@@ -95,23 +96,24 @@ def local(bins, tmp, quick):
     return got
 
 
-def start_proxy(bins, tmp, name, upstream, trace_file=None):
+def start_proxy(bins, tmp, name, upstream, trace_file=None, sample=1):
     port, pport = proxy.free_port(), proxy.free_port()
     cmd = [bins["proxy"], "--upstream", f"poetry://127.0.0.1:{upstream.port}",
            "--http", f"127.0.0.1:{port}", "--poetry", f"127.0.0.1:{pport}"]
     if trace_file:
-        cmd += ["--trace", f"file={trace_file};sample=1"]
+        cmd += ["--trace", f"file={trace_file};sample={sample}"]
     return proxy.Proc(name, cmd, tmp, ready_line=r"poetry proxy: http://", ready_port=port)
 
 
 def http(bins, tmp, quick):
     seconds, runs = (1, 1) if quick else (5, 3)
     wrk_bins = type("B", (), {"wrk": bins["wrk"]})
-    trace_file = os.path.join(tmp, "proxy.jsonl")
     up = proxy.Proc("upstream", [bins["server"], "--port", "0", "--poems", proxy.POEMS], tmp,
                     ready_line=proxy.LISTENING)
-    procs = {"off": start_proxy(bins, tmp, "proxy-off", up),
-             "on": start_proxy(bins, tmp, "proxy-on", up, trace_file)}
+    files = {k: os.path.join(tmp, f"proxy-{k}.jsonl") for k in SAMPLINGS}
+    procs = {"off": start_proxy(bins, tmp, "proxy-off", up)}
+    for k, v in SAMPLINGS.items():
+        procs[k] = start_proxy(bins, tmp, f"proxy-{k}", up, files[k], v)
     path = f"/poems/{proxy.HIT_POEM}"
     for k, p in procs.items():
         for _ in range(2):  # a MISS, then a HIT
@@ -126,17 +128,19 @@ def http(bins, tmp, quick):
     samples = {k: [] for k in procs}
     order = list(procs)
     for r in range(runs):
-        for k in order[r % 2:] + order[:r % 2]:
+        for k in order[r % len(order):] + order[:r % len(order)]:
             s = proxy.wrk(wrk_bins, procs[k].port, seconds)
             if s["non2xx"] > 0.01 * max(1, s["requests"]):
                 raise benchlib.BenchError(f"proxy ({k}): {s['non2xx']} answers were not 2xx")
             samples[k].append(s["rps"])
     proxy.stop(*procs.values())
     proxy.stop(up)
-    with open(trace_file) as f:
-        lines = sum(1 for _ in f)
-    return {"seconds": seconds, "runs": runs, "lines": lines,
-            "trace_mb": os.path.getsize(trace_file) / 1e6,
+    lines, mb = {}, {}
+    for k, f in files.items():
+        with open(f) as fh:
+            lines[k] = sum(1 for _ in fh)
+        mb[k] = os.path.getsize(f) / 1e6
+    return {"seconds": seconds, "runs": runs, "lines": lines, "trace_mb": mb,
             **{k: statistics.median(v) for k, v in samples.items()},
             "samples": samples}
 
@@ -174,14 +178,16 @@ def build_rows(loc, web, quick):
             "weft, tracing off", off["median"], higher_is_better=True,
             target={"min_ratio": 1 - MAX_COST},
             note=f"{caveat}File sink, sampling {label}, {each}: {fmt(v['rps'])}. {kept}."))
-    rows.append(benchlib.row(
-        "proxy_hits_rps_tracing_on", "req/s", web["on"], "weft proxy, tracing off", web["off"],
-        higher_is_better=True, target={"min_ratio": 1 - MAX_COST},
-        note=f"{caveat}The caching poetry proxy serving hits, wrk -t1 -c32, median of "
-             f"{web['runs']} runs of {web['seconds']} s each (on: "
-             f"{', '.join(f'{x:,.0f}' for x in web['samples']['on'])}; off: "
-             f"{', '.join(f'{x:,.0f}' for x in web['samples']['off'])}); every request "
-             f"sampled: {web['lines']:,} lines, {web['trace_mb']:.0f} MB written."))
+    off_s = ", ".join(f"{x:,.0f}" for x in web["samples"]["off"])
+    for k, v in SAMPLINGS.items():
+        rows.append(benchlib.row(
+            f"proxy_hits_rps_tracing_on_sample_{v}", "req/s", web[k], "weft proxy, tracing off",
+            web["off"], higher_is_better=True, target={"min_ratio": 1 - MAX_COST},
+            note=f"{caveat}The caching poetry proxy serving hits, wrk -t1 -c32, median of "
+                 f"{web['runs']} runs of {web['seconds']} s each (on: "
+                 f"{', '.join(f'{x:,.0f}' for x in web['samples'][k])}; off: {off_s}); "
+                 f"file sink, sampling {v}: {web['lines'][k]:,} lines, "
+                 f"{web['trace_mb'][k]:.0f} MB written."))
     return rows
 
 

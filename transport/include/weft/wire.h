@@ -17,7 +17,8 @@
  *   48     8     span id
  *   56     8     parent span id
  *   64     2     target name length N (0..WF_WIRE_NAME_MAX)
- *   66     1     trace flags (W3C trace-flags: 01 sampled), 0 when not traced
+ *   66     1     trace flags: 01 sampled (W3C trace-flags; then the ids are set),
+ *                 80 in a trace that is not sampled (no ids), 0 in none
  *   67     1     reserved, 0
  *   68     4     payload length P
  *   72     N     target name (no NUL)
