@@ -54,6 +54,8 @@ struct trace_writer {
     char **rnames; /* remote name index - 1 -> escaped name */
     uint32_t nrnames;
     wf_strbuf out;
+    uint8_t last_trace[16]; /* the id last_trace_hex spells */
+    char last_trace_hex[32];
 };
 
 /* ---- JSON text ---- */
@@ -211,6 +213,9 @@ static void table_put(char ***tab, uint32_t *n, uint32_t idx, const char *name)
 
 /* ---- lines ---- */
 
+/* A string literal: its length is known at compile time. */
+#define PUT_LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+
 static char *put_str(char *p, const char *s)
 {
     size_t n = strlen(s);
@@ -218,29 +223,47 @@ static char *put_str(char *p, const char *s)
     return p + n;
 }
 
-/* Two digits per division: the writer prints three long numbers a line. */
+/* Decimal, two digits per step from a table, the number first split into
+ * 8-digit halves so that most steps divide 32-bit values: the writer prints
+ * three long numbers a line. */
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324"
+                                  "25262728293031323334353637383940414243444546474849"
+                                  "50515253545556575859606162636465666768697071727374"
+                                  "75767778798081828384858687888990919293949596979899";
+
+/* Exactly 8 digits of v (< 10^8), zero-padded. */
+static void put_8(char *p, uint32_t v)
+{
+    uint32_t hi = v / 10000, lo = v % 10000;
+    memcpy(p, digit_pairs + (hi / 100) * 2, 2);
+    memcpy(p + 2, digit_pairs + (hi % 100) * 2, 2);
+    memcpy(p + 4, digit_pairs + (lo / 100) * 2, 2);
+    memcpy(p + 6, digit_pairs + (lo % 100) * 2, 2);
+}
+
 static char *put_u64(char *p, uint64_t v)
 {
-    static const char pairs[] =
-        "00010203040506070809101112131415161718192021222324252627282930313233"
-        "34353637383940414243444546474849505152535455565758596061626364656667"
-        "6869707172737475767778798081828384858687888990919293949596979899";
     char tmp[24];
-    int i = 24;
-    while (v >= 100) {
-        unsigned d = (unsigned)(v % 100) * 2;
-        v /= 100;
-        tmp[--i] = pairs[d + 1];
-        tmp[--i] = pairs[d];
-    }
-    if (v >= 10) {
-        tmp[--i] = pairs[v * 2 + 1];
-        tmp[--i] = pairs[v * 2];
+    int n;
+    if (v < 100000000) {
+        put_8(tmp + 16, (uint32_t)v);
+        n = 8;
+    } else if (v < 10000000000000000ull) {
+        put_8(tmp + 16, (uint32_t)(v % 100000000));
+        put_8(tmp + 8, (uint32_t)(v / 100000000));
+        n = 16;
     } else {
-        tmp[--i] = (char)('0' + v);
+        put_8(tmp + 16, (uint32_t)(v % 100000000));
+        v /= 100000000;
+        put_8(tmp + 8, (uint32_t)(v % 100000000));
+        put_8(tmp, (uint32_t)(v / 100000000));
+        n = 24;
     }
-    memcpy(p, tmp + i, (size_t)(24 - i));
-    return p + 24 - i;
+    char *d = tmp + 24 - n;
+    while (n > 1 && *d == '0')
+        d++, n--;
+    memcpy(p, d, (size_t)n);
+    return p + n;
 }
 
 static char *put_hex(char *p, const unsigned char *b, size_t n)
@@ -292,7 +315,7 @@ static char *put_who(struct trace_writer *w, char *p, uint64_t id)
 
 static char *put_actor(struct trace_writer *w, char *p, uint64_t id)
 {
-    p = put_str(p, ",\"actor\":\"");
+    p = PUT_LIT(p, ",\"actor\":\"");
     if (id != 0) {
         const char *l = label_get(w, id);
         if (l != NULL) {
@@ -366,14 +389,14 @@ static const char *outcome_name(int o)
 /* The common head of a line: {"ev":..,"node":..,"seq":..,"t_ns":..,"wall_us":.. */
 static char *put_head(struct trace_writer *w, char *p, const char *ev, uint64_t t)
 {
-    p = put_str(p, "{\"ev\":\"");
+    p = PUT_LIT(p, "{\"ev\":\"");
     p = put_str(p, ev);
     memcpy(p, w->node_part, w->node_part_len);
     p += w->node_part_len;
     p = put_u64(p, ++w->seq);
-    p = put_str(p, ",\"t_ns\":");
+    p = PUT_LIT(p, ",\"t_ns\":");
     p = put_u64(p, t);
-    p = put_str(p, ",\"wall_us\":");
+    p = PUT_LIT(p, ",\"wall_us\":");
     return put_u64(p, (uint64_t)((int64_t)t + w->wall_off_ns) / 1000);
 }
 
@@ -383,9 +406,9 @@ static void line_lost(struct trace_writer *w, uint64_t count)
     if (w->out.oom)
         return;
     char *p = put_head(w, w->out.p + w->out.len, "lost", uv_hrtime());
-    p = put_str(p, ",\"count\":");
+    p = PUT_LIT(p, ",\"count\":");
     p = put_u64(p, count);
-    p = put_str(p, "}\n");
+    p = PUT_LIT(p, "}\n");
     w->out.len = (size_t)(p - w->out.p);
 }
 
@@ -409,13 +432,19 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         return;
     char *p = put_head(w, w->out.p + w->out.len, kind_name(r->kind), r->t);
     if (r->tc.flags & WF_TRACE_VALID) {
-        p = put_str(p, ",\"trace\":\"");
-        p = put_hex(p, r->tc.trace_id, 16);
-        p = put_str(p, "\",\"span\":\"");
+        p = PUT_LIT(p, ",\"trace\":\"");
+        /* A trace's events come together: its id is formatted once. */
+        if (memcmp(w->last_trace, r->tc.trace_id, 16) != 0) {
+            memcpy(w->last_trace, r->tc.trace_id, 16);
+            put_hex(w->last_trace_hex, r->tc.trace_id, 16);
+        }
+        memcpy(p, w->last_trace_hex, 32);
+        p += 32;
+        p = PUT_LIT(p, "\",\"span\":\"");
         p = put_hex64(p, r->tc.span_id, false);
         *p++ = '"';
         if (r->tc.parent_id != 0) {
-            p = put_str(p, ",\"parent\":\"");
+            p = PUT_LIT(p, ",\"parent\":\"");
             p = put_hex64(p, r->tc.parent_id, false);
             *p++ = '"';
         }
@@ -425,7 +454,7 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         break;
     case TR_NODE_UP:
     case TR_NODE_DOWN:
-        p = put_str(p, ",\"peer\":\"");
+        p = PUT_LIT(p, ",\"peer\":\"");
         p = put_str(p, r->peer <= w->npeers && w->peers[r->peer - 1] ? w->peers[r->peer - 1] : "?");
         *p++ = '"';
         break;
@@ -434,18 +463,18 @@ static void line(struct trace_writer *w, struct trace_rec *r)
     case TR_NOTE_FAIL:
         p = put_actor(w, p, r->actor);
         p = put_str(p, r->kind == TR_NOTE_RECV ? ",\"from\":\"\"" : ",\"to\":\"\"");
-        p = put_str(p, ",\"size\":");
+        p = PUT_LIT(p, ",\"size\":");
         p = put_u64(p, r->size);
         if (r->kind == TR_NOTE_FAIL)
-            p = put_str(p, ",\"ok\":false");
+            p = PUT_LIT(p, ",\"ok\":false");
         break;
     default:
         p = put_actor(w, p, r->actor);
     }
     if (r->kind == TR_ACTOR && r->extra != NULL) {
-        p = put_str(p, ",\"pid\":\"");
+        p = PUT_LIT(p, ",\"pid\":\"");
         p = put_hex64(p, r->actor, true);
-        p = put_str(p, "\",\"behaviour\":\"");
+        p = PUT_LIT(p, "\",\"behaviour\":\"");
         p = escape_to(p, r->extra + strlen(r->extra) + 1, strlen(r->extra + strlen(r->extra) + 1));
         *p++ = '"';
     }
@@ -454,21 +483,21 @@ static void line(struct trace_writer *w, struct trace_rec *r)
     if (is_msg && (r->kind == TR_SEND || r->kind == TR_RECV || r->kind == TR_START ||
                    r->kind == TR_END || r->kind == TR_OFFLOAD_START || r->kind == TR_OFFLOAD_END)) {
         if (r->kind == TR_SEND) {
-            p = put_str(p, ",\"to\":\"");
+            p = PUT_LIT(p, ",\"to\":\"");
             p = put_who(w, p, r->other);
         } else {
-            p = put_str(p, ",\"from\":\"");
+            p = PUT_LIT(p, ",\"from\":\"");
             if (r->other != 0)
                 p = put_who(w, p, r->other);
         }
         p = put_str(p, r->msg == K_ASK ? "\",\"msg\":\"ask\"" : "\",\"msg\":\"tell\"");
     }
     if (r->type != 0) {
-        p = put_str(p, ",\"type\":");
+        p = PUT_LIT(p, ",\"type\":");
         p = put_u64(p, r->type);
     }
     if (r->corr != 0) {
-        p = put_str(p, ",\"corr\":\"");
+        p = PUT_LIT(p, ",\"corr\":\"");
         p = put_hex64(p, r->corr, true);
         *p++ = '"';
     }
@@ -476,13 +505,13 @@ static void line(struct trace_writer *w, struct trace_rec *r)
     case TR_SEND:
     case TR_RECV:
     case TR_REPLY:
-        p = put_str(p, ",\"size\":");
+        p = PUT_LIT(p, ",\"size\":");
         p = put_u64(p, r->size);
         if (r->depth != 0) {
-            p = put_str(p, ",\"depth\":");
+            p = PUT_LIT(p, ",\"depth\":");
             p = put_u64(p, r->depth - 1);
         }
-        p = put_str(p, ",\"preview\":\"");
+        p = PUT_LIT(p, ",\"preview\":\"");
         for (unsigned i = 0; i < r->nsmall; i++) {
             unsigned char c = (unsigned char)r->small[i];
             char ch = c >= 0x20 && c < 0x7f ? (char)c : '.';
@@ -490,30 +519,30 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         }
         *p++ = '"';
         if (r->kind == TR_REPLY)
-            p = put_str(p, ",\"ok\":true");
+            p = PUT_LIT(p, ",\"ok\":true");
         break;
     case TR_START:
     case TR_END:
     case TR_OFFLOAD_START:
     case TR_OFFLOAD_END:
         if (is_msg) {
-            p = put_str(p, ",\"handler\":\"");
+            p = PUT_LIT(p, ",\"handler\":\"");
             p = escape_to(p, r->small, r->nsmall);
             *p++ = '"';
         }
         if (r->pool)
-            p = put_str(p, ",\"pool\":true");
+            p = PUT_LIT(p, ",\"pool\":true");
         if (r->kind == TR_END || r->kind == TR_OFFLOAD_END) {
             p = put_str(p, r->outcome == OUT_FAIL ? ",\"ok\":false" : ",\"ok\":true");
             if (is_msg) {
-                p = put_str(p, ",\"outcome\":\"");
+                p = PUT_LIT(p, ",\"outcome\":\"");
                 p = put_str(p, outcome_name(r->outcome));
                 *p++ = '"';
             }
         }
         break;
     case TR_FAIL:
-        p = put_str(p, ",\"ok\":false");
+        p = PUT_LIT(p, ",\"ok\":false");
         break;
     case TR_FIRED:
     case TR_TIMEOUT:
@@ -527,7 +556,7 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         *p++ = ',';
         p = put_str(p, r->extra); /* a fragment made JSON-safe on the loop */
     }
-    p = put_str(p, "}\n");
+    p = PUT_LIT(p, "}\n");
     w->out.len = (size_t)(p - w->out.p);
     if (r->kind == TR_STOP)
         label_drop(w, r->actor);
