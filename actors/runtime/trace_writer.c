@@ -616,8 +616,10 @@ static size_t drain(struct trace_writer *w)
     for (; tail != head; tail++, done++) {
         struct trace_rec *rec = &r->recs[tail & r->mask];
         line(w, rec);
+        /* Read only: a line the writer dirtied would cost the loop a
+         * transfer from this core when it fills the slot again (the loop
+         * resets extra itself). */
         wf_free(rec->extra);
-        rec->extra = NULL;
         /* Give slots back as we go, so the loop sees room sooner. */
         if ((done & 255) == 255)
             atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
