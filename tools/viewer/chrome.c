@@ -32,19 +32,6 @@ typedef struct exporter {
     bool first; /* no event written yet */
 } exporter;
 
-static int grow(void **arr, size_t *cap, size_t n, size_t sz)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(*arr, ncap * sz);
-    if (p == NULL)
-        return -1;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 static int pid_of(const exporter *x, int lane)
 {
     const wv_lane *l = &x->m->lanes[lane];
@@ -53,7 +40,7 @@ static int pid_of(const exporter *x, int lane)
 
 static long track_new(exporter *x, int lane, bool pool)
 {
-    if (grow((void **)&x->t, &x->tcap, x->nt, sizeof *x->t) < 0)
+    if (wv_grow((void **)&x->t, &x->tcap, x->nt, sizeof *x->t) < 0)
         return -1;
     x->t[x->nt] = (track){.lane = lane, .pool = pool, .pid = pid_of(x, lane)};
     x->t[x->nt].tid = pool ? x->next_tid++ : lane + 1;
@@ -69,7 +56,7 @@ static long loop_track(exporter *x, int lane)
 
 static int slice_add(track *t, slice s)
 {
-    if (grow((void **)&t->s, &t->cap, t->n, sizeof *t->s) < 0)
+    if (wv_grow((void **)&t->s, &t->cap, t->n, sizeof *t->s) < 0)
         return -1;
     t->s[t->n++] = s;
     return 0;
@@ -236,8 +223,8 @@ static int points_place(exporter *x)
         if (lane_find(x, e->lane, e->at_ns, &tr, &sl))
             continue;
         long t = loop_track(x, e->lane);
-        if (t < 0 ||
-            grow((void **)&x->t[t].points, &x->t[t].pcap, x->t[t].np, sizeof *x->t[t].points) < 0)
+        if (t < 0 || wv_grow((void **)&x->t[t].points, &x->t[t].pcap, x->t[t].np,
+                             sizeof *x->t[t].points) < 0)
             return -1;
         x->t[t].points[x->t[t].np++] = e;
     }

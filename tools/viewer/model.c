@@ -4,6 +4,7 @@
 
 #include "merge.h"
 #include "model.h"
+#include "text.h"
 
 /* --- a small open-addressing index: hash -> position in an array --- */
 
@@ -84,20 +85,6 @@ static void ht_free(htab *h)
     free(h->hash);
     free(h->idx);
     *h = (htab){0};
-}
-
-/* Grows an array of elements of size sz to hold n + 1. */
-static int grow(void **arr, size_t *cap, size_t n, size_t sz)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(*arr, ncap * sz);
-    if (p == NULL)
-        return -1;
-    *arr = p;
-    *cap = ncap;
-    return 0;
 }
 
 /* --- names and addresses --- */
@@ -211,7 +198,7 @@ static int node_find(struct builder *b, const char *name, size_t len, bool creat
             return (int)i;
     if (!create)
         return -1;
-    if (grow((void **)&m->nodes, &b->nodecap, m->nnodes, sizeof *m->nodes) < 0)
+    if (wv_grow((void **)&m->nodes, &b->nodecap, m->nnodes, sizeof *m->nodes) < 0)
         return -2;
     const char *copy = wv_arena_strndup(&b->s->arena, name, len);
     if (copy == NULL)
@@ -367,7 +354,7 @@ static int msgs_build(struct builder *b)
                                hash_mix(key.span));
         long idx = ht_get(&b->msg_index, hv, msg_eq, m, &key);
         if (idx < 0) {
-            if (grow((void **)&m->msgs, &b->msgcap, m->nmsgs, sizeof *m->msgs) < 0)
+            if (wv_grow((void **)&m->msgs, &b->msgcap, m->nmsgs, sizeof *m->msgs) < 0)
                 return -1;
             idx = (long)m->nmsgs;
             m->msgs[m->nmsgs++] = (wv_message){
@@ -430,7 +417,7 @@ static int lane_get(struct builder *b, const char *node, const char *actor, size
     int nk = node_find(b, node, strlen(node), true);
     if (nk < 0)
         return -2;
-    if (grow((void **)&m->lanes, &b->lanecap, m->nlanes, sizeof *m->lanes) < 0)
+    if (wv_grow((void **)&m->lanes, &b->lanecap, m->nlanes, sizeof *m->lanes) < 0)
         return -2;
     const char *name = wv_arena_strndup(&b->s->arena, actor, alen);
     if (name == NULL)
@@ -490,7 +477,7 @@ static void sort_perm(int *perm, size_t n, const int64_t *key)
 static int lanes_build(struct builder *b)
 {
     wv_model *m = b->m;
-    if (grow((void **)&m->lanes, &b->lanecap, 0, sizeof *m->lanes) < 0)
+    if (wv_grow((void **)&m->lanes, &b->lanecap, 0, sizeof *m->lanes) < 0)
         return -1;
     m->lanes[0] = (wv_lane){.node_idx = -1, .actor = "(outside)"};
     m->nlanes = 1;
@@ -659,7 +646,7 @@ static int runs_build(struct builder *b)
         if (r < 0) {
             if (e->kind == WV_START && open_loop[e->lane] >= 0)
                 open_loop[e->lane] = -1; /* its end was not recorded */
-            if (grow((void **)&m->runs, &b->runcap, m->nruns, sizeof *m->runs) < 0)
+            if (wv_grow((void **)&m->runs, &b->runcap, m->nruns, sizeof *m->runs) < 0)
                 goto fail;
             r = (long)m->nruns++;
             m->runs[r] = (wv_run){.lane = e->lane, .pool = pool};
@@ -670,7 +657,7 @@ static int runs_build(struct builder *b)
             run->start = e;
             if (e->kind == WV_START)
                 open_loop[e->lane] = r;
-            else if (grow((void **)&open_pool, &opencap, nopen, sizeof *open_pool) < 0)
+            else if (wv_grow((void **)&open_pool, &opencap, nopen, sizeof *open_pool) < 0)
                 goto fail;
             else
                 open_pool[nopen++] = r;
@@ -717,7 +704,7 @@ static int traces_build(struct builder *b)
         uint64_t hv = hash_mix(hash_str(e->trace, strlen(e->trace), 0xcbf29ce484222325ull));
         long idx = ht_get(&b->trace_index, hv, trace_eq, m, e->trace);
         if (idx < 0) {
-            if (grow((void **)&m->traces, &b->tracecap, m->ntraces, sizeof *m->traces) < 0)
+            if (wv_grow((void **)&m->traces, &b->tracecap, m->ntraces, sizeof *m->traces) < 0)
                 return -1;
             idx = (long)m->ntraces;
             m->traces[m->ntraces++] =

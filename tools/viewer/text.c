@@ -226,3 +226,16 @@ void wv_fmt_ms(char *out, size_t size, int64_t ns)
 {
     snprintf(out, size, "%.3f ms", (double)ns / 1e6);
 }
+
+int wv_grow(void **arr, size_t *cap, size_t n, size_t sz)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(*arr, ncap * sz);
+    if (p == NULL)
+        return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}

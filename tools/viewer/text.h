@@ -22,6 +22,10 @@ void wv_buf_free(wv_buf *b);
 /* The text so far, "" when empty. */
 const char *wv_buf_str(const wv_buf *b);
 
+/* wv_grow makes the array *arr of elements of size sz (capacity *cap) hold
+ * at least n + 1, doubling; 0, or -1 when memory is short (*arr kept). */
+int wv_grow(void **arr, size_t *cap, size_t n, size_t sz);
+
 /* Length in bytes of the UTF-8 sequence starting with byte c (1 for a byte
  * that cannot start one, so loops always advance). */
 size_t wv_utf8_len(unsigned char c);
