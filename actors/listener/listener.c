@@ -761,10 +761,11 @@ static void trace_control(struct lst *l, struct req *r, const char *q)
 {
     char now[512], sample[32], actors[256], types[256];
     wf_node_trace_describe(l->node, now, sizeof now);
-    bool change = q != NULL && (query_get(q, "sample", sample, sizeof sample) |
-                                query_get(q, "actors", actors, sizeof actors) |
-                                query_get(q, "types", types, sizeof types));
-    if (change) {
+    bool has_s = q != NULL && query_get(q, "sample", sample, sizeof sample);
+    bool has_a = q != NULL && query_get(q, "actors", actors, sizeof actors);
+    bool has_t = q != NULL && query_get(q, "types", types, sizeof types);
+    if (has_s || has_a || has_t) {
+        /* What is not given keeps its value: read back from the description. */
         char cur_a[256] = "", cur_t[256] = "";
         double cur_s = 1;
         const char *p;
@@ -775,13 +776,11 @@ static void trace_control(struct lst *l, struct req *r, const char *q)
         if ((p = strstr(now, "types=")) != NULL)
             snprintf(cur_t, sizeof cur_t, "%.*s", (int)strcspn(p + 6, ";"), p + 6);
         char *end = NULL;
-        double s = query_get(q, "sample", sample, sizeof sample) ? strtod(sample, &end) : cur_s;
+        double s = has_s ? strtod(sample, &end) : cur_s;
         int rv =
-            end != NULL && (*end != '\0' || end == sample)
+            has_s && (*end != '\0' || end == sample)
                 ? WF_EINVAL
-                : wf_node_trace_filter(
-                      l->node, s, query_get(q, "actors", actors, sizeof actors) ? actors : cur_a,
-                      query_get(q, "types", types, sizeof types) ? types : cur_t);
+                : wf_node_trace_filter(l->node, s, has_a ? actors : cur_a, has_t ? types : cur_t);
         if (rv != 0) {
             char msg[128];
             snprintf(msg, sizeof msg, "tracing not changed: %s\n",
