@@ -632,6 +632,16 @@ static int on_url(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
+/* Appends at[0..n) to the string buf (of *len bytes, size bytes of room),
+ * cutting what does not fit: a header may arrive in pieces. */
+static void append_cut(char *buf, size_t size, size_t *len, const char *at, size_t n)
+{
+    size_t k = n < size - 1 - *len ? n : size - 1 - *len;
+    memcpy(buf + *len, at, k);
+    *len += k;
+    buf[*len] = '\0';
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     struct conn *c = p->data;
@@ -640,10 +650,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     if (c->cookie_next)
         c->field_len = 0; /* a new field starts */
     c->cookie_next = false;
-    size_t k = n < sizeof c->field - 1 - c->field_len ? n : sizeof c->field - 1 - c->field_len;
-    memcpy(c->field + c->field_len, at, k);
-    c->field_len += k;
-    c->field[c->field_len] = '\0';
+    append_cut(c->field, sizeof c->field, &c->field_len, at, n);
     return 0;
 }
 
@@ -653,11 +660,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     if (header_bytes(c, n) != 0)
         return -1;
     if (strcasecmp(c->field, "cookie") == 0) {
-        size_t k =
-            n < sizeof c->cookie - 1 - c->cookie_len ? n : sizeof c->cookie - 1 - c->cookie_len;
-        memcpy(c->cookie + c->cookie_len, at, k);
-        c->cookie_len += k;
-        c->cookie[c->cookie_len] = '\0';
+        append_cut(c->cookie, sizeof c->cookie, &c->cookie_len, at, n);
     } else if (strcasecmp(c->field, "traceparent") == 0) {
         /* A value longer than a traceparent is not one: ignored. */
         if (c->traceparent_len + n >= sizeof c->traceparent) {
