@@ -70,7 +70,8 @@ struct conn {
     wf_trace_ctx pspan;      /* the poetry port's request */
     http_parser parser;
     /* the request being parsed */
-    bool in_request, headers_done, cookie_next, too_big_header, too_big_body;
+    bool in_request, headers_done, too_big_header, too_big_body;
+    bool after_value; /* a header value came: the next field callback starts a new field */
     char url[URL_MAX];
     size_t url_len, header_bytes, body_bytes;
     char field[32];
@@ -605,7 +606,7 @@ static int on_message_begin(http_parser *p)
     c->headers_done = false;
     c->url_len = c->header_bytes = c->body_bytes = c->cookie_len = c->field_len = 0;
     c->traceparent_len = 0;
-    c->cookie_next = c->too_big_header = c->too_big_body = c->traceparent_over = false;
+    c->after_value = c->too_big_header = c->too_big_body = c->traceparent_over = false;
     return 0;
 }
 
@@ -647,9 +648,9 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     struct conn *c = p->data;
     if (header_bytes(c, n) != 0)
         return -1;
-    if (c->cookie_next)
+    if (c->after_value)
         c->field_len = 0; /* a new field starts */
-    c->cookie_next = false;
+    c->after_value = false;
     append_cut(c->field, sizeof c->field, &c->field_len, at, n);
     return 0;
 }
@@ -670,7 +671,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
             c->traceparent_len += n;
         }
     }
-    c->cookie_next = true; /* the next field callback starts a new field */
+    c->after_value = true; /* the next field callback starts a new field */
     return 0;
 }
 
