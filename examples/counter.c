@@ -44,8 +44,10 @@ static const wf_handler handlers[] = {
     {GET, "get", on_get, 0},
     {SAVE, "save", on_save, WF_HANDLER_BLOCKING},
 };
-static const wf_behaviour counter = {
-    .name = "counter", .state_size = sizeof(struct counter), .handlers = handlers, .nhandlers = 3};
+static const wf_behaviour counter = {.name = "counter",
+                                     .state_size = sizeof(struct counter),
+                                     .handlers = handlers,
+                                     .nhandlers = sizeof handlers / sizeof handlers[0]};
 
 int main(int argc, char **argv)
 {

@@ -14,7 +14,9 @@ static wf_result pong_ping(wf_ctx *ctx, wf_msg *m)
 }
 
 static const wf_handler pong_handlers[] = {{PING, "ping", pong_ping, 0}};
-static const wf_behaviour pong = {.name = "pong", .handlers = pong_handlers, .nhandlers = 1};
+static const wf_behaviour pong = {.name = "pong",
+                                  .handlers = pong_handlers,
+                                  .nhandlers = sizeof pong_handlers / sizeof pong_handlers[0]};
 
 /* ping asks pong ROUNDS times, one after the other, then stops the node. */
 struct ping {
@@ -52,8 +54,10 @@ static wf_result ping_start(wf_ctx *ctx, wf_msg *m)
 }
 
 static const wf_handler ping_handlers[] = {{START, "start", ping_start, 0}};
-static const wf_behaviour ping = {
-    .name = "ping", .state_size = sizeof(struct ping), .handlers = ping_handlers, .nhandlers = 1};
+static const wf_behaviour ping = {.name = "ping",
+                                  .state_size = sizeof(struct ping),
+                                  .handlers = ping_handlers,
+                                  .nhandlers = sizeof ping_handlers / sizeof ping_handlers[0]};
 
 int main(void)
 {

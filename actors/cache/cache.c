@@ -420,7 +420,7 @@ const wf_behaviour wf_cache_behaviour = {
     .init = cache_init,
     .terminate = cache_terminate,
     .handlers = cache_handlers,
-    .nhandlers = 2,
+    .nhandlers = sizeof cache_handlers / sizeof cache_handlers[0],
 };
 
 int wf_cache_reply_parse(wf_msg *m, wf_cache_reply *head, const void **value, size_t *len)

@@ -458,5 +458,5 @@ const wf_behaviour wf_fetcher_behaviour = {
     .init = fetcher_init,
     .terminate = fetcher_terminate,
     .handlers = fetcher_handlers,
-    .nhandlers = 1,
+    .nhandlers = sizeof fetcher_handlers / sizeof fetcher_handlers[0],
 };

@@ -1175,5 +1175,5 @@ const wf_behaviour wf_listener_behaviour = {
     .init = listener_init,
     .terminate = listener_terminate,
     .handlers = listener_handlers,
-    .nhandlers = 1,
+    .nhandlers = sizeof listener_handlers / sizeof listener_handlers[0],
 };

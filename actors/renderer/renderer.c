@@ -304,7 +304,7 @@ const wf_behaviour wf_renderer_behaviour = {
     .init = renderer_init,
     .terminate = renderer_terminate,
     .handlers = renderer_handlers,
-    .nhandlers = 2,
+    .nhandlers = sizeof renderer_handlers / sizeof renderer_handlers[0],
     .flags = WF_ACTOR_BLOCKING,
 };
 
