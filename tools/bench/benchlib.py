@@ -15,6 +15,11 @@ the peer; {"max": X} / {"min": X} bound weft's own value. A row whose peer
 is a target rather than a program uses peer="target" with the bound as
 peer_value.
 
+The peers' helpers live here too: building a peer when it is stale
+(newer, build, compile_erlang, which compiles an Erlang peer together with
+benchlib.erl, the gen_server, median and JSON printer the Erlang peers
+share) and checking what it printed (check_keys, require_tools).
+
 Standard library only, so that any python3 can import it.
 """
 
@@ -22,6 +27,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 
@@ -233,3 +239,52 @@ def run_json(cmd, what=None, timeout=None):
         return json.loads(p.stdout)
     except ValueError as e:
         raise BenchError(f"{what}: output is not JSON: {e}") from e
+
+
+def check_keys(result, keys, what):
+    """Returns result, or raises BenchError naming the keys it lacks."""
+    missing = [k for k in keys if k not in result]
+    if missing:
+        raise BenchError(f"{what}: output lacks {', '.join(missing)}")
+    return result
+
+
+def require_tools(what, tools, package):
+    """Raises BenchError when one of the commands is not on PATH."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            raise BenchError(f"{what}: {tool} not found (apt-get install -y {package})")
+
+
+def newer(target, *sources):
+    """True when target is missing or older than any of the sources."""
+    try:
+        t = os.path.getmtime(target)
+    except OSError:
+        return True
+    return any(os.path.getmtime(s) > t for s in sources)
+
+
+def build(cmd, what, timeout=300):
+    """Runs a build command (cmd, a list); raises BenchError with its output
+    if it cannot be run or fails."""
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True, timeout=timeout, check=False)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise BenchError(f"{what}: cannot run {' '.join(cmd)}: {e}") from e
+    if p.returncode != 0:
+        raise BenchError(
+            f"{what}: {' '.join(cmd)} exited with status {p.returncode}:\n{p.stdout.strip()}")
+
+
+ERLANG_LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchlib.erl")
+
+
+def compile_erlang(src, out, what):
+    """Compiles the Erlang peer src with benchlib.erl (the modules it shares
+    with the other peers) into the directory out, unless both are built."""
+    module = os.path.splitext(os.path.basename(src))[0]
+    beams = [os.path.join(out, f"{m}.beam") for m in (module, "benchlib")]
+    if any(newer(b, src, ERLANG_LIB) for b in beams):
+        build(["erlc", "-o", out, src, ERLANG_LIB], what)

@@ -4,7 +4,7 @@
 %% Needs Debian's erlang-base (erl, erlc; gen_server is in its stdlib).
 %% Exact commands (peers.py runs them and merges the two outputs):
 %%
-%%   erlc -o DIR tools/bench/actors/peer_erlang.erl
+%%   erlc -o DIR tools/bench/actors/peer_erlang.erl tools/bench/benchlib.erl
 %%   erl -noshell -pa DIR -run peer_erlang main all [quick]
 %%   erl -noshell +S 1 -pa DIR -run peer_erlang main ask [quick]
 %%
@@ -27,31 +27,15 @@
 %% Rates are the median of `samples` samples, each ~100-300 ms.
 
 -module(peer_erlang).
--behaviour(gen_server).
 
 -export([main/1]).
--export([init/1, handle_call/3, handle_cast/2]).
 
-%% -- the gen_server ----------------------------------------------------------
-
-init([]) -> {ok, nostate}.
-
-handle_call({ping, X}, _From, S) -> {reply, X, S}.
-
-handle_cast(_Msg, S) -> {noreply, S}.
+-import(benchlib, [version/0, median/1]).
 
 %% -- entry point -------------------------------------------------------------
 
 main(Args) ->
-    try run(Args) of
-        Fields ->
-            io:put_chars([json(Fields), $\n]),
-            halt(0)
-    catch
-        Class:Reason:Stack ->
-            io:format(standard_error, "peer_erlang: ~p:~p~n~p~n", [Class, Reason, Stack]),
-            halt(1)
-    end.
+    benchlib:print("peer_erlang", fun() -> run(Args) end).
 
 run(Args) ->
     Quick = lists:member("quick", Args),
@@ -74,29 +58,12 @@ run(Args) ->
             error({usage, "peer_erlang main all|ask [quick]", Args})
     end.
 
-version() ->
-    Rel = erlang:system_info(otp_release),
-    File = filename:join([code:root_dir(), "releases", Rel, "OTP_VERSION"]),
-    Otp = case file:read_file(File) of
-              {ok, Bin} -> string:trim(binary_to_list(Bin));
-              _ -> Rel
-          end,
-    "Erlang/OTP " ++ Otp ++ " (erts " ++ erlang:system_info(version) ++ ")".
-
 now_s() -> erlang:monotonic_time(nanosecond) / 1.0e9.
-
-median(L) ->
-    S = lists:sort(L),
-    Len = length(S),
-    case Len rem 2 of
-        1 -> lists:nth(Len div 2 + 1, S);
-        0 -> (lists:nth(Len div 2, S) + lists:nth(Len div 2 + 1, S)) / 2
-    end.
 
 %% -- ask ---------------------------------------------------------------------
 
 ask(Quick, Samples) ->
-    {ok, Srv} = gen_server:start(?MODULE, [], []),
+    {ok, Srv} = gen_server:start(benchlib, [], []),
     N = case Quick of
             true -> 2000;
             false -> calibrate(Srv, 1000)
@@ -173,19 +140,3 @@ memory(N) ->
     {memory, One} = process_info(hd(Pids), memory),
     kill_all(Pids, Count0),
     {((After - Before) - (Self1 - Self0)) / N, One}.
-
-%% -- JSON (OTP 25 has no json module) ----------------------------------------
-
-json(Fields) ->
-    ["{", lists:join(", ", [[$", atom_to_list(K), "\": ", value(V)] || {K, V} <- Fields]), "}"].
-
-value(true) -> "true";
-value(false) -> "false";
-value(V) when is_integer(V) -> integer_to_list(V);
-value(V) when is_float(V) -> float_to_list(V, [{decimals, 1}, compact]);
-value(V) when is_list(V) -> [$", [esc(C) || C <- V], $"].
-
-esc($") -> "\\\"";
-esc($\\) -> "\\\\";
-esc(C) when C < 32 -> io_lib:format("\\u~4.16.0b", [C]);
-esc(C) -> C.

@@ -34,7 +34,6 @@ libcaf-dev). Standard library only.
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -52,42 +51,12 @@ TIMEOUT = 300  # seconds per peer process; a full run takes well under 60
 KEYS = ("version", "ask_rps", "ask_rps_s1", "spawn_per_s", "bytes_per_idle_actor")
 
 
-def _newer(target, *sources):
-    """True when target is missing or older than any of the sources."""
-    try:
-        t = os.path.getmtime(target)
-    except OSError:
-        return True
-    return any(os.path.getmtime(s) > t for s in sources)
-
-
-def _build(cmd, what):
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           universal_newlines=True, timeout=TIMEOUT, check=False)
-    except (OSError, subprocess.SubprocessError) as e:
-        raise benchlib.BenchError(f"{what}: cannot run {' '.join(cmd)}: {e}") from e
-    if p.returncode != 0:
-        raise benchlib.BenchError(
-            f"{what}: {' '.join(cmd)} exited with status {p.returncode}:\n{p.stdout.strip()}")
-
-
-def _check(result, what):
-    missing = [k for k in KEYS if k not in result]
-    if missing:
-        raise benchlib.BenchError(f"{what}: output lacks {', '.join(missing)}")
-    return result
-
-
 def run_erlang(quick, build_dir=None):
-    """Compiles peer_erlang.erl (into BUILD_DIR/peer_erlang, or a temporary
+    """Compiles peer_erlang.erl and benchlib.erl (into BUILD_DIR/peer_erlang, or a temporary
     directory), runs it with the default schedulers and again with +S 1, and
     returns the merged result."""
     what = "erlang peer"
-    for tool in ("erl", "erlc"):
-        if shutil.which(tool) is None:
-            raise benchlib.BenchError(
-                f"{what}: {tool} not found (apt-get install -y erlang-base)")
+    benchlib.require_tools(what, ("erl", "erlc"), "erlang-base")
     tmp = None
     if build_dir is None:
         tmp = tempfile.mkdtemp(prefix="weft-bench-erlang-")
@@ -96,8 +65,7 @@ def run_erlang(quick, build_dir=None):
         out = os.path.join(os.path.abspath(build_dir), "peer_erlang")
     try:
         os.makedirs(out, exist_ok=True)
-        if _newer(os.path.join(out, "peer_erlang.beam"), ERL_SRC):
-            _build(["erlc", "-o", out, ERL_SRC], what)
+        benchlib.compile_erlang(ERL_SRC, out, what)
         extra = ["quick"] if quick else []
         # Two nodes, one after the other, so neither steals the other's core.
         base = benchlib.run_json(
@@ -114,7 +82,7 @@ def run_erlang(quick, build_dir=None):
         base["schedulers_s1"] = s1["schedulers"]
     except (KeyError, TypeError) as e:
         raise benchlib.BenchError(f"{what} (+S 1): output lacks {e}") from e
-    return _check(base, what)
+    return benchlib.check_keys(base, KEYS, what)
 
 
 def run_caf(build_dir, quick):
@@ -122,14 +90,14 @@ def run_caf(build_dir, quick):
     stale, runs it, and returns its result."""
     what = "caf peer"
     exe = os.path.join(os.path.abspath(build_dir), "peer_caf")
-    if _newer(exe, CAF_SRC, CAF_BUILD):
+    if benchlib.newer(exe, CAF_SRC, CAF_BUILD):
         if not os.path.exists("/usr/include/caf/all.hpp"):
             raise benchlib.BenchError(
                 f"{what}: CAF headers not found (apt-get install -y libcaf-dev)")
-        _build(["sh", CAF_BUILD, exe], f"{what} build")
+        benchlib.build(["sh", CAF_BUILD, exe], f"{what} build", timeout=TIMEOUT)
     result = benchlib.run_json([exe] + (["--quick"] if quick else []), what,
                                timeout=TIMEOUT)
-    return _check(result, what)
+    return benchlib.check_keys(result, KEYS, what)
 
 
 def main(argv):

@@ -4,7 +4,7 @@ gen_server:call between two Erlang nodes on loopback.
 
     run_erlang_dist(quick, build_dir=None) -> dict
 
-Compiles peer_erlang_dist.erl (into BUILD_DIR/peer_erlang_dist, or a
+Compiles peer_erlang_dist.erl and benchlib.erl (into BUILD_DIR/peer_erlang_dist, or a
 temporary directory), then, all on 127.0.0.1:
 
   1. starts a private epmd on a free port (epmd -port P -address 127.0.0.1),
@@ -76,27 +76,6 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _newer(target, *sources):
-    try:
-        t = os.path.getmtime(target)
-    except OSError:
-        return True
-    return any(os.path.getmtime(s) > t for s in sources)
-
-
-def _compile(out, what):
-    if not _newer(os.path.join(out, "peer_erlang_dist.beam"), ERL_SRC):
-        return
-    try:
-        p = subprocess.run(["erlc", "-o", out, ERL_SRC], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, universal_newlines=True,
-                           timeout=CLIENT_TIMEOUT, check=False)
-    except (OSError, subprocess.SubprocessError) as e:
-        raise benchlib.BenchError(f"{what}: cannot run erlc: {e}") from e
-    if p.returncode != 0:
-        raise benchlib.BenchError(f"{what}: erlc failed:\n{p.stdout.strip()}")
-
-
 def _spawn(cmd, env, what, **kw):
     try:
         return subprocess.Popen(cmd, env=env, start_new_session=True,
@@ -159,10 +138,7 @@ def _read_line(proc, deadline):
 
 def run_erlang_dist(quick, build_dir=None):
     what = "erlang dist peer"
-    for tool in ("erl", "erlc", "epmd"):
-        if shutil.which(tool) is None:
-            raise benchlib.BenchError(
-                f"{what}: {tool} not found (apt-get install -y erlang-base)")
+    benchlib.require_tools(what, ("erl", "erlc", "epmd"), "erlang-base")
     tmp = tempfile.mkdtemp(prefix="weft-bench-erldist-")
     out = tmp if build_dir is None else os.path.join(os.path.abspath(build_dir),
                                                      "peer_erlang_dist")
@@ -171,7 +147,7 @@ def run_erlang_dist(quick, build_dir=None):
     try:
         os.makedirs(out, exist_ok=True)
         os.makedirs(home, exist_ok=True)
-        _compile(out, what)
+        benchlib.compile_erlang(ERL_SRC, out, what)
 
         # 1. A private epmd (a port taken meanwhile: try another).
         for _ in range(3):
@@ -240,10 +216,7 @@ def run_erlang_dist(quick, build_dir=None):
     if server is not None and server.returncode not in (0, -signal.SIGKILL):
         raise benchlib.BenchError(f"{what}: the server node exited with status "
                                   f"{server.returncode}")
-    missing = [k for k in KEYS if k not in result]
-    if missing:
-        raise benchlib.BenchError(f"{what}: output lacks {', '.join(missing)}")
-    return result
+    return benchlib.check_keys(result, KEYS, what)
 
 
 def main(argv):

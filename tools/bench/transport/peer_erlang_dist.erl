@@ -6,7 +6,7 @@
 %% a private epmd on a free port, then two nodes that use it and nothing
 %% else (ERL_EPMD_PORT, -start_epmd false), bound to 127.0.0.1:
 %%
-%%   erlc -o DIR tools/bench/transport/peer_erlang_dist.erl
+%%   erlc -o DIR tools/bench/transport/peer_erlang_dist.erl tools/bench/benchlib.erl
 %%   epmd -port P -address 127.0.0.1
 %%   ERL_EPMD_PORT=P erl -noshell -start_epmd false -name S@127.0.0.1 \
 %%       -setcookie C -kernel inet_dist_use_interface '{127,0,0,1}' \
@@ -29,10 +29,10 @@
 %% latencies over all the samples' calls.
 
 -module(peer_erlang_dist).
--behaviour(gen_server).
 
 -export([main/1]).
--export([init/1, handle_call/3, handle_cast/2]).
+
+-import(benchlib, [version/0, median/1]).
 
 -define(MSG_BYTES, 64).
 -define(TARGET_S, 0.15).
@@ -41,19 +41,11 @@
 -define(MIN_N, 200).
 -define(CONNECT_MS, 10000).
 
-%% -- the gen_server ----------------------------------------------------------
-
-init([]) -> {ok, nostate}.
-
-handle_call({ping, X}, _From, S) -> {reply, X, S}.
-
-handle_cast(_Msg, S) -> {noreply, S}.
-
 %% -- entry point -------------------------------------------------------------
 
 main(["server"]) ->
     try
-        {ok, _} = gen_server:start({local, echo}, ?MODULE, [], []),
+        {ok, _} = gen_server:start({local, echo}, benchlib, [], []),
         io:put_chars("ready\n"),
         wait_eof(),
         halt(0)
@@ -64,16 +56,8 @@ main(["server"]) ->
             halt(1)
     end;
 main(["client", Server | Rest]) ->
-    try client(list_to_atom(Server), lists:member("quick", Rest)) of
-        Fields ->
-            io:put_chars([json(Fields), $\n]),
-            halt(0)
-    catch
-        Class:Reason:Stack ->
-            io:format(standard_error, "peer_erlang_dist client: ~p:~p~n~p~n",
-                      [Class, Reason, Stack]),
-            halt(1)
-    end;
+    benchlib:print("peer_erlang_dist client",
+                   fun() -> client(list_to_atom(Server), lists:member("quick", Rest)) end);
 main(Args) ->
     io:format(standard_error, "usage: peer_erlang_dist main server | client NODE [quick]; "
               "got ~p~n", [Args]),
@@ -169,37 +153,3 @@ payload(I) -> <<I:64, 0:((?MSG_BYTES - 8) * 8)>>.
 %% -- helpers -----------------------------------------------------------------
 
 now_ns() -> erlang:monotonic_time(nanosecond).
-
-median(L) ->
-    S = lists:sort(L),
-    Len = length(S),
-    case Len rem 2 of
-        1 -> lists:nth(Len div 2 + 1, S);
-        0 -> (lists:nth(Len div 2, S) + lists:nth(Len div 2 + 1, S)) / 2
-    end.
-
-version() ->
-    Rel = erlang:system_info(otp_release),
-    File = filename:join([code:root_dir(), "releases", Rel, "OTP_VERSION"]),
-    Otp = case file:read_file(File) of
-              {ok, Bin} -> string:trim(binary_to_list(Bin));
-              _ -> Rel
-          end,
-    "Erlang/OTP " ++ Otp ++ " (erts " ++ erlang:system_info(version) ++ ")".
-
-%% -- JSON (OTP 25 has no json module) ----------------------------------------
-
-json(Fields) ->
-    ["{", lists:join(", ", [[$", atom_to_list(K), "\": ", value(V)] || {K, V} <- Fields]), "}"].
-
-value(true) -> "true";
-value(false) -> "false";
-value(V) when is_integer(V) -> integer_to_list(V);
-value(V) when is_float(V) -> float_to_list(V, [{decimals, 2}, compact]);
-value({numbers, L}) -> ["[", lists:join(", ", [value(X) || X <- L]), "]"];
-value(V) when is_list(V) -> [$", [esc(C) || C <- V], $"].
-
-esc($") -> "\\\"";
-esc($\\) -> "\\\\";
-esc(C) when C < 32 -> io_lib:format("\\u~4.16.0b", [C]);
-esc(C) -> C.
