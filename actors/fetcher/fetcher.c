@@ -321,16 +321,15 @@ static void job_cancel(wf_deferred *d, void *arg)
     struct fetcher *f = j->f;
     if (j->phase == P_QUEUED && f != NULL) {
         /* Take it out of the queue. */
-        struct job **pp = &f->queue_head;
-        while (*pp != NULL && *pp != j)
-            pp = &(*pp)->next;
+        struct job **pp = &f->queue_head, *before = NULL;
+        while (*pp != NULL && *pp != j) {
+            before = *pp;
+            pp = &before->next;
+        }
         if (*pp == j) {
             *pp = j->next;
-            if (f->queue_tail == j) {
-                f->queue_tail = NULL;
-                for (struct job *q = f->queue_head; q != NULL; q = q->next)
-                    f->queue_tail = q;
-            }
+            if (f->queue_tail == j)
+                f->queue_tail = before;
         }
     }
     fail(j, WF_ECANCELED, "cancelled");
