@@ -209,6 +209,15 @@ static void succeed(struct job *j)
     finish(j, m ? wf_result_msg(m) : WF_FAIL(WF_ENOMEM, "no memory for a fetched body"));
 }
 
+/* A complete HTTP response: only a 200 is the document. */
+static void http_done(struct job *j)
+{
+    if (j->parser.status_code != 200)
+        fail(j, WF_EUPSTREAM, "HTTP %u", j->parser.status_code);
+    else
+        succeed(j);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct job *j = s->data;
@@ -224,10 +233,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
                 fail(j, WF_EUPSTREAM, "bad HTTP response: %s",
                      http_errno_description(HTTP_PARSER_ERRNO(&j->parser)));
             } else if (j->complete) {
-                if (j->parser.status_code != 200)
-                    fail(j, WF_EUPSTREAM, "HTTP %u", j->parser.status_code);
-                else
-                    succeed(j);
+                http_done(j);
             }
         } else if (append(j, buf->base, (size_t)n) != 0) {
             fail(j, WF_EUPSTREAM, "poem larger than %zu bytes", j->f->max_body);
@@ -242,10 +248,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         http_parser_execute(&j->parser, &http_settings, NULL, 0); /* EOF may end the body */
         if (!j->complete)
             fail(j, WF_EUPSTREAM, "response cut short");
-        else if (j->parser.status_code != 200)
-            fail(j, WF_EUPSTREAM, "HTTP %u", j->parser.status_code);
         else
-            succeed(j);
+            http_done(j);
     } else if (j->len == 0) {
         fail(j, WF_EUPSTREAM, "empty poem (no such poem?)");
     } else {
