@@ -15,7 +15,6 @@
 struct fetch {
     const char *title;
     unsigned delay_ms;
-    uv_loop_t *loop;
     wf_clock *clock;
     uint64_t start;
     uv_timer_t timer;
@@ -90,7 +89,6 @@ int main(void)
     };
     wf_deferred *ds[3];
     for (int i = 0; i < 3; i++) {
-        fetches[i].loop = &loop;
         fetches[i].clock = clock;
         fetches[i].start = wf_clock_now(clock);
         uv_timer_init(&loop, &fetches[i].timer);

@@ -62,7 +62,6 @@ int main(int argc, char **argv)
                                    .allow_faults = flag(argc, argv, "--faults")};
 
     wf_node *node = wf_node_new(&(wf_node_config){.name = "proxy"});
-    wf_pid l;
     int rv;
     char spec[1024], err[200] = "";
     wf_trace_config trace;
@@ -81,7 +80,7 @@ int main(int argc, char **argv)
     if ((rv = wf_fetcher_spawn(node, "fetcher", &fetcher, NULL)) != 0 ||
         (rv = wf_cache_spawn(node, "cache", &cache, NULL)) != 0 ||
         (rv = wf_renderer_spawn(node, "renderer", &renderer, NULL)) != 0 ||
-        (rv = wf_listener_spawn(node, "listener", &listener, &l)) != 0) {
+        (rv = wf_listener_spawn(node, "listener", &listener, NULL)) != 0) {
         fprintf(stderr, "poetry_proxy: cannot start: %s\n", wf_strerror(rv));
         wf_node_free(node);
         return 1;
