@@ -204,24 +204,6 @@ void wv_json_put(FILE *f, const char *s, bool html_safe)
     fputc('"', f);
 }
 
-void wv_buf_json(wv_buf *b, const char *s, bool html_safe)
-{
-    char tmp[8];
-    wv_buf_append(b, "\"", 1);
-    while (*s) {
-        size_t run = 0, n;
-        while (s[run] && json_escape(s + run, html_safe, &n, tmp) == NULL)
-            run += n;
-        wv_buf_append(b, s, run);
-        s += run;
-        if (*s) {
-            wv_buf_puts(b, json_escape(s, html_safe, &n, tmp));
-            s += n;
-        }
-    }
-    wv_buf_append(b, "\"", 1);
-}
-
 void wv_fmt_ms(char *out, size_t size, int64_t ns)
 {
     snprintf(out, size, "%.3f ms", (double)ns / 1e6);

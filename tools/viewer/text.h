@@ -42,7 +42,6 @@ void wv_buf_put_safe(wv_buf *b, const char *s);
 /* wv_json_put writes s as a JSON string with its quotes. html_safe also
  * escapes < > & and U+2028/9 so the JSON can sit inside a <script>. */
 void wv_json_put(FILE *f, const char *s, bool html_safe);
-void wv_buf_json(wv_buf *b, const char *s, bool html_safe);
 
 /* "12.345 ms": a duration or a time stamp in ns as milliseconds. */
 void wv_fmt_ms(char *out, size_t size, int64_t ns);
