@@ -18,9 +18,12 @@
 extern "C" {
 #endif
 
-#define WF_RENDER_POEM \
-    0x52450001u /* body: wf_render_poem + poem text; reply: wf_render_page + HTML */
-#define WF_RENDER_ERROR 0x52450002u /* body: wf_render_error + trace text; reply: HTML */
+/* Messages the renderer handles. WF_RENDER_POEM's body is a wf_render_poem
+ * then the poem text; its reply, a wf_render_page then the HTML.
+ * WF_RENDER_ERROR's body is a wf_render_error then the trace text; its
+ * reply, the HTML. */
+#define WF_RENDER_POEM  0x52450001u
+#define WF_RENDER_ERROR 0x52450002u
 
 /* Faults a test can ask for (wf_render_poem.fault). */
 enum wf_render_fault {
@@ -66,8 +69,9 @@ static inline int wf_renderer_spawn(wf_node *n, const char *name, const wf_rende
     return wf_spawn(n, name, &wf_renderer_behaviour, (void *)cfg, pid);
 }
 
-/* The template directory shipped with weft's sources (for examples, demos
- * and tests run from a build tree). */
+/* wf_renderer_default_templates: the template directory shipped with
+ * weft's sources (for examples, demos and tests run from a build tree).
+ * Static storage, never freed; any thread. */
 const char *wf_renderer_default_templates(void);
 
 #ifdef __cplusplus
