@@ -23,6 +23,7 @@ share) and checking what it printed (check_keys, require_tools).
 Standard library only, so that any python3 can import it.
 """
 
+import argparse
 import json
 import math
 import os
@@ -30,6 +31,12 @@ import platform
 import shutil
 import subprocess
 import sys
+
+
+# Where each benchmark writes NAME.json unless told otherwise.
+DEFAULT_OUTDIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "build", "bench")
 
 
 class BenchError(Exception):
@@ -222,6 +229,41 @@ def report(name, rows, outdir, machine_info, title=None, file=sys.stdout):
         print("all targets met", file=file)
     print(f"wrote {path}", file=file)
     return missed
+
+
+def parse_args(name, description, quick_help="small N: a smoke test"):
+    """The command line of a run.py: BENCH [OUTDIR] [--quick], BENCH being
+    the built bench_NAME (tools/weft's way of naming it)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("bench", help=f"path to the built bench_{name} binary")
+    ap.add_argument("outdir", nargs="?", default=DEFAULT_OUTDIR,
+                    help=f"where {name}.json goes (default: %(default)s)")
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    return ap.parse_intermixed_args()  # --quick may come anywhere
+
+
+def title(text, quick):
+    """A report's title, saying when the run was a smoke test."""
+    return text + (" (QUICK: numbers meaningless)" if quick else "")
+
+
+def warn_unoptimized(c, binary):
+    """Says on stderr when the bench's output c says it was built without
+    optimisation."""
+    if not c.get("optimized", True):
+        print(f"warning: {binary} was built without optimisation; "
+              "use a Release build for real numbers", file=sys.stderr)
+
+
+def finish(name, rows, outdir, machine_info, title):
+    """report(), as a run.py's exit status: 0, or 1 when the JSON could not
+    be written. A missed target is not a failure (the table says MISSED)."""
+    try:
+        report(name, rows, outdir, machine_info, title=title)
+    except OSError as e:
+        print(f"bench {name}: FAILED to write results: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_json(cmd, what=None, timeout=None):

@@ -22,12 +22,10 @@ says MISSED); 1 when something failed to run (if a peer failed, weft's
 figures are still printed and the failed peer named); 2 on bad usage.
 """
 
-import argparse
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -174,21 +172,15 @@ def build_rows(c, erl, caf, failed, quick):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="weft's actors against Erlang/OTP and CAF")
-    ap.add_argument("bench", help="path to the built bench_actors binary")
-    ap.add_argument("outdir", nargs="?", default=os.path.join(ROOT, "build", "bench"),
-                    help="where actors.json goes (default: %(default)s)")
-    ap.add_argument("--quick", action="store_true", help="tiny N: a smoke test")
-    args = ap.parse_intermixed_args()  # --quick may come anywhere
+    args = benchlib.parse_args("actors", "weft's actors against Erlang/OTP and CAF",
+                               "tiny N: a smoke test")
 
     bench = os.path.abspath(args.bench)
     build_dir = os.path.dirname(bench)  # the peers are built next to it
     extra = ["--quick"] if args.quick else []
     try:
-        c = benchlib.run_json([bench] + extra, "bench_actors")
-        missing = [k for k in WEFT_KEYS if k not in c]
-        if missing:
-            raise benchlib.BenchError(f"bench_actors: output lacks {', '.join(missing)}")
+        c = benchlib.check_keys(benchlib.run_json([bench] + extra, "bench_actors"),
+                                WEFT_KEYS, "bench_actors")
     except benchlib.BenchError as e:
         print(f"bench actors: FAILED: {e}", file=sys.stderr)
         return 1
@@ -210,19 +202,13 @@ def main():
         print(f"bench actors: FAILED: an output lacks {e}", file=sys.stderr)
         return 1
 
-    if not c.get("optimized", True):
-        print("warning: bench_actors was built without optimisation; "
-              "use a Release build for real numbers", file=sys.stderr)
+    benchlib.warn_unoptimized(c, "bench_actors")
     m = benchlib.machine(compiler=c.get("compiler"))
     m["erlang"] = erl["version"] if erl else "FAILED"
     m["caf"] = caf["version"] if caf else "FAILED"
     m["nng"] = c.get("nng_version")
-    title = "bench actors: weft vs Erlang/OTP and CAF" + (
-        " (QUICK: numbers meaningless)" if args.quick else "")
-    try:
-        benchlib.report("actors", rows, args.outdir, m, title=title)
-    except OSError as e:
-        print(f"bench actors: FAILED to write results: {e}", file=sys.stderr)
+    if benchlib.finish("actors", rows, args.outdir, m,
+                       benchlib.title("bench actors: weft vs Erlang/OTP and CAF", args.quick)):
         return 1
     if failed:
         for name, msg in failed.items():

@@ -14,12 +14,10 @@ Exit status: 0 when everything ran, even if a target was missed (the table
 says MISSED); 1 when something failed to run; 2 on bad usage.
 """
 
-import argparse
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
@@ -68,12 +66,8 @@ def build_rows(c, py, quick):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="weft's Deferred against Twisted's")
-    ap.add_argument("bench", help="path to the built bench_deferred binary")
-    ap.add_argument("outdir", nargs="?", default=os.path.join(ROOT, "build", "bench"),
-                    help="where deferred.json goes (default: %(default)s)")
-    ap.add_argument("--quick", action="store_true", help="few iterations: a smoke test")
-    args = ap.parse_intermixed_args()  # --quick may come anywhere
+    args = benchlib.parse_args("deferred", "weft's Deferred against Twisted's",
+                               "few iterations: a smoke test")
 
     extra = ["--quick"] if args.quick else []
     try:
@@ -89,18 +83,11 @@ def main():
         print(f"bench deferred: FAILED: a bench's output lacks {e}", file=sys.stderr)
         return 1
 
-    if not c.get("optimized", True):
-        print("warning: bench_deferred was built without optimisation; "
-              "use a Release build for real numbers", file=sys.stderr)
+    benchlib.warn_unoptimized(c, "bench_deferred")
     m = benchlib.machine(compiler=c.get("compiler"))
     m["peer"] = f"Twisted {py.get('twisted')} on {py.get('python')}"
-    title = "bench deferred: weft vs Twisted" + (" (QUICK: numbers meaningless)" if args.quick else "")
-    try:
-        benchlib.report("deferred", rows, args.outdir, m, title=title)
-    except OSError as e:
-        print(f"bench deferred: FAILED to write results: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return benchlib.finish("deferred", rows, args.outdir, m,
+                           benchlib.title("bench deferred: weft vs Twisted", args.quick))
 
 
 if __name__ == "__main__":

@@ -616,7 +616,7 @@ def main():
         ap.print_usage(sys.stderr)
         print("run.py: give --bin-dir BUILD", file=sys.stderr)
         return 2
-    outdir = args.out_dir or args.outdir or os.path.join(ROOT, "build", "bench")
+    outdir = args.out_dir or args.outdir or benchlib.DEFAULT_OUTDIR
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -650,12 +650,9 @@ def main():
 
     m = benchlib.machine()
     m["nginx"], m["twisted"], m["wrk"] = v["nginx"], v["twisted"], v["wrk"]
-    title = ("bench proxy: weft's caching poetry proxy vs nginx, Twisted and a fixed-body "
-             "libuv server" + (" (QUICK: numbers meaningless)" if args.quick else ""))
-    try:
-        benchlib.report("proxy", rows, outdir, m, title=title)
-    except OSError as e:
-        print(f"bench proxy: FAILED to write results: {e}", file=sys.stderr)
+    if benchlib.finish("proxy", rows, outdir, m, benchlib.title(
+            "bench proxy: weft's caching poetry proxy vs nginx, Twisted and a fixed-body "
+            "libuv server", args.quick)):
         return 1
     print(f"note: wrk and the server under test shared {os.cpu_count()} cores")
     if NO_SIGTERM:

@@ -24,7 +24,6 @@ Writes OUTDIR/trace.json. Exit status: 0 when everything ran, even if a
 target was missed (the table says MISSED); 1 when something failed to run.
 """
 
-import argparse
 import os
 import re
 import shutil
@@ -35,7 +34,6 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 sys.dont_write_bytecode = True
@@ -192,15 +190,11 @@ def build_rows(loc, web, quick):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("bench_trace")
-    ap.add_argument("outdir", nargs="?", default=os.path.join(ROOT, "build", "bench"))
-    ap.add_argument("--quick", action="store_true")
-    a = ap.parse_args()
+    a = benchlib.parse_args("trace", __doc__.splitlines()[0])
     bin_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(a.bench_trace)))))
-    bins = {"traced": a.bench_trace,
-            "base": os.path.join(os.path.dirname(a.bench_trace), "bench_trace_base"),
+        os.path.abspath(a.bench)))))
+    bins = {"traced": a.bench,
+            "base": os.path.join(os.path.dirname(a.bench), "bench_trace_base"),
             "proxy": os.path.join(bin_dir, "examples", "poetry_proxy"),
             "server": os.path.join(bin_dir, "tools", "poetry", "poetry-server"),
             "wrk": shutil.which("wrk")}
@@ -220,9 +214,9 @@ def main():
     finally:
         proxy.stop_all()
     rows = build_rows(loc, web, a.quick)
-    benchlib.report("trace", rows, a.outdir, benchlib.machine(loc["off"]["compiler"]),
-                    title="bench trace: what tracing costs (weft against itself)")
-    return 0
+    return benchlib.finish("trace", rows, a.outdir, benchlib.machine(loc["off"]["compiler"]),
+                           benchlib.title("bench trace: what tracing costs (weft against itself)",
+                                          a.quick))
 
 
 if __name__ == "__main__":

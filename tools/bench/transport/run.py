@@ -21,12 +21,10 @@ says MISSED); 1 when something failed to run (if the Erlang peer failed,
 weft's and nng's figures are still printed); 2 on bad usage.
 """
 
-import argparse
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -130,22 +128,16 @@ def build_rows(c, erl, erl_error, quick):
 
 
 def main():
-    ap = argparse.ArgumentParser(
-        description="weft's remote ask/reply against raw nng REQ/REP and Erlang dist")
-    ap.add_argument("bench", help="path to the built bench_transport binary")
-    ap.add_argument("outdir", nargs="?", default=os.path.join(ROOT, "build", "bench"),
-                    help="where transport.json goes (default: %(default)s)")
-    ap.add_argument("--quick", action="store_true", help="small N: a smoke test")
-    args = ap.parse_intermixed_args()  # --quick may come anywhere
+    args = benchlib.parse_args(
+        "transport", "weft's remote ask/reply against raw nng REQ/REP and Erlang dist")
 
     bench = os.path.abspath(args.bench)
     build_dir = os.path.dirname(bench)  # the Erlang peer is compiled next to it
     extra = ["--quick"] if args.quick else []
     try:
-        c = benchlib.run_json([bench] + extra, "bench_transport", timeout=BENCH_TIMEOUT)
-        missing = [k for k in _keys() if k not in c]
-        if missing:
-            raise benchlib.BenchError(f"bench_transport: output lacks {', '.join(missing)}")
+        c = benchlib.check_keys(
+            benchlib.run_json([bench] + extra, "bench_transport", timeout=BENCH_TIMEOUT),
+            list(_keys()), "bench_transport")
     except benchlib.BenchError as e:
         print(f"bench transport: FAILED: {e}", file=sys.stderr)
         return 1
@@ -162,18 +154,12 @@ def main():
         print(f"bench transport: FAILED: an output lacks {e}", file=sys.stderr)
         return 1
 
-    if not c.get("optimized", True):
-        print("warning: bench_transport was built without optimisation; "
-              "use a Release build for real numbers", file=sys.stderr)
+    benchlib.warn_unoptimized(c, "bench_transport")
     m = benchlib.machine(compiler=c.get("compiler"))
     m["nng"] = c.get("nng_version")
     m["erlang"] = erl["version"] if erl else "FAILED"
-    title = "bench transport: weft remote asks vs raw nng REQ/REP and Erlang dist" + (
-        " (QUICK: numbers meaningless)" if args.quick else "")
-    try:
-        benchlib.report("transport", rows, args.outdir, m, title=title)
-    except OSError as e:
-        print(f"bench transport: FAILED to write results: {e}", file=sys.stderr)
+    if benchlib.finish("transport", rows, args.outdir, m, benchlib.title(
+            "bench transport: weft remote asks vs raw nng REQ/REP and Erlang dist", args.quick)):
         return 1
     if erl_error:
         print(f"bench transport: FAILED: the Erlang peer did not run: {erl_error}",
