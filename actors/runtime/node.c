@@ -719,14 +719,22 @@ static uint32_t pending_index(wf_node *n, uint64_t corr)
     return p->d != NULL && p->h.gen == (uint32_t)(corr >> 32) ? i : NIL;
 }
 
-void wf__pending_complete(wf_node *n, uint64_t corr, wf_result r)
+/* The live ask corr names, or NIL: it was answered already, so r is a late
+ * reply (counted, and freed here). */
+static uint32_t pending_live(wf_node *n, uint64_t corr, wf_result r)
 {
     uint32_t i = pending_index(n, corr);
     if (i == NIL) {
         n->stats.late_replies++;
         wf_result_free(r);
-        return;
     }
+    return i;
+}
+
+/* Fires live ask i with r (consumed) and frees its slot. */
+static void complete_at(wf_node *n, uint32_t i, wf_result r)
+{
+    uint64_t corr = corr_of(n, i);
     struct pending *p = pend_at(n, i);
     unlink_pending(n, i);
     wf_deferred *d = p->d;
@@ -764,19 +772,23 @@ void wf__pending_complete(wf_node *n, uint64_t corr, wf_result r)
     nt->cur = saved;
 }
 
+void wf__pending_complete(wf_node *n, uint64_t corr, wf_result r)
+{
+    uint32_t i = pending_live(n, corr, r);
+    if (i != NIL)
+        complete_at(n, i, r);
+}
+
 void wf__reply(wf_node *n, uint64_t corr, wf_result r)
 {
-    uint32_t i = pending_index(n, corr);
-    if (i == NIL) {
-        n->stats.late_replies++;
-        wf_result_free(r);
+    uint32_t i = pending_live(n, corr, r);
+    if (i == NIL)
         return;
-    }
     n->stats.replies++;
     struct pending *p = pend_at(n, i);
     struct actor *asker = wf_pid_is_none(p->asker) ? NULL : wf__node_actor(n, p->asker);
     if (asker == NULL || asker->dead) {
-        wf__pending_complete(n, corr, r);
+        complete_at(n, i, r);
         return;
     }
     /* The asker's callbacks run as its own turn, after what it is doing. */
@@ -786,7 +798,7 @@ void wf__reply(wf_node *n, uint64_t corr, wf_result r)
     } else {
         item = wf_msg_alloc(0, 0);
         if (item == NULL) {
-            wf__pending_complete(n, corr, r);
+            complete_at(n, i, r);
             return;
         }
         item->failure = r.kind == WF_RESULT_FAILURE
@@ -817,7 +829,7 @@ static void on_ask_timer(uv_timer_t *h)
             n->stats.timeouts++;
             if (wf__traced(n, &p->tc))
                 wf__trace_fired(n, TR_TIMEOUT, p->asker, &p->tc, corr_of(n, i), p->type, false);
-            wf__pending_complete(n, corr_of(n, i), wf_result_failure(f));
+            complete_at(n, i, wf_result_failure(f));
         }
     }
     arm(n);
@@ -942,8 +954,8 @@ void wf__fail_asks_of(wf_node *n, struct actor *a)
         a->asks = p->anext;
         if (a->asks)
             pend_at(n, a->asks)->aprev = NIL;
-        wf__pending_complete(
-            n, corr_of(n, i),
+        complete_at(
+            n, i,
             WF_FAIL(WF_EACTORSTOPPED, "asking actor %s@%s stopped", wf__actor_label(a), n->name));
     }
 }
@@ -1059,8 +1071,7 @@ static void do_shutdown(wf_node *n)
     /* Pending asks first, while every actor (and its state) is alive. */
     for (uint32_t i = 1; i <= n->npend; i++) {
         if (pend_at(n, i)->d != NULL)
-            wf__pending_complete(n, corr_of(n, i),
-                                 WF_FAIL(WF_ESHUTDOWN, "node %s shut down", n->name));
+            complete_at(n, i, WF_FAIL(WF_ESHUTDOWN, "node %s shut down", n->name));
     }
     for (uint32_t i = 0; i < n->nslots; i++) {
         struct actor *a = n->slots[i].a;
@@ -1286,9 +1297,9 @@ void wf_link_peer_down(wf_node *n, uint16_t peer, const char *why)
         struct pending *p = pend_at(n, i);
         if (p->d != NULL && wf_pid_peer(p->target) == peer) {
             n->stats.node_down++;
-            wf__pending_complete(n, corr_of(n, i),
-                                 WF_FAIL(WF_ENODEDOWN, "node %s went down (%s) before answering",
-                                         name ? name : "?", why));
+            complete_at(n, i,
+                        WF_FAIL(WF_ENODEDOWN, "node %s went down (%s) before answering",
+                                name ? name : "?", why));
         }
     }
     wf_failure *f = wf_failure_new(WF_ENODEDOWN, "node %s went down (%s)", name ? name : "?", why);
