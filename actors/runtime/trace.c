@@ -405,6 +405,33 @@ static bool actor_passes(struct tracer *tr, wf_pid a, wf_pid b)
     return (x != NULL && x->trace_sel) || (y != NULL && y->trace_sel);
 }
 
+/* A record of kind about actor in span tc, or NULL when the filters leave
+ * it out or the ring is full. */
+static struct trace_rec *rec_about(struct tracer *tr, int kind, wf_pid actor, uint32_t type,
+                                   const wf_trace_ctx *tc)
+{
+    if (!type_passes(tr, type) || !actor_passes(tr, actor, (wf_pid){0}))
+        return NULL;
+    struct trace_rec *rec = rec_claim(tr, kind);
+    if (rec != NULL) {
+        rec->actor = actor.id;
+        rec->type = type;
+        rec->tc = *tc;
+    }
+    return rec;
+}
+
+/* "key":"value" (escaped), a record's extra fragment; NULL without memory. */
+static char *json_field(const char *key, const char *value)
+{
+    wf_strbuf b = {0};
+    wf_strbuf_puts(&b, "\"");
+    wf_strbuf_puts(&b, key);
+    wf_strbuf_puts(&b, "\":");
+    wf__json_string(&b, value, strlen(value));
+    return wf_strbuf_finish(&b);
+}
+
 static void set_preview(struct trace_rec *rec, const wf_msg *m)
 {
     size_t n = m->len < TR_SMALL ? m->len : TR_SMALL;
@@ -483,16 +510,11 @@ void wf__trace_answer(wf_node *n, wf_pid self, const wf_trace_ctx *tc, uint64_t 
                       const wf_result *r)
 {
     struct tracer *tr = wf__nt(n)->on;
-    if (!type_passes(tr, type) || !actor_passes(tr, self, (wf_pid){0}))
-        return;
     bool failed = r->kind == WF_RESULT_FAILURE;
-    struct trace_rec *rec = rec_claim(tr, failed ? TR_FAIL : TR_REPLY);
+    struct trace_rec *rec = rec_about(tr, failed ? TR_FAIL : TR_REPLY, self, type, tc);
     if (rec == NULL)
         return;
-    rec->actor = self.id;
     rec->corr = corr;
-    rec->type = type;
-    rec->tc = *tc;
     if (failed) {
         rec->extra = failure_json(r->u.failure);
     } else if (wf_result_is_msg(*r)) {
@@ -507,16 +529,11 @@ void wf__trace_fired(wf_node *n, int kind, wf_pid asker, const wf_trace_ctx *tc,
                      uint32_t type, bool ok)
 {
     struct tracer *tr = wf__nt(n)->on;
-    if (!type_passes(tr, type) || !actor_passes(tr, asker, (wf_pid){0}))
-        return;
-    struct trace_rec *rec = rec_claim(tr, kind);
+    struct trace_rec *rec = rec_about(tr, kind, asker, type, tc);
     if (rec == NULL)
         return;
-    rec->actor = asker.id;
     rec->corr = corr;
-    rec->type = type;
     rec->outcome = ok ? OUT_OK : OUT_FAIL;
-    rec->tc = *tc;
     rec_commit(tr);
 }
 
@@ -593,12 +610,8 @@ void wf__trace_node(wf_node *n, uint16_t peer, bool up, const char *why)
     if (rec == NULL)
         return;
     rec->peer = peer;
-    if (why != NULL) {
-        wf_strbuf b = {0};
-        wf_strbuf_puts(&b, "\"why\":");
-        wf__json_string(&b, why, strlen(why));
-        rec->extra = wf_strbuf_finish(&b);
-    }
+    if (why != NULL)
+        rec->extra = json_field("why", why);
     rec_commit(tr);
 }
 
@@ -606,8 +619,7 @@ void wf_trace_note(wf_node *n, const char *kind, wf_pid actor, const wf_trace_ct
                    const char *label, size_t size)
 {
     struct tracer *tr = wf__nt(n)->on;
-    if (tr == NULL || span == NULL || !(span->flags & WF_TRACE_SAMPLED) ||
-        !actor_passes(tr, actor, (wf_pid){0}))
+    if (tr == NULL || span == NULL || !(span->flags & WF_TRACE_SAMPLED))
         return;
     int k = strcmp(kind, "recv") == 0    ? TR_NOTE_RECV
             : strcmp(kind, "reply") == 0 ? TR_NOTE_REPLY
@@ -615,18 +627,12 @@ void wf_trace_note(wf_node *n, const char *kind, wf_pid actor, const wf_trace_ct
                                          : -1;
     if (k < 0)
         return;
-    struct trace_rec *rec = rec_claim(tr, k);
+    struct trace_rec *rec = rec_about(tr, k, actor, 0, span);
     if (rec == NULL)
         return;
-    rec->actor = actor.id;
     rec->size = (uint32_t)size;
-    rec->tc = *span;
-    if (label != NULL) {
-        wf_strbuf b = {0};
-        wf_strbuf_puts(&b, "\"label\":");
-        wf__json_string(&b, label, strlen(label));
-        rec->extra = wf_strbuf_finish(&b);
-    }
+    if (label != NULL)
+        rec->extra = json_field("label", label);
     rec_commit(tr);
 }
 
