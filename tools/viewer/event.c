@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "event.h"
+#include "text.h"
 
 static const char *const kind_names[WV_KIND_COUNT] = {
     [WV_CONFIG] = "config",
@@ -109,14 +110,8 @@ static const char *intern_node(wv_store *s, const char *name)
     for (size_t i = 0; i < s->nnodes; i++)
         if (strcmp(s->nodes[i], name) == 0)
             return s->nodes[i];
-    if (s->nnodes == s->nodecap) {
-        size_t cap = s->nodecap ? s->nodecap * 2 : 8;
-        const char **p = realloc(s->nodes, cap * sizeof *p);
-        if (p == NULL)
-            return NULL;
-        s->nodes = p;
-        s->nodecap = cap;
-    }
+    if (wv_grow((void **)&s->nodes, &s->nodecap, s->nnodes, sizeof *s->nodes) < 0)
+        return NULL;
     const char *copy = wv_store_intern(s, name);
     if (copy != NULL)
         s->nodes[s->nnodes++] = copy;
@@ -291,14 +286,8 @@ wrong_type:
 
 static int push_event(wv_store *s, wv_event *e)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        wv_event **p = realloc(s->events, cap * sizeof *p);
-        if (p == NULL)
-            return -1;
-        s->events = p;
-        s->cap = cap;
-    }
+    if (wv_grow((void **)&s->events, &s->cap, s->n, sizeof *s->events) < 0)
+        return -1;
     s->events[s->n++] = e;
     return 0;
 }
@@ -435,14 +424,8 @@ static int load_dir(wv_store *s, const char *path)
         size_t len = strlen(de->d_name);
         if (len <= 6 || strcmp(de->d_name + len - 6, ".jsonl") != 0)
             continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **p = realloc(names, ncap * sizeof *p);
-            if (p == NULL)
-                goto fail;
-            names = p;
-            cap = ncap;
-        }
+        if (wv_grow((void **)&names, &cap, n, sizeof *names) < 0)
+            goto fail;
         size_t plen = strlen(path) + 1 + len + 1;
         if ((names[n] = malloc(plen)) == NULL)
             goto fail;

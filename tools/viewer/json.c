@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "text.h"
 
 struct cursor {
     const char *s;
@@ -267,14 +268,8 @@ static int parse_literal(struct cursor *c, const char *word)
 
 static wv_jfield *add_field(wv_json *j)
 {
-    if (j->nfields == j->fcap) {
-        size_t cap = j->fcap ? j->fcap * 2 : 32;
-        wv_jfield *p = realloc(j->fields, cap * sizeof *p);
-        if (p == NULL)
-            return NULL;
-        j->fields = p;
-        j->fcap = cap;
-    }
+    if (wv_grow((void **)&j->fields, &j->fcap, j->nfields, sizeof *j->fields) < 0)
+        return NULL;
     wv_jfield *f = &j->fields[j->nfields++];
     memset(f, 0, sizeof *f);
     return f;

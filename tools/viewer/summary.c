@@ -13,14 +13,8 @@ typedef struct samples {
 
 static void samples_add(samples *s, int64_t x)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        int64_t *p = realloc(s->v, cap * sizeof *p);
-        if (p == NULL)
-            return; /* the statistics leave it out; nothing else depends on it */
-        s->v = p;
-        s->cap = cap;
-    }
+    if (wv_grow((void **)&s->v, &s->cap, s->n, sizeof *s->v) < 0)
+        return; /* the statistics leave it out; nothing else depends on it */
     s->v[s->n++] = x;
 }
 
@@ -81,14 +75,8 @@ static struct type_stats *type_get(struct type_stats **ts, size_t *n, size_t *ca
     for (size_t i = 0; i < *n; i++)
         if ((*ts)[i].type == type && (*ts)[i].ask == ask)
             return &(*ts)[i];
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 8;
-        struct type_stats *p = realloc(*ts, ncap * sizeof *p);
-        if (p == NULL)
-            return NULL;
-        *ts = p;
-        *cap = ncap;
-    }
+    if (wv_grow((void **)ts, cap, *n, sizeof **ts) < 0)
+        return NULL;
     (*ts)[*n] = (struct type_stats){.type = type, .ask = ask};
     return &(*ts)[(*n)++];
 }

@@ -1,6 +1,7 @@
-/* Text helpers shared by the renderers: a growable string, UTF-8 that is
- * counted in terminal columns and cut without splitting a character, and
- * strings made safe for a terminal, for JSON and for HTML. */
+/* Helpers shared by the whole viewer: a growable string, a growable array
+ * (wv_grow), UTF-8 that is counted in terminal columns and cut without
+ * splitting a character, and strings made safe for a terminal, for JSON
+ * and for HTML. */
 #ifndef WV_TEXT_H
 #define WV_TEXT_H
 
