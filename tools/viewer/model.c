@@ -428,17 +428,6 @@ static int lane_get(struct builder *b, const char *node, const char *actor, size
     return (int)m->nlanes++;
 }
 
-int wv_model_lane_find(const wv_model *m, const char *node, const char *actor, size_t alen)
-{
-    for (size_t i = 0; i < m->nlanes; i++) {
-        const wv_lane *l = &m->lanes[i];
-        if (l->node != NULL && strcmp(l->node, node) == 0 && strlen(l->actor) == alen &&
-            memcmp(l->actor, actor, alen) == 0)
-            return (int)i;
-    }
-    return -1;
-}
-
 static bool has_lane(wv_kind k)
 {
     return k != WV_CONFIG && k != WV_NODE_UP && k != WV_NODE_DOWN && k != WV_LOST;

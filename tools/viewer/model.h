@@ -109,7 +109,4 @@ void wv_msg_title(const wv_message *m, char *out, size_t size);
  * handler deferred to a thread its label ("defer_to_thread"). */
 const char *wv_run_name(const wv_event *e);
 
-/* The lane a message's target lives in, found by name (-1 if none). */
-int wv_model_lane_find(const wv_model *m, const char *node, const char *actor, size_t alen);
-
 #endif
