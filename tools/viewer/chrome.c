@@ -482,7 +482,7 @@ static void metadata_write(exporter *x)
 {
     const wv_model *m = x->m;
     for (size_t k = 0; k < m->nnodes; k++)
-        if (m->nodes[k].loaded)
+        if (m->nodes[k].nevents > 0)
             meta(x, "process", m->nodes[k].order + 1, 0, m->nodes[k].name, m->nodes[k].order);
     for (size_t k = 0; k < x->nt; k++) {
         const track *t = &x->t[k];

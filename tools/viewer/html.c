@@ -244,7 +244,7 @@ static void data_write(writer *w, const char *title, size_t skipped)
     fputs(",\"nodes\":[", f);
     w->first = true;
     for (size_t k = 0; k < m->nnodes; k++) {
-        if (!m->nodes[k].loaded)
+        if (m->nodes[k].nevents == 0)
             continue;
         sep(w);
         fputs("{\"name\":", f);

@@ -237,7 +237,6 @@ static int nodes_build(struct builder *b)
         wv_event *e = m->ev[i];
         e->node_idx = node_find(b, e->node, strlen(e->node), false);
         m->nodes[e->node_idx].nevents++;
-        m->nodes[e->node_idx].loaded = true;
     }
     int64_t *diffs = malloc((m->n ? m->n : 1) * sizeof *diffs);
     if (diffs == NULL)

@@ -17,9 +17,8 @@ typedef struct wv_node {
     const char *name;
     int64_t base_ns;   /* its wall clock minus its monotonic clock, in ns */
     int64_t offset_ns; /* added to its wall clock to agree with the reference node */
-    size_t nevents;
-    bool loaded; /* events of its own were read (not just named by others) */
-    int order;   /* place of its group of lanes, left to right */
+    size_t nevents;    /* its own; 0 for a node only named by others */
+    int order;         /* place of its group of lanes, left to right */
 } wv_node;
 
 typedef struct wv_lane {

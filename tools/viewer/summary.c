@@ -238,7 +238,7 @@ void wv_summary_render(FILE *out, const wv_model *m, size_t skipped)
     if (m->duplicates)
         fprintf(out, "  duplicate events dropped: %zu\n", m->duplicates);
     for (size_t k = 0; k < m->nnodes; k++) {
-        if (!m->nodes[k].loaded)
+        if (m->nodes[k].nevents == 0)
             continue;
         fprintf(out, "  clock correction of %s: %+.3f ms%s\n", m->nodes[k].name,
                 (double)m->nodes[k].offset_ns / 1e6, (int)k == m->ref_node ? " (reference)" : "");
