@@ -315,7 +315,7 @@ static void event_row(ctx *c, const wv_event *e)
     case WV_END:
     case WV_OFFLOAD_END: {
         bool pool = e->kind == WV_OFFLOAD_END;
-        bool failed = e->ok == 0 || (e->outcome && strcmp(e->outcome, "fail") == 0);
+        bool failed = wv_run_failed(e);
         put_glyph(c, x, failed ? "✗" : pool ? "╩" : "┻", failed ? C_FAIL : pool ? C_POOL : C_BOLD);
         const char *what = wv_run_name(e);
         wv_buf_printf(n, "%s%s%s", failed ? "✗ " : "", pool ? "pool done: " : "end ", what);
@@ -420,8 +420,7 @@ static void event_row(ctx *c, const wv_event *e)
     else if (e->kind == WV_LOST)
         note_color = C_WARN;
     else if (e->kind == WV_END || e->kind == WV_OFFLOAD_END)
-        note_color =
-            (e->ok == 0 || (e->outcome && strcmp(e->outcome, "fail") == 0)) ? C_FAIL : C_PLAIN;
+        note_color = wv_run_failed(e) ? C_FAIL : C_PLAIN;
     put_text(c, c->L.note_x, wv_buf_str(n), c->L.width - c->L.note_x, note_color);
     c->note.len = 0;
     row_print(c);

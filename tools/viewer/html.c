@@ -182,7 +182,7 @@ static void marks_write(writer *w)
             break;
         case WV_END:
         case WV_OFFLOAD_END:
-            if (e->ok == 0 || (e->outcome && strcmp(e->outcome, "fail") == 0)) {
+            if (wv_run_failed(e)) {
                 wv_buf_printf(&text, "\u2717 handler %s failed", e->handler ? e->handler : "");
                 mark(w, e, "handler-failed", wv_buf_str(&text), true);
             }

@@ -144,6 +144,11 @@ const char *wv_run_name(const wv_event *e)
     return e->label && e->label[0] ? e->label : "handler";
 }
 
+bool wv_run_failed(const wv_event *e)
+{
+    return e->ok == 0 || (e->outcome && strcmp(e->outcome, "fail") == 0);
+}
+
 wv_message *wv_model_msg(const wv_model *m, const wv_event *e)
 {
     return e->msg_idx >= 0 && (size_t)e->msg_idx < m->nmsgs ? &m->msgs[e->msg_idx] : NULL;
@@ -676,8 +681,7 @@ static bool trace_eq(const void *ctx, long idx, const void *key)
 static bool is_failure(const wv_event *e)
 {
     return e->kind == WV_FAIL || e->kind == WV_TIMEOUT ||
-           ((e->kind == WV_END || e->kind == WV_OFFLOAD_END) &&
-            (e->ok == 0 || (e->outcome && strcmp(e->outcome, "fail") == 0)));
+           ((e->kind == WV_END || e->kind == WV_OFFLOAD_END) && wv_run_failed(e));
 }
 
 static int traces_build(struct builder *b)

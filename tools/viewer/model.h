@@ -108,4 +108,8 @@ void wv_msg_title(const wv_message *m, char *out, size_t size);
  * handler deferred to a thread its label ("defer_to_thread"). */
 const char *wv_run_name(const wv_event *e);
 
+/* For a handler run's end or offload_end event: the handler failed (it
+ * said ok false, or its outcome is "fail"). */
+bool wv_run_failed(const wv_event *e);
+
 #endif

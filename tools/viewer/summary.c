@@ -141,7 +141,7 @@ void wv_summary_render(FILE *out, const wv_model *m, size_t skipped)
         }
         case WV_END:
         case WV_OFFLOAD_END:
-            if (e->lane >= 0 && (e->ok == 0 || (e->outcome && strcmp(e->outcome, "fail") == 0)))
+            if (e->lane >= 0 && wv_run_failed(e))
                 as[e->lane].failures++;
             break;
         case WV_SEND: {
