@@ -154,12 +154,12 @@ def build_rows(c, erl, caf, failed, quick):
         peer_label("erlang process", erl), _get(erl, "bytes_per_idle_actor"),
         higher_is_better=False,
         note="Erlang's figure is erlang:memory(processes) growth / N: memory the VM accounts to "
-             "processes, closer to weft's heap figure below than to RSS (issue: ~2.7 KB)."
+             "processes, closer to weft's heap figure below than to RSS."
              + failed_note("erlang")))
     rows.append(benchlib.row(
         "bytes_per_idle_actor", "bytes", c["bytes_per_idle_actor"], peer_label("CAF actor", caf),
         _get(caf, "bytes_per_idle_actor"), higher_is_better=False,
-        note="CAF's figure is RSS growth / N, measured the same way (issue: ~1.2 KB)."
+        note="CAF's figure is RSS growth / N, measured the same way."
              + failed_note("caf")))
     rows.append(benchlib.row(
         "bytes_per_idle_actor_heap", "bytes", c["bytes_per_idle_actor_heap"], None, None,

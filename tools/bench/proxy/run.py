@@ -79,6 +79,7 @@ BURST_N = 1000
 # 500 ms lock polls, so its waiters lose the average 250 ms (at 1.0 s they
 # would lose ~0 or ~500 ms, depending on a few ms of jitter).
 SLOW_DELAY_MS, SLOW_DELAYS = 125, 10
+NGINX_LOCK_POLL_MS = 500  # nginx's proxy_cache_lock waiters re-check on this timer (fixed)
 
 # Targets (the words, as ratios).
 NGINX_RPS_MIN_RATIO = 1.0
@@ -536,9 +537,10 @@ def build_rows(h, facts, seconds, runs, b, rounds, quick, versions):
              f"{SLOW_DELAY_MS} ms per fetch (--chunk {raw_chunk} raw for weft, {http_chunk} "
              f"--http for nginx, whose response head is a write of its own); it took "
              f"{wfetch_ms} ms for weft, {gfetch_ms} ms for nginx. nginx's waiters re-check "
-             f"the cache lock on a 500 ms timer; weft's are woken by the fetch. "
-             f"The fetch time is half-way between two of nginx's polls: its waiters lose "
-             f"the average 250 ms. "
+             f"the cache lock on a {NGINX_LOCK_POLL_MS} ms timer; weft's are woken by the "
+             f"fetch. The upstream's pauses alone ({SLOW_DELAYS * SLOW_DELAY_MS} ms) end "
+             f"{-SLOW_DELAYS * SLOW_DELAY_MS % NGINX_LOCK_POLL_MS} ms before nginx's next "
+             f"poll, which its waiters wait for. "
              f"weft: {burst_desc(w)}. nginx: {burst_desc(g)}."))
     if wp99 is not None and gp99 is not None and wfetch_ms is not None and gfetch_ms is not None:
         rows.append(benchlib.row(
