@@ -36,7 +36,12 @@ enum item_kind { I_ACCEPT, I_DIALED, I_READ, I_WRITTEN };
 struct conn;
 struct dialer;
 
-/* A completion, handed from nng's threads to the loop. */
+/* A completion, handed from nng's threads to the loop. Each is embedded in
+ * the object whose operation it reports, and that object has at most one
+ * such operation under way (a conn's `reading`, its `writing` kept set until
+ * the loop hears of it, a dialer's `busy`, a listener's one accept): so an
+ * item is never queued twice, and reporting allocates nothing. Only rv,
+ * count and stream change; nng's thread writes them before queueing. */
 struct item {
     struct item *next;
     int kind;
@@ -61,6 +66,7 @@ struct conn {
     nng_aio *rx, *tx;
     bool reading, writing, closing;
     struct dialer *dialer; /* outgoing: the dialer that made it */
+    struct item rx_done, tx_done;
     /* reading */
     unsigned char *buf;
     size_t cap, filled;
@@ -85,6 +91,7 @@ struct dialer {
     nng_stream_dialer *d;
     nng_aio *aio;
     uv_timer_t timer;
+    struct item done;
     uint32_t backoff_ms;
     bool busy; /* a dial is under way */
 };
@@ -94,6 +101,7 @@ struct listener {
     wf_transport *t;
     nng_stream_listener *l;
     nng_aio *aio;
+    struct item done;
 };
 
 struct peer {
@@ -121,21 +129,18 @@ struct wf_transport {
 
 /* ---- nng's threads: report, nothing else ---- */
 
-static void push(wf_transport *t, struct item it)
+static void push(wf_transport *t, struct item *it)
 {
-    struct item *p = wf_malloc(sizeof *p);
     uv_mutex_lock(&t->lock);
-    if (t->closed || p == NULL) {
+    if (t->closed) {
         uv_mutex_unlock(&t->lock);
-        wf_free(p);
-        if (it.stream != NULL)
-            nng_stream_free(it.stream);
+        if (it->stream != NULL)
+            nng_stream_free(it->stream);
         return;
     }
-    *p = it;
-    p->next = NULL;
-    *(t->tail ? &t->tail->next : &t->head) = p;
-    t->tail = p;
+    it->next = NULL;
+    *(t->tail ? &t->tail->next : &t->head) = it;
+    t->tail = it;
     uv_mutex_unlock(&t->lock);
     uv_async_send(&t->async);
 }
@@ -143,10 +148,9 @@ static void push(wf_transport *t, struct item it)
 static void on_rx(void *arg)
 {
     struct conn *c = arg;
-    push(c->t, (struct item){.kind = I_READ,
-                             .conn = c,
-                             .rv = nng_aio_result(c->rx),
-                             .count = nng_aio_count(c->rx)});
+    c->rx_done.rv = nng_aio_result(c->rx);
+    c->rx_done.count = nng_aio_count(c->rx);
+    push(c->t, &c->rx_done);
 }
 
 static void write_next(struct conn *c);
@@ -184,28 +188,30 @@ static void on_tx(void *arg)
         write_next(c);
     }
     uv_mutex_unlock(&c->wlock);
-    if (tell_loop)
-        push(c->t, (struct item){.kind = I_WRITTEN, .conn = c, .rv = rv ? rv : NNG_ECLOSED});
+    if (tell_loop) {
+        c->tx_done.rv = rv ? rv : NNG_ECLOSED;
+        push(c->t, &c->tx_done);
+    }
+}
+
+/* An accept or a dial completed: hand the new stream, if any, to the loop. */
+static void push_stream(wf_transport *t, struct item *it, nng_aio *aio)
+{
+    it->rv = nng_aio_result(aio);
+    it->stream = it->rv == 0 ? nng_aio_get_output(aio, 0) : NULL;
+    push(t, it);
 }
 
 static void on_accept(void *arg)
 {
     struct listener *l = arg;
-    int rv = nng_aio_result(l->aio);
-    push(l->t, (struct item){.kind = I_ACCEPT,
-                             .listener = l,
-                             .rv = rv,
-                             .stream = rv == 0 ? nng_aio_get_output(l->aio, 0) : NULL});
+    push_stream(l->t, &l->done, l->aio);
 }
 
 static void on_dial(void *arg)
 {
     struct dialer *d = arg;
-    int rv = nng_aio_result(d->aio);
-    push(d->t, (struct item){.kind = I_DIALED,
-                             .dialer = d,
-                             .rv = rv,
-                             .stream = rv == 0 ? nng_aio_get_output(d->aio, 0) : NULL});
+    push_stream(d->t, &d->done, d->aio);
 }
 
 /* ---- connections (loop thread) ---- */
@@ -549,6 +555,8 @@ static struct conn *conn_new(wf_transport *t, nng_stream *s, struct dialer *d)
     c->t = t;
     c->s = s;
     c->dialer = d;
+    c->rx_done = (struct item){.kind = I_READ, .conn = c};
+    c->tx_done = (struct item){.kind = I_WRITTEN, .conn = c};
     uv_mutex_init(&c->wlock);
     if (getrandom(c->nonce, NONCE, 0) != NONCE || nng_aio_alloc(&c->rx, on_rx, c) != 0)
         goto fail;
@@ -713,9 +721,10 @@ static void on_async(uv_async_t *h)
     t->head = t->tail = NULL;
     uv_mutex_unlock(&t->lock);
     while (it != NULL) {
+        /* Read next first: handling an item may start its operation again,
+         * and nng's thread may then queue it anew. */
         struct item *next = it->next;
         on_item(t, it);
-        wf_free(it);
         it = next;
     }
 }
@@ -817,13 +826,11 @@ static void link_close(void *ctx)
         nng_aio_stop(c->tx);
         c->reading = c->writing = false; /* no callback runs any more */
     }
-    while (t->head != NULL) {
-        struct item *it = t->head;
-        t->head = it->next;
+    for (struct item *it = t->head; it != NULL; it = it->next) {
         if (it->stream)
             nng_stream_free(it->stream);
-        wf_free(it);
     }
+    t->head = t->tail = NULL;
     while (t->conns != NULL)
         conn_reap(t->conns);
     while (t->listeners != NULL) {
@@ -922,6 +929,7 @@ int wf_transport_listen(wf_transport *t, const char *url)
         return WF_ENOMEM;
     memset(l, 0, sizeof *l);
     l->t = t;
+    l->done = (struct item){.kind = I_ACCEPT, .listener = l};
     int rv = nng_stream_listener_alloc(&l->l, url);
     if (rv == 0)
         rv = set_tls(t, url, t->tls_listen, l->l, true);
@@ -947,6 +955,7 @@ int wf_transport_dial(wf_transport *t, const char *url)
         return WF_ENOMEM;
     memset(d, 0, sizeof *d);
     d->t = t;
+    d->done = (struct item){.kind = I_DIALED, .dialer = d};
     d->backoff_ms = t->backoff_min;
     int rv = (d->url = wf_strdup(url)) ? 0 : NNG_ENOMEM;
     if (rv == 0)
