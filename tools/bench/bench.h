@@ -1,8 +1,9 @@
-/* What the C benchmarks share: what they print about themselves, JSON
- * string output, and medians. */
+/* What the C benchmarks share: their command line, what they print about
+ * themselves, JSON string output, and medians. */
 #ifndef WF_BENCH_BENCH_H
 #define WF_BENCH_BENCH_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,21 @@
 #else
 #define OPTIMIZED "false"
 #endif
+
+/* The command line of a bench that takes only [--quick]: whether it was
+ * given; exits with status 2 and a usage line on anything else. */
+static inline bool bench_quick_arg(int argc, char **argv)
+{
+    bool quick = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") != 0) {
+            fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
+            exit(2);
+        }
+        quick = true;
+    }
+    return quick;
+}
 
 /* Prints s as a JSON string, quotes included. */
 static inline void print_json_string(const char *s)

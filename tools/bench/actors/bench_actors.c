@@ -601,15 +601,7 @@ static void print_rate(const char *key, const struct rate *r, int samples)
 
 int main(int argc, char **argv)
 {
-    bool quick = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0) {
-            quick = true;
-        } else {
-            fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
-            return 2;
-        }
-    }
+    bool quick = bench_quick_arg(argc, argv);
     /* Before anything else in weft, so that every allocation is counted. */
     check_wf(wf_replace_allocator(count_malloc, count_realloc, count_free), "wf_replace_allocator");
 

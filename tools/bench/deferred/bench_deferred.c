@@ -213,15 +213,7 @@ static void measure(struct bench *b, bool quick)
 
 int main(int argc, char **argv)
 {
-    bool quick = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0) {
-            quick = true;
-        } else {
-            fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
-            return 2;
-        }
-    }
+    bool quick = bench_quick_arg(argc, argv);
 
     /* Before anything else in weft, so that every allocation is counted. */
     if (wf_replace_allocator(count_malloc, count_realloc, count_free) != 0)
