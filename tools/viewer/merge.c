@@ -1,9 +1,10 @@
 /* Clock correction.
  *
  * Within a node, an event's time is its monotonic reading (t_ns) placed on
- * the node's wall clock (model.c: the median of wall_us - t_ns), so times
- * within a node are exact relative to each other and only the nodes' wall
- * clocks may disagree. Each node gets an offset added to its times; the
+ * the node's wall clock (the median of wall_us - t_ns over its events, so
+ * that one reading taken across a clock step does not move the rest), so
+ * times within a node are exact relative to each other and only the nodes'
+ * wall clocks may disagree. Each node gets an offset added to its times; the
  * node with the most events is the reference (offset 0).
  *
  * The offsets come from messages between nodes, the way NTP reads a round
@@ -47,6 +48,44 @@ static int64_t sat_sub(int64_t a, int64_t b)
     if (__builtin_sub_overflow(a, b, &r))
         return b < 0 ? INT64_MAX : INT64_MIN;
     return r;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Each node's base (its wall clock minus its monotonic clock: the median
+ * over its events) and the reference node (the one with most events). */
+static int bases_compute(wv_model *m)
+{
+    int64_t *diffs = malloc((m->n ? m->n : 1) * sizeof *diffs);
+    if (diffs == NULL)
+        return -1;
+    for (size_t k = 0; k < m->nnodes; k++) {
+        size_t nd = 0;
+        for (size_t i = 0; i < m->n; i++) {
+            const wv_event *e = m->ev[i];
+            if (e->node_idx != (int)k)
+                continue;
+            int64_t wall_ns;
+            if (__builtin_mul_overflow(e->wall_us, (int64_t)1000, &wall_ns))
+                wall_ns = e->wall_us < 0 ? INT64_MIN : INT64_MAX;
+            diffs[nd++] = sat_sub(wall_ns, e->t_ns);
+        }
+        if (nd > 0) {
+            qsort(diffs, nd, sizeof *diffs, cmp_i64);
+            m->nodes[k].base_ns = diffs[nd / 2];
+        }
+    }
+    free(diffs);
+    int best = 0;
+    for (size_t k = 1; k < m->nnodes; k++)
+        if (m->nodes[k].nevents > m->nodes[best].nevents)
+            best = (int)k;
+    m->ref_node = best;
+    return 0;
 }
 
 static int64_t local_ns(const wv_model *m, const wv_event *e)
@@ -222,7 +261,7 @@ static int cmp_merged(const void *a, const void *b)
 
 int wv_merge_clocks(wv_model *m)
 {
-    if (offsets_compute(m) < 0)
+    if (bases_compute(m) < 0 || offsets_compute(m) < 0)
         return -1;
     int64_t origin = INT64_MAX;
     for (size_t i = 0; i < m->n; i++) {

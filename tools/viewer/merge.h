@@ -6,9 +6,10 @@
 
 #include "model.h"
 
-/* wv_merge_clocks sets each node's offset from the message pairs in m
- * (msgs must be built), then every event's at_ns, and sorts m->ev into
- * merged order. Returns 0 or -1 when out of memory. */
+/* wv_merge_clocks sets each node's base_ns from its own events, picks the
+ * reference node, sets each node's offset from the message pairs in m
+ * (nodes and msgs must be built), then every event's at_ns, and sorts m->ev
+ * into merged order. Returns 0 or -1 when out of memory. */
 int wv_merge_clocks(wv_model *m);
 
 /* The smallest gap the merge puts between a send and its receipt (and a

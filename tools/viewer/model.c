@@ -212,24 +212,8 @@ static int node_find(struct builder *b, const char *name, size_t len, bool creat
     return (int)m->nnodes++;
 }
 
-static int64_t sat_sub(int64_t a, int64_t b)
-{
-    int64_t r;
-    if (__builtin_sub_overflow(a, b, &r))
-        return b < 0 ? INT64_MAX : INT64_MIN;
-    return r;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Each node's wall clock as a function of its monotonic one: the median
- * of (wall - monotonic) over its events, so that one reading taken across
- * a clock step does not move the rest. Times within a node then come from
- * the monotonic clock (ns, steady) placed by the wall clock. */
+/* The nodes, each event's node and each node's count of events (their
+ * clocks are merge.c's). */
 static int nodes_build(struct builder *b)
 {
     wv_model *m = b->m;
@@ -243,31 +227,6 @@ static int nodes_build(struct builder *b)
         e->node_idx = node_find(b, e->node, strlen(e->node), false);
         m->nodes[e->node_idx].nevents++;
     }
-    int64_t *diffs = malloc((m->n ? m->n : 1) * sizeof *diffs);
-    if (diffs == NULL)
-        return -1;
-    for (size_t k = 0; k < m->nnodes; k++) {
-        size_t nd = 0;
-        for (size_t i = 0; i < m->n; i++) {
-            wv_event *e = m->ev[i];
-            if (e->node_idx != (int)k)
-                continue;
-            int64_t wall_ns;
-            if (__builtin_mul_overflow(e->wall_us, (int64_t)1000, &wall_ns))
-                wall_ns = e->wall_us < 0 ? INT64_MIN : INT64_MAX;
-            diffs[nd++] = sat_sub(wall_ns, e->t_ns);
-        }
-        if (nd > 0) {
-            qsort(diffs, nd, sizeof *diffs, cmp_i64);
-            m->nodes[k].base_ns = diffs[nd / 2];
-        }
-    }
-    free(diffs);
-    int best = 0;
-    for (size_t k = 1; k < m->nnodes; k++)
-        if (m->nodes[k].nevents > m->nodes[best].nevents)
-            best = (int)k;
-    m->ref_node = best;
     return 0;
 }
 
