@@ -700,16 +700,16 @@ static void on_item(wf_transport *t, struct item *it)
         conn_reap(c);
         break;
     }
-    case I_WRITTEN:
+    case I_WRITTEN: {
         /* A write failed, or a closing connection stopped writing. */
-        uv_mutex_lock(&it->conn->wlock);
-        it->conn->writing = false;
-        uv_mutex_unlock(&it->conn->wlock);
-        if (it->rv != NNG_ECLOSED)
-            conn_close(it->conn, nng_strerror(it->rv));
-        conn_close(it->conn, "connection closed");
-        conn_reap(it->conn);
+        struct conn *c = it->conn;
+        uv_mutex_lock(&c->wlock);
+        c->writing = false;
+        uv_mutex_unlock(&c->wlock);
+        conn_close(c, it->rv == NNG_ECLOSED ? "connection closed" : nng_strerror(it->rv));
+        conn_reap(c);
         break;
+    }
     }
 }
 
