@@ -1,3 +1,4 @@
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,62 +244,26 @@ static bool msg_eq(const void *ctx, long idx, const void *key)
     return g->span == k->span && strcmp(g->trace, k->trace) == 0;
 }
 
-static bool is_msg_kind(wv_kind k)
-{
-    switch (k) {
-    case WV_SEND:
-    case WV_RECV:
-    case WV_START:
-    case WV_END:
-    case WV_OFFLOAD_START:
-    case WV_OFFLOAD_END:
-    case WV_REPLY:
-    case WV_FAIL:
-    case WV_FIRED:
-    case WV_TIMEOUT:
-        return true;
-    default:
-        return false;
-    }
-}
+/* Where each kind of event goes in its message (0: it belongs to none;
+ * no slot is at offset 0, trace is). */
+_Static_assert(offsetof(wv_message, trace) == 0, "0 must name no event slot");
+static const size_t msg_slot[WV_KIND_COUNT] = {
+    [WV_SEND] = offsetof(wv_message, send),
+    [WV_RECV] = offsetof(wv_message, recv),
+    [WV_START] = offsetof(wv_message, start),
+    [WV_END] = offsetof(wv_message, end),
+    [WV_OFFLOAD_START] = offsetof(wv_message, ostart),
+    [WV_OFFLOAD_END] = offsetof(wv_message, oend),
+    [WV_REPLY] = offsetof(wv_message, reply),
+    [WV_FAIL] = offsetof(wv_message, fail),
+    [WV_FIRED] = offsetof(wv_message, fired),
+    [WV_TIMEOUT] = offsetof(wv_message, timeout),
+};
 
+/* e, of a kind msg_slot places, joins g; the first of each kind stays. */
 static void msg_attach(wv_message *g, wv_event *e)
 {
-    wv_event **slot = NULL;
-    switch (e->kind) {
-    case WV_SEND:
-        slot = &g->send;
-        break;
-    case WV_RECV:
-        slot = &g->recv;
-        break;
-    case WV_START:
-        slot = &g->start;
-        break;
-    case WV_END:
-        slot = &g->end;
-        break;
-    case WV_OFFLOAD_START:
-        slot = &g->ostart;
-        break;
-    case WV_OFFLOAD_END:
-        slot = &g->oend;
-        break;
-    case WV_REPLY:
-        slot = &g->reply;
-        break;
-    case WV_FAIL:
-        slot = &g->fail;
-        break;
-    case WV_FIRED:
-        slot = &g->fired;
-        break;
-    case WV_TIMEOUT:
-        slot = &g->timeout;
-        break;
-    default:
-        return;
-    }
+    wv_event **slot = (wv_event **)((char *)g + msg_slot[e->kind]);
     if (*slot == NULL)
         *slot = e;
     if (g->parent == 0)
@@ -310,7 +275,7 @@ static int msgs_build(struct builder *b)
     wv_model *m = b->m;
     for (size_t i = 0; i < m->n; i++) {
         wv_event *e = m->ev[i];
-        if (e->span == 0 || !is_msg_kind(e->kind))
+        if (e->span == 0 || msg_slot[e->kind] == 0)
             continue;
         struct msg_key key = {e->trace ? e->trace : "", e->span};
         uint64_t hv = hash_mix(hash_str(key.trace, strlen(key.trace), 0xcbf29ce484222325ull) ^
