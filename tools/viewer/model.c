@@ -389,6 +389,13 @@ static void sort_perm(int *perm, size_t n, const int64_t *key)
         }
 }
 
+/* The events where a lane takes part in a message: it sends, receives or
+ * starts handling one. */
+static bool takes_part(wv_kind k)
+{
+    return k == WV_SEND || k == WV_RECV || k == WV_START || k == WV_OFFLOAD_START;
+}
+
 /* Lanes in order: the outside world, then each node's actors (nodes, and
  * actors within a node, in the order they first take part in a message). */
 static int lanes_build(struct builder *b)
@@ -426,9 +433,7 @@ static int lanes_build(struct builder *b)
         first[k] = INT64_MAX;
     for (size_t i = 0; i < m->n; i++) {
         wv_event *e = m->ev[i];
-        bool message = e->kind == WV_SEND || e->kind == WV_RECV || e->kind == WV_START ||
-                       e->kind == WV_OFFLOAD_START;
-        int64_t t = message ? e->at_ns : INT64_MAX - 1;
+        int64_t t = takes_part(e->kind) ? e->at_ns : INT64_MAX - 1;
         if (t < first[e->node_idx])
             first[e->node_idx] = t;
     }
@@ -445,8 +450,7 @@ static int lanes_build(struct builder *b)
     }
     for (size_t i = 0; i < m->n; i++) {
         const wv_event *e = m->ev[i];
-        if (e->lane < 0 || (e->kind != WV_SEND && e->kind != WV_RECV && e->kind != WV_START &&
-                            e->kind != WV_OFFLOAD_START))
+        if (e->lane < 0 || !takes_part(e->kind))
             continue;
         if (e->at_ns < lkey[e->lane])
             lkey[e->lane] = e->at_ns;
