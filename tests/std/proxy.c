@@ -32,6 +32,7 @@ static wf_cache_config ccfg;
 static wf_renderer_config rcfg;
 static wf_listener_config lcfg;
 static char upstream_url[64];
+static const wf_trace_config *tcfg; /* start() traces with it when set */
 
 static void start_upstream(const char *const *extra)
 {
@@ -55,6 +56,7 @@ static void base(void)
     fcfg = (wf_fetcher_config){.upstream = upstream_url, .send_name = 1};
     ccfg = (wf_cache_config){.source = "fetcher", .fetch_type = WF_FETCH_GET};
     rcfg = (wf_renderer_config){0};
+    tcfg = NULL;
     lcfg = (wf_listener_config){.http_addr = "127.0.0.1:0",
                                 .poetry_addr = "127.0.0.1:0",
                                 .poetry_default = "ozymandias",
@@ -67,6 +69,8 @@ static void base(void)
 static void start(void)
 {
     node = wf_node_new(&(wf_node_config){.name = "px"});
+    if (tcfg != NULL)
+        cr_assert_eq(wf_node_trace_start(node, tcfg), 0);
     cr_assert_eq(wf_fetcher_spawn(node, "fetcher", &fcfg, NULL), 0);
     cr_assert_eq(wf_cache_spawn(node, "cache", &ccfg, NULL), 0);
     cr_assert_eq(wf_renderer_spawn(node, "renderer", &rcfg, NULL), 0);
@@ -534,5 +538,37 @@ Test(proxy, a_traced_request_is_one_trace_across_both_nodes, .init = setup, .fin
     cr_assert_not_null(tu_lines_find(&a, NULL, "\"ev\":\"node_up\"", "\"peer\":\"b\"", NULL));
     tu_lines_free(&a);
     tu_lines_free(&b);
+    remove_dir(dir);
+}
+
+/* The body of GET path (a 200 expected unless status says otherwise). */
+static void trace_get(const char *path, int status, char *out, size_t size)
+{
+    tu_http r;
+    cr_assert_eq(tu_http_get(http_port, path, &r), 0);
+    cr_assert_eq(r.status, status, "%s: %d %s", path, r.status, r.body);
+    snprintf(out, size, "%s", r.body);
+    tu_http_free(&r);
+}
+
+Test(proxy, trace_control_changes_only_what_it_is_given, .init = setup, .fini = stop)
+{
+    char dir[64] = "/tmp/weft-px4.XXXXXX", file[96], now[512];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/t.jsonl", dir);
+    tcfg = &(wf_trace_config){.file = file, .sample = 1};
+    lcfg.trace_control = 1;
+    start();
+    trace_get("/trace", 200, now, sizeof now);
+    cr_assert(strncmp(now, "sample=1;actors=;types=;", 24) == 0, "%s", now);
+    trace_get("/trace?actors=cache", 200, now, sizeof now);
+    cr_assert(strncmp(now, "sample=1;actors=cache;types=;", 29) == 0, "%s", now);
+    trace_get("/trace?sample=0.5&types=1%2C2", 200, now, sizeof now);
+    cr_assert(strncmp(now, "sample=0.5;actors=cache;types=1,2;", 34) == 0, "%s", now);
+    trace_get("/trace?sample=half", 400, now, sizeof now);
+    trace_get("/trace", 200, now, sizeof now);
+    cr_assert(strncmp(now, "sample=0.5;actors=cache;types=1,2;", 34) == 0,
+              "a refused change changes nothing: %s", now);
+    stop();
     remove_dir(dir);
 }
