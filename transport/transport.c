@@ -500,9 +500,8 @@ static void parse(wf_transport *t, struct conn *c)
                 reject_conn(t, c, "not speaking weft");
             break;
         }
-        size_t name_len = (size_t)h[64] << 8 | h[65];
-        size_t payload_len = (size_t)h[68] << 24 | (size_t)h[69] << 16 | (size_t)h[70] << 8 | h[71];
-        size_t total = WF_WIRE_HEADER + name_len + payload_len;
+        size_t payload_len;
+        size_t total = wf_wire_frame_len(h, &payload_len);
         if (payload_len > t->max_payload || (!c->authed && total > 4096)) {
             bad_frame(t, c, "payload over the size limit");
             if (!c->authed) {

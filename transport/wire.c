@@ -97,6 +97,13 @@ int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_fram
     return 0;
 }
 
+size_t wf_wire_frame_len(const void *header, size_t *payload_len)
+{
+    const unsigned char *p = header;
+    *payload_len = get32(p + 68);
+    return WF_WIRE_HEADER + (size_t)get16(p + 64) + *payload_len;
+}
+
 void wf_wire_put_header(const wf_wire_frame *f, unsigned char *p)
 {
     p[0] = 'W';

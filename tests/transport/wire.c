@@ -43,6 +43,9 @@ Test(wire, a_frame_round_trips)
     size_t len;
     unsigned char *b = build(&f, "cache", "poem", 4, &len);
     const char *why = NULL;
+    size_t plen;
+    cr_assert_eq(wf_wire_frame_len(b, &plen), len, "the header gives the frame's length");
+    cr_assert_eq(plen, 4);
     cr_assert_eq(wf_wire_decode(b, len, 1024, &g, &why), 0, "%s", why);
     cr_assert_eq(g.kind, WF_WIRE_ASK);
     cr_assert_eq(g.type, 0xA1B2C3D4);

@@ -79,6 +79,12 @@ typedef struct wf_wire_frame {
 int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_frame *out,
                    const char **why);
 
+/* wf_wire_frame_len reads the lengths in the header header[0..WF_WIRE_HEADER)
+ * (borrowed, and checked for nothing else): returns the whole frame's length
+ * and sets *payload_len, so a stream reader knows how many bytes to wait for
+ * before it decodes. Any thread. */
+size_t wf_wire_frame_len(const void *header, size_t *payload_len);
+
 /* wf_wire_put_header writes the header of f (kind .. payload_len, name_len)
  * into out[0..WF_WIRE_HEADER); f and out are the caller's. Any thread. */
 void wf_wire_put_header(const wf_wire_frame *f, unsigned char *out);
