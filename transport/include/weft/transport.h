@@ -47,21 +47,23 @@ typedef struct wf_transport_config {
 } wf_transport_config;
 
 /* wf_transport_new creates the transport of node n (which must not have one)
- * and opens its nng socket. *out is owned by the node from here (freed when
- * it shuts down). Returns 0, WF_EINVAL (no secret), WF_ENOMEM, or
- * WF_EPROTO when nng refuses. Loop thread, or before the node runs. */
+ * and opens its nng socket. cfg is borrowed for the call (the secret is
+ * copied, the TLS files read now). *out is owned by the node from here
+ * (freed when it shuts down). Returns 0, WF_EINVAL (no secret), WF_ENOMEM,
+ * or WF_EPROTO when nng refuses. Loop thread, or before the node runs. */
 int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **out);
 
-/* wf_transport_listen accepts peers on url. Returns 0 or WF_EPROTO (the
- * reason is logged). Same thread rules. */
+/* wf_transport_listen accepts peers on url (borrowed for the call). Returns
+ * 0, WF_ENOMEM or WF_EPROTO (the reason is logged). Loop thread, or before
+ * the node runs. */
 int wf_transport_listen(wf_transport *t, const char *url);
 
-/* wf_transport_dial connects to a peer at url, and reconnects with back-off
- * whenever the connection drops, until the node shuts down. Returns 0 at
- * once (not waiting for the peer) or WF_EPROTO for a bad url. */
+/* wf_transport_dial connects to a peer at url (copied), and reconnects with
+ * back-off whenever the connection drops, until the node shuts down. Returns
+ * 0 at once (not waiting for the peer), WF_ENOMEM, or WF_EPROTO for a bad
+ * url (logged). Loop thread, or before the node runs. */
 int wf_transport_dial(wf_transport *t, const char *url);
 
-/* Counters (loop thread). */
 typedef struct wf_transport_stats {
     uint64_t frames_in, frames_out;
     uint64_t rejected;      /* frames refused: malformed, oversized, unexpected */
@@ -69,10 +71,15 @@ typedef struct wf_transport_stats {
     uint64_t peers_up, peers_down;
     uint64_t send_failures; /* frames nng would not take (peer gone, buffer full) */
 } wf_transport_stats;
+
+/* wf_transport_stats_get copies t's counters into the caller's out. Loop
+ * thread. */
 void wf_transport_stats_get(const wf_transport *t, wf_transport_stats *out);
 
-/* The names of the peers connected now, for diagnostics: writes up to max
- * borrowed names to names and returns how many there are. Loop thread. */
+/* wf_transport_peers lists the peers connected now, for diagnostics: writes
+ * up to max names into the caller's names and returns how many there are.
+ * The names are borrowed from t and stay valid until the node shuts down
+ * (a peer's name is kept after it goes). Loop thread. */
 size_t wf_transport_peers(const wf_transport *t, const char **names, size_t max);
 
 #ifdef __cplusplus

@@ -74,8 +74,9 @@ typedef struct wf_wire_frame {
 } wf_wire_frame;
 
 /* wf_wire_decode checks and decodes the frame in buf[0..len), accepting
- * payloads up to max_payload bytes. Returns 0, or WF_EPROTO with *why set to
- * a static reason (for the log). Never reads past len. Any thread. */
+ * payloads up to max_payload bytes, into the caller's out, whose name and
+ * payload then point into buf. Returns 0, or WF_EPROTO with *why set to a
+ * static reason (for the log). Never reads past len. Any thread. */
 int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_frame *out,
                    const char **why);
 
