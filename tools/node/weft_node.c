@@ -249,12 +249,14 @@ static void command(struct app *a, char *line)
                (unsigned long long)s.peers_up, (unsigned long long)s.peers_down,
                (unsigned long long)ns.node_down, (unsigned long long)ns.late_replies);
     } else if (strcmp(cmd, "trace") == 0) {
+        /* Alone it shows the settings; given a sample it changes them. */
         char *sample = strtok(NULL, " "), *actors = strtok(NULL, " "), *types = strtok(NULL, " ");
-        char *end = NULL;
-        double sv = sample ? strtod(sample, &end) : 0;
-        int rv = sample == NULL ? 0
-                 : *end != '\0' ? WF_EINVAL
-                                : wf_node_trace_filter(a->node, sv, actors, types);
+        int rv = 0;
+        if (sample != NULL) {
+            char *end;
+            double sv = strtod(sample, &end);
+            rv = *end != '\0' ? WF_EINVAL : wf_node_trace_filter(a->node, sv, actors, types);
+        }
         char desc[512];
         wf_node_trace_describe(a->node, desc, sizeof desc);
         if (rv != 0)
