@@ -81,27 +81,25 @@ Test(wire, every_malformed_frame_is_rejected_with_its_reason)
     memcpy(c, b, len);
     c[len] = 0;
     expect_reject(c, len + 1, 1024, "bytes after the frame");
-    memcpy(c, b, len);
-    c[0] = 'X';
-    expect_reject(c, len, 1024, "bad magic");
-    memcpy(c, b, len);
-    c[2] = 2;
-    expect_reject(c, len, 1024, "unsupported wire version");
-    memcpy(c, b, len);
-    c[3] = 0;
-    expect_reject(c, len, 1024, "unknown frame kind");
-    memcpy(c, b, len);
-    c[3] = 77;
-    expect_reject(c, len, 1024, "unknown frame kind");
-    memcpy(c, b, len);
-    c[67] = 1;
-    expect_reject(c, len, 1024, "reserved header bits set");
-    memcpy(c, b, len);
-    c[WF_WIRE_HEADER + 2] = '\0';
-    expect_reject(c, len, 1024, "NUL in target name");
-    memcpy(c, b, len);
-    c[64] = 1; /* name length 256+5 */
-    expect_reject(c, len, 1024, "target name too long");
+    /* One byte changed in a good frame, and the reason it is refused. */
+    static const struct {
+        size_t at;
+        unsigned char value;
+        const char *why;
+    } bad[] = {
+        {0, 'X', "bad magic"},
+        {2, 2, "unsupported wire version"},
+        {3, 0, "unknown frame kind"},
+        {3, 77, "unknown frame kind"},
+        {67, 1, "reserved header bits set"},
+        {WF_WIRE_HEADER + 2, '\0', "NUL in target name"},
+        {64, 1, "target name too long"}, /* name length 256+5 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memcpy(c, b, len);
+        c[bad[i].at] = bad[i].value;
+        expect_reject(c, len, 1024, bad[i].why);
+    }
     free(c);
     free(b);
 }
