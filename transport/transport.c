@@ -59,14 +59,15 @@ struct out {
     unsigned char data[];
 };
 
+/* A connection: the loop thread's, except where said. */
 struct conn {
     struct conn *next;
     wf_transport *t;
     nng_stream *s;
     nng_aio *rx, *tx;
-    bool reading, writing, closing;
-    struct dialer *dialer; /* outgoing: the dialer that made it */
-    struct item rx_done, tx_done;
+    bool reading, closing;
+    struct dialer *dialer;        /* outgoing: the dialer that made it */
+    struct item rx_done, tx_done; /* filled in by nng's threads (struct item) */
     /* reading */
     unsigned char *buf;
     size_t cap, filled;
@@ -76,7 +77,7 @@ struct conn {
     uv_mutex_t wlock;
     struct out *oq, *oq_tail;
     size_t queued;
-    bool wclosing;
+    bool writing, wclosing;
     /* handshake */
     uint8_t nonce[NONCE], theirs[NONCE];
     char name[NAME_MAX_LEN + 1];
