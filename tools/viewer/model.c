@@ -396,38 +396,13 @@ static bool takes_part(wv_kind k)
     return k == WV_SEND || k == WV_RECV || k == WV_START || k == WV_OFFLOAD_START;
 }
 
-/* Lanes in order: the outside world, then each node's actors (nodes, and
- * actors within a node, in the order they first take part in a message). */
-static int lanes_build(struct builder *b)
+/* Node order: when each first takes part in a message. */
+static int nodes_order(wv_model *m)
 {
-    wv_model *m = b->m;
-    if (wv_grow((void **)&m->lanes, &b->lanecap, 0, sizeof *m->lanes) < 0)
-        return -1;
-    m->lanes[0] = (wv_lane){.node_idx = -1, .actor = "(outside)"};
-    m->nlanes = 1;
-    for (size_t i = 0; i < m->n; i++) {
-        wv_event *e = m->ev[i];
-        if (!has_lane(e->kind))
-            continue;
-        const char *actor = e->actor ? e->actor : "";
-        int l = lane_get(b, e->node, actor, strlen(actor));
-        if (l < 0)
-            return -1;
-        e->lane = l;
-        if (e->kind == WV_ACTOR && e->behaviour && m->lanes[l].behaviour == NULL)
-            m->lanes[l].behaviour = e->behaviour;
-        if (e->kind == WV_SEND && e->to && !wv_addr_outside(e->to) &&
-            lane_of_addr(b, e->to, e->node) < 0)
-            return -1;
-    }
-    /* Node order: when each first takes part in a message. */
     int64_t *first = malloc(m->nnodes * sizeof *first + 1);
-    int *perm = malloc(m->nlanes * sizeof *perm);
-    int64_t *lkey = malloc(m->nlanes * sizeof *lkey);
-    int *where = malloc(m->nlanes * sizeof *where);
-    int *nperm = malloc(m->nnodes * sizeof *nperm + 1);
+    int *perm = malloc(m->nnodes * sizeof *perm + 1);
     int rc = -1;
-    if (!first || !perm || !lkey || !where || !nperm)
+    if (!first || !perm)
         goto fail;
     for (size_t k = 0; k < m->nnodes; k++)
         first[k] = INT64_MAX;
@@ -438,12 +413,30 @@ static int lanes_build(struct builder *b)
             first[e->node_idx] = t;
     }
     for (size_t k = 0; k < m->nnodes; k++)
-        nperm[k] = (int)k;
-    sort_perm(nperm, m->nnodes, first);
+        perm[k] = (int)k;
+    sort_perm(perm, m->nnodes, first);
     for (size_t k = 0; k < m->nnodes; k++)
-        m->nodes[nperm[k]].order = (int)k;
-    /* Within a node, actors in the order they first take part in a
-     * message, so a request reads left to right; then spawn order. */
+        m->nodes[perm[k]].order = (int)k;
+    rc = 0;
+fail:
+    free(first);
+    free(perm);
+    return rc;
+}
+
+/* Sorts the lanes: the outside world, then by node order, and within a
+ * node actors in the order they first take part in a message, so a
+ * request reads left to right; then spawn order. Events' lanes and the
+ * builder's lane index follow. */
+static int lanes_sort(struct builder *b)
+{
+    wv_model *m = b->m;
+    int *perm = malloc(m->nlanes * sizeof *perm);
+    int64_t *lkey = malloc(m->nlanes * sizeof *lkey);
+    int *where = malloc(m->nlanes * sizeof *where);
+    int rc = -1;
+    if (!perm || !lkey || !where)
+        goto fail;
     for (size_t l = 0; l < m->nlanes; l++) {
         perm[l] = (int)l;
         lkey[l] = INT64_MAX;
@@ -491,12 +484,37 @@ static int lanes_build(struct builder *b)
             goto fail;
     rc = 0;
 fail:
-    free(first);
     free(perm);
     free(lkey);
     free(where);
-    free(nperm);
     return rc;
+}
+
+/* The lanes, in order: the outside world, then each node's actors (see
+ * nodes_order and lanes_sort). */
+static int lanes_build(struct builder *b)
+{
+    wv_model *m = b->m;
+    if (wv_grow((void **)&m->lanes, &b->lanecap, 0, sizeof *m->lanes) < 0)
+        return -1;
+    m->lanes[0] = (wv_lane){.node_idx = -1, .actor = "(outside)"};
+    m->nlanes = 1;
+    for (size_t i = 0; i < m->n; i++) {
+        wv_event *e = m->ev[i];
+        if (!has_lane(e->kind))
+            continue;
+        const char *actor = e->actor ? e->actor : "";
+        int l = lane_get(b, e->node, actor, strlen(actor));
+        if (l < 0)
+            return -1;
+        e->lane = l;
+        if (e->kind == WV_ACTOR && e->behaviour && m->lanes[l].behaviour == NULL)
+            m->lanes[l].behaviour = e->behaviour;
+        if (e->kind == WV_SEND && e->to && !wv_addr_outside(e->to) &&
+            lane_of_addr(b, e->to, e->node) < 0)
+            return -1;
+    }
+    return nodes_order(m) < 0 ? -1 : lanes_sort(b);
 }
 
 static int msg_lanes(struct builder *b)
