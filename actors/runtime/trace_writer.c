@@ -211,6 +211,12 @@ static void table_put(char ***tab, uint32_t *n, uint32_t idx, const char *name)
     (*tab)[idx - 1] = escaped_dup(name);
 }
 
+/* The name at idx (1-based) in a table that table_put filled, or NULL. */
+static const char *table_get(char **tab, uint32_t n, uint32_t idx)
+{
+    return idx >= 1 && idx <= n ? tab[idx - 1] : NULL;
+}
+
 /* ---- lines ---- */
 
 /* A string literal: its length is known at compile time. */
@@ -286,104 +292,94 @@ static char *put_hex64(char *p, uint64_t v, bool trim)
     return p;
 }
 
+/* A local actor's label, or #pid when the writer was not told one. */
+static char *put_label(struct trace_writer *w, char *p, uint64_t id)
+{
+    const char *l = label_get(w, id);
+    if (l != NULL)
+        return put_str(p, l);
+    *p++ = '#';
+    return put_hex64(p, id, true);
+}
+
+/* A peer's node name, or "?" when the writer was not told it. */
+static const char *peer_name(struct trace_writer *w, uint16_t peer)
+{
+    const char *pn = table_get(w->peers, w->npeers, peer);
+    return pn ? pn : "?";
+}
+
 /* "actor@node" (escaped) for a pid seen from this node. */
 static char *put_who(struct trace_writer *w, char *p, uint64_t id)
 {
     uint16_t peer = (uint16_t)(id >> 48);
     if (peer == 0) {
-        const char *l = label_get(w, id);
-        if (l != NULL) {
-            p = put_str(p, l);
-        } else {
-            *p++ = '#';
-            p = put_hex64(p, id, true);
-        }
+        p = put_label(w, p, id);
         *p++ = '@';
         return put_str(p, w->node);
     }
-    uint32_t idx = (uint32_t)id;
-    if ((id & (1ull << 47)) && idx >= 1 && idx <= w->nrnames && w->rnames[idx - 1] != NULL) {
-        p = put_str(p, w->rnames[idx - 1]);
+    const char *rn = (id & (1ull << 47)) ? table_get(w->rnames, w->nrnames, (uint32_t)id) : NULL;
+    if (rn != NULL) {
+        p = put_str(p, rn);
     } else {
         *p++ = '#';
         p = put_hex64(p, id & ((1ull << 47) - 1), true);
     }
     *p++ = '@';
-    const char *pn = peer <= w->npeers && w->peers[peer - 1] ? w->peers[peer - 1] : "?";
-    return put_str(p, pn);
+    return put_str(p, peer_name(w, peer));
 }
 
 static char *put_actor(struct trace_writer *w, char *p, uint64_t id)
 {
     p = PUT_LIT(p, ",\"actor\":\"");
-    if (id != 0) {
-        const char *l = label_get(w, id);
-        if (l != NULL) {
-            p = put_str(p, l);
-        } else {
-            *p++ = '#';
-            p = put_hex64(p, id, true);
-        }
-    }
+    if (id != 0)
+        p = put_label(w, p, id);
     *p++ = '"';
     return p;
 }
 
+/* The "ev" of each record kind; the writer never prints TR_PEER or TR_RNAME. */
+static const char *const kind_names[] = {
+    [TR_CONFIG] = "config",
+    [TR_ACTOR] = "actor",
+    [TR_STOP] = "stop",
+    [TR_SEND] = "send",
+    [TR_RECV] = "recv",
+    [TR_START] = "start",
+    [TR_END] = "end",
+    [TR_OFFLOAD_START] = "offload_start",
+    [TR_OFFLOAD_END] = "offload_end",
+    [TR_REPLY] = "reply",
+    [TR_FAIL] = "fail",
+    [TR_FIRED] = "fired",
+    [TR_TIMEOUT] = "timeout",
+    [TR_NODE_UP] = "node_up",
+    [TR_NODE_DOWN] = "node_down",
+    [TR_NOTE_RECV] = "recv",
+    [TR_NOTE_REPLY] = "reply",
+    [TR_NOTE_FAIL] = "fail",
+};
+
+static const char *const outcome_names[] = {
+    [OUT_NONE] = "none", [OUT_REPLY] = "reply", [OUT_DEFERRED] = "deferred",
+    [OUT_FAIL] = "fail", [OUT_OK] = "ok",
+};
+
 static const char *kind_name(int kind)
 {
-    switch (kind) {
-    case TR_CONFIG:
-        return "config";
-    case TR_ACTOR:
-        return "actor";
-    case TR_STOP:
-        return "stop";
-    case TR_SEND:
-        return "send";
-    case TR_RECV:
-    case TR_NOTE_RECV:
-        return "recv";
-    case TR_START:
-        return "start";
-    case TR_END:
-        return "end";
-    case TR_OFFLOAD_START:
-        return "offload_start";
-    case TR_OFFLOAD_END:
-        return "offload_end";
-    case TR_REPLY:
-    case TR_NOTE_REPLY:
-        return "reply";
-    case TR_FAIL:
-    case TR_NOTE_FAIL:
-        return "fail";
-    case TR_FIRED:
-        return "fired";
-    case TR_TIMEOUT:
-        return "timeout";
-    case TR_NODE_UP:
-        return "node_up";
-    case TR_NODE_DOWN:
-        return "node_down";
-    default:
-        return "?";
-    }
+    size_t n = sizeof kind_names / sizeof *kind_names;
+    return kind >= 0 && (size_t)kind < n && kind_names[kind] ? kind_names[kind] : "?";
 }
 
 static const char *outcome_name(int o)
 {
-    switch (o) {
-    case OUT_REPLY:
-        return "reply";
-    case OUT_DEFERRED:
-        return "deferred";
-    case OUT_FAIL:
-        return "fail";
-    case OUT_OK:
-        return "ok";
-    default:
-        return "none";
-    }
+    size_t n = sizeof outcome_names / sizeof *outcome_names;
+    return o >= 0 && (size_t)o < n ? outcome_names[o] : "none";
+}
+
+static char *put_ok(char *p, bool ok)
+{
+    return ok ? PUT_LIT(p, ",\"ok\":true") : PUT_LIT(p, ",\"ok\":false");
 }
 
 /* The common head of a line: {"ev":..,"node":..,"seq":..,"t_ns":..,"wall_us":.. */
@@ -455,7 +451,7 @@ static void line(struct trace_writer *w, struct trace_rec *r)
     case TR_NODE_UP:
     case TR_NODE_DOWN:
         p = PUT_LIT(p, ",\"peer\":\"");
-        p = put_str(p, r->peer <= w->npeers && w->peers[r->peer - 1] ? w->peers[r->peer - 1] : "?");
+        p = put_str(p, peer_name(w, r->peer));
         *p++ = '"';
         break;
     case TR_NOTE_RECV:
@@ -466,16 +462,17 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         p = PUT_LIT(p, ",\"size\":");
         p = put_u64(p, r->size);
         if (r->kind == TR_NOTE_FAIL)
-            p = PUT_LIT(p, ",\"ok\":false");
+            p = put_ok(p, false);
         break;
     default:
         p = put_actor(w, p, r->actor);
     }
     if (r->kind == TR_ACTOR && r->extra != NULL) {
+        const char *behaviour = r->extra + strlen(r->extra) + 1; /* after the label */
         p = PUT_LIT(p, ",\"pid\":\"");
         p = put_hex64(p, r->actor, true);
         p = PUT_LIT(p, "\",\"behaviour\":\"");
-        p = escape_to(p, r->extra + strlen(r->extra) + 1, strlen(r->extra + strlen(r->extra) + 1));
+        p = escape_to(p, behaviour, strlen(behaviour));
         *p++ = '"';
     }
     /* msg 0xff: work of wf_defer_to_thread, which is no message. */
@@ -519,7 +516,7 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         }
         *p++ = '"';
         if (r->kind == TR_REPLY)
-            p = PUT_LIT(p, ",\"ok\":true");
+            p = put_ok(p, true);
         break;
     case TR_START:
     case TR_END:
@@ -533,7 +530,7 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         if (r->pool)
             p = PUT_LIT(p, ",\"pool\":true");
         if (r->kind == TR_END || r->kind == TR_OFFLOAD_END) {
-            p = put_str(p, r->outcome == OUT_FAIL ? ",\"ok\":false" : ",\"ok\":true");
+            p = put_ok(p, r->outcome != OUT_FAIL);
             if (is_msg) {
                 p = PUT_LIT(p, ",\"outcome\":\"");
                 p = put_str(p, outcome_name(r->outcome));
@@ -542,12 +539,12 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         }
         break;
     case TR_FAIL:
-        p = PUT_LIT(p, ",\"ok\":false");
+        p = put_ok(p, false);
         break;
     case TR_FIRED:
     case TR_TIMEOUT:
     case TR_STOP:
-        p = put_str(p, r->outcome == OUT_FAIL ? ",\"ok\":false" : ",\"ok\":true");
+        p = put_ok(p, r->outcome != OUT_FAIL);
         break;
     default:
         break;
