@@ -157,8 +157,8 @@ def build_rows(loc, web, quick):
         "weft, tracing compiled out", base["median"], higher_is_better=True,
         target={"min_ratio": 1 - OFF_NOISE},
         note=f"{caveat}Local ask/reply, {each}: off {fmt(off['rps'])}; compiled out "
-             f"{fmt(base['rps'])}. 'Nothing measurable' read as within {OFF_NOISE:.0%}, "
-             f"the run-to-run spread on this machine."))
+             f"{fmt(base['rps'])}. 'Nothing measurable' read as within {OFF_NOISE:.0%} "
+             f"(a band chosen for this shared machine; the samples show its spread)."))
     ib, io = loc["instr"]["base"], loc["instr"]["off"]
     rows.append(benchlib.row(
         "ask_instructions_tracing_off", "instructions/round trip", round(io, 1),
