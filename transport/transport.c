@@ -681,9 +681,9 @@ static void on_item(wf_transport *t, struct item *it)
         break;
     case I_DIALED:
         it->dialer->busy = false;
-        if (it->rv == 0)
-            conn_new(t, it->stream, it->dialer);
-        else if (it->rv != NNG_ECLOSED)
+        /* A connection that could not be set up is dialled again, like
+         * one that failed to connect: a dialer never gives up. */
+        if (it->rv == 0 ? conn_new(t, it->stream, it->dialer) == NULL : it->rv != NNG_ECLOSED)
             redial(it->dialer);
         break;
     case I_READ: {
