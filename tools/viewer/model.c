@@ -691,6 +691,7 @@ static int traces_build(struct builder *b)
 int wv_model_build(wv_model *m, wv_store *s)
 {
     struct builder b = {.m = m, .s = s};
+    int rc = -1;
     *m = (wv_model){.ref_node = -1};
     if (s->n > 0) {
         m->ev = malloc(s->n * sizeof *m->ev);
@@ -713,16 +714,14 @@ int wv_model_build(wv_model *m, wv_store *s)
         goto fail;
     for (size_t l = 0; l < m->nlanes; l++)
         m->lanes[l].visible = true;
-    ht_free(&b.msg_index);
-    ht_free(&b.trace_index);
-    ht_free(&b.lane_index);
-    return 0;
+    rc = 0;
 fail:
     ht_free(&b.msg_index);
     ht_free(&b.trace_index);
     ht_free(&b.lane_index);
-    wv_model_free(m);
-    return -1;
+    if (rc < 0)
+        wv_model_free(m);
+    return rc;
 }
 
 void wv_model_free(wv_model *m)
