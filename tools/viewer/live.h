@@ -23,9 +23,10 @@ typedef struct wv_live_opts {
 
 /* wv_live_collect dials every URL (retrying in the background until a
  * node listens) and adds lines to s until the time is up or *stop is set.
- * Lines are named "URL:N" in reports. Returns 0, or -1 if no URL could be
- * dialled at all (bad URL; reported on s->err). Ends nng (nng_fini): call
- * it once per process. */
+ * Lines are named "URL:N" in reports. s and o are borrowed for the call;
+ * on_batch runs on the calling thread, between receives. Returns 0, or -1
+ * if no URL could be dialled at all (reported on s->err) or memory ran
+ * out. Ends nng (nng_fini): call it once per process. */
 int wv_live_collect(wv_store *s, const wv_live_opts *o);
 
 #endif
