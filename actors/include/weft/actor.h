@@ -73,7 +73,7 @@ typedef struct wf_behaviour {
 
 /* wf_spawn starts an actor of behaviour b (borrowed; must outlive the
  * actor) under name (copied; NULL for an anonymous actor), calling
- * b->init(ctx, arg) first. *pid gets its address. Returns 0; WF_EINVAL if
+ * b->init(ctx, arg) first (arg is borrowed for that call). *pid gets its address. Returns 0; WF_EINVAL if
  * the name is taken; init's error; WF_ENOMEM; WF_ESHUTDOWN. Loop thread, or
  * any thread before the node runs. */
 int wf_spawn(wf_node *n, const char *name, const wf_behaviour *b, void *arg, wf_pid *pid);
@@ -123,7 +123,9 @@ wf_deferred *wf_ctx_ask(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms);
  * wf_ask). Loop thread. */
 wf_deferred *wf_ask_as(wf_node *n, wf_pid self, wf_pid to, wf_msg *m, uint64_t timeout_ms);
 
-/* wf_ctx_tell is wf_tell with this actor as the sender. Any thread. */
+/* wf_ctx_tell is wf_tell with this actor as the sender; m is consumed.
+ * Any thread that runs the handler (the loop, or the pool for a blocking
+ * one). */
 int wf_ctx_tell(wf_ctx *ctx, wf_pid to, wf_msg *m);
 
 /* wf_ctx_stop stops this actor once the current handler returns; reason

@@ -29,8 +29,9 @@ typedef struct wf_gather_result {
     wf_result items[];
 } wf_gather_result;
 
-/* wf_gather returns a deferred for the n deferreds in ds. It takes the
- * caller's reference to each input (even when it fails) and moves each
+/* wf_gather returns a deferred for the n deferreds in ds (the array is
+ * borrowed for the call). It takes the caller's reference to each input
+ * (even when it fails) and moves each
  * input's result into the gathered result, leaving an empty value behind
  * (an input that fires after the gather has fired keeps its result);
  * without WF_GATHER_CONSUME_ERRORS an input's failure stays in the input

@@ -50,8 +50,10 @@ typedef struct wf_link_ops {
     void (*close)(void *ctx);
 } wf_link_ops;
 
-/* wf_node_set_link plugs a transport into n (ops borrowed, must outlive n).
- * Returns WF_EINVAL if one is plugged already. */
+/* wf_node_set_link plugs a transport into n (ops and ctx borrowed: they
+ * must outlive n; ops->close is the transport's cue to let go). Returns
+ * WF_EINVAL if one is plugged already. Before the node runs, or on its
+ * loop thread. */
 int wf_node_set_link(wf_node *n, const wf_link_ops *ops, void *ctx);
 
 /* From the transport: a TELL or ASK frame from peer, for the local actor

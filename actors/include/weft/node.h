@@ -48,10 +48,13 @@ typedef struct wf_node_config {
 wf_node *wf_node_new(const wf_node_config *config);
 
 /* wf_node_run runs the loop on the calling thread, which becomes the
- * node's loop thread, until wf_node_shutdown has finished. Returns 0. */
+ * node's loop thread, until wf_node_shutdown has finished. Returns 0. Call
+ * it (or wf_node_start) once per node. */
 int wf_node_run(wf_node *n);
 
-/* wf_node_start runs the loop on a new thread. Returns 0 or WF_ENOMEM. */
+/* wf_node_start runs the loop on a new thread, and returns once that
+ * thread is the node's loop thread. Returns 0 or WF_ENOMEM. Any thread but
+ * a loop thread; once per node. */
 int wf_node_start(wf_node *n);
 
 /* wf_node_shutdown asks the node to stop, from any thread: every actor is
@@ -67,13 +70,14 @@ void wf_node_wait(wf_node *n);
  * actors are stopped first). Not from the loop thread. */
 void wf_node_free(wf_node *n);
 
-/* The node's name (borrowed), loop (a uv_loop_t *) and a clock on that
- * loop (borrowed; loop thread). */
+/* The node's name (borrowed, fixed for n's life; any thread), loop (a
+ * uv_loop_t *, borrowed; use it on the loop thread) and a clock on that
+ * loop (borrowed, freed with n; loop thread). */
 const char *wf_node_name(const wf_node *n);
 void *wf_node_loop(wf_node *n);
 struct wf_clock *wf_node_clock(wf_node *n);
 
-/* wf_node_on_loop: is the caller on n's loop thread? */
+/* wf_node_on_loop: is the caller on n's loop thread? Any thread. */
 bool wf_node_on_loop(const wf_node *n);
 
 /* wf_resolve turns an address into a pid: "name" for an actor on this node
@@ -99,14 +103,19 @@ int wf_tell(wf_node *n, wf_pid to, wf_msg *m);
 wf_deferred *wf_ask(wf_node *n, wf_pid to, wf_msg *m, uint64_t timeout_ms);
 
 /* wf_node_call is wf_ask for a thread that is not the loop's: it blocks
- * until the outcome and returns it (the caller owns it). */
+ * until the outcome and returns it (the caller owns it). m is consumed.
+ * Any thread but n's loop thread: there it would wait for itself, so it
+ * fails at once with WF_ESTATE; once shutdown has begun, WF_ESHUTDOWN. */
 wf_result wf_node_call(wf_node *n, wf_pid to, wf_msg *m, uint64_t timeout_ms);
 
 /* wf_defer_to_thread runs fn(arg) on libuv's thread pool and returns a
  * deferred (the caller's reference) that fires on the loop thread with
  * fn's result (a value or a failure; fn must not return a deferred).
- * Cancelling it before fn has started stops fn from running. Loop thread.
- * NULL when memory is short. */
+ * Cancelling it before fn has started stops fn from running; cancelling it
+ * while fn runs fires it at once with WF_ECANCELED, and fn's result is
+ * freed on the loop thread when fn returns. arg stays the caller's and must
+ * stay valid until fn has returned or the deferred fired unstarted. Loop
+ * thread. NULL when memory is short (fn will not run). */
 wf_deferred *wf_defer_to_thread(wf_node *n, wf_result (*fn)(void *arg), void *arg);
 
 /* Counters, read on the loop thread (or after the loop ended). */
@@ -119,6 +128,7 @@ typedef struct wf_node_stats {
     uint64_t spawned, stopped, restarts;
     uint64_t offloaded; /* handler runs on the thread pool */
 } wf_node_stats;
+/* wf_node_stats_get copies the counters into the caller's out. */
 void wf_node_stats_get(const wf_node *n, wf_node_stats *out);
 
 #ifdef __cplusplus

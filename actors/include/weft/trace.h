@@ -8,8 +8,9 @@
  * travel in the wire header (weft/wire.h), so one trace spans nodes.
  *
  * A node that traces records events on its loop thread into a ring, with
- * no lock and no allocation; a writer thread turns them into JSON lines
- * for the sinks: a file, and an nng PUB socket that viewers subscribe to
+ * no lock and, for message events, no allocation (failures, names and
+ * labels are copied); a writer thread turns them into JSON lines for the
+ * sinks: a file, and an nng PUB socket that viewers subscribe to
  * (tools/weft view). When the writer falls behind, events are dropped and
  * counted (a "lost" event says how many), never the loop slowed down. A
  * node that does not trace pays one predictable branch per message.
