@@ -312,6 +312,22 @@ void wf__actor_finish(struct actor *a, const wf_handler *h, wf_msg *m, struct re
 
 /* ---- delivery ---- */
 
+void wf__request_init(struct request *req, struct actor *a, const wf_msg *m, const wf_handler *h)
+{
+    *req = (struct request){
+        .node = a->node, .corr = m->corr, .peer = m->peer, .actor = a, .self = a->pid, .h = h};
+    wf__trace_ctx_copy(&req->tc, &m->tc);
+}
+
+int wf__run_outcome(const wf_result *r, const struct request *req)
+{
+    return r->kind == WF_RESULT_DEFERRED                            ? OUT_DEFERRED
+           : r->kind == WF_RESULT_FAILURE                           ? OUT_FAIL
+           : wf_result_is_msg(*r) || (req != NULL && req->answered) ? OUT_REPLY
+           : req == NULL                                            ? OUT_OK
+                                                                    : OUT_NONE;
+}
+
 static void apply_ctx_stop(struct actor *a, wf_ctx *ctx)
 {
     if (ctx->stop_requested)
@@ -343,12 +359,11 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
     }
 
     const wf_handler *h = wf__find_handler(a->b, m->type);
-    struct request req = {
-        .node = n, .corr = m->corr, .peer = m->peer, .actor = a, .self = a->pid, .h = h};
-    req.tc.flags = m->tc.flags;
-    if (m->tc.flags & WF_TRACE_SAMPLED)
-        req.tc = m->tc;
-    struct request *rq = m->kind == K_ASK ? &req : NULL;
+    struct request req, *rq = NULL;
+    if (m->kind == K_ASK) {
+        wf__request_init(&req, a, m, h);
+        rq = &req;
+    }
     if (h == NULL) {
         wf_failure *f = wf_failure_new(WF_EINVAL, "actor %s@%s has no handler for message type %u",
                                        wf__actor_label(a), wf_node_name(n), m->type);
@@ -387,15 +402,8 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
     }
     a->in_turn = true;
     wf_result r = h->fn(&ctx, m);
-    if (tracing && wf__traced(n, &m->tc)) {
-        int out = r.kind == WF_RESULT_DEFERRED  ? OUT_DEFERRED
-                  : r.kind == WF_RESULT_FAILURE ? OUT_FAIL
-                  : wf_result_is_msg(r)         ? OUT_REPLY
-                  : rq != NULL && rq->answered  ? OUT_REPLY
-                  : rq == NULL                  ? OUT_OK
-                                                : OUT_NONE;
-        wf__trace_run(n, TR_END, a, m, h, out, 0);
-    }
+    if (tracing && wf__traced(n, &m->tc))
+        wf__trace_run(n, TR_END, a, m, h, wf__run_outcome(&r, rq), 0);
     wf__actor_finish(a, h, m, rq, r);
     if (full)
         nt->cur = saved;

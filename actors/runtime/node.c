@@ -880,9 +880,7 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
     p->asker = asker ? asker->pid : (wf_pid){0};
     p->target = to;
     p->type = m->type;
-    p->tc.flags = m->tc.flags;
-    if (m->tc.flags & WF_TRACE_SAMPLED)
-        p->tc = m->tc;
+    wf__trace_ctx_copy(&p->tc, &m->tc);
     /* Deadline list: same timeout, so the newest expires last. */
     struct bucket *bk = &n->buckets[b];
     p->next = NIL;

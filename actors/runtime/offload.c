@@ -77,14 +77,9 @@ static void job_after(uv_work_t *w, int status)
             }
         }
         if (it->traced && wf__traced(a->node, &it->m->tc)) {
-            wf_result *r = &it->r;
-            int out = r->kind == WF_RESULT_DEFERRED                            ? OUT_DEFERRED
-                      : r->kind == WF_RESULT_FAILURE                           ? OUT_FAIL
-                      : wf_result_is_msg(*r) || (req != NULL && req->answered) ? OUT_REPLY
-                      : req == NULL                                            ? OUT_OK
-                                                                               : OUT_NONE;
             wf__trace_run(a->node, TR_OFFLOAD_START, a, it->m, it->h, OUT_NONE, it->t0);
-            wf__trace_run(a->node, TR_OFFLOAD_END, a, it->m, it->h, out, it->t1);
+            wf__trace_run(a->node, TR_OFFLOAD_END, a, it->m, it->h, wf__run_outcome(&it->r, req),
+                          it->t1);
         }
         /* Sends from the callbacks of what it returned continue its span. */
         struct node_trace *nt = wf__nt(a->node);
@@ -141,16 +136,13 @@ void wf__offload(struct actor *a, const wf_handler *h, wf_msg *m, struct request
         if (a->mb_head == NULL)
             a->mb_tail = NULL;
         a->mb_count--;
-        struct request qr = {.node = a->node,
-                             .corr = q->corr,
-                             .peer = q->peer,
-                             .actor = a,
-                             .self = a->pid,
-                             .h = wf__find_handler(a->b, q->type),
-                             .tc.flags = q->tc.flags};
-        if (q->tc.flags & WF_TRACE_SAMPLED)
-            qr.tc = q->tc;
-        item_init(&j->items[i], a, qr.h, q, q->kind == K_ASK ? &qr : NULL);
+        const wf_handler *qh = wf__find_handler(a->b, q->type);
+        struct request qr, *qrq = NULL;
+        if (q->kind == K_ASK) {
+            wf__request_init(&qr, a, q, qh);
+            qrq = &qr;
+        }
+        item_init(&j->items[i], a, qh, q, qrq);
     }
     j->work.data = j;
     a->busy = true;

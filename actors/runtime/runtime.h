@@ -136,6 +136,16 @@ static inline void wf__trace_stamp(wf_node *n, wf_msg *m)
         m->tc.flags = 0;
 }
 #endif
+/* Copies span src into dst. An unsampled span is only its flags: its ids
+ * are unset, so they are not copied. */
+static inline void wf__trace_ctx_copy(wf_trace_ctx *dst, const wf_trace_ctx *src)
+{
+    if (src->flags & WF_TRACE_SAMPLED)
+        *dst = *src;
+    else
+        dst->flags = src->flags;
+}
+
 /* Gives m a child span of parent (when parent is set). */
 void wf__trace_child(wf_node *n, const wf_trace_ctx *parent, wf_msg *m);
 uint64_t wf__trace_new_span(wf_node *n);
@@ -184,6 +194,12 @@ void wf__trace_node(wf_node *n, uint16_t peer, bool up, const char *why);
 void wf__trace_shutdown(wf_node *n);
 
 /* actor.c */
+/* The request that ask m makes of actor a, to be answered by handler h
+ * (NULL: there is none). */
+void wf__request_init(struct request *req, struct actor *a, const wf_msg *m, const wf_handler *h);
+/* How a handler's run ended (enum trace_outcome), for its end event: r is
+ * what it returned, req its request (NULL for a tell). */
+int wf__run_outcome(const wf_result *r, const struct request *req);
 void wf__actor_deliver(struct actor *a, wf_msg *m);
 void wf__actor_stop(struct actor *a, wf_failure *reason);
 void wf__actor_unref(struct actor *a);
