@@ -502,9 +502,7 @@ void wf__actor_stop(struct actor *a, wf_failure *reason)
     /* What it was asked: queued requests and requests it would answer
      * later get WF_EACTORSTOPPED at once; queued tells are dropped. */
     while (a->mb_head != NULL) {
-        wf_msg *m = a->mb_head;
-        a->mb_head = m->next;
-        a->mb_count--;
+        wf_msg *m = wf__mailbox_pop(a);
         if (m->kind == K_ASK) {
             wf__answer(n, a->pid, m->peer, m->corr, m->type, &m->tc,
                        WF_FAIL(WF_EACTORSTOPPED, "actor %s@%s stopped before handling type %u",
@@ -517,7 +515,6 @@ void wf__actor_stop(struct actor *a, wf_failure *reason)
         }
         wf_msg_free(m);
     }
-    a->mb_tail = NULL;
     while (a->requests != NULL) {
         struct request *hr = a->requests;
         a->requests = hr->next;

@@ -530,13 +530,8 @@ static void dispatch(wf_node *n)
             n->runq_tail = NULL;
         a->queued = false;
         for (unsigned i = 0; i < BATCH && a->mb_head && !a->busy && !a->dead; i++) {
-            wf_msg *m = a->mb_head;
-            a->mb_head = m->next;
-            if (a->mb_head == NULL)
-                a->mb_tail = NULL;
-            a->mb_count--;
             budget--;
-            wf__actor_deliver(a, m);
+            wf__actor_deliver(a, wf__mailbox_pop(a));
         }
         wf__schedule(a); /* more mail: back to the end of the queue */
         wf__actor_unref(a);

@@ -131,11 +131,7 @@ void wf__offload(struct actor *a, const wf_handler *h, wf_msg *m, struct request
     j->n = n;
     item_init(&j->items[0], a, h, m, req);
     for (unsigned i = 1; i < n; i++) {
-        wf_msg *q = a->mb_head;
-        a->mb_head = q->next;
-        if (a->mb_head == NULL)
-            a->mb_tail = NULL;
-        a->mb_count--;
+        wf_msg *q = wf__mailbox_pop(a);
         const wf_handler *qh = wf__find_handler(a->b, q->type);
         struct request qr, *qrq = NULL;
         if (q->kind == K_ASK) {

@@ -59,6 +59,17 @@ struct actor {
     _Alignas(16) unsigned char state[];
 };
 
+/* Takes the first message of a's mailbox, which holds one. */
+static inline wf_msg *wf__mailbox_pop(struct actor *a)
+{
+    wf_msg *m = a->mb_head;
+    a->mb_head = m->next;
+    if (a->mb_head == NULL)
+        a->mb_tail = NULL;
+    a->mb_count--;
+    return m;
+}
+
 /* A request being answered: on the stack for a synchronous handler, on the
  * heap once the handler returned a deferred. */
 struct request {
