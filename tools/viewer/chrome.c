@@ -396,7 +396,7 @@ static void flows_write(exporter *x)
             }
         }
         /* The answer to the asker's fired. */
-        const wv_event *a = g->reply ? g->reply : g->fail;
+        const wv_event *a = wv_msg_answer(g);
         if (a && a->keep && g->fired && g->fired->keep && a->lane > WV_OUTSIDE_LANE &&
             g->fired->lane > WV_OUTSIDE_LANE && lane_find(x, a->lane, a->at_ns, &str, &ssl) &&
             lane_find(x, g->fired->lane, g->fired->at_ns, &dtr, &dsl)) {

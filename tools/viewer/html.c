@@ -80,7 +80,7 @@ static void arrows_write(writer *w)
         const wv_message *g = &m->msgs[i];
         char title[160], label[200];
         wv_msg_title(g, title, sizeof title);
-        const wv_event *ans = g->reply ? g->reply : g->fail;
+        const wv_event *ans = wv_msg_answer(g);
         if (g->outside) {
             if (g->recv && g->recv->keep)
                 arrow(w, "in", WV_OUTSIDE_LANE, g->recv->lane, g->recv, NULL, title, g->recv, 0,
@@ -94,7 +94,7 @@ static void arrows_write(writer *w)
             continue;
         }
         if (g->send && g->send->keep) {
-            const wv_event *arrive = g->recv ? g->recv : g->start ? g->start : g->ostart;
+            const wv_event *arrive = wv_msg_arrival(g);
             bool ask = g->send->msg && strcmp(g->send->msg, "ask") == 0;
             arrow(w, ask ? "ask" : "tell", g->send->lane, g->to_lane, g->send, arrive, title,
                   g->send, 0, false);

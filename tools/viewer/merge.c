@@ -141,12 +141,12 @@ static void collect(const wv_model *m, struct pair *p)
     size_t nn = m->nnodes;
     for (size_t i = 0; i < m->nmsgs; i++) {
         const wv_message *g = &m->msgs[i];
-        const wv_event *arrive = g->recv ? g->recv : g->start ? g->start : g->ostart;
+        const wv_event *arrive = wv_msg_arrival(g);
         if (g->send && arrive && g->send->node_idx != arrive->node_idx)
             bound(p, nn, g->send->node_idx, arrive->node_idx,
                   sat_add(sat_sub(local_ns(m, g->send), local_ns(m, arrive)), WV_MERGE_EPSILON_NS),
                   true);
-        const wv_event *answer = g->reply ? g->reply : g->fail;
+        const wv_event *answer = wv_msg_answer(g);
         if (answer && g->fired && answer->node_idx != g->fired->node_idx)
             bound(p, nn, g->fired->node_idx, answer->node_idx,
                   sat_sub(sat_sub(local_ns(m, g->fired), local_ns(m, answer)), WV_MERGE_EPSILON_NS),

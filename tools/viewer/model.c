@@ -123,6 +123,16 @@ bool wv_addr_outside(const char *addr)
     return addr == NULL || addr[0] == '\0' || strchr(addr, '@') == NULL;
 }
 
+const wv_event *wv_msg_arrival(const wv_message *m)
+{
+    return m->recv ? m->recv : m->start ? m->start : m->ostart;
+}
+
+const wv_event *wv_msg_answer(const wv_message *m)
+{
+    return m->reply ? m->reply : m->fail;
+}
+
 void wv_msg_title(const wv_message *m, char *out, size_t size)
 {
     char buf[32];
@@ -301,7 +311,7 @@ static int msgs_build(struct builder *b)
      * the outside world likewise: a labelled reply or fail to no actor. */
     for (size_t i = 0; i < m->nmsgs; i++) {
         wv_message *g = &m->msgs[i];
-        const wv_event *r = g->reply ? g->reply : g->fail;
+        const wv_event *r = wv_msg_answer(g);
         if (g->send != NULL)
             continue;
         if (g->recv && wv_addr_outside(g->recv->from) && (g->recv->label || !g->recv->msg))
@@ -524,7 +534,7 @@ static int msg_lanes(struct builder *b)
         wv_message *g = &m->msgs[i];
         if (g->outside) {
             g->from_lane = WV_OUTSIDE_LANE;
-            const wv_event *e = g->recv ? g->recv : g->reply ? g->reply : g->fail;
+            const wv_event *e = g->recv ? g->recv : wv_msg_answer(g);
             g->to_lane = e ? e->lane : -1;
             continue;
         }
@@ -537,11 +547,9 @@ static int msg_lanes(struct builder *b)
                 g->to_lane = l;
             }
         }
-        const wv_event *at = g->recv     ? g->recv
-                             : g->start  ? g->start
-                             : g->ostart ? g->ostart
-                             : g->reply  ? g->reply
-                                         : g->fail;
+        const wv_event *at = wv_msg_arrival(g);
+        if (at == NULL)
+            at = wv_msg_answer(g);
         if (at != NULL && at->lane >= 0)
             g->to_lane = at->lane;
         if (g->from_lane < 0 && g->fired)
@@ -668,7 +676,7 @@ static int traces_build(struct builder *b)
         if (t->label != NULL && t->first->at_ns <= g->recv->at_ns)
             continue;
         t->label = g->recv->label ? g->recv->label : "request";
-        const wv_event *r = g->reply ? g->reply : g->fail;
+        const wv_event *r = wv_msg_answer(g);
         if (r != NULL)
             t->latency_ns = r->at_ns - g->recv->at_ns;
     }

@@ -101,6 +101,14 @@ const char *wv_addr_split(const char *addr, size_t *alen);
 /* True for a "from"/"to" that names no actor: the outside world. */
 bool wv_addr_outside(const char *addr);
 
+/* Where message m arrived at its receiver: its recv, or for a local
+ * message its handler's start (on the loop or the pool); NULL if none was
+ * recorded. */
+const wv_event *wv_msg_arrival(const wv_message *m);
+
+/* The receiver's answer to m: its reply or its fail, NULL if neither. */
+const wv_event *wv_msg_answer(const wv_message *m);
+
 /* A short description of message m: "ask cache.get", "tell 0x00000007". */
 void wv_msg_title(const wv_message *m, char *out, size_t size);
 

@@ -167,7 +167,7 @@ void wv_summary_render(FILE *out, const wv_model *m, size_t skipped)
         case WV_RECV:
             if (g && g->outside) {
                 requests++;
-                const wv_event *r = g->reply ? g->reply : g->fail;
+                const wv_event *r = wv_msg_answer(g);
                 if (r && r->keep)
                     samples_add(&outside, r->at_ns - e->at_ns);
             }
