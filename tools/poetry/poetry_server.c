@@ -667,6 +667,9 @@ bad:
 static int start_listening(struct server *srv)
 {
     struct sockaddr_storage ss;
+    /* Initialised first: main closes the handle whatever happens here. */
+    srv->listener.data = srv;
+    uv_tcp_init(&srv->loop, &srv->listener);
     int rv = uv_ip4_addr(srv->o.host, srv->o.port, (struct sockaddr_in *)&ss);
     if (rv != 0)
         rv = uv_ip6_addr(srv->o.host, srv->o.port, (struct sockaddr_in6 *)&ss);
@@ -674,8 +677,6 @@ static int start_listening(struct server *srv)
         fprintf(stderr, "poetry-server: --host wants a numeric address: %s\n", srv->o.host);
         return -1;
     }
-    srv->listener.data = srv;
-    uv_tcp_init(&srv->loop, &srv->listener);
     rv = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
     if (rv == 0)
         rv = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN, on_connection);
