@@ -15,6 +15,8 @@ const char *wf__http_reason(int status)
         return "Method Not Allowed";
     case 408:
         return "Request Timeout";
+    case 409:
+        return "Conflict";
     case 413:
         return "Payload Too Large";
     case 431:

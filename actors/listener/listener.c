@@ -32,7 +32,7 @@
 
 static const double lat_bounds[LAT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                0.1,   0.25,   0.5,   1,    2.5,   5};
-static const int status_codes[] = {200, 302, 400, 404, 405, 408, 413, 431, 500, 502, 503, 504};
+static const int status_codes[] = {200, 302, 400, 404, 405, 408, 409, 413, 431, 500, 502, 503, 504};
 #define NSTATUS (sizeof status_codes / sizeof status_codes[0])
 
 struct conn;

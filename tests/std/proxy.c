@@ -572,3 +572,20 @@ Test(proxy, trace_control_changes_only_what_it_is_given, .init = setup, .fini = 
     stop();
     remove_dir(dir);
 }
+
+Test(proxy, trace_control_on_a_node_that_does_not_trace_is_a_conflict, .init = setup, .fini = stop)
+{
+    lcfg.trace_control = 1;
+    start();
+    tu_http r;
+    cr_assert_eq(tu_http_get(http_port, "/trace", &r), 0);
+    cr_assert_str_eq(r.body, "off\n");
+    tu_http_free(&r);
+    cr_assert_eq(tu_http_get(http_port, "/trace?sample=1", &r), 0);
+    cr_assert_eq(r.status, 409, "%d %s", r.status, r.body);
+    cr_assert(strstr(r.headers, "409 Conflict"), "%s", r.headers);
+    tu_http_free(&r);
+    cr_assert_eq(tu_http_get(http_port, "/metrics", &r), 0);
+    cr_assert(strstr(r.body, "weft_http_requests_total{status=\"409\"} 1"), "%s", r.body);
+    tu_http_free(&r);
+}
