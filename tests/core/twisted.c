@@ -69,6 +69,7 @@ Test(twisted, semaphore_freed_while_a_run_job_holds_a_token)
     wf_deferred *r = wf_semaphore_run(s, job, NULL);
     wf_semaphore_free(s);
     wf_deferred_callback(job3, wf_result_int(1)); /* run_release -> freed s */
+    cr_assert_eq(tu_int_of(r), 1, "the run still ends with the job's outcome");
     wf_deferred_release(r);
     wf_deferred_release(job3);
 }
