@@ -769,22 +769,12 @@ static void trace_control(struct lst *l, struct req *r, const char *q)
     bool has_a = q != NULL && query_get(q, "actors", actors, sizeof actors);
     bool has_t = q != NULL && query_get(q, "types", types, sizeof types);
     if (has_s || has_a || has_t) {
-        /* What is not given keeps its value: read back from the description. */
-        char cur_a[256] = "", cur_t[256] = "";
-        double cur_s = 1;
-        const char *p;
-        if ((p = strstr(now, "sample=")) != NULL)
-            cur_s = strtod(p + 7, NULL);
-        if ((p = strstr(now, "actors=")) != NULL)
-            snprintf(cur_a, sizeof cur_a, "%.*s", (int)strcspn(p + 7, ";"), p + 7);
-        if ((p = strstr(now, "types=")) != NULL)
-            snprintf(cur_t, sizeof cur_t, "%.*s", (int)strcspn(p + 6, ";"), p + 6);
         char *end = NULL;
-        double s = has_s ? strtod(sample, &end) : cur_s;
+        double s = has_s ? strtod(sample, &end) : WF_TRACE_KEEP;
         int rv =
-            has_s && (*end != '\0' || end == sample)
+            has_s && (*end != '\0' || end == sample || s < 0)
                 ? WF_EINVAL
-                : wf_node_trace_filter(l->node, s, has_a ? actors : cur_a, has_t ? types : cur_t);
+                : wf_node_trace_filter(l->node, s, has_a ? actors : NULL, has_t ? types : NULL);
         if (rv != 0) {
             char msg[128];
             snprintf(msg, sizeof msg, "tracing not changed: %s\n",

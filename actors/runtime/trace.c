@@ -259,6 +259,7 @@ static void clear_filters(struct tracer *tr)
     tr->ntypes = 0;
 }
 
+/* Sets the filters given (NULL: kept), both or neither. */
 static int set_filters(struct tracer *tr, const char *actors, const char *types)
 {
     char *names[MAX_ACTORS];
@@ -283,11 +284,16 @@ static int set_filters(struct tracer *tr, const char *actors, const char *types)
         tv[nt++] = (uint32_t)v;
         p = end + (*end == ',');
     }
-    clear_filters(tr);
-    memcpy(tr->actors, names, na * sizeof *names);
-    tr->nactors = na;
-    memcpy(tr->types, tv, nt * sizeof *tv);
-    tr->ntypes = nt;
+    if (actors != NULL) {
+        for (unsigned i = 0; i < tr->nactors; i++)
+            wf_free(tr->actors[i]);
+        memcpy(tr->actors, names, na * sizeof *names);
+        tr->nactors = na;
+    }
+    if (types != NULL) {
+        memcpy(tr->types, tv, nt * sizeof *tv);
+        tr->ntypes = nt;
+    }
     return 0;
 
 fail:
@@ -724,12 +730,13 @@ int wf_node_trace_filter(wf_node *n, double sample, const char *actors, const ch
     struct tracer *tr = wf__nt(n)->on;
     if (tr == NULL)
         return WF_ESTATE;
-    if (!(sample >= 0 && sample <= 1) || !names_ok(actors))
+    if (!(sample <= 1) || !names_ok(actors)) /* NaN fails too */
         return WF_EINVAL;
     int rv = set_filters(tr, actors, types);
     if (rv != 0)
         return rv;
-    tr->sample = sample;
+    if (sample >= 0)
+        tr->sample = sample;
     wf__each_actor(n, select_actor, tr);
     config_record(tr);
     return 0;

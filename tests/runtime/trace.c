@@ -396,6 +396,24 @@ Test(trace, bad_settings_are_refused_with_a_reason)
     wf_node_free(n);
 }
 
+Test(trace, a_change_keeps_what_it_does_not_give)
+{
+    wf_node *n = wf_node_new(NULL);
+    cr_assert_eq(wf_node_trace_start(n, &(wf_trace_config){.sample = 0.5, .actors = "a,b"}), 0);
+    char d[128];
+    cr_assert_eq(wf_node_trace_filter(n, WF_TRACE_KEEP, NULL, "7"), 0);
+    wf_node_trace_describe(n, d, sizeof d);
+    cr_assert(strncmp(d, "sample=0.5;actors=a,b;types=7;", 30) == 0, "%s", d);
+    cr_assert_eq(wf_node_trace_filter(n, 1, "", NULL), 0);
+    wf_node_trace_describe(n, d, sizeof d);
+    cr_assert(strncmp(d, "sample=1;actors=;types=7;", 25) == 0, "%s", d);
+    cr_assert_eq(wf_node_trace_filter(n, 2, NULL, NULL), WF_EINVAL);
+    cr_assert_eq(wf_node_trace_filter(n, WF_TRACE_KEEP, NULL, "x"), WF_EINVAL);
+    wf_node_trace_describe(n, d, sizeof d);
+    cr_assert(strncmp(d, "sample=1;actors=;types=7;", 25) == 0, "a refusal changes nothing: %s", d);
+    wf_node_free(n);
+}
+
 Test(trace, traceparent_follows_the_w3c_rules)
 {
     wf_trace_ctx c;

@@ -10,6 +10,7 @@
  *   peers                    the nodes connected now
  *   stats                    transport counters
  *   trace [SAMPLE [ACTORS [TYPES]]]  show, or change at run time, tracing
+ *                            (a filter left out is kept; "all" clears it)
  *   quit                     shut down (so does the end of input)
  *
  * Tracing: --trace "file=a.jsonl;pub=tcp://...;sample=1" (weft/trace.h).
@@ -255,6 +256,10 @@ static void command(struct app *a, char *line)
         if (sample != NULL) {
             char *end;
             double sv = strtod(sample, &end);
+            if (actors != NULL && strcmp(actors, "all") == 0)
+                actors = "";
+            if (types != NULL && strcmp(types, "all") == 0)
+                types = "";
             rv = *end != '\0' ? WF_EINVAL : wf_node_trace_filter(a->node, sv, actors, types);
         }
         char desc[512];

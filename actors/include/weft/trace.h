@@ -118,8 +118,10 @@ int wf_trace_config_parse(char *spec, wf_trace_config *out, char *err, size_t er
 int wf_node_trace_start(wf_node *n, const wf_trace_config *cfg);
 
 /* wf_node_trace_filter changes sampling and filters of a tracing node at
- * run time (strings copied; NULL or "" for all). Returns 0, WF_ESTATE if n
- * does not trace, WF_EINVAL. Loop thread. */
+ * run time: what is given is copied, "" selects all, and a NULL string or a
+ * negative sample (WF_TRACE_KEEP) keeps the current setting. Returns 0,
+ * WF_ESTATE if n does not trace, WF_EINVAL (nothing changed). Loop thread. */
+#define WF_TRACE_KEEP (-1.0)
 int wf_node_trace_filter(wf_node *n, double sample, const char *actors, const char *types);
 
 /* wf_node_trace_describe writes the current settings ("sample=..;actors=..
