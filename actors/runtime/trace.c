@@ -558,7 +558,6 @@ void wf__trace_deferred_work(wf_node *n, wf_pid actor, const wf_trace_ctx *tc, u
         rec->actor = actor.id;
         rec->tc = *tc;
         rec->outcome = i == 0 ? OUT_NONE : ok ? OUT_OK : OUT_FAIL;
-        rec->extra = wf_strdup("\"label\":\"defer_to_thread\"");
         rec_commit(tr);
     }
 }

@@ -526,6 +526,8 @@ static void line(struct trace_writer *w, struct trace_rec *r)
             p = PUT_LIT(p, ",\"handler\":\"");
             p = escape_to(p, r->small, r->nsmall);
             *p++ = '"';
+        } else {
+            p = PUT_LIT(p, ",\"label\":\"defer_to_thread\"");
         }
         if (r->pool)
             p = PUT_LIT(p, ",\"pool\":true");
