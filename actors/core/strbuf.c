@@ -1,4 +1,5 @@
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +11,12 @@ static bool reserve(wf_strbuf *b, size_t extra)
 {
     if (b->oom)
         return false;
+    /* A size that the sums and the doubling below would overflow is out
+     * of memory. */
+    if (extra > SIZE_MAX / 4 - b->len) {
+        b->oom = true;
+        return false;
+    }
     if (b->len + extra + 1 <= b->cap)
         return true;
     size_t cap = b->cap ? b->cap : 128;

@@ -1,8 +1,12 @@
 /* Out of memory: fail the k-th allocation of an operation for every k and
  * check nothing crashes and (under valgrind) nothing leaks. */
+#include <stdint.h>
+
 #include <criterion/criterion.h>
 
 #include "testutil.h"
+/* Private to libweft, exported for its tests. */
+#include "../../actors/core/strbuf.h"
 
 TestSuite(oom, .init = tu_capture_log, .timeout = 120);
 
@@ -116,4 +120,14 @@ Test(oom, adding_past_the_inline_steps_reports_enomem_and_frees_the_arg)
 void count(void *p)
 {
     (*(int *)p)++;
+}
+
+Test(oom, a_string_too_large_to_grow_is_out_of_memory_not_a_wrap)
+{
+    wf_strbuf b = {0};
+    wf_strbuf_puts(&b, "head");
+    wf_strbuf_reserve(&b, SIZE_MAX - 2);
+    cr_assert(b.oom, "a size the doubling would overflow is refused");
+    wf_strbuf_puts(&b, "more");
+    cr_assert_null(wf_strbuf_finish(&b));
 }
