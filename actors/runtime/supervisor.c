@@ -122,7 +122,7 @@ const wf_behaviour wf_supervisor_behaviour = {
     .init = sup_init,
     .terminate = sup_terminate,
     .handlers = sup_handlers,
-    .nhandlers = 1,
+    .nhandlers = sizeof sup_handlers / sizeof sup_handlers[0],
 };
 
 int wf_supervisor_spawn(wf_node *n, const char *name, const wf_supervisor_spec *spec, wf_pid *pid)
