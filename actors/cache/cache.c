@@ -6,6 +6,8 @@
 #include <weft/alloc.h>
 #include <weft/cache.h>
 
+#include "../core/bytes.h"
+
 #define KEY_MAX 4096
 
 enum { E_FETCHING, E_CACHED, E_NEGATIVE };
@@ -53,17 +55,9 @@ struct fetch {
 
 /* ---- the table ---- */
 
-static uint64_t hash(const char *k, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
-    return h;
-}
-
 static struct entry **slot(struct cache *c, const char *k, size_t n)
 {
-    struct entry **pp = &c->buckets[hash(k, n) & (c->nbuckets - 1)];
+    struct entry **pp = &c->buckets[wf__fnv1a(k, n) & (c->nbuckets - 1)];
     while (*pp != NULL && ((*pp)->keylen != n || memcmp((*pp)->key, k, n) != 0))
         pp = &(*pp)->hnext;
     return pp;
@@ -79,7 +73,7 @@ static void grow(struct cache *c)
     for (size_t i = 0; i < c->nbuckets; i++) {
         for (struct entry *e = c->buckets[i], *next; e != NULL; e = next) {
             next = e->hnext;
-            struct entry **pp = &b[hash(e->key, e->keylen) & (nb - 1)];
+            struct entry **pp = &b[wf__fnv1a(e->key, e->keylen) & (nb - 1)];
             e->hnext = *pp;
             *pp = e;
         }

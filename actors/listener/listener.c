@@ -23,6 +23,7 @@
 #include <weft/renderer.h>
 #include <weft/trace.h>
 
+#include "../core/bytes.h"
 #include "../core/strbuf.h"
 #include "../http/status.h"
 
@@ -302,8 +303,7 @@ static void random_id(char out[17])
     unsigned char raw[8] = {0};
     if (getrandom(raw, sizeof raw, 0) != sizeof raw)
         memset(raw, 0x5a, sizeof raw);
-    for (int i = 0; i < 8; i++)
-        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    *wf__hex(out, raw, 8) = '\0';
 }
 
 static int status_of(int code)

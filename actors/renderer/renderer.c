@@ -8,6 +8,7 @@
 #include <weft/alloc.h>
 #include <weft/renderer.h>
 
+#include "../core/bytes.h"
 #include "../core/strbuf.h"
 #include "../http/status.h"
 
@@ -85,14 +86,6 @@ static void fill(wf_strbuf *out, const char *tmpl, const struct var *vars, size_
 
 /* ---- sessions ---- */
 
-static uint64_t hash_id(const char *id)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 1099511628211ull;
-    return h;
-}
-
 static bool valid_id(const char *id)
 {
     size_t n = strnlen(id, 33);
@@ -108,7 +101,7 @@ static bool valid_id(const char *id)
 static void forget_oldest(struct renderer *r)
 {
     struct session *s = r->oldest;
-    struct session **pp = &r->buckets[hash_id(s->id) & (r->nbuckets - 1)];
+    struct session **pp = &r->buckets[wf__fnv1a(s->id, strlen(s->id)) & (r->nbuckets - 1)];
     while (*pp != s)
         pp = &(*pp)->next;
     *pp = s->next;
@@ -124,7 +117,8 @@ static void forget_oldest(struct renderer *r)
 static struct session *session_for(struct renderer *r, const char *id)
 {
     if (valid_id(id)) {
-        for (struct session *s = r->buckets[hash_id(id) & (r->nbuckets - 1)]; s; s = s->next) {
+        for (struct session *s = r->buckets[wf__fnv1a(id, strlen(id)) & (r->nbuckets - 1)]; s;
+             s = s->next) {
             if (strcmp(s->id, id) == 0)
                 return s;
         }
@@ -142,11 +136,10 @@ static struct session *session_for(struct renderer *r, const char *id)
     }
     const unsigned char *raw = r->rnd + sizeof r->rnd - r->rnd_left;
     r->rnd_left -= 16;
-    for (int i = 0; i < 16; i++)
-        snprintf(s->id + 2 * i, 3, "%02x", raw[i]);
+    *wf__hex(s->id, raw, 16) = '\0';
     s->views = 0;
     s->newer = NULL;
-    size_t b = hash_id(s->id) & (r->nbuckets - 1);
+    size_t b = wf__fnv1a(s->id, strlen(s->id)) & (r->nbuckets - 1);
     s->next = r->buckets[b];
     r->buckets[b] = s;
     if (r->newest)

@@ -22,6 +22,7 @@
 #include <weft/alloc.h>
 #include <weft/log.h>
 
+#include "../core/bytes.h"
 #include "runtime.h"
 
 #define BATCH        64   /* messages per actor per turn on the run queue */
@@ -359,10 +360,7 @@ struct actor *wf__node_actor(wf_node *n, wf_pid pid)
 
 static uint32_t hash_name(const char *s)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
+    return (uint32_t)wf__fnv1a(s, strlen(s));
 }
 
 /* Names are rare next to messages: a plain chained table of slot indices. */

@@ -16,6 +16,7 @@
 #include <weft/alloc.h>
 #include <weft/log.h>
 
+#include "../core/bytes.h"
 #include "../core/strbuf.h"
 #include "runtime.h"
 #include "trace_ring.h"
@@ -188,17 +189,14 @@ int wf_traceparent_parse(const char *s, size_t len, wf_trace_ctx *out)
 
 void wf_traceparent_format(const wf_trace_ctx *c, char out[WF_TRACEPARENT_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
     char *p = out;
     *p++ = '0', *p++ = '0', *p++ = '-';
-    for (int i = 0; i < 16; i++)
-        *p++ = hex[c->trace_id[i] >> 4], *p++ = hex[c->trace_id[i] & 15];
+    p = wf__hex(p, c->trace_id, 16);
     *p++ = '-';
-    for (int i = 60; i >= 0; i -= 4)
-        *p++ = hex[(c->span_id >> i) & 15];
+    p = wf__hex64(p, c->span_id, 0);
     *p++ = '-';
     *p++ = '0';
-    *p++ = hex[c->flags & WF_TRACE_SAMPLED];
+    *p++ = (c->flags & WF_TRACE_SAMPLED) ? '1' : '0';
     *p = '\0';
 }
 

@@ -20,6 +20,7 @@
 #include <weft/alloc.h>
 #include <weft/log.h>
 
+#include "../core/bytes.h"
 #include "runtime.h"
 #include "trace_ring.h"
 
@@ -77,7 +78,6 @@ static size_t utf8_len(const unsigned char *s, size_t n)
  * end. Invalid UTF-8 becomes '?', so every line stays valid JSON. */
 static char *escape_to(char *p, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = u[i];
@@ -89,7 +89,8 @@ static char *escape_to(char *p, const char *s, size_t n)
         } else if (c == '\t') {
             *p++ = '\\', *p++ = 't';
         } else if (c < 0x20 || c == 0x7f) {
-            p += sprintf(p, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
+            memcpy(p, "\\u00", 4);
+            p = wf__hex(p + 4, &c, 1);
         } else if (c < 0x80) {
             *p++ = (char)c;
         } else {
@@ -272,26 +273,6 @@ static char *put_u64(char *p, uint64_t v)
     return p + n;
 }
 
-static char *put_hex(char *p, const unsigned char *b, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++)
-        *p++ = hex[b[i] >> 4], *p++ = hex[b[i] & 15];
-    return p;
-}
-
-static char *put_hex64(char *p, uint64_t v, bool trim)
-{
-    static const char hex[] = "0123456789abcdef";
-    int i = 60;
-    if (trim)
-        while (i > 0 && ((v >> i) & 15) == 0)
-            i -= 4;
-    for (; i >= 0; i -= 4)
-        *p++ = hex[(v >> i) & 15];
-    return p;
-}
-
 /* A local actor's label, or #pid when the writer was not told one. */
 static char *put_label(struct trace_writer *w, char *p, uint64_t id)
 {
@@ -299,7 +280,7 @@ static char *put_label(struct trace_writer *w, char *p, uint64_t id)
     if (l != NULL)
         return put_str(p, l);
     *p++ = '#';
-    return put_hex64(p, id, true);
+    return wf__hex64(p, id, 1);
 }
 
 /* A peer's node name, or "?" when the writer was not told it. */
@@ -323,7 +304,7 @@ static char *put_who(struct trace_writer *w, char *p, uint64_t id)
         p = put_str(p, rn);
     } else {
         *p++ = '#';
-        p = put_hex64(p, id & ((1ull << 47) - 1), true);
+        p = wf__hex64(p, id & ((1ull << 47) - 1), 1);
     }
     *p++ = '@';
     return put_str(p, peer_name(w, peer));
@@ -432,16 +413,16 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         /* A trace's events come together: its id is formatted once. */
         if (memcmp(w->last_trace, r->tc.trace_id, 16) != 0) {
             memcpy(w->last_trace, r->tc.trace_id, 16);
-            put_hex(w->last_trace_hex, r->tc.trace_id, 16);
+            wf__hex(w->last_trace_hex, r->tc.trace_id, 16);
         }
         memcpy(p, w->last_trace_hex, 32);
         p += 32;
         p = PUT_LIT(p, "\",\"span\":\"");
-        p = put_hex64(p, r->tc.span_id, false);
+        p = wf__hex64(p, r->tc.span_id, 0);
         *p++ = '"';
         if (r->tc.parent_id != 0) {
             p = PUT_LIT(p, ",\"parent\":\"");
-            p = put_hex64(p, r->tc.parent_id, false);
+            p = wf__hex64(p, r->tc.parent_id, 0);
             *p++ = '"';
         }
     }
@@ -470,7 +451,7 @@ static void line(struct trace_writer *w, struct trace_rec *r)
     if (r->kind == TR_ACTOR && r->extra != NULL) {
         const char *behaviour = r->extra + strlen(r->extra) + 1; /* after the label */
         p = PUT_LIT(p, ",\"pid\":\"");
-        p = put_hex64(p, r->actor, true);
+        p = wf__hex64(p, r->actor, 1);
         p = PUT_LIT(p, "\",\"behaviour\":\"");
         p = escape_to(p, behaviour, strlen(behaviour));
         *p++ = '"';
@@ -495,7 +476,7 @@ static void line(struct trace_writer *w, struct trace_rec *r)
     }
     if (r->corr != 0) {
         p = PUT_LIT(p, ",\"corr\":\"");
-        p = put_hex64(p, r->corr, true);
+        p = wf__hex64(p, r->corr, 1);
         *p++ = '"';
     }
     switch (r->kind) {
