@@ -73,9 +73,9 @@ typedef struct wf_behaviour {
 
 /* wf_spawn starts an actor of behaviour b (borrowed; must outlive the
  * actor) under name (copied; NULL for an anonymous actor), calling
- * b->init(ctx, arg) first (arg is borrowed for that call). *pid gets its address. Returns 0; WF_EINVAL if
- * the name is taken; init's error; WF_ENOMEM; WF_ESHUTDOWN. Loop thread, or
- * any thread before the node runs. */
+ * b->init(ctx, arg) first (arg is borrowed for that call). *pid gets its address. Returns 0;
+ * WF_EINVAL if the name is taken; init's error; WF_ENOMEM; WF_ESHUTDOWN. Loop thread, or any thread
+ * before the node runs. */
 int wf_spawn(wf_node *n, const char *name, const wf_behaviour *b, void *arg, wf_pid *pid);
 
 /* wf_stop stops actor pid normally: its queued asks and requests it has not
