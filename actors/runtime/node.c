@@ -81,6 +81,7 @@ struct wf_node {
     uv_idle_t idle;
     uv_async_t async;
     uv_timer_t ask_timer;
+    uv_prepare_t trace_prepare; /* publishes trace records before the loop waits */
     wf_clock *clock;
     uv_thread_t thread;   /* wf_node_start's */
     uv_thread_t loop_tid; /* set when the loop starts */
@@ -124,6 +125,21 @@ struct wf_node {
 
 static void on_idle(uv_idle_t *h);
 static void on_async(uv_async_t *h);
+
+static void on_trace_prepare(uv_prepare_t *h)
+{
+    wf__trace_publish(h->data);
+}
+
+void wf__node_trace_publishing(wf_node *n, bool on)
+{
+    if (!n->handles_open)
+        return;
+    if (on)
+        uv_prepare_start(&n->trace_prepare, on_trace_prepare);
+    else
+        uv_prepare_stop(&n->trace_prepare);
+}
 static const char *remote_name(wf_node *n, wf_pid p);
 
 /* "actor@node" for a failure message, local or remote. */
@@ -165,7 +181,9 @@ wf_node *wf_node_new(const wf_node_config *cfg)
     uv_idle_init(&n->loop, &n->idle);
     uv_async_init(&n->loop, &n->async, on_async);
     uv_timer_init(&n->loop, &n->ask_timer);
-    n->idle.data = n->async.data = n->ask_timer.data = n;
+    uv_prepare_init(&n->loop, &n->trace_prepare);
+    uv_unref((uv_handle_t *)&n->trace_prepare); /* it never keeps a node running */
+    n->idle.data = n->async.data = n->ask_timer.data = n->trace_prepare.data = n;
     n->handles_open = true;
     if ((n->clock = wf_clock_uv_new(&n->loop)) == NULL) {
         wf_node_free(n);
@@ -1093,6 +1111,7 @@ static void do_shutdown(wf_node *n)
     uv_close((uv_handle_t *)&n->idle, NULL);
     uv_close((uv_handle_t *)&n->async, NULL);
     uv_close((uv_handle_t *)&n->ask_timer, NULL);
+    uv_close((uv_handle_t *)&n->trace_prepare, NULL);
     n->handles_open = false;
     /* Handles the program still has on the loop (signal watchers, say) must
      * not keep wf_node_run from returning; wf_node_free closes them. */

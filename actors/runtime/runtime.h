@@ -202,6 +202,10 @@ void wf__trace_actor(wf_node *n, struct actor *a, int kind, const wf_failure *re
 void wf__trace_deferred_work(wf_node *n, wf_pid actor, const wf_trace_ctx *tc, uint64_t t0,
                              uint64_t t1, bool ok);
 void wf__trace_node(wf_node *n, uint16_t peer, bool up, const char *why);
+/* Makes recorded events visible to the writer; the node calls it before
+ * its loop waits, while wf__node_trace_publishing(n, true) holds. */
+void wf__trace_publish(wf_node *n);
+void wf__node_trace_publishing(wf_node *n, bool on);
 void wf__trace_shutdown(wf_node *n);
 
 /* actor.c */

@@ -21,6 +21,10 @@
 #include "runtime.h"
 #include "trace_ring.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <emmintrin.h>
+#endif
+
 #define MAX_TYPES  32
 #define MAX_ACTORS 32
 #define NAME_BIT   (1ull << 47)
@@ -320,22 +324,24 @@ static void select_actor(struct actor *a, void *arg)
 
 /* ---- recording ---- */
 
-/* A record to fill, or NULL (counted) when the writer is behind. */
+/* A record to fill, or NULL (counted) when the writer is behind. The
+ * record is the staging slot (trace_ring.h); rec_commit copies it out. */
 static struct trace_rec *rec_claim(struct tracer *tr, int kind)
 {
     struct trace_ring *r = &tr->ring;
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    if (head - r->tail_seen > r->mask) {
+    if (r->next - r->tail_seen > r->mask) {
         r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (head - r->tail_seen > r->mask) {
-            atomic_fetch_add_explicit(&r->lost, 1, memory_order_relaxed);
+        if (r->next - r->tail_seen > r->mask) {
+            /* Only the loop writes lost: no read-modify-write needed. */
+            uint64_t lost = atomic_load_explicit(&r->lost, memory_order_relaxed);
+            atomic_store_explicit(&r->lost, lost + 1, memory_order_relaxed);
             return NULL;
         }
         /* Half full: the writer may be asleep between its rounds. */
-        if (head - r->tail_seen > r->mask / 2)
+        if (r->next - r->tail_seen > r->mask / 2)
             wf__trace_writer_kick(tr->writer);
     }
-    struct trace_rec *rec = &r->recs[head & r->mask];
+    struct trace_rec *rec = r->stage;
     rec->t = uv_hrtime();
     rec->kind = (uint8_t)kind;
     rec->msg = 0xff;
@@ -350,10 +356,41 @@ static struct trace_rec *rec_claim(struct tracer *tr, int kind)
     return rec;
 }
 
+/* Makes the records filled so far readable by the writer. */
+static void rec_publish(struct tracer *tr)
+{
+    struct trace_ring *r = &tr->ring;
+    if (atomic_load_explicit(&r->head, memory_order_relaxed) == r->next)
+        return;
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_sfence(); /* the streamed records before the head that covers them */
+#endif
+    atomic_store_explicit(&r->head, r->next, memory_order_release);
+}
+
+#define PUBLISH_EVERY 32 /* records: the writer needs no fresher view */
+
 static void rec_commit(struct tracer *tr)
 {
-    uint64_t head = atomic_load_explicit(&tr->ring.head, memory_order_relaxed);
-    atomic_store_explicit(&tr->ring.head, head + 1, memory_order_release);
+    struct trace_ring *r = &tr->ring;
+    struct trace_rec *dst = &r->recs[r->next & r->mask];
+#if defined(__x86_64__) || defined(__i386__)
+    const __m128i *from = (const __m128i *)(void *)r->stage;
+    __m128i *to = (__m128i *)(void *)dst;
+    for (size_t i = 0; i < sizeof *dst / sizeof *to; i++)
+        _mm_stream_si128(to + i, _mm_load_si128(from + i));
+#else
+    memcpy(dst, r->stage, sizeof *dst);
+#endif
+    if (++r->next - atomic_load_explicit(&r->head, memory_order_relaxed) >= PUBLISH_EVERY)
+        rec_publish(tr);
+}
+
+void wf__trace_publish(wf_node *n)
+{
+    struct tracer *tr = wf__nt(n)->on;
+    if (tr != NULL)
+        rec_publish(tr);
 }
 
 static void rec_text(struct tracer *tr, int kind, uint64_t id, uint16_t peer, const char *text)
@@ -699,16 +736,20 @@ int wf_node_trace_start(wf_node *n, const wf_trace_config *cfg)
     while (cap < (cfg->capacity ? cfg->capacity : 65536))
         cap <<= 1;
     rv = WF_ENOMEM;
-    if ((tr->ring.mem = wf_malloc(cap * sizeof *tr->ring.recs + 64)) == NULL)
+    /* The ring's records and, after them, the staging record. */
+    if ((tr->ring.mem = wf_malloc((cap + 1) * sizeof *tr->ring.recs + 64)) == NULL)
         goto fail;
     tr->ring.recs = (struct trace_rec *)(((uintptr_t)tr->ring.mem + 63) & ~(uintptr_t)63);
+    tr->ring.stage = &tr->ring.recs[cap];
     tr->ring.mask = cap - 1;
+    tr->ring.next = tr->ring.tail_seen = 0;
     atomic_init(&tr->ring.head, 0);
     atomic_init(&tr->ring.tail, 0);
     atomic_init(&tr->ring.lost, 0);
     if ((tr->writer = wf__trace_writer_start(wf_node_name(n), &tr->ring, cfg, &rv)) == NULL)
         goto fail;
     nt->on = tr;
+    wf__node_trace_publishing(n, true);
     config_record(tr);
     /* Actors already running: their names, for the writer's labels. */
     wf__each_actor(n, select_actor, tr);
@@ -746,6 +787,7 @@ void wf_node_trace_describe(wf_node *n, char *out, size_t size)
         snprintf(out, size, "off");
         return;
     }
+    rec_publish(tr);
     size_t len = (size_t)snprintf(out, size, "sample=%g;actors=", tr->sample);
     for (unsigned i = 0; i < tr->nactors && len < size; i++)
         len += (size_t)snprintf(out + len, size - len, "%s%s", i ? "," : "", tr->actors[i]);
@@ -765,6 +807,8 @@ void wf_node_trace_stop(wf_node *n)
     struct tracer *tr = nt->on;
     if (tr == NULL)
         return;
+    rec_publish(tr);
+    wf__node_trace_publishing(n, false);
     nt->on = NULL;
     wf__trace_writer_stop(tr->writer);
     clear_filters(tr);

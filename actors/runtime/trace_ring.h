@@ -3,8 +3,15 @@
  *
  * Why a ring of fixed records: the loop must not lock, allocate or format
  * on its hot path, and must never wait for the disk. It fills a record in
- * place and publishes it with one release store; when the ring is full the
- * record is dropped and counted instead. */
+ * a staging slot that stays in its own cache, copies it into the ring with
+ * non-temporal stores, and publishes records in batches with one release
+ * store; when the ring is full the record is dropped and counted instead.
+ *
+ * Why non-temporal stores: the ring is larger than a core's cache and the
+ * writer reads every line of it on the other core, so an ordinary store
+ * into a slot misses and must first fetch the line. Those misses filled
+ * the loop's store buffer and stalled the actors' own work: measured, they
+ * were most of what tracing cost the loop. */
 #ifndef WF_TRACE_RING_H
 #define WF_TRACE_RING_H
 
@@ -41,13 +48,17 @@ struct trace_rec {
 _Static_assert(sizeof(struct trace_rec) == 128, "a trace record is two cache lines");
 
 struct trace_ring {
-    struct trace_rec *recs; /* 64-byte aligned, inside mem */
+    struct trace_rec *recs;  /* 64-byte aligned, inside mem */
+    struct trace_rec *stage; /* the loop fills this one, after recs */
     void *mem;
     uint32_t mask;
-    _Alignas(64) atomic_uint_fast64_t head; /* loop: next record to fill */
-    uint64_t tail_seen;                     /* loop: the tail last read */
-    _Alignas(64) atomic_uint_fast64_t tail; /* writer: next record to read */
+    /* The loop's line: only the loop writes it. */
+    _Alignas(64) atomic_uint_fast64_t head; /* published: the writer may read below */
     atomic_uint_fast64_t lost;              /* records dropped (full ring) */
+    uint64_t next;                          /* next record to fill (>= head) */
+    uint64_t tail_seen;                     /* the tail last read */
+    /* The writer's line. */
+    _Alignas(64) atomic_uint_fast64_t tail; /* next record to read */
 };
 
 /* Appends s[0..len) as a JSON string, quoted and escaped. Any thread. */

@@ -9,10 +9,12 @@
  * bench_trace against libweft, bench_trace_base against libweft built with
  * tracing compiled out (the baseline for "off costs nothing").
  *
- * The loop's thread is pinned to the last CPU, once the trace writer has
- * started (which may then run anywhere): on these 2-core virtual machines
- * one CPU takes the host's interrupts and is up to a third slower, and a
- * loop that wanders between them makes every comparison a coin toss. */
+ * The loop's thread is pinned to the last CPU once the trace writer has
+ * started, and unpinned before the next sample starts its writer (a thread
+ * inherits its creator's CPUs, and a writer sharing the loop's CPU measures
+ * the scheduler, not tracing): on these 2-core virtual machines one CPU
+ * takes the host's interrupts and is up to a third slower, and a loop that
+ * wanders between them makes every comparison a coin toss. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
@@ -103,6 +105,11 @@ static double sample(uint64_t n, const char *spec, unsigned long long *events,
                      unsigned long long *lost)
 {
     struct run r = {.left = n};
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (long c = 0; c < sysconf(_SC_NPROCESSORS_ONLN); c++)
+        CPU_SET(c, &all);
+    pthread_setaffinity_np(pthread_self(), sizeof all, &all);
     r.node = wf_node_new(&(wf_node_config){.name = "bench"});
     if (spec != NULL) {
         char buf[1024], err[200];
