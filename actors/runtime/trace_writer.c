@@ -240,47 +240,52 @@ static char *put_str(char *p, const char *s)
     return p + n;
 }
 
-/* Decimal, two digits per step from a table, the number first split into
- * 8-digit halves so that most steps divide 32-bit values: the writer prints
- * three long numbers a line. */
+/* Decimal, two digits per step from a table, written from the end once
+ * the digits are counted: the writer prints three long numbers a line. */
 static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324"
                                   "25262728293031323334353637383940414243444546474849"
                                   "50515253545556575859606162636465666768697071727374"
                                   "75767778798081828384858687888990919293949596979899";
 
-/* Exactly 8 digits of v (< 10^8), zero-padded. */
-static void put_8(char *p, uint32_t v)
-{
-    uint32_t hi = v / 10000, lo = v % 10000;
-    memcpy(p, digit_pairs + (hi / 100) * 2, 2);
-    memcpy(p + 2, digit_pairs + (hi % 100) * 2, 2);
-    memcpy(p + 4, digit_pairs + (lo / 100) * 2, 2);
-    memcpy(p + 6, digit_pairs + (lo % 100) * 2, 2);
-}
-
 static char *put_u64(char *p, uint64_t v)
 {
-    char tmp[24];
-    int n;
-    if (v < 100000000) {
-        put_8(tmp + 16, (uint32_t)v);
-        n = 8;
-    } else if (v < 10000000000000000ull) {
-        put_8(tmp + 16, (uint32_t)(v % 100000000));
-        put_8(tmp + 8, (uint32_t)(v / 100000000));
-        n = 16;
-    } else {
-        put_8(tmp + 16, (uint32_t)(v % 100000000));
-        v /= 100000000;
-        put_8(tmp + 8, (uint32_t)(v % 100000000));
-        put_8(tmp, (uint32_t)(v / 100000000));
-        n = 24;
+    static const uint64_t pow10[20] = {1ull,
+                                       10ull,
+                                       100ull,
+                                       1000ull,
+                                       10000ull,
+                                       100000ull,
+                                       1000000ull,
+                                       10000000ull,
+                                       100000000ull,
+                                       1000000000ull,
+                                       10000000000ull,
+                                       100000000000ull,
+                                       1000000000000ull,
+                                       10000000000000ull,
+                                       100000000000000ull,
+                                       1000000000000000ull,
+                                       10000000000000000ull,
+                                       100000000000000000ull,
+                                       1000000000000000000ull,
+                                       10000000000000000000ull};
+    /* Digits from the bit length (log10(2) ~ 1233/4096), then one compare. */
+    unsigned t = ((64u - (unsigned)__builtin_clzll(v | 1)) * 1233u) >> 12;
+    unsigned n = t + (t < 20 && v >= pow10[t]);
+    n += n == 0;
+    char *end = p + n, *d = end;
+    while (v >= 100) {
+        d -= 2;
+        memcpy(d, digit_pairs + (v % 100) * 2, 2);
+        v /= 100;
     }
-    char *d = tmp + 24 - n;
-    while (n > 1 && *d == '0')
-        d++, n--;
-    memcpy(p, d, (size_t)n);
-    return p + n;
+    if (v >= 10) {
+        d -= 2;
+        memcpy(d, digit_pairs + v * 2, 2);
+    } else {
+        *--d = (char)('0' + v);
+    }
+    return end;
 }
 
 /* A local actor's label, or #pid when the writer was not told one. */
@@ -502,8 +507,9 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         p = PUT_LIT(p, ",\"preview\":\"");
         for (unsigned i = 0; i < r->nsmall; i++) {
             unsigned char c = (unsigned char)r->small[i];
-            char ch = c >= 0x20 && c < 0x7f ? (char)c : '.';
-            p = escape_to(p, &ch, 1);
+            if (c == '"' || c == '\\')
+                *p++ = '\\';
+            *p++ = c >= 0x20 && c < 0x7f ? (char)c : '.';
         }
         *p++ = '"';
         if (r->kind == TR_REPLY)
