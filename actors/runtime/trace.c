@@ -671,8 +671,18 @@ void wf_trace_note(wf_node *n, const char *kind, wf_pid actor, const wf_trace_ct
     if (rec == NULL)
         return;
     rec->size = (uint32_t)size;
-    if (label != NULL)
-        rec->extra = json_field("label", label);
+    if (label != NULL) {
+        /* A short label travels inline: no allocation here, no free on the
+         * writer's thread. */
+        size_t len = strlen(label);
+        if (len <= TR_SMALL) {
+            memcpy(rec->small, label, len);
+            rec->nsmall = (uint8_t)len;
+            rec->outcome = OUT_LABEL;
+        } else {
+            rec->extra = json_field("label", label);
+        }
+    }
     rec_commit(tr);
 }
 

@@ -459,6 +459,11 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         p = put_u64(p, r->size);
         if (r->kind == TR_NOTE_FAIL)
             p = put_ok(p, false);
+        if (r->outcome == OUT_LABEL) {
+            p = PUT_LIT(p, ",\"label\":\"");
+            p = escape_to(p, r->small, r->nsmall);
+            *p++ = '"';
+        }
         break;
     default:
         p = put_actor(w, p, r->actor);

@@ -444,3 +444,40 @@ Test(trace, traceparent_follows_the_w3c_rules)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(wf_traceparent_parse(bad[i], strlen(bad[i]), &c), WF_EINVAL, "%s", bad[i]);
 }
+
+Test(trace, notes_keep_their_labels_short_or_long, .fini = cleanup)
+{
+    snprintf(dir, sizeof dir, "/tmp/weft-trace.XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/n.jsonl", dir);
+    wf_trace_config cfg = {.file = path, .sample = 1};
+    node = wf_node_new(&(wf_node_config){.name = "n"});
+    cr_assert_eq(wf_node_trace_start(node, &cfg), 0);
+    wf_trace_ctx span, prev = wf_trace_begin(node, NULL, &span);
+    cr_assert(span.flags & WF_TRACE_SAMPLED);
+    /* Short labels travel inline in the record, long ones beside it: both
+     * come out whole and escaped. */
+    const char *shorter = "GET /a\"b";
+    const char *exact = "GET /poems/ozymandias_xx"; /* 24 bytes: the inline room */
+    const char *longer = "GET /poems/a-title-far-longer-than-the-room \"quoted\" caf\xc3\xa9";
+    wf_trace_note(node, "recv", (wf_pid){0}, &span, shorter, 0);
+    wf_trace_note(node, "reply", (wf_pid){0}, &span, exact, 10);
+    wf_trace_note(node, "fail", (wf_pid){0}, &span, longer, 0);
+    wf_trace_note(node, "sideways", (wf_pid){0}, &span, "ignored", 0);
+    wf_trace_end(node, &prev);
+    wf_node_free(node);
+    cr_assert_eq(tu_json_lines_check(path), 0, "every line is a JSON object");
+    tu_lines l;
+    tu_lines_read(&l, path);
+    size_t at = 0;
+    cr_assert_not_null(
+        tu_lines_find(&l, &at, "\"ev\":\"recv\"", "\"label\":\"GET /a\\\"b\"", NULL));
+    cr_assert_not_null(tu_lines_find(&l, &at, "\"ev\":\"reply\"", "\"size\":10",
+                                     "\"label\":\"GET /poems/ozymandias_xx\"", NULL));
+    cr_assert_not_null(tu_lines_find(
+        &l, &at, "\"ev\":\"fail\"", "\"ok\":false",
+        "\"label\":\"GET /poems/a-title-far-longer-than-the-room \\\"quoted\\\" caf\xc3\xa9\"",
+        NULL));
+    cr_assert_null(tu_lines_find(&l, NULL, "ignored", NULL));
+    tu_lines_free(&l);
+}

@@ -11,9 +11,13 @@
  * no lock and, for message events, no allocation (failures, names and
  * labels are copied); a writer thread turns them into JSON lines for the
  * sinks: a file, and an nng PUB socket that viewers subscribe to
- * (tools/weft view). When the writer falls behind, events are dropped and
- * counted (a "lost" event says how many), never the loop slowed down. A
- * node that does not trace pays one predictable branch per message.
+ * (tools/weft view). The writer runs at a lower priority than the node's
+ * threads (nice 10 on Linux), so that when the CPUs are all busy the
+ * service comes first: when the writer falls behind, events are dropped and
+ * counted (a "lost" event says how many), never the loop slowed down. The
+ * file's written pages are handed to the disk and dropped from the page
+ * cache as it grows. A node that does not trace pays one predictable
+ * branch per message.
  *
  * The JSON-lines format, one object per line. Every event has
  *   "ev"      kind (below)          "node"  the recording node's name
