@@ -183,8 +183,7 @@ enum trace_kind {
     TR_NOTE_REPLY,
     TR_NOTE_FAIL,
 };
-enum trace_outcome { OUT_NONE, OUT_REPLY, OUT_DEFERRED, OUT_FAIL, OUT_OK, OUT_LABEL };
-/* OUT_LABEL: a note whose label is inline, in the record's small text. */
+enum trace_outcome { OUT_NONE, OUT_REPLY, OUT_DEFERRED, OUT_FAIL, OUT_OK };
 
 /* Recording: call these only when wf__traced(n, tc) holds (they apply
  * the filters). Loop thread. */

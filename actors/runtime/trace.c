@@ -675,10 +675,9 @@ void wf_trace_note(wf_node *n, const char *kind, wf_pid actor, const wf_trace_ct
         /* A short label travels inline: no allocation here, no free on the
          * writer's thread. */
         size_t len = strlen(label);
-        if (len <= TR_SMALL) {
+        if (len > 0 && len <= TR_SMALL) {
             memcpy(rec->small, label, len);
             rec->nsmall = (uint8_t)len;
-            rec->outcome = OUT_LABEL;
         } else {
             rec->extra = json_field("label", label);
         }

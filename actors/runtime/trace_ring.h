@@ -30,20 +30,20 @@
 struct trace_rec {
     uint64_t t; /* uv_hrtime() */
     uint8_t kind;
-    uint8_t msg;     /* enum msg_kind of a send/recv, or 0xff */
-    uint8_t outcome; /* enum trace_outcome */
-    uint8_t nsmall;  /* bytes used in small */
-    uint8_t pool;    /* offload events */
-    uint16_t peer;   /* node events */
-    uint32_t type;   /* message type */
-    uint32_t size;   /* payload bytes */
-    uint32_t depth;  /* mailbox depth + 1, 0: unknown */
-    uint64_t corr;   /* an ask's correlation id */
-    uint64_t actor;  /* local pid where it happens (0: outside) */
-    uint64_t other;  /* the other side's pid (local or remote form) */
-    wf_trace_ctx tc; /* the span (flags 0: none) */
-    char *extra;     /* owned: a JSON fragment ("key":value,...) or a name */
-    char small[TR_SMALL];
+    uint8_t msg;          /* enum msg_kind of a send/recv, or 0xff */
+    uint8_t outcome;      /* enum trace_outcome */
+    uint8_t nsmall;       /* bytes used in small */
+    uint8_t pool;         /* offload events */
+    uint16_t peer;        /* node events */
+    uint32_t type;        /* message type */
+    uint32_t size;        /* payload bytes */
+    uint32_t depth;       /* mailbox depth + 1, 0: unknown */
+    uint64_t corr;        /* an ask's correlation id */
+    uint64_t actor;       /* local pid where it happens (0: outside) */
+    uint64_t other;       /* the other side's pid (local or remote form) */
+    wf_trace_ctx tc;      /* the span (flags 0: none) */
+    char *extra;          /* owned: a JSON fragment ("key":value,...) or a name */
+    char small[TR_SMALL]; /* a preview, a handler name or a note's short label */
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct trace_rec) == 128, "a trace record is two cache lines");
 

@@ -271,7 +271,7 @@ static char *put_u64(char *p, uint64_t v)
                                        10000000000000000000ull};
     /* Digits from the bit length (log10(2) ~ 1233/4096), then one compare. */
     unsigned t = ((64u - (unsigned)__builtin_clzll(v | 1)) * 1233u) >> 12;
-    unsigned n = t + (t < 20 && v >= pow10[t]);
+    unsigned n = t + (v >= pow10[t]); /* t <= 19: 64 bits have 20 digits at most */
     n += n == 0;
     char *end = p + n, *d = end;
     while (v >= 100) {
@@ -459,7 +459,7 @@ static void line(struct trace_writer *w, struct trace_rec *r)
         p = put_u64(p, r->size);
         if (r->kind == TR_NOTE_FAIL)
             p = put_ok(p, false);
-        if (r->outcome == OUT_LABEL) {
+        if (r->nsmall > 0) { /* a short label, inline */
             p = PUT_LIT(p, ",\"label\":\"");
             p = escape_to(p, r->small, r->nsmall);
             *p++ = '"';
