@@ -47,6 +47,13 @@ OFF_NOISE = 0.05  # "nothing measurable": off within 5% of compiled out (rate)
 OFF_INSTR = 0.03  # ... and within 3% by instructions
 
 
+def within_round(rates, base):
+    """The median of each round's rate over the base rate of the same round:
+    rounds run their variants back to back, so a slow phase of the host
+    weighs on both sides of a ratio."""
+    return statistics.median(a / b for a, b in zip(rates, base))
+
+
 def asks(binary, n, samples, spec=None):
     cmd = [binary, str(n), str(samples)] + ([spec] if spec else [])
     return benchlib.run_json(cmd, timeout=600)
@@ -88,15 +95,15 @@ def local(bins, tmp, quick):
             got[k]["events"] += o["events"]
             got[k]["lost"] += o["lost"]
             got[k]["compiler"] = o["compiler"]
+            got.setdefault("clock_ns", []).append(o["clock_ns"])
+    clock_ns = statistics.median(got.pop("clock_ns"))
     for k in got:
         got[k]["median"] = statistics.median(got[k]["rps"])
-        # Each round's rate over the untraced rate of the same round.
-        got[k]["paired"] = statistics.median(
-            a / b for a, b in zip(got[k]["rps"], got["off"]["rps"]))
+        got[k]["paired"] = within_round(got[k]["rps"], got["off"]["rps"])
     ni = 20000 if quick else 200000
     got["instr"] = {"base": instructions(bins["base"], ni, tmp),
                     "off": instructions(bins["traced"], ni, tmp)}
-    got["n"], got["samples"] = n, samples * rounds
+    got["n"], got["samples"], got["clock_ns"] = n, samples * rounds, clock_ns
     return got
 
 
@@ -144,8 +151,7 @@ def http(bins, tmp, quick):
         with open(f) as fh:
             lines[k] = sum(1 for _ in fh)
         mb[k] = os.path.getsize(f) / 1e6
-    paired = {k: statistics.median(a / b for a, b in zip(v, samples["off"]))
-              for k, v in samples.items()}
+    paired = {k: within_round(v, samples["off"]) for k, v in samples.items()}
     return {"seconds": seconds, "runs": runs, "lines": lines, "trace_mb": mb, "paired": paired,
             **{k: statistics.median(v) for k, v in samples.items()},
             "samples": samples}
@@ -185,7 +191,9 @@ def build_rows(loc, web, quick):
             "weft, tracing off", off["median"], higher_is_better=True,
             target={"min_ratio": 1 - MAX_COST},
             note=f"{caveat}File sink, sampling {label}, {each}: {fmt(v['rps'])}; median of "
-                 f"the ratios within a round {v['paired']:.2f}x. {kept}."))
+                 f"the ratios within a round {v['paired']:.2f}x. {kept}. A round trip untraced "
+                 f"takes {1e9 / off['median']:.0f} ns; a clock reading, which each recorded "
+                 f"event takes, {loc['clock_ns']:.1f} ns."))
     off_s = ", ".join(f"{x:,.0f}" for x in web["samples"]["off"])
     for k, v in SAMPLINGS.items():
         rows.append(benchlib.row(
