@@ -95,7 +95,8 @@ def local(bins, tmp, quick):
             got[k]["events"] += o["events"]
             got[k]["lost"] += o["lost"]
             got[k]["compiler"] = o["compiler"]
-            got.setdefault("clock_ns", []).append(o["clock_ns"])
+            if spec:
+                got.setdefault("clock_ns", []).append(o["clock_ns"])
     clock_ns = statistics.median(got.pop("clock_ns"))
     for k in got:
         got[k]["median"] = statistics.median(got[k]["rps"])
