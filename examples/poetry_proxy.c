@@ -16,6 +16,7 @@
 #include <weft/fetcher.h>
 #include <weft/listener.h>
 #include <weft/renderer.h>
+#include <weft/transport.h>
 #include <weft/weft.h>
 
 static const char *arg(int argc, char **argv, const char *name, const char *dflt)
@@ -68,7 +69,7 @@ int main(int argc, char **argv)
     snprintf(spec, sizeof spec, "%s", arg(argc, argv, "--trace", ""));
     if (spec[0] != '\0') {
         if ((rv = wf_trace_config_parse(spec, &trace, err, sizeof err)) == 0 &&
-            (rv = wf_node_trace_start(node, &trace)) != 0)
+            (rv = wf_transport_trace_start(node, &trace)) != 0)
             snprintf(err, sizeof err, "%s", wf_strerror(rv));
         if (rv != 0) {
             fprintf(stderr, "poetry_proxy: --trace: %s\n", err);

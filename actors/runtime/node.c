@@ -22,7 +22,7 @@
 #include <weft/alloc.h>
 #include <weft/log.h>
 
-#include "../core/bytes.h"
+#include "bytes.h"
 #include "runtime.h"
 
 #define BATCH        64   /* messages per actor per turn on the run queue */

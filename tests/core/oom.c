@@ -6,7 +6,7 @@
 
 #include "testutil.h"
 /* Private to libweft, exported for its tests. */
-#include "../../actors/core/strbuf.h"
+#include "strbuf.h"
 
 TestSuite(oom, .init = tu_capture_log, .timeout = 120);
 

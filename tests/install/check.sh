@@ -18,3 +18,19 @@ export PKG_CONFIG_PATH="$libdir/pkgconfig"
 # shellcheck disable=SC2046
 cc -std=c11 -o "$tmp/pc-consumer" "$src/tests/install/consumer.c" $(pkg-config --cflags --libs weft)
 LD_LIBRARY_PATH=$libdir "$tmp/pc-consumer"
+
+# The libraries export their public API and nothing else: every defined
+# dynamic symbol is a wf_ name (not an internal wf__ one) that an installed
+# header declares.
+headers=$tmp/prefix/include/weft
+bad=0
+for lib in "$libdir"/libweft*.so; do
+    for sym in $(nm -D --defined-only "$lib" | awk '{print $3}'); do
+        case $sym in
+        wf__*) echo "$(basename "$lib") exports the internal $sym" >&2; bad=1 ;;
+        wf_*) grep -qw "$sym" "$headers"/*.h || { echo "$(basename "$lib") exports $sym, which no header declares" >&2; bad=1; } ;;
+        *) echo "$(basename "$lib") exports $sym, which is not weft's" >&2; bad=1 ;;
+        esac
+    done
+done
+[ $bad = 0 ]

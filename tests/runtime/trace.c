@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <weft/transport.h>
 
 #include <criterion/criterion.h>
 
@@ -343,7 +344,9 @@ Test(trace, the_pub_stream_carries_the_same_lines, .fini = cleanup)
     node = wf_node_new(&(wf_node_config){.name = "n"});
     wf_spawn(node, "front", &front, NULL, &fr);
     wf_spawn(node, "back", &back, NULL, &bk);
-    cr_assert_eq(wf_node_trace_start(node, &cfg), 0);
+    /* libweft opens no sockets: the stream is the transport's. */
+    cr_assert_eq(wf_node_trace_start(node, &cfg), WF_EINVAL);
+    cr_assert_eq(wf_transport_trace_start(node, &cfg), 0);
     wf_node_start(node);
 
     nng_socket sub;
@@ -389,6 +392,9 @@ Test(trace, bad_settings_are_refused_with_a_reason)
     cr_assert_eq(wf_node_trace_start(n, &(wf_trace_config){.sample = 1, .types = "x"}), WF_EINVAL);
     cr_assert_eq(wf_node_trace_start(n, &(wf_trace_config){.sample = 1, .file = "/nonexistent/x"}),
                  WF_EIO);
+    cr_assert_eq(
+        wf_transport_trace_start(n, &(wf_trace_config){.sample = 1, .pub_url = "bogus://x"}),
+        WF_EIO);
     cr_assert_eq(wf_node_trace_filter(n, 1, NULL, NULL), WF_ESTATE);
     char desc[64];
     wf_node_trace_describe(n, desc, sizeof desc);

@@ -482,7 +482,7 @@ int main(int argc, char **argv)
         wf_trace_config tcfg;
         char err[200];
         int trv = wf_trace_config_parse(o.trace, &tcfg, err, sizeof err);
-        if (trv == 0 && (trv = wf_node_trace_start(node, &tcfg)) != 0)
+        if (trv == 0 && (trv = wf_transport_trace_start(node, &tcfg)) != 0)
             snprintf(err, sizeof err, "%s", wf_strerror(trv));
         if (trv != 0) {
             fprintf(stderr, "weft-node: --trace: %s\n", err);

@@ -24,6 +24,8 @@
 #ifndef WEFT_ACTOR_H
 #define WEFT_ACTOR_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,37 +78,37 @@ typedef struct wf_behaviour {
  * b->init(ctx, arg) first (arg is borrowed for that call). *pid gets its address. Returns 0;
  * WF_EINVAL if the name is taken; init's error; WF_ENOMEM; WF_ESHUTDOWN. Loop thread, or any thread
  * before the node runs. */
-int wf_spawn(wf_node *n, const char *name, const wf_behaviour *b, void *arg, wf_pid *pid);
+WF_API int wf_spawn(wf_node *n, const char *name, const wf_behaviour *b, void *arg, wf_pid *pid);
 
 /* wf_stop stops actor pid normally: its queued asks and requests it has not
  * answered fail with WF_EACTORSTOPPED, terminate runs, its monitors get
  * Down. An actor busy on the thread pool stops when that handler returns.
  * Returns 0 or WF_ENOSUCHACTOR. Loop thread. */
-int wf_stop(wf_node *n, wf_pid pid);
+WF_API int wf_stop(wf_node *n, wf_pid pid);
 
 /* wf_lookup returns the pid registered under name, or a none pid. Loop
  * thread. */
-wf_pid wf_lookup(wf_node *n, const char *name);
+WF_API wf_pid wf_lookup(wf_node *n, const char *name);
 
 /* wf_mailbox_depth returns how many messages wait in actor pid's mailbox
  * (0 if there is no such local actor). Loop thread. */
-size_t wf_mailbox_depth(wf_node *n, wf_pid pid);
+WF_API size_t wf_mailbox_depth(wf_node *n, wf_pid pid);
 
 /* --- inside a handler (all: the handler's thread, during the call) --- */
 
-void *wf_ctx_state(wf_ctx *ctx);
-wf_node *wf_ctx_node(wf_ctx *ctx);
-wf_pid wf_ctx_self(wf_ctx *ctx);
+WF_API void *wf_ctx_state(wf_ctx *ctx);
+WF_API wf_node *wf_ctx_node(wf_ctx *ctx);
+WF_API wf_pid wf_ctx_self(wf_ctx *ctx);
 /* The actor's name (borrowed), or "" when anonymous. */
-const char *wf_ctx_name(wf_ctx *ctx);
+WF_API const char *wf_ctx_name(wf_ctx *ctx);
 /* The sending actor, or a none pid when sent from outside any actor. */
-wf_pid wf_ctx_sender(wf_ctx *ctx);
+WF_API wf_pid wf_ctx_sender(wf_ctx *ctx);
 
 /* wf_reply_at answers the request being handled with m (consumed).
  * Returns 0; WF_EALREADY if it was answered already (reported with both
  * call sites); WF_ESTATE if the message is a tell. wf_reply_failure_at
  * answers with failure f (consumed). Use the macros. */
-int wf_reply_at(wf_ctx *ctx, wf_result r, const char *file, int line, const char *func);
+WF_API int wf_reply_at(wf_ctx *ctx, wf_result r, const char *file, int line, const char *func);
 #define wf_reply(ctx, m) wf_reply_at((ctx), wf_result_msg(m), __FILE__, __LINE__, __func__)
 #define wf_reply_failure(ctx, f) \
     wf_reply_at((ctx), wf_result_failure(f), __FILE__, __LINE__, __func__)
@@ -115,27 +117,27 @@ int wf_reply_at(wf_ctx *ctx, wf_result r, const char *file, int line, const char
  * callbacks run as a turn of this actor (serialised with its handlers).
  * The caller owns the returned deferred. Loop thread (not from a blocking
  * handler: there it returns a deferred failed with WF_ESTATE). */
-wf_deferred *wf_ctx_ask(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms);
+WF_API wf_deferred *wf_ctx_ask(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms);
 
 /* wf_ask_as is wf_ctx_ask for code that runs in actor self's turn but has
  * no ctx at hand: a callback on one of its deferreds. The reply comes back
  * to self's mailbox, as with wf_ctx_ask (if self is gone, it behaves as
  * wf_ask). Loop thread. */
-wf_deferred *wf_ask_as(wf_node *n, wf_pid self, wf_pid to, wf_msg *m, uint64_t timeout_ms);
+WF_API wf_deferred *wf_ask_as(wf_node *n, wf_pid self, wf_pid to, wf_msg *m, uint64_t timeout_ms);
 
 /* wf_ctx_tell is wf_tell with this actor as the sender; m is consumed.
  * Any thread that runs the handler (the loop, or the pool for a blocking
  * one). */
-int wf_ctx_tell(wf_ctx *ctx, wf_pid to, wf_msg *m);
+WF_API int wf_ctx_tell(wf_ctx *ctx, wf_pid to, wf_msg *m);
 
 /* wf_ctx_stop stops this actor once the current handler returns; reason
  * (consumed, may be NULL for normal) is what its monitors see. */
-void wf_ctx_stop(wf_ctx *ctx, wf_failure *reason);
+WF_API void wf_ctx_stop(wf_ctx *ctx, wf_failure *reason);
 
 /* wf_monitor makes this actor receive a WF_MSG_DOWN message when actor
  * target stops (at once if it is not alive). Returns 0 or WF_ENOMEM. Loop
  * thread. */
-int wf_monitor(wf_ctx *ctx, wf_pid target);
+WF_API int wf_monitor(wf_ctx *ctx, wf_pid target);
 
 /* The contents of a WF_MSG_DOWN message. */
 typedef struct wf_down {
@@ -146,7 +148,7 @@ typedef struct wf_down {
 
 /* wf_down_parse reads a WF_MSG_DOWN message (borrowed; out->reason points
  * into it). Returns 0 or WF_EINVAL. Any thread. */
-int wf_down_parse(wf_msg *msg, wf_down *out);
+WF_API int wf_down_parse(wf_msg *msg, wf_down *out);
 
 #ifdef __cplusplus
 }

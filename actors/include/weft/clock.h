@@ -7,6 +7,8 @@
 #ifndef WEFT_CLOCK_H
 #define WEFT_CLOCK_H
 
+#include <weft/api.h>
+
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -55,16 +57,16 @@ static inline void wf_clock_free(wf_clock *c)
 /* wf_clock_manual_new returns a clock whose time moves only by
  * wf_clock_manual_advance, which runs every timer that comes due, in order
  * of due time. Single-threaded. NULL when memory is short. */
-wf_clock *wf_clock_manual_new(void);
-void wf_clock_manual_advance(wf_clock *c, uint64_t ms);
+WF_API wf_clock *wf_clock_manual_new(void);
+WF_API void wf_clock_manual_advance(wf_clock *c, uint64_t ms);
 /* Timers still pending on a manual clock. */
-unsigned wf_clock_manual_pending(wf_clock *c);
+WF_API unsigned wf_clock_manual_pending(wf_clock *c);
 
 /* wf_clock_uv_new returns a clock driven by loop's timers (uv_loop_t *,
  * declared void here so this header needs no uv.h). Loop thread only. Its
  * memory is freed through uv_close, so run the loop once after
  * wf_clock_free before closing the loop. NULL when memory is short. */
-wf_clock *wf_clock_uv_new(void *loop);
+WF_API wf_clock *wf_clock_uv_new(void *loop);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,8 @@
 #ifndef WEFT_DEFERRED_H
 #define WEFT_DEFERRED_H
 
+#include <weft/api.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -54,19 +56,19 @@ typedef void (*wf_canceller_fn)(wf_deferred *d, void *arg);
 
 /* wf_deferred_new creates an unfired deferred; the caller owns the one
  * reference. NULL when memory is short. Any thread (then stays on one). */
-wf_deferred *wf_deferred_new(void);
+WF_API wf_deferred *wf_deferred_new(void);
 
 /* wf_deferred_new_cancellable is wf_deferred_new with a canceller; arg is
  * borrowed and must stay valid until d fires or is freed. */
-wf_deferred *wf_deferred_new_cancellable(wf_canceller_fn canceller, void *arg);
+WF_API wf_deferred *wf_deferred_new_cancellable(wf_canceller_fn canceller, void *arg);
 
 /* wf_deferred_ref adds a reference and returns d. */
-wf_deferred *wf_deferred_ref(wf_deferred *d);
+WF_API wf_deferred *wf_deferred_ref(wf_deferred *d);
 
 /* wf_deferred_release drops a reference; NULL is ignored. On the last one,
  * callbacks that never ran get their arg_free, an unhandled failure is
  * reported, the result is freed and so is d. */
-void wf_deferred_release(wf_deferred *d);
+WF_API void wf_deferred_release(wf_deferred *d);
 
 /* wf_deferred_add_callbacks appends one step: cb runs if the result so far
  * is a value, eb if it is a failure; a NULL function passes the result on
@@ -77,8 +79,8 @@ void wf_deferred_release(wf_deferred *d);
  * wf_deferred_add_callbacks_full also takes arg_free, called with arg
  * exactly once: after the step ran, or when d is freed without running it,
  * or at once if adding fails. Returns 0, or WF_ENOMEM. */
-int wf_deferred_add_callbacks_full(wf_deferred *d, wf_callback_fn cb, wf_callback_fn eb, void *arg,
-                                   wf_dtor_fn arg_free);
+WF_API int wf_deferred_add_callbacks_full(wf_deferred *d, wf_callback_fn cb, wf_callback_fn eb,
+                                          void *arg, wf_dtor_fn arg_free);
 
 static inline int wf_deferred_add_callbacks(wf_deferred *d, wf_callback_fn cb, wf_callback_fn eb,
                                             void *arg)
@@ -110,8 +112,8 @@ static inline int wf_deferred_add_both(wf_deferred *d, wf_callback_fn fn, void *
  * or else to the log hook. A deferred cancelled without a canceller accepts
  * (and drops) one late firing silently, as Twisted's does. Use the macros,
  * which record the call site. */
-int wf_deferred_fire_at(wf_deferred *d, wf_result r, const char *file, int line, const char *func,
-                        wf_failure **already);
+WF_API int wf_deferred_fire_at(wf_deferred *d, wf_result r, const char *file, int line,
+                               const char *func, wf_failure **already);
 
 #define wf_deferred_callback(d, r) wf_deferred_fire_at((d), (r), __FILE__, __LINE__, __func__, 0)
 #define wf_deferred_errback(d, f) \
@@ -120,18 +122,18 @@ int wf_deferred_fire_at(wf_deferred *d, wf_result r, const char *file, int line,
 /* wf_deferred_chain makes other fire with d's result when d reaches this
  * point of its chain (chainDeferred); d continues with an empty value. It
  * takes a reference of its own to other. Returns 0 or WF_ENOMEM. */
-int wf_deferred_chain(wf_deferred *d, wf_deferred *other);
+WF_API int wf_deferred_chain(wf_deferred *d, wf_deferred *other);
 
 /* wf_deferred_pause stops d from running callbacks until a matching
  * wf_deferred_unpause; pauses nest. */
-void wf_deferred_pause(wf_deferred *d);
-void wf_deferred_unpause(wf_deferred *d);
+WF_API void wf_deferred_pause(wf_deferred *d);
+WF_API void wf_deferred_unpause(wf_deferred *d);
 
 /* wf_deferred_cancel: if d has not fired, runs its canceller and, if d is
  * still unfired, errbacks it with WF_ECANCELED. If d is waiting on an inner
  * deferred, the innermost unfired one is cancelled instead. If d has fired,
  * nothing happens. */
-void wf_deferred_cancel(wf_deferred *d);
+WF_API void wf_deferred_cancel(wf_deferred *d);
 
 /* wf_deferred_timeout cancels d if it has not fired within ms milliseconds
  * of clock's time, and turns the resulting WF_ECANCELED into WF_ETIMEDOUT
@@ -140,35 +142,35 @@ void wf_deferred_cancel(wf_deferred *d);
  * cancel reaches the inner one. clock (borrowed) must outlive d, or at
  * least d's passing this step. Returns 0 or WF_ENOMEM. */
 struct wf_clock;
-int wf_deferred_timeout(wf_deferred *d, struct wf_clock *clock, uint64_t ms);
+WF_API int wf_deferred_timeout(wf_deferred *d, struct wf_clock *clock, uint64_t ms);
 
 /* wf_deferred_called: has d been fired? */
-bool wf_deferred_called(const wf_deferred *d);
+WF_API bool wf_deferred_called(const wf_deferred *d);
 
 /* wf_deferred_has_result: has d fired, run its chain to the end, and holds
  * a value or failure (not paused, not waiting on another deferred)? */
-bool wf_deferred_has_result(const wf_deferred *d);
+WF_API bool wf_deferred_has_result(const wf_deferred *d);
 
 /* wf_deferred_peek returns d's current result, borrowed (valid until the
  * next call on d), or NULL unless wf_deferred_has_result. */
-const wf_result *wf_deferred_peek(const wf_deferred *d);
+WF_API const wf_result *wf_deferred_peek(const wf_deferred *d);
 
 /* wf_deferred_take moves d's result to *out and leaves an empty value in
  * d, so a failure taken this way counts as handled. Returns 0, or
  * WF_ESTATE (and *out untouched) unless wf_deferred_has_result. */
-int wf_deferred_take(wf_deferred *d, wf_result *out);
+WF_API int wf_deferred_take(wf_deferred *d, wf_result *out);
 
 /* wf_succeed returns a deferred already fired with r (fail if r is a
  * failure; if r is a deferred it is returned as it is). wf_fail returns one
  * fired with failure f (taken). Both consume their argument; NULL only when
  * memory is short. */
-wf_deferred *wf_succeed(wf_result r);
-wf_deferred *wf_fail(wf_failure *f);
+WF_API wf_deferred *wf_succeed(wf_result r);
+WF_API wf_deferred *wf_fail(wf_failure *f);
 
 /* wf_maybe calls fn(arg) now and returns its outcome as a deferred
  * (maybeDeferred): a returned deferred as it is, a value or a failure as an
  * already-fired deferred. NULL only when memory is short. */
-wf_deferred *wf_maybe(wf_result (*fn)(void *arg), void *arg);
+WF_API wf_deferred *wf_maybe(wf_result (*fn)(void *arg), void *arg);
 
 #ifdef __cplusplus
 }

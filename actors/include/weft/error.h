@@ -7,6 +7,8 @@
 #ifndef WEFT_ERROR_H
 #define WEFT_ERROR_H
 
+#include <weft/api.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -44,11 +46,11 @@ enum wf_error {
 /* wf_strerror returns a static, human-readable message for err. Unknown
  * framework numbers read "unknown error"; numbers from WF_EUSER up read
  * "application error". Any thread. */
-const char *wf_strerror(int err);
+WF_API const char *wf_strerror(int err);
 
 /* wf_errname returns the symbolic name of err ("WF_ETIMEDOUT"), or
  * "WF_EUSER" for application numbers. Static storage; any thread. */
-const char *wf_errname(int err);
+WF_API const char *wf_errname(int err);
 
 #ifdef __cplusplus
 }

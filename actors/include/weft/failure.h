@@ -13,6 +13,8 @@
 #ifndef WEFT_FAILURE_H
 #define WEFT_FAILURE_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 
 #include <weft/error.h>
@@ -36,8 +38,8 @@ typedef struct wf_frame {
  * formatted from fmt, whose first frame is (file, line, func). The caller
  * owns the returned reference. Any thread. Use the wf_failure_new macro,
  * which fills in the call site. */
-wf_failure *wf_failure_new_at(int code, const char *file, int line, const char *func,
-                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+WF_API wf_failure *wf_failure_new_at(int code, const char *file, int line, const char *func,
+                                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #define wf_failure_new(code, ...) \
     wf_failure_new_at((code), __FILE__, __LINE__, __func__, __VA_ARGS__)
@@ -45,44 +47,44 @@ wf_failure *wf_failure_new_at(int code, const char *file, int line, const char *
 /* wf_failure_new_bare creates a failure with no frame at all, for code that
  * rebuilds a failure from elsewhere (a wire decoder) and adds its frames
  * itself. message is copied. Caller owns the reference. Any thread. */
-wf_failure *wf_failure_new_bare(int code, const char *message);
+WF_API wf_failure *wf_failure_new_bare(int code, const char *message);
 
 /* WF_FAIL(code, ...) is a failed wf_result raised at the call site. */
 #define WF_FAIL(code, ...) wf_result_failure(wf_failure_new((code), __VA_ARGS__))
 
 /* wf_failure_ref adds a reference and returns f. Any thread. */
-wf_failure *wf_failure_ref(wf_failure *f);
+WF_API wf_failure *wf_failure_ref(wf_failure *f);
 
 /* wf_failure_release drops a reference; the last one frees f (and its
  * cause). NULL is ignored. Any thread. */
-void wf_failure_release(wf_failure *f);
+WF_API void wf_failure_release(wf_failure *f);
 
 /* wf_failure_add_frame appends a frame (strings are copied) and returns f.
  * Use wf_failure_pass to record the current function. */
-wf_failure *wf_failure_add_frame(wf_failure *f, const wf_frame *frame);
+WF_API wf_failure *wf_failure_add_frame(wf_failure *f, const wf_frame *frame);
 
 #define wf_failure_pass(f) \
     wf_failure_add_frame((f), &(wf_frame){.file = __FILE__, .line = __LINE__, .func = __func__})
 
 /* wf_failure_set_cause makes cause (the caller's reference, taken) the
  * failure that led to f, replacing any earlier cause. */
-void wf_failure_set_cause(wf_failure *f, wf_failure *cause);
+WF_API void wf_failure_set_cause(wf_failure *f, wf_failure *cause);
 
-int wf_failure_code(const wf_failure *f);
+WF_API int wf_failure_code(const wf_failure *f);
 /* Borrowed; valid while f lives. */
-const char *wf_failure_message(const wf_failure *f);
+WF_API const char *wf_failure_message(const wf_failure *f);
 /* Borrowed; NULL if none. */
-wf_failure *wf_failure_cause(const wf_failure *f);
-size_t wf_failure_frame_count(const wf_failure *f);
+WF_API wf_failure *wf_failure_cause(const wf_failure *f);
+WF_API size_t wf_failure_frame_count(const wf_failure *f);
 /* Frame i, 0 being where f was raised; borrowed; NULL past the end. */
-const wf_frame *wf_failure_frame(const wf_failure *f, size_t i);
+WF_API const wf_frame *wf_failure_frame(const wf_failure *f, size_t i);
 
 enum wf_format { WF_FORMAT_TEXT = 0, WF_FORMAT_HTML = 1 };
 
 /* wf_failure_format renders f, its frames and its causes as text, or as
  * HTML-escaped text ready to sit inside a <pre>. The caller owns the string
  * (wf_free). NULL only when memory is short. */
-char *wf_failure_format(const wf_failure *f, int format);
+WF_API char *wf_failure_format(const wf_failure *f, int format);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,8 @@
 #ifndef WEFT_GATHER_H
 #define WEFT_GATHER_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 
 #include <weft/deferred.h>
@@ -42,7 +44,7 @@ typedef struct wf_gather_result {
  * the gathered deferred cancels the inputs that have not fired. n == 0
  * fires at once (FIRST_SUCCESS: with WF_EFIRSTERROR). NULL when memory is
  * short. Loop thread of the inputs. */
-wf_deferred *wf_gather(wf_deferred *const *ds, size_t n, int flags);
+WF_API wf_deferred *wf_gather(wf_deferred *const *ds, size_t n, int flags);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,8 @@
 #ifndef WEFT_LINK_H
 #define WEFT_LINK_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,26 +56,27 @@ typedef struct wf_link_ops {
  * must outlive n; ops->close is the transport's cue to let go). Returns
  * WF_EINVAL if one is plugged already. Before the node runs, or on its
  * loop thread. */
-int wf_node_set_link(wf_node *n, const wf_link_ops *ops, void *ctx);
+WF_API int wf_node_set_link(wf_node *n, const wf_link_ops *ops, void *ctx);
 
 /* From the transport: a TELL or ASK frame from peer, for the local actor
  * with id to (or, if name is not NULL, the one registered as name[0..len)),
  * in span tc (borrowed; flags 0 when untraced). m is consumed. An ASK that
  * cannot be delivered is answered at once. */
-void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_t from, uint64_t to,
-                     const char *name, size_t name_len, const wf_trace_ctx *tc, wf_msg *m);
+WF_API void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_t from,
+                            uint64_t to, const char *name, size_t name_len, const wf_trace_ctx *tc,
+                            wf_msg *m);
 
 /* From the transport: the answer r (a message, or a failure) to the local
  * pending ask corr, from peer. r is consumed. */
-void wf_link_answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r);
+WF_API void wf_link_answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r);
 
 /* From the transport: peer is connected and authenticated (for tracing:
  * the runtime has nothing else to do). */
-void wf_link_peer_up(wf_node *n, uint16_t peer);
+WF_API void wf_link_peer_up(wf_node *n, uint16_t peer);
 
 /* From the transport: peer is gone. Every pending ask to it fails now
  * with WF_ENODEDOWN, and local monitors of its actors get Down. */
-void wf_link_peer_down(wf_node *n, uint16_t peer, const char *why);
+WF_API void wf_link_peer_down(wf_node *n, uint16_t peer, const char *why);
 
 /* The peer number of a remote pid (0 for a local one). */
 static inline uint16_t wf_pid_peer(wf_pid p)

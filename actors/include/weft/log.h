@@ -6,6 +6,8 @@
 #ifndef WEFT_LOG_H
 #define WEFT_LOG_H
 
+#include <weft/api.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -20,10 +22,10 @@ typedef void (*wf_log_fn)(void *arg, int level, const char *text);
 /* wf_log_set_hook installs fn (with arg) as the process's log hook; NULL
  * restores the default, which writes to stderr. Process-wide configuration:
  * set it at start-up, before other threads call into weft. */
-void wf_log_set_hook(wf_log_fn fn, void *arg);
+WF_API void wf_log_set_hook(wf_log_fn fn, void *arg);
 
 /* wf_log formats a report and hands it to the hook. Any thread. */
-void wf_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+WF_API void wf_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #ifdef __cplusplus
 }

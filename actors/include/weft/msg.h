@@ -8,6 +8,8 @@
 #ifndef WEFT_MSG_H
 #define WEFT_MSG_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,23 +32,23 @@ typedef struct wf_msg wf_msg;
  * bytes at body (body may be NULL when len is 0). wf_msg_alloc leaves the
  * body uninitialised for the caller to fill. The caller owns the message.
  * NULL when memory is short. Any thread. */
-wf_msg *wf_msg_new(uint32_t type, const void *body, size_t len);
-wf_msg *wf_msg_alloc(uint32_t type, size_t len);
+WF_API wf_msg *wf_msg_new(uint32_t type, const void *body, size_t len);
+WF_API wf_msg *wf_msg_alloc(uint32_t type, size_t len);
 
 /* wf_msg_free frees a message the caller owns; NULL is ignored. */
-void wf_msg_free(wf_msg *m);
+WF_API void wf_msg_free(wf_msg *m);
 
-uint32_t wf_msg_type(const wf_msg *m);
-size_t wf_msg_len(const wf_msg *m);
+WF_API uint32_t wf_msg_type(const wf_msg *m);
+WF_API size_t wf_msg_len(const wf_msg *m);
 /* The body, 8-byte aligned, valid while the message lives. */
-void *wf_msg_body(wf_msg *m);
+WF_API void *wf_msg_body(wf_msg *m);
 
 /* wf_result_msg wraps a message as a result (a handler's reply, a
  * deferred's value), taking ownership. */
-wf_result wf_result_msg(wf_msg *m);
+WF_API wf_result wf_result_msg(wf_msg *m);
 
 /* wf_result_is_msg: does r hold a message? */
-int wf_result_is_msg(wf_result r);
+WF_API int wf_result_is_msg(wf_result r);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,8 @@
 #ifndef WEFT_NODE_H
 #define WEFT_NODE_H
 
+#include <weft/api.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -45,53 +47,53 @@ typedef struct wf_node_config {
 
 /* wf_node_new creates a node (config may be NULL for defaults); the caller
  * owns it. NULL when memory is short. Any thread. */
-wf_node *wf_node_new(const wf_node_config *config);
+WF_API wf_node *wf_node_new(const wf_node_config *config);
 
 /* wf_node_run runs the loop on the calling thread, which becomes the
  * node's loop thread, until wf_node_shutdown has finished. Returns 0. Call
  * it (or wf_node_start) once per node. */
-int wf_node_run(wf_node *n);
+WF_API int wf_node_run(wf_node *n);
 
 /* wf_node_start runs the loop on a new thread, and returns once that
  * thread is the node's loop thread. Returns 0 or WF_ENOMEM. Any thread but
  * a loop thread; once per node. */
-int wf_node_start(wf_node *n);
+WF_API int wf_node_start(wf_node *n);
 
 /* wf_node_shutdown asks the node to stop, from any thread: every actor is
  * stopped (terminate runs), every pending ask errbacks with WF_ESHUTDOWN,
  * every queued message is dropped (asks fail), and the loop ends. Once it
  * has begun, sends fail with WF_ESHUTDOWN. Idempotent. */
-void wf_node_shutdown(wf_node *n);
+WF_API void wf_node_shutdown(wf_node *n);
 
 /* wf_node_wait joins the thread of wf_node_start. Not from the loop thread. */
-void wf_node_wait(wf_node *n);
+WF_API void wf_node_wait(wf_node *n);
 
 /* wf_node_free frees a node whose loop has ended (or never ran: then its
  * actors are stopped first). Not from the loop thread. */
-void wf_node_free(wf_node *n);
+WF_API void wf_node_free(wf_node *n);
 
 /* The node's name (borrowed, fixed for n's life; any thread), loop (a
  * uv_loop_t *, borrowed; use it on the loop thread) and a clock on that
  * loop (borrowed, freed with n; loop thread). */
-const char *wf_node_name(const wf_node *n);
-void *wf_node_loop(wf_node *n);
-struct wf_clock *wf_node_clock(wf_node *n);
+WF_API const char *wf_node_name(const wf_node *n);
+WF_API void *wf_node_loop(wf_node *n);
+WF_API struct wf_clock *wf_node_clock(wf_node *n);
 
 /* wf_node_on_loop: is the caller on n's loop thread? Any thread. */
-bool wf_node_on_loop(const wf_node *n);
+WF_API bool wf_node_on_loop(const wf_node *n);
 
 /* wf_resolve turns an address into a pid: "name" for an actor on this node
  * (a none pid if there is none), "name@node" for one on another node,
  * through the node's transport (a none pid if that node is unknown). A
  * remote pid is resolved by name on the far node at each delivery, so it
  * stays valid across restarts of that actor. Loop thread. */
-wf_pid wf_resolve(wf_node *n, const char *address);
+WF_API wf_pid wf_resolve(wf_node *n, const char *address);
 
 /* wf_tell delivers m to actor to without waiting for anything; m is
  * consumed. Returns 0; WF_ENOSUCHACTOR; WF_EOVERLOADED if the mailbox is
  * full; WF_ESHUTDOWN. Any thread: from off the loop thread delivery is
  * queued to the loop and errors other than WF_ESHUTDOWN are only counted. */
-int wf_tell(wf_node *n, wf_pid to, wf_msg *m);
+WF_API int wf_tell(wf_node *n, wf_pid to, wf_msg *m);
 
 /* wf_ask sends m to actor to as a request and returns a deferred (the
  * caller's reference) that fires, on the loop thread, with exactly one
@@ -100,13 +102,13 @@ int wf_tell(wf_node *n, wf_pid to, wf_msg *m);
  * WF_EOVERLOADED at once, WF_EACTORSTOPPED, WF_ESHUTDOWN, WF_ENOREPLY, or
  * the handler's own. m is consumed. Loop thread only; outside an actor (in
  * an actor use wf_ctx_ask). NULL only when memory is short. */
-wf_deferred *wf_ask(wf_node *n, wf_pid to, wf_msg *m, uint64_t timeout_ms);
+WF_API wf_deferred *wf_ask(wf_node *n, wf_pid to, wf_msg *m, uint64_t timeout_ms);
 
 /* wf_node_call is wf_ask for a thread that is not the loop's: it blocks
  * until the outcome and returns it (the caller owns it). m is consumed.
  * Any thread but n's loop thread: there it would wait for itself, so it
  * fails at once with WF_ESTATE; once shutdown has begun, WF_ESHUTDOWN. */
-wf_result wf_node_call(wf_node *n, wf_pid to, wf_msg *m, uint64_t timeout_ms);
+WF_API wf_result wf_node_call(wf_node *n, wf_pid to, wf_msg *m, uint64_t timeout_ms);
 
 /* wf_defer_to_thread runs fn(arg) on libuv's thread pool and returns a
  * deferred (the caller's reference) that fires on the loop thread with
@@ -116,7 +118,7 @@ wf_result wf_node_call(wf_node *n, wf_pid to, wf_msg *m, uint64_t timeout_ms);
  * freed on the loop thread when fn returns. arg stays the caller's and must
  * stay valid until fn has returned or the deferred fired unstarted. Loop
  * thread. NULL when memory is short (fn will not run). */
-wf_deferred *wf_defer_to_thread(wf_node *n, wf_result (*fn)(void *arg), void *arg);
+WF_API wf_deferred *wf_defer_to_thread(wf_node *n, wf_result (*fn)(void *arg), void *arg);
 
 /* Counters, read on the loop thread (or after the loop ended). */
 typedef struct wf_node_stats {
@@ -129,7 +131,7 @@ typedef struct wf_node_stats {
     uint64_t offloaded; /* handler runs on the thread pool */
 } wf_node_stats;
 /* wf_node_stats_get copies the counters into the caller's out. */
-void wf_node_stats_get(const wf_node *n, wf_node_stats *out);
+WF_API void wf_node_stats_get(const wf_node *n, wf_node_stats *out);
 
 #ifdef __cplusplus
 }

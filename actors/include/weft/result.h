@@ -16,6 +16,8 @@
 #ifndef WEFT_RESULT_H
 #define WEFT_RESULT_H
 
+#include <weft/api.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -89,7 +91,7 @@ static inline bool wf_result_is_failure(wf_result r)
 /* wf_result_free releases whatever r holds: calls the value's destructor,
  * or drops the failure or deferred reference. Any thread that may touch
  * what r holds. */
-void wf_result_free(wf_result r);
+WF_API void wf_result_free(wf_result r);
 
 /* wf_result_take_ptr returns r's pointer and gives up on freeing it: the
  * caller now owns the pointer and must free it the way dtor would. */

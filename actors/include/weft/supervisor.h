@@ -10,6 +10,8 @@
 #ifndef WEFT_SUPERVISOR_H
 #define WEFT_SUPERVISOR_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,11 +39,12 @@ typedef struct wf_supervisor_spec {
  * the first error (a child that cannot start fails the whole spawn, and the
  * children already started are stopped). Loop thread, or before the node
  * runs. */
-int wf_supervisor_spawn(wf_node *n, const char *name, const wf_supervisor_spec *spec, wf_pid *pid);
+WF_API int wf_supervisor_spawn(wf_node *n, const char *name, const wf_supervisor_spec *spec,
+                               wf_pid *pid);
 
 /* wf_supervisor_behaviour is the behaviour wf_supervisor_spawn uses (its
  * init takes the spec), for supervisors supervised by supervisors. */
-extern const wf_behaviour wf_supervisor_behaviour;
+WF_API extern const wf_behaviour wf_supervisor_behaviour;
 
 #ifdef __cplusplus
 }

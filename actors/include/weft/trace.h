@@ -64,6 +64,8 @@
 #ifndef WEFT_TRACE_H
 #define WEFT_TRACE_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,19 +95,34 @@ typedef struct wf_trace_ctx {
  * out gets its trace id and flags, and its parent-id as out->parent_id
  * (span_id 0: the caller's span is yet to be made). Returns 0 or WF_EINVAL
  * (malformed, version ff, or all-zero ids). Any thread. */
-int wf_traceparent_parse(const char *s, size_t len, wf_trace_ctx *out);
+WF_API int wf_traceparent_parse(const char *s, size_t len, wf_trace_ctx *out);
 
 /* wf_traceparent_format writes c as a traceparent value naming c's own span
  * as the parent, NUL-terminated, into the caller's out. Any thread. */
-void wf_traceparent_format(const wf_trace_ctx *c, char out[WF_TRACEPARENT_LEN + 1]);
+WF_API void wf_traceparent_format(const wf_trace_ctx *c, char out[WF_TRACEPARENT_LEN + 1]);
+
+/* A sink for trace text that a program plugs in, beside the file: the
+ * transport's live PUB stream is one (wf_transport_trace_start). write gets
+ * whole JSON lines, lines[0..len) borrowed for the call, on the node's
+ * trace writer thread, and must not block; close is called once, on that
+ * thread or the one stopping the trace, when the writer lets go of it. */
+typedef struct wf_trace_sink {
+    void (*write)(void *arg, const char *lines, size_t len);
+    void (*close)(void *arg);
+    void *arg;
+} wf_trace_sink;
 
 typedef struct wf_trace_config {
-    const char *file;    /* JSON lines, appended; NULL: no file */
-    const char *pub_url; /* nng PUB listen URL for live viewers; NULL: none */
-    double sample;       /* share of new traces recorded, 0..1 (0: none; parse: 1) */
-    const char *actors;  /* "cache,fetcher": only their events; NULL/"": all */
-    const char *types;   /* "1,0x52450002": only these types; NULL/"": all */
-    unsigned capacity;   /* events buffered for the writer; 0: 65536 */
+    const char *file;          /* JSON lines, appended; NULL: no file */
+    const char *pub_url;       /* nng PUB listen URL for live viewers (needs the
+                                * transport: wf_transport_trace_start); NULL: none */
+    double sample;             /* share of new traces recorded, 0..1 (0: none; parse: 1) */
+    const char *actors;        /* "cache,fetcher": only their events; NULL/"": all */
+    const char *types;         /* "1,0x52450002": only these types; NULL/"": all */
+    unsigned capacity;         /* events buffered for the writer; 0: 65536 */
+    const wf_trace_sink *sink; /* copied; owned by the trace once started
+                                * (closed when it stops), the caller's if
+                                * the start fails; NULL: none */
 } wf_trace_config;
 
 /* wf_trace_config_parse fills out from spec, "key=value" pairs separated by
@@ -113,29 +130,31 @@ typedef struct wf_trace_config {
  * "file=proxy.jsonl;sample=1;actors=cache,fetcher". out's strings point
  * into spec (borrowed: keep spec alive, it is modified in place). Returns
  * 0 or WF_EINVAL with a reason in err[0..errlen). Any thread. */
-int wf_trace_config_parse(char *spec, wf_trace_config *out, char *err, size_t errlen);
+WF_API int wf_trace_config_parse(char *spec, wf_trace_config *out, char *err, size_t errlen);
 
 /* wf_node_trace_start makes n record events to cfg's sinks (cfg and its
- * strings are copied). Returns 0; WF_EALREADY if n traces already;
- * WF_EINVAL for a bad filter; WF_EIO if the file or the PUB socket cannot
- * be opened (logged); WF_ENOMEM. Loop thread, or before the node runs. */
-int wf_node_trace_start(wf_node *n, const wf_trace_config *cfg);
+ * strings are copied; cfg->sink as said there). Returns 0; WF_EALREADY if
+ * n traces already; WF_EINVAL for a bad filter, or for a pub_url (libweft
+ * knows no sockets: wf_transport_trace_start opens it); WF_EIO if the file
+ * cannot be opened (logged); WF_ENOMEM. Loop thread, or before the node
+ * runs. */
+WF_API int wf_node_trace_start(wf_node *n, const wf_trace_config *cfg);
 
 /* wf_node_trace_filter changes sampling and filters of a tracing node at
  * run time: what is given is copied, "" selects all, and a NULL string or a
  * negative sample (WF_TRACE_KEEP) keeps the current setting. Returns 0,
  * WF_ESTATE if n does not trace, WF_EINVAL (nothing changed). Loop thread. */
 #define WF_TRACE_KEEP (-1.0)
-int wf_node_trace_filter(wf_node *n, double sample, const char *actors, const char *types);
+WF_API int wf_node_trace_filter(wf_node *n, double sample, const char *actors, const char *types);
 
 /* wf_node_trace_describe writes the current settings ("sample=..;actors=..
  * ;types=..;events=N;lost=N", or "off") into out. Loop thread. */
-void wf_node_trace_describe(wf_node *n, char *out, size_t size);
+WF_API void wf_node_trace_describe(wf_node *n, char *out, size_t size);
 
 /* wf_node_trace_stop records what is buffered, closes the sinks and stops
  * the writer. Idempotent; wf_node_free calls it. Loop thread, or after the
  * loop ended. */
-void wf_node_trace_stop(wf_node *n);
+WF_API void wf_node_trace_stop(wf_node *n);
 
 /* --- for code that runs outside any actor's turn (I/O callbacks) --- */
 
@@ -145,21 +164,21 @@ void wf_node_trace_stop(wf_node *n);
  * span gets no ids: span_id 0). It becomes the current
  * context, so messages sent until wf_trace_end continue it; the previous
  * one is returned for wf_trace_end. Loop thread. */
-wf_trace_ctx wf_trace_begin(wf_node *n, const wf_trace_ctx *parent, wf_trace_ctx *span);
+WF_API wf_trace_ctx wf_trace_begin(wf_node *n, const wf_trace_ctx *parent, wf_trace_ctx *span);
 
 /* wf_trace_end restores the context wf_trace_begin returned. Loop thread. */
-void wf_trace_end(wf_node *n, const wf_trace_ctx *prev);
+WF_API void wf_trace_end(wf_node *n, const wf_trace_ctx *prev);
 
 /* wf_trace_current returns the context of the turn being run (flags 0 when
  * none). Loop thread. */
-wf_trace_ctx wf_trace_current(wf_node *n);
+WF_API wf_trace_ctx wf_trace_current(wf_node *n);
 
 /* wf_trace_note records an event of kind "recv", "reply" or "fail" for the
  * outside world's side of span (as said above): actor is who handles it,
  * label what it was ("GET /poem/x", "200"), size its bytes. Nothing is
  * recorded unless n traces and span is sampled. Loop thread. */
-void wf_trace_note(wf_node *n, const char *kind, wf_pid actor, const wf_trace_ctx *span,
-                   const char *label, size_t size);
+WF_API void wf_trace_note(wf_node *n, const char *kind, wf_pid actor, const wf_trace_ctx *span,
+                          const char *label, size_t size);
 
 #ifdef __cplusplus
 }

@@ -25,10 +25,13 @@
 #ifndef WEFT_TRANSPORT_H
 #define WEFT_TRANSPORT_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
 #include <weft/node.h>
+#include <weft/trace.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,18 +54,18 @@ typedef struct wf_transport_config {
  * copied, the TLS files read now). *out is owned by the node from here
  * (freed when it shuts down). Returns 0, WF_EINVAL (no secret), WF_ENOMEM,
  * or WF_EPROTO when nng refuses. Loop thread, or before the node runs. */
-int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **out);
+WF_API int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **out);
 
 /* wf_transport_listen accepts peers on url (borrowed for the call). Returns
  * 0, WF_ENOMEM or WF_EPROTO (the reason is logged). Loop thread, or before
  * the node runs. */
-int wf_transport_listen(wf_transport *t, const char *url);
+WF_API int wf_transport_listen(wf_transport *t, const char *url);
 
 /* wf_transport_dial connects to a peer at url (copied), and reconnects with
  * back-off whenever the connection drops, until the node shuts down. Returns
  * 0 at once (not waiting for the peer), WF_ENOMEM, or WF_EPROTO for a bad
  * url (logged). Loop thread, or before the node runs. */
-int wf_transport_dial(wf_transport *t, const char *url);
+WF_API int wf_transport_dial(wf_transport *t, const char *url);
 
 typedef struct wf_transport_stats {
     uint64_t frames_in, frames_out;
@@ -74,13 +77,21 @@ typedef struct wf_transport_stats {
 
 /* wf_transport_stats_get copies t's counters into the caller's out. Loop
  * thread. */
-void wf_transport_stats_get(const wf_transport *t, wf_transport_stats *out);
+WF_API void wf_transport_stats_get(const wf_transport *t, wf_transport_stats *out);
 
 /* wf_transport_peers lists the peers connected now, for diagnostics: writes
  * up to max names into the caller's names and returns how many there are.
  * The names are borrowed from t and stay valid until the node shuts down
  * (a peer's name is kept after it goes). Loop thread. */
-size_t wf_transport_peers(const wf_transport *t, const char **names, size_t max);
+WF_API size_t wf_transport_peers(const wf_transport *t, const char **names, size_t max);
+
+/* wf_transport_trace_start is wf_node_trace_start (weft/trace.h) that also
+ * opens cfg->pub_url: an nng PUB socket listening there streams the node's
+ * trace lines to live viewers (weft-view --live URL). Needs no transport
+ * on the node. Returns what wf_node_trace_start returns, or WF_EIO when the
+ * URL cannot be listened on (logged). Loop thread, or before the node
+ * runs. */
+WF_API int wf_transport_trace_start(wf_node *n, const wf_trace_config *cfg);
 
 #ifdef __cplusplus
 }

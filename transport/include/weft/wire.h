@@ -31,6 +31,8 @@
 #ifndef WEFT_WIRE_H
 #define WEFT_WIRE_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,30 +79,30 @@ typedef struct wf_wire_frame {
  * payloads up to max_payload bytes, into the caller's out, whose name and
  * payload then point into buf. Returns 0, or WF_EPROTO with *why set to a
  * static reason (for the log). Never reads past len. Any thread. */
-int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_frame *out,
-                   const char **why);
+WF_API int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_frame *out,
+                          const char **why);
 
 /* wf_wire_frame_len reads the lengths in the header header[0..WF_WIRE_HEADER)
  * (borrowed, and checked for nothing else): returns the whole frame's length
  * and sets *payload_len, so a stream reader knows how many bytes to wait for
  * before it decodes. Any thread. */
-size_t wf_wire_frame_len(const void *header, size_t *payload_len);
+WF_API size_t wf_wire_frame_len(const void *header, size_t *payload_len);
 
 /* wf_wire_put_header writes the header of f (kind .. payload_len, name_len)
  * into out[0..WF_WIRE_HEADER); f and out are the caller's. Any thread. */
-void wf_wire_put_header(const wf_wire_frame *f, unsigned char *out);
+WF_API void wf_wire_put_header(const wf_wire_frame *f, unsigned char *out);
 
 /* wf_wire_failure_size / wf_wire_put_failure encode failure f (its frames
  * and causes, up to the limits above: deeper causes are cut, with a note in
  * the last message) into a FAIL payload. put writes exactly size bytes
  * into the caller's out; f is borrowed. Any thread. */
-size_t wf_wire_failure_size(const wf_failure *f);
-void wf_wire_put_failure(const wf_failure *f, unsigned char *out);
+WF_API size_t wf_wire_failure_size(const wf_failure *f);
+WF_API void wf_wire_put_failure(const wf_failure *f, unsigned char *out);
 
 /* wf_wire_get_failure rebuilds a failure from a FAIL payload (buf is
  * borrowed); the caller owns the result. NULL (with *why set to a static
  * reason) if the payload is malformed. Any thread. */
-wf_failure *wf_wire_get_failure(const void *buf, size_t len, const char **why);
+WF_API wf_failure *wf_wire_get_failure(const void *buf, size_t len, const char **why);
 
 #ifdef __cplusplus
 }

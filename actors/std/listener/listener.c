@@ -23,9 +23,9 @@
 #include <weft/renderer.h>
 #include <weft/trace.h>
 
-#include "../core/bytes.h"
-#include "../core/strbuf.h"
-#include "../http/status.h"
+#include "bytes.h"
+#include "strbuf.h"
+#include "status.h"
 
 #define URL_MAX      2048
 #define NAME_MAX_LEN 200

@@ -23,6 +23,8 @@
 #ifndef WEFT_LISTENER_H
 #define WEFT_LISTENER_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,7 +59,7 @@ typedef struct wf_listener_config {
 /* Its init binds and listens (failing the spawn with WF_EINVAL when it
  * cannot) and takes a const wf_listener_config * (borrowed: it must outlive
  * the actor). wf_listener_spawn: loop thread, or before the node runs. */
-extern const wf_behaviour wf_listener_behaviour;
+WF_API extern const wf_behaviour wf_listener_behaviour;
 
 static inline int wf_listener_spawn(wf_node *n, const char *name, const wf_listener_config *cfg,
                                     wf_pid *pid)

@@ -16,6 +16,8 @@
 #ifndef WEFT_CACHE_H
 #define WEFT_CACHE_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,7 +61,7 @@ typedef struct wf_cache_stats {
 /* wf_cache_behaviour's init takes a const wf_cache_config * (borrowed: it
  * must outlive the actor). wf_cache_spawn is wf_spawn with it: loop thread,
  * or any thread before the node runs. */
-extern const wf_behaviour wf_cache_behaviour;
+WF_API extern const wf_behaviour wf_cache_behaviour;
 
 static inline int wf_cache_spawn(wf_node *n, const char *name, const wf_cache_config *cfg,
                                  wf_pid *pid)
@@ -69,7 +71,7 @@ static inline int wf_cache_spawn(wf_node *n, const char *name, const wf_cache_co
 
 /* wf_cache_reply_parse reads a WF_CACHE_GET reply: the value (borrowed from
  * m) and its length. Returns 0 or WF_EINVAL. Any thread. */
-int wf_cache_reply_parse(wf_msg *m, wf_cache_reply *head, const void **value, size_t *len);
+WF_API int wf_cache_reply_parse(wf_msg *m, wf_cache_reply *head, const void **value, size_t *len);
 
 #ifdef __cplusplus
 }

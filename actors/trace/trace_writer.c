@@ -1,14 +1,15 @@
 /* The trace writer: a thread per tracing node that empties the ring the
  * loop fills (trace_ring.h), turns records into JSON lines (the format in
- * weft/trace.h) and hands them to the sinks: a file, and an nng PUB socket
- * for live viewers.
+ * weft/trace.h) and hands them to the sinks: a file, and a sink the
+ * program plugs in (the transport's nng PUB stream for live viewers).
  *
  * Why a thread: formatting and writing cost far more than recording, and
  * the loop must not wait for a disk or a slow subscriber. The writer wakes
  * every few milliseconds, or at once when the ring passes half full, and
  * flushes after each round so that a file being followed ends in whole
- * lines. The PUB socket drops for subscribers that cannot keep up, as PUB
- * does; the loop never notices either.
+ * lines. A plugged sink must not block (the PUB stream drops for
+ * subscribers that cannot keep up, as PUB does); the loop never notices
+ * either.
  */
 #ifdef __linux__
 #define _GNU_SOURCE /* sync_file_range */
@@ -17,8 +18,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
-#include <nng/nng.h>
-#include <nng/protocol/pubsub0/pub.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,13 +26,12 @@
 #include <weft/alloc.h>
 #include <weft/log.h>
 
-#include "../core/bytes.h"
+#include "bytes.h"
 #include "runtime.h"
 #include "trace_ring.h"
 
 #define ROUND_MS    5         /* a sleeping writer looks this often */
 #define FLUSH_AT    (1 << 18) /* bytes: write out mid-round beyond this */
-#define PUB_MSG_MAX (1 << 18) /* bytes per PUB message (lines kept whole) */
 #define LINE_MAX_   4096      /* a line's room, besides its extra text */
 #define WRITER_NICE 10        /* below the node's threads, above idle work */
 #define DROP_EVERY  (8 << 20) /* bytes: written trace leaves memory in steps of this */
@@ -50,8 +48,7 @@ struct trace_writer {
     struct trace_ring *r;
     FILE *file;
     off_t handed, dropped; /* file offsets: see hand_to_disk */
-    nng_socket pub;
-    bool has_pub;
+    wf_trace_sink sink;    /* write NULL: none */
     uv_thread_t thread;
     uv_mutex_t lock;
     uv_cond_t cond;
@@ -606,22 +603,8 @@ static void flush_out(struct trace_writer *w)
             hand_to_disk(w);
         }
     }
-    if (w->has_pub) {
-        size_t off = 0;
-        while (off < w->out.len) {
-            size_t n = w->out.len - off;
-            if (n > PUB_MSG_MAX) {
-                /* Whole lines only: cut after the last newline that fits. */
-                n = PUB_MSG_MAX;
-                while (n > 0 && w->out.p[off + n - 1] != '\n')
-                    n--;
-                if (n == 0)
-                    n = w->out.len - off;
-            }
-            nng_send(w->pub, w->out.p + off, n, NNG_FLAG_NONBLOCK);
-            off += n;
-        }
-    }
+    if (w->sink.write != NULL)
+        w->sink.write(w->sink.arg, w->out.p, w->out.len);
     w->out.len = 0;
 }
 
@@ -712,21 +695,6 @@ struct trace_writer *wf__trace_writer_start(const char *node_name, struct trace_
         off_t at = ftello(w->file);
         w->handed = w->dropped = at > 0 ? at : 0;
     }
-    if (cfg->pub_url != NULL) {
-        int rv = nng_pub0_open(&w->pub);
-        /* PUB drops a slow subscriber's oldest messages once its queue is
-         * full: give bursts room (the default queue holds 16). */
-        if (rv == 0 && (rv = nng_socket_set_int(w->pub, NNG_OPT_SENDBUF, 1024)) != 0)
-            nng_close(w->pub);
-        if (rv == 0 && (rv = nng_listen(w->pub, cfg->pub_url, NULL, 0)) != 0)
-            nng_close(w->pub);
-        if (rv != 0) {
-            wf_log(WF_LOG_ERROR, "trace stream %s cannot listen: %s", cfg->pub_url,
-                   nng_strerror(rv));
-            goto fail;
-        }
-        w->has_pub = true;
-    }
     *err = WF_ENOMEM;
     if (uv_mutex_init(&w->lock) != 0)
         goto fail;
@@ -739,14 +707,15 @@ struct trace_writer *wf__trace_writer_start(const char *node_name, struct trace_
         uv_mutex_destroy(&w->lock);
         goto fail;
     }
+    /* Taken only now: a failed start leaves the sink with the caller. */
+    if (cfg->sink != NULL)
+        w->sink = *cfg->sink;
     *err = 0;
     return w;
 
 fail:
     if (w->file != NULL)
         fclose(w->file);
-    if (w->has_pub)
-        nng_close(w->pub);
     wf_free(w->node_part);
     wf_free(w->node);
     wf_free(w);
@@ -772,8 +741,8 @@ void wf__trace_writer_stop(struct trace_writer *w)
     uv_mutex_destroy(&w->lock);
     if (w->file != NULL)
         fclose(w->file);
-    if (w->has_pub)
-        nng_close(w->pub);
+    if (w->sink.close != NULL)
+        w->sink.close(w->sink.arg);
     for (uint32_t i = 0; i < w->lcap; i++)
         wf_free(w->labels[i].id ? w->labels[i].s : NULL);
     wf_free(w->labels);

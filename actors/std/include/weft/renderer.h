@@ -9,6 +9,8 @@
 #ifndef WEFT_RENDERER_H
 #define WEFT_RENDERER_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,7 +63,7 @@ typedef struct wf_renderer_config {
  * WF_EINVAL) and takes a const wf_renderer_config * (borrowed: it must
  * outlive the actor). wf_renderer_spawn: loop thread, or before the node
  * runs. */
-extern const wf_behaviour wf_renderer_behaviour;
+WF_API extern const wf_behaviour wf_renderer_behaviour;
 
 static inline int wf_renderer_spawn(wf_node *n, const char *name, const wf_renderer_config *cfg,
                                     wf_pid *pid)
@@ -72,7 +74,7 @@ static inline int wf_renderer_spawn(wf_node *n, const char *name, const wf_rende
 /* wf_renderer_default_templates: the template directory shipped with
  * weft's sources (for examples, demos and tests run from a build tree).
  * Static storage, never freed; any thread. */
-const char *wf_renderer_default_templates(void);
+WF_API const char *wf_renderer_default_templates(void);
 
 #ifdef __cplusplus
 }

@@ -8,9 +8,9 @@
 #include <weft/alloc.h>
 #include <weft/renderer.h>
 
-#include "../core/bytes.h"
-#include "../core/strbuf.h"
-#include "../http/status.h"
+#include "bytes.h"
+#include "strbuf.h"
+#include "status.h"
 
 struct session {
     struct session *next;  /* hash chain */

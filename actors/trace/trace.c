@@ -16,9 +16,9 @@
 #include <weft/alloc.h>
 #include <weft/log.h>
 
-#include "../core/bytes.h"
-#include "../core/strbuf.h"
+#include "bytes.h"
 #include "runtime.h"
+#include "strbuf.h"
 #include "trace_ring.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -732,6 +732,13 @@ int wf_node_trace_start(wf_node *n, const wf_trace_config *cfg)
         return WF_EALREADY;
     if (!(cfg->sample >= 0 && cfg->sample <= 1) || !names_ok(cfg->actors))
         return WF_EINVAL;
+    if (cfg->pub_url != NULL) {
+        wf_log(WF_LOG_ERROR,
+               "trace stream %s: a live stream needs the transport "
+               "(wf_transport_trace_start)",
+               cfg->pub_url);
+        return WF_EINVAL;
+    }
     struct tracer *tr = wf_malloc(sizeof *tr);
     if (tr == NULL)
         return WF_ENOMEM;

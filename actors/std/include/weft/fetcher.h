@@ -10,6 +10,8 @@
 #ifndef WEFT_FETCHER_H
 #define WEFT_FETCHER_H
 
+#include <weft/api.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,7 +40,7 @@ typedef struct wf_fetcher_config {
 /* wf_fetcher_behaviour's init takes a const wf_fetcher_config * (borrowed:
  * it must outlive the actor); an unusable upstream fails the spawn with
  * WF_EINVAL. wf_fetcher_spawn: loop thread, or before the node runs. */
-extern const wf_behaviour wf_fetcher_behaviour;
+WF_API extern const wf_behaviour wf_fetcher_behaviour;
 
 static inline int wf_fetcher_spawn(wf_node *n, const char *name, const wf_fetcher_config *cfg,
                                    wf_pid *pid)

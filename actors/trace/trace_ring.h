@@ -21,7 +21,7 @@
 
 #include <weft/trace.h>
 
-#include "../core/strbuf.h"
+#include "strbuf.h"
 
 #define TR_SMALL 24 /* inline text: a payload preview or a handler's name */
 

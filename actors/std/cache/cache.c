@@ -6,7 +6,7 @@
 #include <weft/alloc.h>
 #include <weft/cache.h>
 
-#include "../core/bytes.h"
+#include "bytes.h"
 
 #define KEY_MAX 4096
 
