@@ -24,8 +24,8 @@
 #include <weft/trace.h>
 
 #include "bytes.h"
-#include "strbuf.h"
 #include "status.h"
+#include "strbuf.h"
 
 #define URL_MAX      2048
 #define NAME_MAX_LEN 200

@@ -9,8 +9,8 @@
 #include <weft/renderer.h>
 
 #include "bytes.h"
-#include "strbuf.h"
 #include "status.h"
+#include "strbuf.h"
 
 struct session {
     struct session *next;  /* hash chain */
