@@ -41,14 +41,12 @@
  */
 #include <dirent.h>
 #include <malloc.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -57,7 +55,7 @@
 
 #include <weft/weft.h>
 
-#include "../bench.h"
+#include "harness.h"
 
 #define SAMPLES       7
 #define QUICK_SAMPLES 3
@@ -72,27 +70,16 @@
 
 enum { PING = 1, START };
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("bench_actors: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
 static void check_wf(int rv, const char *what)
 {
     if (rv != 0)
-        die("%s: %s (%s)", what, wf_errname(rv), wf_strerror(rv));
+        bench_die("%s: %s (%s)", what, wf_errname(rv), wf_strerror(rv));
 }
 
 static void check_nng(int rv, const char *what)
 {
     if (rv != 0)
-        die("%s: %s", what, nng_strerror(rv));
+        bench_die("%s: %s", what, nng_strerror(rv));
 }
 
 /* ---- the counting allocator ----
@@ -138,29 +125,14 @@ static void count_free(void *ptr)
 
 /* ---- helpers ---- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void *xmalloc(size_t size)
-{
-    void *p = malloc(size);
-    if (p == NULL)
-        die("out of memory (%zu bytes)", size);
-    return p;
-}
-
 static long rss_bytes(void)
 {
     long size = 0, resident = 0;
     FILE *f = fopen("/proc/self/statm", "r");
     if (f == NULL)
-        die("cannot open /proc/self/statm");
+        bench_die("cannot open /proc/self/statm");
     if (fscanf(f, "%ld %ld", &size, &resident) != 2)
-        die("cannot read /proc/self/statm");
+        bench_die("cannot read /proc/self/statm");
     fclose(f);
     return resident * sysconf(_SC_PAGESIZE);
 }
@@ -170,7 +142,7 @@ static int count_threads(void)
 {
     DIR *d = opendir("/proc/self/task");
     if (d == NULL)
-        die("cannot open /proc/self/task");
+        bench_die("cannot open /proc/self/task");
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -256,7 +228,7 @@ static wf_result on_reply(wf_result r, void *arg)
     } else if (--run->left > 0) {
         send_ask(run);
     } else {
-        run->t1 = now_s();
+        run->t1 = bench_now_s();
         getrusage(RUSAGE_SELF, &run->ru1);
         run->threads1 = count_threads();
         wf_node_shutdown(run->node);
@@ -290,7 +262,7 @@ static wf_result client_start(wf_ctx *ctx, wf_msg *m)
     struct ask_run *run = *(struct ask_run **)wf_ctx_state(ctx);
     run->threads0 = count_threads();
     getrusage(RUSAGE_SELF, &run->ru0);
-    run->t0 = now_s();
+    run->t0 = bench_now_s();
     send_ask(run);
     return wf_result_none();
 }
@@ -313,39 +285,43 @@ static const wf_behaviour idle = {.name = "idle", .handlers = idle_handlers, .nh
 
 /* ---- ask ---- */
 
-struct ask_totals {
+/* The ask loop's series, and the context switches and threads of its
+ * samples (not of its calibration runs). */
+struct ask_measure {
+    struct bench_series rate;
     uint64_t asks, csw, vcsw, ivcsw;
     int max_threads;
 };
 
 /* Runs n sequential asks on a fresh node; returns their seconds. */
-static double ask_once(uint64_t n, struct ask_totals *tot)
+static double ask_once(uint64_t n, void *arg)
 {
+    struct ask_measure *tot = arg;
     wf_node *node = wf_node_new(&(wf_node_config){.name = "bench"});
     if (node == NULL)
-        die("wf_node_new failed");
+        bench_die("wf_node_new failed");
     struct ask_run run = {.node = node, .n = n, .left = n};
     wf_pid cl;
     check_wf(wf_spawn(node, NULL, &server, NULL, &run.server), "wf_spawn(server)");
     check_wf(wf_spawn(node, NULL, &client, &run, &cl), "wf_spawn(client)");
     wf_msg *start = wf_msg_new(START, NULL, 0);
     if (start == NULL)
-        die("wf_msg_new failed");
+        bench_die("wf_msg_new failed");
     check_wf(wf_tell(node, cl, start), "wf_tell(start)");
     check_wf(wf_node_run(node), "wf_node_run");
     wf_node_stats st;
     wf_node_stats_get(node, &st);
     wf_node_free(node);
     if (run.err != 0)
-        die("ask loop failed: %s", wf_errname(run.err));
+        bench_die("ask loop failed: %s", wf_errname(run.err));
     if (run.left != 0)
-        die("ask loop ended early: %llu asks left", (unsigned long long)run.left);
+        bench_die("ask loop ended early: %llu asks left", (unsigned long long)run.left);
     if (st.asks != n || st.replies != n || st.timeouts != 0 || st.late_replies != 0)
-        die("node stats disagree: asks %llu, replies %llu, timeouts %llu, late %llu for %llu",
-            (unsigned long long)st.asks, (unsigned long long)st.replies,
-            (unsigned long long)st.timeouts, (unsigned long long)st.late_replies,
-            (unsigned long long)n);
-    if (tot != NULL) {
+        bench_die("node stats disagree: asks %llu, replies %llu, timeouts %llu, late %llu for %llu",
+                  (unsigned long long)st.asks, (unsigned long long)st.replies,
+                  (unsigned long long)st.timeouts, (unsigned long long)st.late_replies,
+                  (unsigned long long)n);
+    if (tot->rate.sampling) {
         tot->asks += n;
         tot->vcsw += (uint64_t)(run.ru1.ru_nvcsw - run.ru0.ru_nvcsw);
         tot->ivcsw += (uint64_t)(run.ru1.ru_nivcsw - run.ru0.ru_nivcsw);
@@ -357,33 +333,19 @@ static double ask_once(uint64_t n, struct ask_totals *tot)
     return run.t1 - run.t0;
 }
 
-/* Scales n so that one run takes about TARGET_S. */
-static uint64_t calibrate(double (*run)(uint64_t n, void *arg), void *arg)
+/* The series of a timed loop: calibrated to TARGET_S a sample, or QUICK_RT
+ * round trips in quick runs. */
+static void measure_rate(bool quick, int samples, struct bench_series *out,
+                         double (*run)(uint64_t n, void *arg), void *arg)
 {
-    uint64_t n = 1000;
-    double t;
-    while ((t = run(n, arg)) < CALIBRATE_S && n < (UINT64_C(1) << 32))
-        n *= 2;
-    double scaled = (double)n * TARGET_S / t;
-    return scaled < 1000 ? 1000 : (uint64_t)scaled;
-}
-
-static double ask_run_fn(uint64_t n, void *arg)
-{
-    return ask_once(n, arg);
-}
-
-struct rate {
-    double median, samples[SAMPLES];
-    uint64_t n;
-};
-
-static void measure_ask(bool quick, int samples, struct rate *out, struct ask_totals *tot)
-{
-    out->n = quick ? QUICK_RT : calibrate(ask_run_fn, NULL);
-    for (int i = 0; i < samples; i++)
-        out->samples[i] = (double)out->n / ask_once(out->n, tot);
-    out->median = median(out->samples, samples);
+    bench_series_init(out, &(struct bench_series_config){.unit = BENCH_PER_SECOND,
+                                                         .samples = samples,
+                                                         .n = quick ? QUICK_RT : 1000,
+                                                         .quick = quick,
+                                                         .calibrate_s = CALIBRATE_S,
+                                                         .target_s = TARGET_S,
+                                                         .min_n = 1000});
+    bench_series_run(out, run, arg);
 }
 
 /* ---- spawn and memory ---- */
@@ -393,7 +355,7 @@ static void spawn_all(wf_node *node, wf_pid *pids, int n)
     for (int i = 0; i < n; i++) {
         int rv = wf_spawn(node, NULL, &idle, NULL, &pids[i]);
         if (rv != 0)
-            die("wf_spawn of idle actor %d: %s", i, wf_errname(rv));
+            bench_die("wf_spawn of idle actor %d: %s", i, wf_errname(rv));
     }
 }
 
@@ -403,21 +365,24 @@ static void stop_all(wf_node *node, const wf_pid *pids, int n)
         check_wf(wf_stop(node, pids[i]), "wf_stop");
 }
 
-static void measure_spawn(int n, int samples, wf_pid *pids, struct rate *out)
+struct spawn_measure {
+    struct bench_series rate;
+    wf_pid *pids;
+};
+
+/* Spawns n idle actors on a fresh node; returns the spawn loop's seconds. */
+static double spawn_once(uint64_t n, void *arg)
 {
-    out->n = (uint64_t)n;
-    for (int s = 0; s < samples; s++) {
-        wf_node *node = wf_node_new(&(wf_node_config){.name = "spawn"});
-        if (node == NULL)
-            die("wf_node_new failed");
-        double t0 = now_s();
-        spawn_all(node, pids, n);
-        double t = now_s() - t0;
-        out->samples[s] = n / t;
-        stop_all(node, pids, n);
-        wf_node_free(node);
-    }
-    out->median = median(out->samples, samples);
+    struct spawn_measure *m = arg;
+    wf_node *node = wf_node_new(&(wf_node_config){.name = "spawn"});
+    if (node == NULL)
+        bench_die("wf_node_new failed");
+    double t0 = bench_now_s();
+    spawn_all(node, m->pids, (int)n);
+    double t = bench_now_s() - t0;
+    stop_all(node, m->pids, (int)n);
+    wf_node_free(node);
+    return t;
 }
 
 struct memory {
@@ -430,7 +395,7 @@ static void measure_memory(int n, wf_pid *pids, struct memory *out)
     memset(pids, 0, (size_t)n * sizeof *pids); /* touched now, so not counted */
     wf_node *node = wf_node_new(&(wf_node_config){.name = "memory"});
     if (node == NULL)
-        die("wf_node_new failed");
+        bench_die("wf_node_new failed");
     /* One actor alone, once the registry has its first slots. */
     wf_pid first, second;
     check_wf(wf_spawn(node, NULL, &idle, NULL, &first), "wf_spawn");
@@ -502,7 +467,7 @@ static void ipair_close(struct ipair *p)
         nng_thread_destroy(p->echo); /* joins */
         p->echo = NULL;
         if (p->echo_err != 0)
-            die("nng echo thread: %s", nng_strerror(p->echo_err));
+            bench_die("nng echo thread: %s", nng_strerror(p->echo_err));
     }
 }
 
@@ -531,33 +496,32 @@ static int nng_round_trip(struct ipair *p, uint64_t v)
     return back == v ? 0 : NNG_EPROTO;
 }
 
-struct nng_ctx {
+struct nng_measure {
+    struct bench_series rate;
     struct ipair *p;
-    uint64_t rts, csw;
-};
-
-static double nng_run_fn(uint64_t n, void *arg)
-{
-    struct nng_ctx *c = arg;
-    struct rusage r0, r1;
-    getrusage(RUSAGE_SELF, &r0);
-    double t0 = now_s();
-    for (uint64_t i = 0; i < n; i++)
-        check_nng(nng_round_trip(c->p, i), "nng round trip");
-    double t = now_s() - t0;
-    getrusage(RUSAGE_SELF, &r1);
-    c->rts += n;
-    c->csw += csw(&r1) - csw(&r0);
-    return t;
-}
-
-struct nng_result {
-    struct rate rate;
+    uint64_t rts, csw; /* of the samples */
     double csw_per_rt;
     bool one_thread;
 };
 
-static void measure_nng(bool quick, int samples, struct nng_result *out)
+static double nng_run_fn(uint64_t n, void *arg)
+{
+    struct nng_measure *m = arg;
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    double t0 = bench_now_s();
+    for (uint64_t i = 0; i < n; i++)
+        check_nng(nng_round_trip(m->p, i), "nng round trip");
+    double t = bench_now_s() - t0;
+    getrusage(RUSAGE_SELF, &r1);
+    if (m->rate.sampling) {
+        m->rts += n;
+        m->csw += csw(&r1) - csw(&r0);
+    }
+    return t;
+}
+
+static void measure_nng(bool quick, int samples, struct nng_measure *out)
 {
     struct ipair p;
     /* Probe: can one thread drive both ends? A deadlock shows as a timeout. */
@@ -567,108 +531,88 @@ static void measure_nng(bool quick, int samples, struct nng_result *out)
         rv = nng_round_trip(&p, i);
     out->one_thread = rv == 0;
     if (rv != 0 && rv != NNG_ETIMEDOUT)
-        die("nng inproc probe: %s", nng_strerror(rv));
+        bench_die("nng inproc probe: %s", nng_strerror(rv));
     ipair_close(&p);
 
     ipair_open(&p, "inproc://weft-bench-actors", -1);
     if (!out->one_thread)
         check_nng(nng_thread_create(&p.echo, echo_main, &p), "nng_thread_create");
-    struct nng_ctx c = {.p = &p};
-    out->rate.n = quick ? QUICK_RT : calibrate(nng_run_fn, &c);
-    c.rts = c.csw = 0;
-    for (int i = 0; i < samples; i++)
-        out->rate.samples[i] = (double)out->rate.n / nng_run_fn(out->rate.n, &c);
-    out->rate.median = median(out->rate.samples, samples);
-    out->csw_per_rt = (double)c.csw / (double)c.rts;
+    out->p = &p;
+    measure_rate(quick, samples, &out->rate, nng_run_fn, out);
+    out->csw_per_rt = (double)out->csw / (double)out->rts;
     ipair_close(&p);
-}
-
-/* ---- output ---- */
-
-static void print_key_string(const char *key, const char *value)
-{
-    printf(",\n  \"%s\": ", key);
-    print_json_string(value);
-}
-
-static void print_rate(const char *key, const struct rate *r, int samples)
-{
-    printf(",\n  \"%s\": %.0f,\n  \"%s_samples\": [", key, r->median, key);
-    for (int i = 0; i < samples; i++)
-        printf("%s%.0f", i ? ", " : "", r->samples[i]);
-    printf("],\n  \"%s_n\": %llu", key, (unsigned long long)r->n);
 }
 
 int main(int argc, char **argv)
 {
     bool quick = bench_quick_arg(argc, argv);
+    bench_name_set("bench_actors");
     /* Before anything else in weft, so that every allocation is counted. */
     check_wf(wf_replace_allocator(count_malloc, count_realloc, count_free), "wf_replace_allocator");
 
     int samples = quick ? QUICK_SAMPLES : SAMPLES;
     int n = quick ? QUICK_N : ACTORS_N;
-    wf_pid *pids = xmalloc((size_t)n * sizeof *pids);
+    wf_pid *pids = bench_xmalloc((size_t)n * sizeof *pids);
 
     /* Memory first, while the heap is fresh; nng last, since it starts
      * threads that would stay for the rest of the run. */
     struct memory mem;
     measure_memory(n, pids, &mem);
     if (live_bytes != 0)
-        die("%lld heap bytes still live after the memory measurement", (long long)live_bytes);
+        bench_die("%lld heap bytes still live after the memory measurement", (long long)live_bytes);
     counting = false;
-    struct rate spawn;
-    measure_spawn(n, samples, pids, &spawn);
+    /* Not calibrated: every sample spawns the n actors measured above. */
+    struct spawn_measure spawn = {.pids = pids};
+    bench_series_init(&spawn.rate, &(struct bench_series_config){.unit = BENCH_PER_SECOND,
+                                                                 .samples = samples,
+                                                                 .n = (uint64_t)n,
+                                                                 .quick = true});
+    bench_series_run(&spawn.rate, spawn_once, &spawn);
     free(pids);
 
-    struct ask_totals tot = {0};
-    struct rate ask;
-    measure_ask(quick, samples, &ask, &tot);
-    double csw_per_ask = (double)tot.csw / (double)tot.asks;
-    bool no_hops = tot.max_threads == 1 && csw_per_ask < 0.001;
+    struct ask_measure ask = {0};
+    measure_rate(quick, samples, &ask.rate, ask_once, &ask);
+    double csw_per_ask = (double)ask.csw / (double)ask.asks;
+    bool no_hops = ask.max_threads == 1 && csw_per_ask < 0.001;
 
-    struct nng_result nr;
+    struct nng_measure nr = {0};
     measure_nng(quick, samples, &nr);
-    const char *nng_ver = nng_version();
-    char nng_ver_copy[64];
-    snprintf(nng_ver_copy, sizeof nng_ver_copy, "%s", nng_ver);
+    char nng_ver[64];
+    snprintf(nng_ver, sizeof nng_ver, "%s", nng_version());
     nng_fini();
 
-    printf("{\n  \"compiler\": ");
-    print_json_string(COMPILER);
-    printf(",\n  \"optimized\": %s,\n  \"quick\": %s,\n  \"samples\": %d", OPTIMIZED,
-           quick ? "true" : "false", samples);
-    printf(",\n  \"msg_bytes\": %d", MSG_BYTES);
+    bench_json_begin("bench_actors", quick, samples);
+    bench_json_u64("msg_bytes", MSG_BYTES);
 
-    print_rate("ask_rps", &ask, samples);
-    printf(",\n  \"ask_asks_measured\": %llu", (unsigned long long)tot.asks);
-    printf(",\n  \"ask_csw_per_ask\": %.6f", csw_per_ask);
-    printf(",\n  \"ask_csw_voluntary\": %llu,\n  \"ask_csw_involuntary\": %llu",
-           (unsigned long long)tot.vcsw, (unsigned long long)tot.ivcsw);
-    printf(",\n  \"ask_threads\": %d", tot.max_threads);
-    printf(",\n  \"thread_hops_per_ask\": %.6f", no_hops ? 0.0 : csw_per_ask);
-    print_key_string("thread_hops_basis",
-                     no_hops ? "0: the ask loops ran with one thread in the process and under "
-                               "0.001 context switches per ask"
-                             : "measured context switches per ask (an upper bound): the "
-                               "loop ran with other threads or switched too often to say 0");
+    bench_json_series("ask_rps", 0, &ask.rate);
+    bench_json_u64("ask_asks_measured", ask.asks);
+    bench_json_num("ask_csw_per_ask", 6, csw_per_ask);
+    bench_json_u64("ask_csw_voluntary", ask.vcsw);
+    bench_json_u64("ask_csw_involuntary", ask.ivcsw);
+    bench_json_u64("ask_threads", (uint64_t)ask.max_threads);
+    bench_json_num("thread_hops_per_ask", 6, no_hops ? 0.0 : csw_per_ask);
+    bench_json_str("thread_hops_basis",
+                   no_hops ? "0: the ask loops ran with one thread in the process and under "
+                             "0.001 context switches per ask"
+                           : "measured context switches per ask (an upper bound): the "
+                             "loop ran with other threads or switched too often to say 0");
 
-    print_rate("spawn_per_s", &spawn, samples);
-    printf(",\n  \"bytes_per_idle_actor\": %.1f", mem.rss_per);
-    printf(",\n  \"bytes_per_idle_actor_heap\": %.1f", mem.heap_per);
-    printf(",\n  \"bytes_one_idle_actor\": %lld", (long long)mem.one);
-    printf(",\n  \"idle_actors_n\": %d", n);
+    bench_json_series("spawn_per_s", 0, &spawn.rate);
+    bench_json_num("bytes_per_idle_actor", 1, mem.rss_per);
+    bench_json_num("bytes_per_idle_actor_heap", 1, mem.heap_per);
+    bench_json_num("bytes_one_idle_actor", 0, (double)mem.one);
+    bench_json_u64("idle_actors_n", (uint64_t)n);
 
-    print_rate("nng_inproc_rps", &nr.rate, samples);
-    printf(",\n  \"nng_csw_per_rt\": %.4f", nr.csw_per_rt);
-    print_key_string("nng_version", nng_ver_copy);
-    print_key_string("nng_mode", nr.one_thread ? "one thread" : "echo thread");
-    print_key_string(
+    bench_json_series("nng_inproc_rps", 0, &nr.rate);
+    bench_json_num("nng_csw_per_rt", 4, nr.csw_per_rt);
+    bench_json_str("nng_version", nng_ver);
+    bench_json_str("nng_mode", nr.one_thread ? "one thread" : "echo thread");
+    bench_json_str(
         "nng_note",
         nr.one_thread
             ? "one thread drives both pair1 sockets: send on a with no receiver waiting "
               "does not deadlock on inproc (probed with send/recv timeouts)"
             : "a single thread deadlocked (send/recv timed out), so a second thread echoes "
               "on socket b; the round trip includes that thread hop");
-    printf("\n}\n");
-    return fflush(stdout) == 0 ? 0 : 1;
+    return bench_json_end();
 }
