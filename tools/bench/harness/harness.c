@@ -386,6 +386,7 @@ void bench_wait_eof(int fd)
 /* ---- addresses ---- */
 
 static char ipc_path[128]; /* removed on the way out, signals included */
+static pid_t ipc_owner;    /* only the parent removes it, not a child exiting */
 
 int bench_free_port(void)
 {
@@ -405,7 +406,7 @@ int bench_free_port(void)
 
 void bench_ipc_release(void)
 {
-    if (ipc_path[0] != '\0')
+    if (ipc_path[0] != '\0' && getpid() == ipc_owner)
         unlink(ipc_path);
     ipc_path[0] = '\0';
 }
@@ -417,6 +418,7 @@ void bench_ipc_url(const char *name, char *url, size_t size)
     if (!registered)
         registered = atexit(bench_ipc_release) == 0;
     bench_ipc_release();
+    ipc_owner = getpid();
     snprintf(ipc_path, sizeof ipc_path, "/tmp/weft-bench-%s-%d-%d.ipc", name, (int)getpid(), seq++);
     unlink(ipc_path);
     snprintf(url, size, "ipc://%s", ipc_path);
