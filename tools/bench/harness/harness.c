@@ -79,13 +79,6 @@ double bench_now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-uint64_t bench_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -351,13 +344,6 @@ void bench_child_describe(const struct bench_child *c, char *out, size_t size)
                  WTERMSIG(st) == SIGALRM ? "its time limit" : strsignal(WTERMSIG(st)));
     else
         snprintf(out, size, "ended with status %d", st);
-}
-
-void bench_child_kill_all(void)
-{
-    for (int i = 0; i < MAX_CHILDREN; i++)
-        if (children[i] != NULL)
-            bench_child_wait(children[i], 0);
 }
 
 bool bench_write_all(int fd, const void *buf, size_t len)

@@ -2,7 +2,7 @@
  * a driver holds only the thing it measures.
  *
  *   command line   bench_quick_arg: [--quick] and nothing else
- *   clocks         bench_now_s, bench_now_ns
+ *   clock          bench_now_s
  *   series         a measurement's runs: calibration of n to a target
  *                  duration, then the samples, their median and range; one
  *                  state machine for loops that time a run synchronously and
@@ -39,8 +39,8 @@ void bench_name_set(const char *name);
 /* malloc that dies on failure. */
 void *bench_xmalloc(size_t size);
 
+/* CLOCK_MONOTONIC in seconds. */
 double bench_now_s(void);
-uint64_t bench_now_ns(void);
 
 /* ---- series: calibration and samples ---- */
 
@@ -122,8 +122,8 @@ struct bench_child {
 
 /* Forks a child that runs fn(arg, fd) and exits with its result. The child
  * dies with the parent (PR_SET_PDEATHSIG), gets SIGALRM after limit_s, and
- * is killed by bench_child_kill_all (which bench_signals_install runs on
- * SIGINT, SIGTERM and SIGHUP). Returns 0, or -1 with a message on stderr. */
+ * is killed on SIGINT, SIGTERM and SIGHUP once bench_signals_install has
+ * run. Returns 0, or -1 with a message on stderr. */
 int bench_child_start(struct bench_child *c, const char *name, bench_child_fn fn, void *arg,
                       int limit_s);
 /* Reads len bytes from the child by timeout_s; returns len, the bytes read
@@ -136,8 +136,6 @@ ssize_t bench_child_read(struct bench_child *c, void *buf, size_t len, double ti
 bool bench_child_wait(struct bench_child *c, double grace_s);
 /* What became of a reaped child, for a message: "exited with status 3". */
 void bench_child_describe(const struct bench_child *c, char *out, size_t size);
-/* Kills and reaps every child still running. */
-void bench_child_kill_all(void);
 
 /* In a child: writes all of buf to fd; returns false on failure. */
 bool bench_write_all(int fd, const void *buf, size_t len);
