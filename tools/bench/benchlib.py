@@ -18,7 +18,9 @@ peer_value.
 The peers' helpers live here too: building a peer when it is stale
 (newer, build, compile_erlang, which compiles an Erlang peer together with
 benchlib.erl, the gen_server, median and JSON printer the Erlang peers
-share) and checking what it printed (check_keys, require_tools).
+share) and checking what it printed (check_keys, require_tools). So do the
+servers' (Proc, a program started and stopped whatever happens; free_port;
+http_get; wrk).
 
 Standard library only, so that any python3 can import it.
 """
@@ -28,9 +30,13 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 
 # Where each benchmark writes NAME.json unless told otherwise.
@@ -247,6 +253,11 @@ def title(text, quick):
     return text + (" (QUICK: numbers meaningless)" if quick else "")
 
 
+def caveat(quick):
+    """What a quick run's first notes start with."""
+    return "QUICK smoke run, not a measurement. " if quick else ""
+
+
 def warn_unoptimized(c, binary):
     """Says on stderr when the bench's output c says it was built without
     optimisation."""
@@ -281,6 +292,17 @@ def run_json(cmd, what=None, timeout=None):
         return json.loads(p.stdout)
     except ValueError as e:
         raise BenchError(f"{what}: output is not JSON: {e}") from e
+
+
+def run_weft(args, keys=(), timeout=None):
+    """Runs the bench_NAME binary of a run.py's command line (args from
+    parse_args), with --quick when given; returns its JSON object, checked
+    for keys, after a warning when it was built without optimisation."""
+    what = os.path.basename(args.bench)
+    cmd = [os.path.abspath(args.bench)] + (["--quick"] if args.quick else [])
+    c = check_keys(run_json(cmd, what, timeout=timeout), keys, what)
+    warn_unoptimized(c, what)
+    return c
 
 
 def check_keys(result, keys, what):
@@ -330,3 +352,186 @@ def compile_erlang(src, out, what):
     beams = [os.path.join(out, f"{m}.beam") for m in (module, "benchlib")]
     if any(newer(b, src, ERLANG_LIB) for b in beams):
         build(["erlc", "-o", out, src, ERLANG_LIB], what)
+
+
+# ---- servers: processes, ports, HTTP ----
+
+START_TIMEOUT = 15.0  # for a server to be ready
+STOP_TIMEOUT = 5.0    # for a server to exit on SIGTERM, before SIGKILL
+RUNNING = []          # the Procs not yet stopped, for stop_all
+NO_SIGTERM = []       # the Procs that had to be killed (stop())
+
+
+class Proc:
+    """One program started by a benchmark, in its own process group, its
+    stdout and stderr in files of the run's temporary directory tmp. Ready
+    once its stdout matches ready_line (whose first group, if any, is its
+    port) and ready_port accepts connections; raises BenchError if it exits
+    or is not ready within START_TIMEOUT."""
+
+    def __init__(self, name, cmd, tmp, ready_line=None, ready_port=None):
+        self.name, self.cmd = name, cmd
+        self.out = os.path.join(tmp, f"{name}.out")
+        self.err = os.path.join(tmp, f"{name}.err")
+        self.sigterm_ok = None
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            try:
+                self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                          start_new_session=True)
+            except OSError as e:
+                raise BenchError(f"{name}: cannot run {cmd[0]}: {e}") from e
+        RUNNING.append(self)
+        self.port = None
+        deadline = time.monotonic() + START_TIMEOUT
+        if ready_line is not None:
+            while True:
+                m = re.search(ready_line, self.stdout())
+                if m:
+                    self.port = int(m.group(1)) if m.groups() else None
+                    break
+                self._check_alive(deadline)
+                time.sleep(0.02)
+        if ready_port is not None:
+            self.port = ready_port
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", ready_port), timeout=1).close()
+                    break
+                except OSError:
+                    self._check_alive(deadline)
+                    time.sleep(0.02)
+
+    def _check_alive(self, deadline):
+        if self.p.poll() is not None:
+            raise BenchError(
+                f"{self.name} exited with status {self.p.returncode} at start-up: "
+                f"{' '.join(self.cmd)}\n{self.stderr_tail()}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"{self.name} not ready after {START_TIMEOUT:.0f} s: "
+                             f"{' '.join(self.cmd)}\n{self.stderr_tail()}")
+
+    def stdout(self):
+        with open(self.out, errors="replace") as f:
+            return f.read()
+
+    def stderr(self):
+        with open(self.err, errors="replace") as f:
+            return f.read()
+
+    def stderr_tail(self, lines=8):
+        return "\n".join("    " + l for l in self.stderr().splitlines()[-lines:])
+
+    def stop(self):
+        """SIGTERM, then SIGKILL if it is still there after STOP_TIMEOUT.
+        Sets sigterm_ok: whether SIGTERM alone ended it."""
+        if self in RUNNING:
+            RUNNING.remove(self)
+        if self.p.poll() is not None:
+            return
+        try:
+            os.killpg(self.p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.p.wait(STOP_TIMEOUT)
+            self.sigterm_ok = True
+        except subprocess.TimeoutExpired:
+            self.sigterm_ok = False
+            print(f"WARNING: {self.name} (pid {self.p.pid}) still running "
+                  f"{STOP_TIMEOUT:.0f} s after SIGTERM; killing it", file=sys.stderr)
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.p.wait()
+        # Whatever it left in its group (nginx's worker, say).
+        try:
+            os.killpg(self.p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def stop(*procs):
+    """Stops procs; those that had to be killed go to NO_SIGTERM."""
+    for p in procs:
+        p.stop()
+        if p.sigterm_ok is False:
+            NO_SIGTERM.append(p.name)
+
+
+def stop_all():
+    """Stops every Proc still running, the last started first."""
+    for p in reversed(list(RUNNING)):
+        p.stop()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listens on right now (for the
+    programs that cannot be told to pick one themselves)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path, timeout=30):
+    """One GET on a fresh connection to 127.0.0.1:port, read by
+    Content-Length (a server may ignore Connection: close): (status,
+    headers, body, response bytes)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                      f"Connection: close\r\n\r\n".encode("ascii"))
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = {}
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                headers[k.strip().lower()] = v.strip()
+            want = int(headers.get("content-length", "-1"))
+            while want < 0 or len(body) < want:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+    except (OSError, ValueError) as e:
+        raise BenchError(f"GET 127.0.0.1:{port}{path}: {e}") from e
+    try:
+        status = int(lines[0].split()[1])
+    except (IndexError, ValueError):
+        raise BenchError(f"GET 127.0.0.1:{port}{path}: not an HTTP response: {data[:80]!r}")
+    return status, headers, body, len(head) + 4 + len(body)
+
+
+def parse_duration_ms(s):
+    """wrk's durations ("250.00us", "1.20ms", "2s") in milliseconds."""
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", s)
+    if not m:
+        raise ValueError(s)
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}[m.group(2)]
+
+
+def wrk(binary, url, seconds, threads, conns):
+    """One wrk --latency run: {rps, p99_ms, requests, non2xx, socket_errors}."""
+    cmd = [binary, f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", url]
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=seconds + 60)
+    except subprocess.SubprocessError as e:
+        raise BenchError(f"wrk: {e}") from e
+    out = p.stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    total = re.search(r"(\d+) requests in", out)
+    if p.returncode != 0 or not rps or not p99 or not total:
+        raise BenchError(f"wrk failed (status {p.returncode}): {' '.join(cmd)}\n{out}")
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sockerr = re.search(r"Socket errors: (.*)", out)
+    return {"rps": float(rps.group(1)), "p99_ms": parse_duration_ms(p99.group(1)),
+            "requests": int(total.group(1)), "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": sockerr.group(1).strip() if sockerr else None}

@@ -48,7 +48,7 @@ def _get(d, key):
 def build_rows(c, erl, caf, failed, quick):
     """c: bench_actors' output; erl, caf: the peers' (None if they failed);
     failed: {peer: message}."""
-    caveat = "QUICK smoke run, not a measurement. " if quick else ""
+    caveat = benchlib.caveat(quick)
     samples = c["samples"]
 
     def peer_label(name, d, extra=""):
@@ -175,12 +175,9 @@ def main():
     args = benchlib.parse_args("actors", "weft's actors against Erlang/OTP and CAF",
                                "tiny N: a smoke test")
 
-    bench = os.path.abspath(args.bench)
-    build_dir = os.path.dirname(bench)  # the peers are built next to it
-    extra = ["--quick"] if args.quick else []
+    build_dir = os.path.dirname(os.path.abspath(args.bench))  # the peers are built next to it
     try:
-        c = benchlib.check_keys(benchlib.run_json([bench] + extra, "bench_actors"),
-                                WEFT_KEYS, "bench_actors")
+        c = benchlib.run_weft(args, WEFT_KEYS)
     except benchlib.BenchError as e:
         print(f"bench actors: FAILED: {e}", file=sys.stderr)
         return 1
@@ -202,7 +199,6 @@ def main():
         print(f"bench actors: FAILED: an output lacks {e}", file=sys.stderr)
         return 1
 
-    benchlib.warn_unoptimized(c, "bench_actors")
     m = benchlib.machine(compiler=c.get("compiler"))
     m["erlang"] = erl["version"] if erl else "FAILED"
     m["caf"] = caf["version"] if caf else "FAILED"

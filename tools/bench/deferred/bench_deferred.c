@@ -11,7 +11,7 @@
  *   maybe            wf_maybe on a plain function returning an int, one
  *                    callback added, released.
  *
- * Each operation is calibrated so that one sample takes about TARGET_NS;
+ * Each operation is calibrated so that one sample takes about TARGET_S;
  * SAMPLES samples are taken and the median and minimum ns/op reported. Heap
  * allocations per op are counted in a separate, untimed pass through a
  * counting allocator, installed before any other weft call as alloc.h
@@ -24,16 +24,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
 #include <weft/weft.h>
 
-#include "../bench.h"
+#include "harness.h"
 
 #define SAMPLES        7
-#define TARGET_NS      200000000.0 /* per sample: 100-300 ms, long enough to swamp timer noise */
-#define CALIBRATE_NS   40000000    /* a calibration run shorter than this is too noisy to scale */
+#define TARGET_S       0.2  /* per sample: long enough to swamp timer noise */
+#define CALIBRATE_S    0.04 /* a calibration run shorter than this is too noisy to scale */
 #define QUICK_ITERS    1000
 #define ALLOC_OPS      10000
 #define QUICK_ALLOC_OP 100
@@ -68,18 +66,12 @@ static void count_free(void *ptr)
     free(ptr);
 }
 
-static void die(const char *what)
-{
-    fprintf(stderr, "bench_deferred: %s\n", what);
-    exit(1);
-}
-
 /* Checks stay in the timed loops: real callers check too, and a failed call
  * would otherwise make a fast, meaningless number. */
 static inline void check(bool ok, const char *what)
 {
     if (__builtin_expect(!ok, 0))
-        die(what);
+        bench_die("%s", what);
 }
 
 static wf_result add_one(wf_result r, void *arg)
@@ -144,80 +136,54 @@ struct bench {
     const char *name;
     void (*op)(int64_t *sink);
     int64_t sink_per_op;
-    /* results */
-    uint64_t iters;
-    double samples[SAMPLES]; /* ns/op, in the order taken */
-    double median, min;
-    double allocs; /* malloc + realloc calls per op */
+    struct bench_series ns; /* ns/op */
+    double allocs;          /* malloc + realloc calls per op */
 };
 
-static uint64_t now_ns(void)
+/* Runs n ops and returns their seconds. */
+static double run(uint64_t n, void *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Runs n ops and returns the elapsed ns. */
-static uint64_t run(const struct bench *b, uint64_t n)
-{
+    const struct bench *b = arg;
     int64_t sink = 0;
-    uint64_t t0 = now_ns();
+    double t0 = bench_now_s();
     for (uint64_t i = 0; i < n; i++)
         b->op(&sink);
-    uint64_t t = now_ns() - t0;
-    if (sink != (int64_t)n * b->sink_per_op) {
-        fprintf(stderr, "bench_deferred: %s: callbacks produced %lld, expected %lld\n", b->name,
-                (long long)sink, (long long)n * b->sink_per_op);
-        exit(1);
-    }
-    if (live != 0) {
-        fprintf(stderr, "bench_deferred: %s: %lld allocations not freed\n", b->name,
-                (long long)live);
-        exit(1);
-    }
+    double t = bench_now_s() - t0;
+    if (sink != (int64_t)n * b->sink_per_op)
+        bench_die("%s: callbacks produced %lld, expected %lld", b->name, (long long)sink,
+                  (long long)n * b->sink_per_op);
+    if (live != 0)
+        bench_die("%s: %lld allocations not freed", b->name, (long long)live);
     return t;
 }
 
-/* Doubles n until a run is long enough to time, then scales it to
- * TARGET_NS. The faster of two runs at that n is the estimate, so that one
- * run slowed by a neighbour does not make every sample short. The
+/* The allocations first, in an untimed pass; then the series, whose
  * calibration runs double as the warm-up. */
-static uint64_t calibrate(const struct bench *b)
-{
-    uint64_t n = 256, t;
-    while ((t = run(b, n)) < CALIBRATE_NS)
-        n *= 2;
-    uint64_t t2 = run(b, n);
-    if (t2 < t)
-        t = t2;
-    return (uint64_t)(n * (TARGET_NS / (double)t)) + 1;
-}
-
 static void measure(struct bench *b, bool quick)
 {
     uint64_t ops = quick ? QUICK_ALLOC_OP : ALLOC_OPS;
     n_malloc = n_realloc = 0;
-    run(b, ops);
+    run(ops, b);
     b->allocs = (double)(n_malloc + n_realloc) / (double)ops;
-
-    b->iters = quick ? QUICK_ITERS : calibrate(b);
-    for (int i = 0; i < SAMPLES; i++)
-        b->samples[i] = (double)run(b, b->iters) / (double)b->iters;
-    double sorted[SAMPLES];
-    memcpy(sorted, b->samples, sizeof sorted);
-    qsort(sorted, SAMPLES, sizeof sorted[0], cmp_double);
-    b->median = sorted[SAMPLES / 2];
-    b->min = sorted[0];
+    bench_series_init(&b->ns, &(struct bench_series_config){.unit = BENCH_NS_PER_OP,
+                                                            .samples = SAMPLES,
+                                                            .n = quick ? QUICK_ITERS : 256,
+                                                            .quick = quick,
+                                                            .calibrate_s = CALIBRATE_S,
+                                                            .target_s = TARGET_S,
+                                                            .min_n = 1,
+                                                            .confirm = true});
+    bench_series_run(&b->ns, run, b);
 }
 
 int main(int argc, char **argv)
 {
     bool quick = bench_quick_arg(argc, argv);
+    bench_name_set("bench_deferred");
 
     /* Before anything else in weft, so that every allocation is counted. */
     if (wf_replace_allocator(count_malloc, count_realloc, count_free) != 0)
-        die("wf_replace_allocator failed");
+        bench_die("wf_replace_allocator failed");
 
     struct bench benches[] = {
         {.name = "create_3cb_fire", .op = op_create_3cb_fire, .sink_per_op = 3},
@@ -228,21 +194,15 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nb; i++)
         measure(&benches[i], quick);
 
-    printf("{\n  \"compiler\": ");
-    print_json_string(COMPILER);
-    printf(",\n  \"optimized\": %s,\n  \"quick\": %s,\n  \"samples\": %d", OPTIMIZED,
-           quick ? "true" : "false", SAMPLES);
+    bench_json_begin("bench_deferred", quick, SAMPLES);
     for (size_t i = 0; i < nb; i++) {
         const struct bench *b = &benches[i];
-        printf(",\n  \"%s_ns\": %.3f", b->name, b->median);
-        printf(",\n  \"%s_min_ns\": %.3f", b->name, b->min);
-        printf(",\n  \"%s_samples_ns\": [", b->name);
-        for (int j = 0; j < SAMPLES; j++)
-            printf("%s%.3f", j ? ", " : "", b->samples[j]);
-        printf("]");
-        printf(",\n  \"%s_iterations\": %llu", b->name, (unsigned long long)b->iters);
-        printf(",\n  \"%s_allocs\": %g", b->name, b->allocs);
+        bench_json_prefix(b->name);
+        bench_json_num("_ns", 3, bench_series_median(&b->ns));
+        bench_json_num("_min_ns", 3, bench_series_min(&b->ns));
+        bench_json_list("_samples_ns", 3, b->ns.samples, b->ns.nsamples);
+        bench_json_u64("_iterations", b->ns.n);
+        bench_json_num("_allocs", -1, b->allocs);
     }
-    printf("\n}\n");
-    return fflush(stdout) == 0 ? 0 : 1;
+    return bench_json_end();
 }

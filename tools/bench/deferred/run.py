@@ -39,7 +39,7 @@ METRICS = [
 
 def build_rows(c, py, quick):
     twisted = f"twisted {py.get('twisted', '?')}"
-    caveat = "QUICK smoke run, not a measurement. " if quick else ""
+    caveat = benchlib.caveat(quick)
     rows = []
     for name, what in METRICS:
         note = (f"{caveat}{what}. Median of {c['samples']} samples; "
@@ -69,12 +69,11 @@ def main():
     args = benchlib.parse_args("deferred", "weft's Deferred against Twisted's",
                                "few iterations: a smoke test")
 
-    extra = ["--quick"] if args.quick else []
     try:
-        c = benchlib.run_json([os.path.abspath(args.bench)] + extra, "bench_deferred")
+        c = benchlib.run_weft(args)
         py = benchlib.run_json(
-            [TWISTED_PYTHON, os.path.join(HERE, "twisted_deferred.py")] + extra,
-            "twisted_deferred.py")
+            [TWISTED_PYTHON, os.path.join(HERE, "twisted_deferred.py")]
+            + (["--quick"] if args.quick else []), "twisted_deferred.py")
         rows = build_rows(c, py, args.quick)
     except benchlib.BenchError as e:
         print(f"bench deferred: FAILED: {e}", file=sys.stderr)
@@ -83,7 +82,6 @@ def main():
         print(f"bench deferred: FAILED: a bench's output lacks {e}", file=sys.stderr)
         return 1
 
-    benchlib.warn_unoptimized(c, "bench_deferred")
     m = benchlib.machine(compiler=c.get("compiler"))
     m["peer"] = f"Twisted {py.get('twisted')} on {py.get('python')}"
     return benchlib.finish("deferred", rows, args.outdir, m,

@@ -54,7 +54,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -87,127 +86,10 @@ NGINX_P99_MIN_RATIO = 1.0
 TWISTED_RPS_MIN_RATIO = 5.0
 BURST_P99_MIN_RATIO = 1.0   # the burst's p99 below nginx's...
 BURST_WAIT_MIN_RATIO = 2.0  # ...and "far below": at most half its wait beyond the fetch
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 5.0
 
 
 class Stopped(Exception):
     """run.py itself got SIGTERM/SIGINT: clean up and leave."""
-
-
-# ---- processes ----
-
-class Proc:
-    """One program started by the benchmark, in its own process group, its
-    stdout and stderr in files of the run's temporary directory."""
-
-    def __init__(self, name, cmd, tmp, ready_line=None, ready_port=None):
-        self.name, self.cmd = name, cmd
-        self.out = os.path.join(tmp, f"{name}.out")
-        self.err = os.path.join(tmp, f"{name}.err")
-        self.sigterm_ok = None
-        with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            try:
-                self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                          start_new_session=True)
-            except OSError as e:
-                raise benchlib.BenchError(f"{name}: cannot run {cmd[0]}: {e}") from e
-        RUNNING.append(self)
-        self.port = None
-        deadline = time.monotonic() + START_TIMEOUT
-        if ready_line is not None:
-            while True:
-                m = re.search(ready_line, self.stdout())
-                if m:
-                    self.port = int(m.group(1)) if m.groups() else None
-                    break
-                self._check_alive(deadline)
-                time.sleep(0.02)
-        if ready_port is not None:
-            self.port = ready_port
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", ready_port), timeout=1).close()
-                    break
-                except OSError:
-                    self._check_alive(deadline)
-                    time.sleep(0.02)
-
-    def _check_alive(self, deadline):
-        if self.p.poll() is not None:
-            raise benchlib.BenchError(
-                f"{self.name} exited with status {self.p.returncode} at start-up: "
-                f"{' '.join(self.cmd)}\n{self.stderr_tail()}")
-        if time.monotonic() > deadline:
-            raise benchlib.BenchError(f"{self.name} not ready after {START_TIMEOUT:.0f} s: "
-                                      f"{' '.join(self.cmd)}\n{self.stderr_tail()}")
-
-    def stdout(self):
-        with open(self.out, errors="replace") as f:
-            return f.read()
-
-    def stderr(self):
-        with open(self.err, errors="replace") as f:
-            return f.read()
-
-    def stderr_tail(self, lines=8):
-        return "\n".join("    " + l for l in self.stderr().splitlines()[-lines:])
-
-    def stop(self):
-        """SIGTERM, then SIGKILL if it is still there after STOP_TIMEOUT.
-        Sets sigterm_ok: whether SIGTERM alone ended it."""
-        if self in RUNNING:
-            RUNNING.remove(self)
-        if self.p.poll() is not None:
-            return
-        try:
-            os.killpg(self.p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            self.p.wait(STOP_TIMEOUT)
-            self.sigterm_ok = True
-        except subprocess.TimeoutExpired:
-            self.sigterm_ok = False
-            print(f"bench proxy: WARNING: {self.name} (pid {self.p.pid}) still running "
-                  f"{STOP_TIMEOUT:.0f} s after SIGTERM; killing it", file=sys.stderr)
-            try:
-                os.killpg(self.p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.p.wait()
-        # Whatever it left in its group (nginx's worker, say).
-        try:
-            os.killpg(self.p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-RUNNING = []
-NO_SIGTERM = []  # the contenders that had to be killed: reported at the end
-
-
-def stop_all():
-    for p in reversed(list(RUNNING)):
-        p.stop()
-
-
-def stop(*procs):
-    for p in procs:
-        p.stop()
-        if p.sigterm_ok is False:
-            NO_SIGTERM.append(p.name)
-
-
-def free_port():
-    """A port nobody listens on right now (for the programs that cannot be
-    told to pick one themselves: weft's listener and nginx)."""
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 class Bins:
@@ -237,20 +119,21 @@ def start_upstream(bins, tmp, name, http=False, slow_chunk=None):
         cmd.append("--http")
     if slow_chunk:
         cmd += ["--slow", "--delay-ms", str(SLOW_DELAY_MS), "--chunk", str(slow_chunk)]
-    return Proc(name, cmd, tmp, ready_line=LISTENING)
+    return benchlib.Proc(name, cmd, tmp, ready_line=LISTENING)
 
 
-def start_weft(bins, tmp, name, upstream):
-    port, pport = free_port(), free_port()
+def start_weft(bins, tmp, name, upstream, extra=()):
+    """weft's proxy in front of upstream; extra: more arguments (--trace)."""
+    port, pport = benchlib.free_port(), benchlib.free_port()
     cmd = [bins.proxy, "--upstream", f"poetry://127.0.0.1:{upstream.port}",
-           "--http", f"127.0.0.1:{port}", "--poetry", f"127.0.0.1:{pport}"]
-    return Proc(name, cmd, tmp, ready_line=r"poetry proxy: http://", ready_port=port)
+           "--http", f"127.0.0.1:{port}", "--poetry", f"127.0.0.1:{pport}", *extra]
+    return benchlib.Proc(name, cmd, tmp, ready_line=r"poetry proxy: http://", ready_port=port)
 
 
 def start_nginx(bins, tmp, name, upstream):
     prefix = os.path.join(tmp, name)
     os.makedirs(prefix)
-    port = free_port()
+    port = benchlib.free_port()
     with open(os.path.join(HERE, "nginx.conf.in")) as f:
         conf = f.read()
     conf = (conf.replace("@PREFIX@", prefix).replace("@PORT@", str(port))
@@ -259,53 +142,18 @@ def start_nginx(bins, tmp, name, upstream):
     with open(path, "w") as f:
         f.write(conf)
     cmd = [bins.nginx, "-p", prefix + "/", "-c", path, "-e", os.path.join(prefix, "error.log")]
-    return Proc(name, cmd, tmp, ready_port=port)
+    return benchlib.Proc(name, cmd, tmp, ready_port=port)
 
 
 def start_twisted(tmp, name, upstream):
     cmd = [TWISTED_PYTHON, os.path.join(HERE, "twisted_proxy.py"),
            "--upstream", f"127.0.0.1:{upstream.port}", "--port", "0"]
-    return Proc(name, cmd, tmp, ready_line=LISTENING)
+    return benchlib.Proc(name, cmd, tmp, ready_line=LISTENING)
 
 
 def start_ceiling(bins, tmp, body_bytes):
     cmd = [bins.ceiling, "--port", "0", "--body-bytes", str(body_bytes)]
-    return Proc("ceiling", cmd, tmp, ready_line=LISTENING)
-
-
-def get(port, path, timeout=30):
-    """One GET on a fresh connection, read by Content-Length (the ceiling
-    ignores Connection: close): (status, headers, body, response bytes)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                      f"Connection: close\r\n\r\n".encode("ascii"))
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            headers = {}
-            for line in lines[1:]:
-                k, _, v = line.partition(":")
-                headers[k.strip().lower()] = v.strip()
-            want = int(headers.get("content-length", "-1"))
-            while want < 0 or len(body) < want:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                body += chunk
-    except (OSError, ValueError) as e:
-        raise benchlib.BenchError(f"GET 127.0.0.1:{port}{path}: {e}") from e
-    try:
-        status = int(lines[0].split()[1])
-    except (IndexError, ValueError):
-        raise benchlib.BenchError(f"GET 127.0.0.1:{port}{path}: not an HTTP response: "
-                                  f"{data[:80]!r}")
-    return status, headers, body, len(head) + 4 + len(body)
+    return benchlib.Proc("ceiling", cmd, tmp, ready_line=LISTENING)
 
 
 def served(upstream, poem):
@@ -317,32 +165,10 @@ def served(upstream, poem):
 
 # ---- wrk ----
 
-def parse_duration_ms(s):
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", s)
-    if not m:
-        raise ValueError(s)
-    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}[m.group(2)]
-
-
 def wrk(bins, port, seconds):
-    url = f"http://127.0.0.1:{port}/poems/{HIT_POEM}"
-    cmd = [bins.wrk, f"-t{WRK_THREADS}", f"-c{WRK_CONNS}", f"-d{seconds}s", "--latency", url]
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=seconds + 60)
-    except subprocess.SubprocessError as e:
-        raise benchlib.BenchError(f"wrk: {e}") from e
-    out = p.stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
-    total = re.search(r"(\d+) requests in", out)
-    if p.returncode != 0 or not rps or not p99 or not total:
-        raise benchlib.BenchError(f"wrk failed (status {p.returncode}): {' '.join(cmd)}\n{out}")
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    sockerr = re.search(r"Socket errors: (.*)", out)
-    return {"rps": float(rps.group(1)), "p99_ms": parse_duration_ms(p99.group(1)),
-            "requests": int(total.group(1)), "non2xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": sockerr.group(1).strip() if sockerr else None}
+    """wrk on the poem every cache-hit run asks for."""
+    return benchlib.wrk(bins.wrk, f"http://127.0.0.1:{port}/poems/{HIT_POEM}", seconds,
+                        WRK_THREADS, WRK_CONNS)
 
 
 # ---- the two parts ----
@@ -358,17 +184,17 @@ def hits(bins, tmp, quick):
     facts = {"response_bytes": {}, "body_bytes": {}, "upstream_fetches": {}}
     path = f"/poems/{HIT_POEM}"
     for n, p in procs.items():
-        status, h, body, total = get(p.port, path)  # the warm-up: a MISS
+        status, h, body, total = benchlib.http_get(p.port, path)  # the warm-up: a MISS
         if status != 200:
             raise benchlib.BenchError(f"{n}: GET {path} answered {status} (warm-up)\n"
                                       f"{p.stderr_tail()}")
-        status, h, body, total = get(p.port, path)
+        status, h, body, total = benchlib.http_get(p.port, path)
         if status != 200 or h.get("x-cache") != "HIT":
             raise benchlib.BenchError(f"{n}: the second GET {path} is not a cache hit "
                                       f"(status {status}, X-Cache {h.get('x-cache')})")
         facts["response_bytes"][n], facts["body_bytes"][n] = total, len(body)
     procs["ceiling"] = start_ceiling(bins, tmp, facts["body_bytes"]["weft"])
-    status, h, body, total = get(procs["ceiling"].port, path)
+    status, h, body, total = benchlib.http_get(procs["ceiling"].port, path)
     facts["response_bytes"]["ceiling"], facts["body_bytes"]["ceiling"] = total, len(body)
 
     order = ["weft", "nginx", "twisted", "ceiling"]
@@ -386,8 +212,8 @@ def hits(bins, tmp, quick):
             samples[n].append(s)
     for n in ("weft", "nginx", "twisted"):
         facts["upstream_fetches"][n] = served(up[n], HIT_POEM)[0]
-    stop(*procs.values())
-    stop(*up.values())
+    benchlib.stop(*procs.values())
+    benchlib.stop(*up.values())
     res = {}
     for n in order:
         ss = samples[n]
@@ -429,9 +255,9 @@ def burst_once(bins, tmp, n, r):
             time.sleep(0.2)  # the upstream logs a fetch once its FIN is acknowledged
             out["fetches"], out["fetch_ms"] = served(up, COLD_POEM)
         finally:
-            stop(proxy)
+            benchlib.stop(proxy)
     finally:
-        stop(up)
+        benchlib.stop(up)
     if out["ok"] == 0:
         raise benchlib.BenchError(f"{n}: no request of the burst was answered 200: "
                                   f"statuses {out['statuses']}, errors {out['errors']}")
@@ -459,7 +285,7 @@ def fmt_list(xs, nd=0):
 
 
 def build_rows(h, facts, seconds, runs, b, rounds, quick, versions):
-    caveat = "QUICK smoke run, not a measurement. " if quick else ""
+    caveat = benchlib.caveat(quick)
     cores = os.cpu_count()
     nginx = f"nginx {versions['nginx']} (1 worker)"
     twisted = f"twisted {versions['twisted']}"
@@ -647,7 +473,7 @@ def main():
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        stop_all()
+        benchlib.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
     m = benchlib.machine()
@@ -657,9 +483,10 @@ def main():
             "libuv server", args.quick)):
         return 1
     print(f"note: wrk and the server under test shared {os.cpu_count()} cores")
-    if NO_SIGTERM:
-        print(f"bench proxy: WARNING: did not exit on SIGTERM within {STOP_TIMEOUT:.0f} s "
-              f"(killed): {', '.join(NO_SIGTERM)}", file=sys.stderr)
+    if benchlib.NO_SIGTERM:
+        print(f"bench proxy: WARNING: did not exit on SIGTERM within "
+              f"{benchlib.STOP_TIMEOUT:.0f} s (killed): {', '.join(benchlib.NO_SIGTERM)}",
+              file=sys.stderr)
     return 0
 
 

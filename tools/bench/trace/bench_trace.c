@@ -4,7 +4,7 @@
  *
  *   bench_trace N SAMPLES [TRACE_SPEC]
  *
- * Prints JSON: the rate of each sample (round trips per second), their
+ * Prints the harness's JSON: the rate of each sample (round trips per second), their
  * median, and, when tracing, the events recorded and lost. Built twice:
  * bench_trace against libweft, bench_trace_base against libweft built with
  * tracing compiled out (the baseline for "off costs nothing").
@@ -26,7 +26,7 @@
 
 #include <weft/weft.h>
 
-#include "../bench.h"
+#include "harness.h"
 
 enum { PING = 1, START };
 
@@ -122,10 +122,8 @@ static double sample(uint64_t n, const char *spec, unsigned long long *events,
         if (cfg.file != NULL)
             remove(cfg.file); /* each sample writes its own */
         int rv = wf_node_trace_start(r.node, &cfg);
-        if (rv != 0) {
-            fprintf(stderr, "bench_trace: cannot trace: %s\n", wf_strerror(rv));
-            exit(1);
-        }
+        if (rv != 0)
+            bench_die("cannot trace: %s", wf_strerror(rv));
     }
     cpu_set_t one;
     CPU_ZERO(&one);
@@ -142,15 +140,14 @@ static double sample(uint64_t n, const char *spec, unsigned long long *events,
     *events += e ? strtoull(e + 7, NULL, 10) : 0;
     *lost += l ? strtoull(l + 5, NULL, 10) : 0;
     wf_node_free(r.node);
-    if (r.err != 0 || r.left != 0) {
-        fprintf(stderr, "bench_trace: the ask loop failed: %s\n", wf_errname(r.err));
-        exit(1);
-    }
+    if (r.err != 0 || r.left != 0)
+        bench_die("the ask loop failed: %s", wf_errname(r.err));
     return (double)n / ((double)(r.t1 - r.t0) / 1e9);
 }
 
 int main(int argc, char **argv)
 {
+    bench_name_set("bench_trace");
     if (argc < 3) {
         fprintf(stderr, "usage: bench_trace N SAMPLES [TRACE_SPEC]\n");
         return 2;
@@ -179,12 +176,12 @@ int main(int argc, char **argv)
     events = lost = 0;
     for (int i = 0; i < k; i++)
         v[i] = sample(n, spec, &events, &lost);
-    printf("{\"n\":%llu,\"optimized\":%s,\"compiler\":", (unsigned long long)n, OPTIMIZED);
-    print_json_string(COMPILER);
-    printf(",\"rps_samples\":[");
-    for (int i = 0; i < k; i++)
-        printf("%s%.0f", i ? "," : "", v[i]);
-    printf("],\"rps\":%.0f,\"events\":%llu,\"lost\":%llu,\"clock_ns\":%.1f}\n", median(v, k),
-           events, lost, clock_ns);
-    return 0;
+    bench_json_begin("bench_trace", false, k);
+    bench_json_u64("n", n);
+    bench_json_list("rps_samples", 0, v, k);
+    bench_json_num("rps", 0, bench_median(v, k));
+    bench_json_u64("events", events);
+    bench_json_u64("lost", lost);
+    bench_json_num("clock_ns", 1, clock_ns);
+    return bench_json_end();
 }

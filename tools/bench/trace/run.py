@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -39,7 +40,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 sys.dont_write_bytecode = True
 
 import benchlib  # noqa: E402
-import run as proxy  # noqa: E402  (the proxy benchmark's process helpers)
+import run as proxy  # noqa: E402  (the proxy benchmark's poetry servers)
 
 SAMPLINGS = {"s1": 1, "s0.1": 0.1, "s0.01": 0.01}
 MAX_COST = 0.10  # tracing on may cost at most 10% of the throughput
@@ -79,11 +80,11 @@ def local(bins, tmp, quick):
     n, samples, rounds = (200000, 1, 1) if quick else (1000000, 1, 11)
     trace_file = os.path.join(tmp, "asks.jsonl")
     variants = {
-        "base": (bins["base"], None),
-        "off": (bins["traced"], None),
-        "s1": (bins["traced"], f"file={trace_file};sample=1"),
-        "s0.1": (bins["traced"], f"file={trace_file};sample=0.1"),
-        "s0.01": (bins["traced"], f"file={trace_file};sample=0.01"),
+        "base": (bins.base, None),
+        "off": (bins.traced, None),
+        "s1": (bins.traced, f"file={trace_file};sample=1"),
+        "s0.1": (bins.traced, f"file={trace_file};sample=0.1"),
+        "s0.01": (bins.traced, f"file={trace_file};sample=0.01"),
     }
     got = {k: {"rps": [], "events": 0, "lost": 0} for k in variants}
     order = list(variants)
@@ -102,51 +103,41 @@ def local(bins, tmp, quick):
         got[k]["median"] = statistics.median(got[k]["rps"])
         got[k]["paired"] = within_round(got[k]["rps"], got["off"]["rps"])
     ni = 20000 if quick else 200000
-    got["instr"] = {"base": instructions(bins["base"], ni, tmp),
-                    "off": instructions(bins["traced"], ni, tmp)}
+    got["instr"] = {"base": instructions(bins.base, ni, tmp),
+                    "off": instructions(bins.traced, ni, tmp)}
     got["n"], got["samples"], got["clock_ns"] = n, samples * rounds, clock_ns
     return got
 
 
-def start_proxy(bins, tmp, name, upstream, trace_file=None, sample=1):
-    port, pport = proxy.free_port(), proxy.free_port()
-    cmd = [bins["proxy"], "--upstream", f"poetry://127.0.0.1:{upstream.port}",
-           "--http", f"127.0.0.1:{port}", "--poetry", f"127.0.0.1:{pport}"]
-    if trace_file:
-        cmd += ["--trace", f"file={trace_file};sample={sample}"]
-    return proxy.Proc(name, cmd, tmp, ready_line=r"poetry proxy: http://", ready_port=port)
-
-
 def http(bins, tmp, quick):
     seconds, runs = (1, 1) if quick else (3, 5)
-    wrk_bins = type("B", (), {"wrk": bins["wrk"]})
-    up = proxy.Proc("upstream", [bins["server"], "--port", "0", "--poems", proxy.POEMS], tmp,
-                    ready_line=proxy.LISTENING)
+    up = proxy.start_upstream(bins, tmp, "upstream")
     files = {k: os.path.join(tmp, f"proxy-{k}.jsonl") for k in SAMPLINGS}
-    procs = {"off": start_proxy(bins, tmp, "proxy-off", up)}
+    procs = {"off": proxy.start_weft(bins, tmp, "proxy-off", up)}
     for k, v in SAMPLINGS.items():
-        procs[k] = start_proxy(bins, tmp, f"proxy-{k}", up, files[k], v)
+        procs[k] = proxy.start_weft(bins, tmp, f"proxy-{k}", up,
+                                    ["--trace", f"file={files[k]};sample={v}"])
     path = f"/poems/{proxy.HIT_POEM}"
     for k, p in procs.items():
         for _ in range(2):  # a MISS, then a HIT
-            status, h, body, total = proxy.get(p.port, path)
+            status, h, body, total = benchlib.http_get(p.port, path)
             if status != 200:
                 raise benchlib.BenchError(f"proxy ({k}): GET {path} answered {status}")
         if h.get("x-cache") != "HIT":
             raise benchlib.BenchError(f"proxy ({k}): the second GET is not a hit")
     if not quick:
         for p in procs.values():
-            proxy.wrk(wrk_bins, p.port, 1)
+            proxy.wrk(bins, p.port, 1)
     samples = {k: [] for k in procs}
     order = list(procs)
     for r in range(runs):
         for k in order[r % len(order):] + order[:r % len(order)]:
-            s = proxy.wrk(wrk_bins, procs[k].port, seconds)
+            s = proxy.wrk(bins, procs[k].port, seconds)
             if s["non2xx"] > 0.01 * max(1, s["requests"]):
                 raise benchlib.BenchError(f"proxy ({k}): {s['non2xx']} answers were not 2xx")
             samples[k].append(s["rps"])
-    proxy.stop(*procs.values())
-    proxy.stop(up)
+    benchlib.stop(*procs.values())
+    benchlib.stop(up)
     lines, mb = {}, {}
     for k, f in files.items():
         with open(f) as fh:
@@ -159,7 +150,7 @@ def http(bins, tmp, quick):
 
 
 def build_rows(loc, web, quick):
-    caveat = "QUICK smoke run, not a measurement. " if quick else ""
+    caveat = benchlib.caveat(quick)
     rows = []
     each = f"median of {loc['samples']} samples of {loc['n']:,} round trips"
 
@@ -213,12 +204,12 @@ def main():
     a = benchlib.parse_args("trace", __doc__.splitlines()[0])
     bin_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(a.bench)))))
-    bins = {"traced": a.bench,
-            "base": os.path.join(os.path.dirname(a.bench), "bench_trace_base"),
-            "proxy": os.path.join(bin_dir, "examples", "poetry_proxy"),
-            "server": os.path.join(bin_dir, "tools", "poetry", "poetry-server"),
-            "wrk": shutil.which("wrk")}
-    for k, p in bins.items():
+    bins = types.SimpleNamespace(
+        traced=a.bench, base=os.path.join(os.path.dirname(a.bench), "bench_trace_base"),
+        proxy=os.path.join(bin_dir, "examples", "poetry_proxy"),
+        server=os.path.join(bin_dir, "tools", "poetry", "poetry-server"),
+        wrk=shutil.which("wrk"))
+    for k, p in vars(bins).items():
         if not p or not os.access(p, os.X_OK):
             print(f"bench trace: {k} is missing ({p}); build bench_trace, or apt-get install "
                   f"wrk", file=sys.stderr)
@@ -232,7 +223,7 @@ def main():
         print(f"bench trace: {e}", file=sys.stderr)
         return 1
     finally:
-        proxy.stop_all()
+        benchlib.stop_all()
     rows = build_rows(loc, web, a.quick)
     return benchlib.finish("trace", rows, a.outdir, benchlib.machine(loc["off"]["compiler"]),
                            benchlib.title("bench trace: what tracing costs (weft against itself)",

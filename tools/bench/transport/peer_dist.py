@@ -70,12 +70,6 @@ def _die_with_parent():
         pass  # best effort: the process groups are swept anyway
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _spawn(cmd, env, what, **kw):
     try:
         return subprocess.Popen(cmd, env=env, start_new_session=True,
@@ -151,7 +145,7 @@ def run_erlang_dist(quick, build_dir=None):
 
         # 1. A private epmd (a port taken meanwhile: try another).
         for _ in range(3):
-            port = _free_port()
+            port = benchlib.free_port()
             epmd = _spawn(["epmd", "-port", str(port), "-address", "127.0.0.1"],
                           dict(os.environ), f"{what} (epmd)",
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)

@@ -49,7 +49,7 @@ def _keys():
 
 def build_rows(c, erl, erl_error, quick):
     """c: bench_transport's output; erl: the Erlang peer's (None if it failed)."""
-    caveat = "QUICK smoke run, not a measurement. " if quick else ""
+    caveat = benchlib.caveat(quick)
     nng_label = f"nng {c.get('nng_version', '?')} REQ/REP aio+ctx"
     erl_label = "erlang dist gen_server:call" if erl else "erlang dist (FAILED)"
     erl_fail = f" The Erlang peer FAILED to run: {erl_error}" if erl_error else ""
@@ -131,13 +131,9 @@ def main():
     args = benchlib.parse_args(
         "transport", "weft's remote ask/reply against raw nng REQ/REP and Erlang dist")
 
-    bench = os.path.abspath(args.bench)
-    build_dir = os.path.dirname(bench)  # the Erlang peer is compiled next to it
-    extra = ["--quick"] if args.quick else []
+    build_dir = os.path.dirname(os.path.abspath(args.bench))  # the Erlang peer is compiled next to it
     try:
-        c = benchlib.check_keys(
-            benchlib.run_json([bench] + extra, "bench_transport", timeout=BENCH_TIMEOUT),
-            list(_keys()), "bench_transport")
+        c = benchlib.run_weft(args, list(_keys()), timeout=BENCH_TIMEOUT)
     except benchlib.BenchError as e:
         print(f"bench transport: FAILED: {e}", file=sys.stderr)
         return 1
@@ -154,7 +150,6 @@ def main():
         print(f"bench transport: FAILED: an output lacks {e}", file=sys.stderr)
         return 1
 
-    benchlib.warn_unoptimized(c, "bench_transport")
     m = benchlib.machine(compiler=c.get("compiler"))
     m["nng"] = c.get("nng_version")
     m["erlang"] = erl["version"] if erl else "FAILED"
