@@ -63,6 +63,11 @@ void wf__handshake_frame(struct conn *c, const wf_wire_frame *f)
             wf__handshake_reject(c, "peer uses this node's own name");
             return;
         }
+        if (c->dialer != NULL && c->dialer->expect != 0 &&
+            strcmp(c->name, t->peers[c->dialer->expect - 1].name) != 0) {
+            wf__handshake_reject(c, "the node dialled is not the one named for its URL");
+            return;
+        }
         memcpy(c->theirs, p + 1 + n, NONCE);
         c->hello = true;
         uint8_t out[PROOF];

@@ -85,9 +85,11 @@ static void fill_failure(const void *src, unsigned char *dst)
 int wf__link_send(void *ctx, const wf_link_out *o)
 {
     wf_transport *t = ctx;
-    if (o->peer == 0 || o->peer > t->npeers || t->peers[o->peer - 1].conn == NULL)
+    if (o->peer == 0 || o->peer > t->npeers)
         return WF_ENODEDOWN;
-    struct conn *c = t->peers[o->peer - 1].conn;
+    struct peer *pe = &t->peers[o->peer - 1];
+    if (pe->conn == NULL && !pe->expected)
+        return WF_ENODEDOWN;
     wf_wire_frame f = {.kind = (uint8_t)o->kind, .corr = o->corr, .from = o->from, .to = o->to};
     if (o->tc != NULL && (o->tc->flags & WF_TRACE_SAMPLED)) {
         memcpy(f.trace_id, o->tc->trace_id, 16);
@@ -113,14 +115,16 @@ int wf__link_send(void *ctx, const wf_link_out *o)
     }
     if (out == NULL)
         return WF_ENOMEM;
-    return wf__conn_queue(c, out);
+    return pe->conn != NULL ? wf__conn_queue(pe->conn, out) : wf__peer_park(t, o->peer, out);
 }
 
 static uint16_t link_peer_of(void *ctx, const char *node_name)
 {
     wf_transport *t = ctx;
     uint16_t p = wf__peer_by_name(t, node_name);
-    return p != 0 && t->peers[p - 1].conn != NULL ? p : 0;
+    /* An expected peer has its number before it connects: what is sent to
+     * it waits for it (peer.c). */
+    return p != 0 && (t->peers[p - 1].conn != NULL || t->peers[p - 1].expected) ? p : 0;
 }
 
 static const char *link_peer_name(void *ctx, uint16_t peer)

@@ -26,9 +26,13 @@ int wf__set_tls(const char *url, nng_tls_config *cfg, void *obj, bool listener)
 
 /* ---- closing ---- */
 
+/* The close callback of the async and the park timer: t goes with the
+ * last. */
 static void free_transport(uv_handle_t *h)
 {
     wf_transport *t = h->data;
+    if (--t->open_handles > 0)
+        return;
     uv_mutex_destroy(&t->lock);
     wf__peer_free_all(t);
     wf_free(t->secret);
@@ -76,6 +80,7 @@ void wf__transport_close(void *ctx)
         nng_tls_config_free(t->tls_listen);
     if (t->tls_dial)
         nng_tls_config_free(t->tls_dial);
+    uv_close((uv_handle_t *)&t->park_timer, free_transport);
     uv_close((uv_handle_t *)&t->async, free_transport);
 }
 
@@ -93,6 +98,7 @@ int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **
     t->max_payload = cfg->max_payload ? cfg->max_payload : 1u << 20;
     t->backoff_min = cfg->reconnect_min_ms ? cfg->reconnect_min_ms : 100;
     t->backoff_max = cfg->reconnect_max_ms ? cfg->reconnect_max_ms : 2000;
+    t->connect_wait = cfg->connect_wait_ms ? cfg->connect_wait_ms : 5000;
     if ((t->secret = wf_strdup(cfg->secret)) == NULL) {
         wf_free(t);
         return WF_ENOMEM;
@@ -100,6 +106,9 @@ int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **
     uv_mutex_init(&t->lock);
     uv_async_init(wf_node_loop(n), &t->async, wf__handover_run);
     t->async.data = t;
+    uv_timer_init(wf_node_loop(n), &t->park_timer);
+    t->park_timer.data = t;
+    t->open_handles = 2;
     int rv = 0;
     if (cfg->tls_cert_key || cfg->tls_ca) {
         if ((rv = nng_tls_config_alloc(&t->tls_listen, NNG_TLS_MODE_SERVER)) != 0 ||
@@ -167,6 +176,19 @@ int wf_transport_listen(wf_transport *t, const char *url)
 int wf_transport_dial(wf_transport *t, const char *url)
 {
     return wf__dialer_new(t, url, 0);
+}
+
+int wf_transport_peer(wf_transport *t, const char *name, const char *url)
+{
+    if (name == NULL || name[0] == '\0' || strlen(name) > NAME_MAX_LEN ||
+        strcmp(name, wf_node_name(t->node)) == 0)
+        return WF_EINVAL;
+    uint16_t p = wf__peer_by_name(t, name);
+    int rv = p != 0 ? 0 : wf__peer_add(t, name, &p);
+    if (rv != 0)
+        return rv;
+    t->peers[p - 1].expected = true;
+    return url != NULL ? wf__dialer_new(t, url, p) : 0;
 }
 
 void wf_transport_stats_get(const wf_transport *t, wf_transport_stats *out)

@@ -173,6 +173,7 @@ int wf__peer_add(wf_transport *t, const char *name, uint16_t *out);
 void wf__peer_up(struct conn *c);
 void wf__peer_conn_closed(struct conn *c, const char *why);
 int wf__peer_park(wf_transport *t, uint16_t p, struct out *o);
+void wf__peer_park_expired(uv_timer_t *h);
 void wf__peer_free_all(wf_transport *t);
 
 /* dialer.c */
