@@ -178,8 +178,12 @@ static void start_read(struct conn *c)
     if (c->cap - c->filled < READ_CHUNK / 4) {
         size_t cap = c->cap ? c->cap * 2 : READ_CHUNK;
         unsigned char *b = wf_realloc(c->buf, cap);
-        if (b == NULL)
-            return; /* retried when the next frame is consumed */
+        if (b == NULL) {
+            /* No read would be under way to retry it: the connection
+             * would hang. Close it (a dialer dials again). */
+            wf__conn_close(c, "out of memory");
+            return;
+        }
         c->buf = b;
         c->cap = cap;
     }
@@ -299,7 +303,9 @@ void wf__conn_on_write_failed(struct conn *c, int rv)
 
 /* ---- life cycle (loop thread) ---- */
 
-/* Takes s (freed on failure). Returns NULL when c could not be set up. */
+/* Takes s (freed on failure). Returns NULL when c could not be set up; c
+ * may be closing already (and freed) when its first frame or read could not
+ * start: a dialer hears of it through wf__conn_close. */
 struct conn *wf__conn_new(wf_transport *t, nng_stream *s, struct dialer *d)
 {
     struct conn *c = wf_malloc(sizeof *c);
@@ -319,8 +325,12 @@ struct conn *wf__conn_new(wf_transport *t, nng_stream *s, struct dialer *d)
     nng_stream_set_bool(s, NNG_OPT_TCP_NODELAY, true); /* not every stream has it */
     c->next = t->conns;
     t->conns = c;
-    wf__handshake_start(c);
+    if (wf__handshake_start(c) != 0)
+        wf__conn_close(c, "out of memory"); /* the peer would wait for our HELLO */
     start_read(c);
+    /* Closed already (no memory for the HELLO or the first read): nothing
+     * of nng's may be under way, then it goes now. */
+    wf__conn_reap(c);
     return c;
 
 fail:

@@ -59,9 +59,11 @@ int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect)
     d->expect = expect;
     d->done = (struct item){.kind = I_DIALED, .dialer = d};
     d->backoff_ms = t->backoff_min;
-    int rv = (d->url = wf_strdup(url)) ? 0 : NNG_ENOMEM;
-    if (rv == 0)
-        rv = nng_stream_dialer_alloc(&d->d, url);
+    if ((d->url = wf_strdup(url)) == NULL) {
+        wf_free(d);
+        return WF_ENOMEM;
+    }
+    int rv = nng_stream_dialer_alloc(&d->d, url);
     if (rv == 0)
         rv = wf__set_tls(url, t->tls_dial, d->d, false);
     if (rv == 0)

@@ -24,8 +24,8 @@ static void proof(wf_transport *t, const uint8_t *receiver_nonce, const uint8_t 
                     strlen(t->secret), in, 11 + 2 * NONCE + n, out);
 }
 
-/* Sends c's HELLO. */
-void wf__handshake_start(struct conn *c)
+/* Sends c's HELLO. Returns 0, or WF_ENOMEM when it could not be queued. */
+int wf__handshake_start(struct conn *c)
 {
     const char *name = wf_node_name(c->t->node);
     unsigned char payload[1 + NAME_MAX_LEN + NONCE];
@@ -34,7 +34,7 @@ void wf__handshake_start(struct conn *c)
     memcpy(payload + 1, name, n);
     memcpy(payload + 1 + n, c->nonce, NONCE);
     wf_wire_frame f = {.kind = WF_WIRE_HELLO, .payload_len = 1 + n + NONCE};
-    wf__conn_send(c, &f, payload);
+    return wf__conn_send(c, &f, payload);
 }
 
 /* Closes c for failing the handshake, and says so. */
@@ -73,7 +73,8 @@ void wf__handshake_frame(struct conn *c, const wf_wire_frame *f)
         uint8_t out[PROOF];
         proof(t, c->theirs, c->nonce, wf_node_name(t->node), out);
         wf_wire_frame a = {.kind = WF_WIRE_AUTH, .payload_len = PROOF};
-        wf__conn_send(c, &a, out);
+        if (wf__conn_send(c, &a, out) != 0)
+            wf__conn_close(c, "out of memory"); /* the peer would wait for our AUTH */
     } else if (f->kind == WF_WIRE_AUTH && c->hello && f->payload_len == PROOF) {
         uint8_t want[PROOF];
         proof(t, c->nonce, c->theirs, c->name, want);

@@ -113,6 +113,20 @@ int wf__link_send(void *ctx, const wf_link_out *o)
             return WF_EINVAL;
         out = wf__out_new(&f, o->msg, fill_msg);
     }
+    if (out == NULL && o->kind == WF_LINK_REPLY) {
+        /* The runtime does not retry a reply: without this the asker would
+         * wait for its timeout. A failure is smaller; try that instead. */
+        wf_failure *fl = wf_failure_new(WF_ENOMEM, "node %s had no memory to send the reply",
+                                        wf_node_name(t->node));
+        if (fl != NULL) {
+            wf_link_out fo = *o;
+            fo.kind = WF_LINK_FAIL;
+            fo.msg = NULL;
+            fo.failure = fl;
+            wf__link_send(t, &fo);
+            wf_failure_release(fl);
+        }
+    }
     if (out == NULL)
         return WF_ENOMEM;
     return pe->conn != NULL ? wf__conn_queue(pe->conn, out) : wf__peer_park(t, o->peer, out);

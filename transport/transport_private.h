@@ -163,7 +163,7 @@ void wf__conn_queue_list(struct conn *c, struct out *head, struct out *tail, siz
 int wf__conn_send(struct conn *c, const wf_wire_frame *f, const void *payload);
 
 /* handshake.c */
-void wf__handshake_start(struct conn *c);
+int wf__handshake_start(struct conn *c);
 void wf__handshake_frame(struct conn *c, const wf_wire_frame *f);
 void wf__handshake_reject(struct conn *c, const char *why);
 
