@@ -306,6 +306,25 @@ Test(cluster, an_ask_to_a_named_node_that_never_comes_fails_as_node_down, .init 
     cr_assert_not_null(tu_proc_expect(&b, "ok echo from a: at last", 5000), "%s", b.log);
 }
 
+Test(cluster, a_node_at_a_named_url_that_is_another_node_is_refused, .init = setup,
+     .fini = teardown)
+{
+    /* The file says b is at c's URL; c answers there. */
+    char conf[300];
+    snprintf(conf, sizeof conf, "%s/wrong.conf", dir);
+    FILE *f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "secret = s3cret\nnode a = %s\nnode b = %s\n", url("a"), url("c"));
+    fclose(f);
+    start_node(&c, "c", url("c"), NULL, "s3cret", NULL);
+    start_from_file(&a, conf, "a", NULL);
+    cr_assert_not_null(
+        tu_proc_expect(&a, "the node dialled is not the one named for its URL", 5000), "%s", a.log);
+    tu_proc_send(&a, "peers");
+    const char *l = tu_proc_expect(&a, "peers", 5000);
+    cr_assert(l && strstr(l, "c") == NULL, "a took c for b: %s", a.log);
+}
+
 Test(cluster, a_remote_ask_that_times_out_names_the_remote_actor, .init = setup, .fini = teardown)
 {
     const char *quick[] = {"--timeout", "300", NULL};
