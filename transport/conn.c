@@ -9,14 +9,13 @@
  * next read. A successful write is finished on nng's thread, in on_tx: under
  * c->wlock it frees the frames written and starts the next write with what
  * is queued (up to WRITE_IOV frames per write). This saves a wake-up of the
- * loop per write: with 64 asks in flight, `tools/weft bench transport`
- * made about half the round trips per second or fewer when every write's
- * end went to the loop instead (measured 2026-12, tcp and ipc). It is safe
- * because everything on_tx touches (oq, oq_tail,
- * queued, writing, wclosing, the frames in oq, c->tx and c->s) is either
- * guarded by wlock or, like c->s and c->tx, freed by the loop only once
- * `writing` is false under wlock (conn_reap), and on_tx keeps `writing` set
- * whenever it hands the write's end to the loop. */
+ * loop per write: with 64 asks in flight, `tools/weft bench transport` made
+ * half the round trips per second or fewer when every write's end went to
+ * the loop instead (measured 2026-12, tcp and ipc). It is safe because all
+ * on_tx touches (oq, oq_tail, queued, writing, wclosing, the frames in oq,
+ * c->tx and c->s) is either guarded by wlock or, like c->s and c->tx, freed
+ * by the loop only once `writing` is false under wlock (wf__conn_reap), and
+ * on_tx keeps `writing` set whenever it hands the write's end to the loop. */
 #include <string.h>
 #include <sys/random.h>
 
