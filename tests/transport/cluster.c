@@ -225,9 +225,11 @@ Test(cluster, over_tls, .init = setup, .fini = teardown)
     cr_assert_not_null(tu_proc_expect(&a, "ok echo from b: encrypted", 5000), "%s", a.log);
 }
 
-Test(cluster, two_nodes_from_one_cluster_file, .init = setup, .fini = teardown)
+/* Writes dir/cluster.conf naming nodes a and b (a runs echo; b echo and
+ * relay) and its secret file; returns the file's path. */
+static const char *cluster_file(void)
 {
-    char conf[300];
+    static char conf[300];
     snprintf(conf, sizeof conf, "%s/cluster.conf", dir);
     FILE *f = fopen(conf, "w");
     cr_assert_not_null(f);
@@ -241,16 +243,86 @@ Test(cluster, two_nodes_from_one_cluster_file, .init = setup, .fini = teardown)
     f = fopen(secret, "w");
     fputs("from-a-file\n", f);
     fclose(f);
-    const char *argv_b[] = {WEFT_NODE, "--config", conf, "--name", "b", NULL};
-    const char *argv_a[] = {WEFT_NODE, "--config", conf, "--name", "a", NULL};
-    tu_proc_start(&b, (char *const *)argv_b);
-    tu_proc_start(&a, (char *const *)argv_a);
+    return conf;
+}
+
+/* Starts node name of the cluster file conf, with the extra arguments. */
+static void start_from_file(tu_proc *p, const char *conf, const char *name,
+                            const char *const *extra)
+{
+    const char *argv[16] = {WEFT_NODE, "--config", conf, "--name", name};
+    int n = 5;
+    for (; extra && *extra; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    tu_proc_start(p, (char *const *)argv);
+    cr_assert_not_null(tu_proc_expect(p, "ready", 5000), "%s did not start:\n%s", name, p->log);
+}
+
+Test(cluster, two_nodes_from_one_cluster_file, .init = setup, .fini = teardown)
+{
+    const char *conf = cluster_file();
+    start_from_file(&b, conf, "b", NULL);
+    start_from_file(&a, conf, "a", NULL);
+    /* Each side sees the other: a can be up a moment before b is. */
     cr_assert_not_null(tu_proc_expect(&a, "peer b up", 5000), "%s\n%s", a.log, b.log);
+    cr_assert_not_null(tu_proc_expect(&b, "peer a up", 5000), "%s\n%s", a.log, b.log);
     tu_proc_send(&b, "ask relay@b echo@a through the file");
     cr_assert_not_null(tu_proc_expect(&b, "ok echo from a: through the file", 5000), "%s", b.log);
     tu_proc_send(&a, "ask fail@a x");
     cr_assert_not_null(tu_proc_expect(&a, "no actor fail@a on this node", 5000),
                        "a runs only echo: %s", a.log);
+}
+
+Test(cluster, an_ask_to_a_named_node_waits_for_it_to_connect, .init = setup, .fini = teardown)
+{
+    const char *conf = cluster_file();
+    start_from_file(&b, conf, "b", NULL);
+    /* a does not exist yet: b's relay asks echo@a all the same. */
+    tu_proc_send(&b, "ask relay@b echo@a before a was there");
+    tu_proc_send(&b, "peers"); /* answered after the ask was made */
+    cr_assert_not_null(tu_proc_expect(&b, "peers", 5000), "%s", b.log);
+    start_from_file(&a, conf, "a", NULL);
+    const char *l = tu_proc_expect(&b, "ok echo from a: before a was there", 5000);
+    cr_assert_not_null(l, "the ask did not wait for a:\n%s\n---\n%s", b.log, a.log);
+}
+
+Test(cluster, an_ask_to_a_named_node_that_never_comes_fails_as_node_down, .init = setup,
+     .fini = teardown)
+{
+    const char *conf = cluster_file();
+    const char *quick[] = {"--connect-wait", "300", NULL};
+    start_from_file(&b, conf, "b", quick);
+    long long t0 = now_ms();
+    tu_proc_send(&b, "ask echo@a nobody home");
+    const char *l = tu_proc_expect(&b, "fail ", 4000);
+    long long took = now_ms() - t0;
+    cr_assert(l && strstr(l, "fail WF_ENODEDOWN") && strstr(l, "node a"), "%s", b.log);
+    cr_assert_geq(took, 250, "failed after %lld ms, before the wait", took);
+    /* b is still fine, and a, once there, is reached. */
+    start_from_file(&a, conf, "a", NULL);
+    cr_assert_not_null(tu_proc_expect(&b, "peer a up", 5000), "%s", b.log);
+    tu_proc_send(&b, "ask echo@a at last");
+    cr_assert_not_null(tu_proc_expect(&b, "ok echo from a: at last", 5000), "%s", b.log);
+}
+
+Test(cluster, a_node_at_a_named_url_that_is_another_node_is_refused, .init = setup,
+     .fini = teardown)
+{
+    /* The file says b is at c's URL; c answers there. */
+    char conf[300];
+    snprintf(conf, sizeof conf, "%s/wrong.conf", dir);
+    FILE *f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "secret = s3cret\nnode a = %s\nnode b = %s\n", url("a"), url("c"));
+    fclose(f);
+    start_node(&c, "c", url("c"), NULL, "s3cret", NULL);
+    start_from_file(&a, conf, "a", NULL);
+    cr_assert_not_null(
+        tu_proc_expect(&a, "the node dialled is not the one named for its URL", 5000), "%s", a.log);
+    tu_proc_send(&a, "peers");
+    const char *l = tu_proc_expect(&a, "peers", 5000);
+    cr_assert(l && strstr(l, "c") == NULL, "a took c for b: %s", a.log);
 }
 
 Test(cluster, a_remote_ask_that_times_out_names_the_remote_actor, .init = setup, .fini = teardown)

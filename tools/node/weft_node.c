@@ -22,7 +22,10 @@
  * Cluster file: "secret = S" or "secret-file = PATH", then per node
  * "node NAME = URL" and optionally "actors NAME = echo fail ...". Every
  * node reads the same file; each listens on its own URL and dials the nodes
- * whose names sort after its own, so each pair has one connection.
+ * whose names sort after its own, so each pair has one connection. Every
+ * node knows the others by name from the start (wf_transport_peer), so an
+ * ask to a node not connected yet waits for it (--connect-wait MS, default
+ * 5000) instead of failing.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -44,6 +47,10 @@ struct opts {
     const char *name, *config;
     const char *listen[MAX_URLS], *dial[MAX_URLS];
     int nlisten, ndial;
+    /* the other nodes of the cluster file, by name; URL NULL when that
+     * node dials this one */
+    const char *peer_name[MAX_URLS], *peer_url[MAX_URLS];
+    int npeer;
     char actors[512];
     char secret[256];
     char *trace; /* the --trace spec */
@@ -339,8 +346,9 @@ static int read_secret_file(const char *path, char *out, size_t size)
     return 0;
 }
 
-/* Reads the cluster file: this node's URL to listen on, the others' to
- * dial (those sorting after this name), its actors and the secret. */
+/* Reads the cluster file: this node's URL to listen on, the other nodes
+ * (with the URLs of those sorting after this name, to dial), its actors and
+ * the secret. */
 static int read_config(struct opts *o)
 {
     FILE *f = fopen(o->config, "r");
@@ -376,10 +384,12 @@ static int read_config(struct opts *o)
             }
         } else if (strcmp(key, "node") == 0 && who != NULL) {
             int c = strcmp(who, o->name);
-            if (c == 0 && o->nlisten < MAX_URLS)
+            if (c == 0 && o->nlisten < MAX_URLS) {
                 o->listen[o->nlisten++] = keep(o, value, strlen(value));
-            else if (c > 0 && o->ndial < MAX_URLS)
-                o->dial[o->ndial++] = keep(o, value, strlen(value));
+            } else if (c != 0 && o->npeer < MAX_URLS) {
+                o->peer_name[o->npeer] = keep(o, who, strlen(who));
+                o->peer_url[o->npeer++] = c > 0 ? keep(o, value, strlen(value)) : NULL;
+            }
         } else if (strcmp(key, "actors") == 0 && who != NULL) {
             if (strcmp(who, o->name) == 0)
                 snprintf(o->actors, sizeof o->actors, "%s", value);
@@ -399,18 +409,27 @@ static void usage(void)
             "usage: weft-node --name NAME [--config FILE] [--listen URL]... [--peer URL]...\n"
             "                 [--secret S | --secret-file F] [--actors a,b,...] [--timeout MS]\n"
             "                 [--tls-cert-key PEM] [--tls-ca PEM] [--tls-server-name NAME]\n"
+            "                 [--connect-wait MS]\n"
             "                 [--trace \"file=F;pub=URL;sample=P;actors=A,B;types=T\"]\n");
 }
 
 int main(int argc, char **argv)
 {
     static struct opts o = {.actors = "echo fail slow relay", .timeout_ms = 5000};
-    static const struct option longs[] = {
-        {"name", 1, 0, 'n'},   {"config", 1, 0, 'c'},          {"listen", 1, 0, 'l'},
-        {"peer", 1, 0, 'p'},   {"secret", 1, 0, 's'},          {"secret-file", 1, 0, 'S'},
-        {"actors", 1, 0, 'a'}, {"timeout", 1, 0, 't'},         {"tls-cert-key", 1, 0, 'K'},
-        {"tls-ca", 1, 0, 'C'}, {"tls-server-name", 1, 0, 'N'}, {"trace", 1, 0, 'T'},
-        {0, 0, 0, 0}};
+    static const struct option longs[] = {{"name", 1, 0, 'n'},
+                                          {"config", 1, 0, 'c'},
+                                          {"listen", 1, 0, 'l'},
+                                          {"peer", 1, 0, 'p'},
+                                          {"secret", 1, 0, 's'},
+                                          {"secret-file", 1, 0, 'S'},
+                                          {"actors", 1, 0, 'a'},
+                                          {"timeout", 1, 0, 't'},
+                                          {"tls-cert-key", 1, 0, 'K'},
+                                          {"tls-ca", 1, 0, 'C'},
+                                          {"tls-server-name", 1, 0, 'N'},
+                                          {"trace", 1, 0, 'T'},
+                                          {"connect-wait", 1, 0, 'W'},
+                                          {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
@@ -456,6 +475,9 @@ int main(int argc, char **argv)
         case 'T':
             o.trace = optarg;
             break;
+        case 'W':
+            o.tc.connect_wait_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
         default:
             usage();
             return 2;
@@ -494,6 +516,9 @@ int main(int argc, char **argv)
             goto out;
     for (int i = 0; i < o.ndial; i++)
         if (wf_transport_dial(a.t, o.dial[i]) != 0)
+            goto out;
+    for (int i = 0; i < o.npeer; i++)
+        if (wf_transport_peer(a.t, o.peer_name[i], o.peer_url[i]) != 0)
             goto out;
     for (char *k = strtok(o.actors, " "); k != NULL; k = strtok(NULL, " ")) {
         size_t i = 0;

@@ -5,10 +5,15 @@
  * remote pids (wf_resolve "name@node"). A remote handler's failure comes
  * back with its whole trace, one frame per hop.
  *
- * Threads: nng's own threads only move bytes. Each completed receive and
- * each pipe event is queued, under a lock, to the node's loop and the loop
- * is woken with uv_async_send (which coalesces wake-ups); everything else,
- * the handshake included, runs on the loop thread.
+ * Threads: nng's own threads only move bytes. Each completed accept, dial
+ * and read, and each failed write, is queued under a lock to the node's
+ * loop, and the loop is woken with uv_async_send (which coalesces wake-ups);
+ * everything else, the handshake and every actor included, runs on the loop
+ * thread. One thing nng's thread finishes itself: a successful write. Under
+ * that connection's write lock it frees the frames written and starts the
+ * next write with the frames queued meanwhile, so that a busy connection
+ * does not wake the loop once per write; it touches nothing else (no actor,
+ * no peer, no counter).
  *
  * Security: every new connection must prove, in both directions, that it
  * knows the cluster's shared secret before any other frame is accepted: each
@@ -47,6 +52,7 @@ typedef struct wf_transport_config {
     const char *tls_cert_key;    /* PEM file with certificate and key (tls+tcp listen) */
     const char *tls_ca;          /* PEM file of the CA that signs peers' certificates */
     const char *tls_server_name; /* name the dialer expects in the listener's certificate */
+    uint32_t connect_wait_ms;    /* how long frames to a named peer wait for it; 0: 5000 */
 } wf_transport_config;
 
 /* wf_transport_new creates the transport of node n (which must not have one)
@@ -67,12 +73,27 @@ WF_API int wf_transport_listen(wf_transport *t, const char *url);
  * url (logged). Loop thread, or before the node runs. */
 WF_API int wf_transport_dial(wf_transport *t, const char *url);
 
+/* wf_transport_peer names a peer before it connects: with a cluster file
+ * every node's name and URL are known up front. From here wf_resolve finds
+ * actors on node name even while it is not connected, and what is sent to
+ * them waits (in order, at most 64 MiB) for the peer to connect; if it has
+ * not within cfg->connect_wait_ms of the first waiting frame, the waiting
+ * frames are dropped and the runtime hears the peer is down, so every ask to
+ * it fails with WF_ENODEDOWN naming it. The same holds whenever the peer's
+ * connection drops, until it is back. url (may be NULL: the peer dials this
+ * node) is dialled as wf_transport_dial does, and a connection there that
+ * turns out to be another node is refused. name and url are copied. Returns
+ * 0, WF_EINVAL (no name, this node's own name, or a name over 255 bytes),
+ * WF_ENOMEM, or WF_EPROTO for a bad url (logged). Loop thread, or before the
+ * node runs. */
+WF_API int wf_transport_peer(wf_transport *t, const char *name, const char *url);
+
 typedef struct wf_transport_stats {
     uint64_t frames_in, frames_out;
     uint64_t rejected;      /* frames refused: malformed, oversized, unexpected */
     uint64_t auth_failures; /* connections closed for failing the handshake */
     uint64_t peers_up, peers_down;
-    uint64_t send_failures; /* frames nng would not take (peer gone, buffer full) */
+    uint64_t send_failures; /* frames not sent: peer gone, queue full, waited in vain */
 } wf_transport_stats;
 
 /* wf_transport_stats_get copies t's counters into the caller's out. Loop

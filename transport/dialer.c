@@ -1,0 +1,112 @@
+/* Dialling: a dialer connects to one URL and, whenever that fails or the
+ * connection it made drops, dials again after a back-off that doubles from
+ * reconnect_min_ms up to reconnect_max_ms (and starts over once a
+ * connection passes the handshake). A dialer never gives up; it stops when
+ * the node shuts down. Loop thread, except on_dial (nng's thread). */
+#include <string.h>
+
+#include <weft/alloc.h>
+
+#include "transport_private.h"
+
+/* nng's thread: hand the new stream, if any, to the loop. */
+static void on_dial(void *arg)
+{
+    struct dialer *d = arg;
+    d->done.rv = nng_aio_result(d->aio);
+    d->done.stream = d->done.rv == 0 ? nng_aio_get_output(d->aio, 0) : NULL;
+    wf__handover_push(d->t, &d->done);
+}
+
+static void dial_now(uv_timer_t *h)
+{
+    struct dialer *d = h->data;
+    d->busy = true;
+    nng_stream_dialer_dial(d->d, d->aio);
+}
+
+void wf__dialer_redial(struct dialer *d)
+{
+    uint32_t wait = d->backoff_ms;
+    uint32_t next = d->backoff_ms * 2;
+    d->backoff_ms = next < d->t->backoff_max ? next : d->t->backoff_max;
+    uv_timer_start(&d->timer, dial_now, wait, 0);
+}
+
+/* A connection d made passed the handshake. */
+void wf__dialer_connected(struct dialer *d)
+{
+    d->backoff_ms = d->t->backoff_min;
+}
+
+void wf__dialer_on_dialed(struct dialer *d, int rv, nng_stream *s)
+{
+    d->busy = false;
+    /* A connection that could not be set up is dialled again, like one
+     * that failed to connect: a dialer never gives up. */
+    if (rv == 0 ? wf__conn_new(d->t, s, d) == NULL : rv != NNG_ECLOSED)
+        wf__dialer_redial(d);
+}
+
+/* Starts dialling url (copied); expect is the peer it must reach, or 0. */
+int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect)
+{
+    struct dialer *d = wf_malloc(sizeof *d);
+    if (d == NULL)
+        return WF_ENOMEM;
+    memset(d, 0, sizeof *d);
+    d->t = t;
+    d->expect = expect;
+    d->done = (struct item){.kind = I_DIALED, .dialer = d};
+    d->backoff_ms = t->backoff_min;
+    if ((d->url = wf_strdup(url)) == NULL) {
+        wf_free(d);
+        return WF_ENOMEM;
+    }
+    int rv = nng_stream_dialer_alloc(&d->d, url);
+    if (rv == 0)
+        rv = wf__set_tls(url, t->tls_dial, d->d, false);
+    if (rv == 0)
+        rv = nng_aio_alloc(&d->aio, on_dial, d);
+    if (rv != 0) {
+        if (d->d)
+            nng_stream_dialer_free(d->d);
+        wf_free(d->url);
+        wf_free(d);
+        return wf__nng_fail("cannot dial", url, rv);
+    }
+    uv_timer_init(wf_node_loop(t->node), &d->timer);
+    d->timer.data = d;
+    d->next = t->dialers;
+    t->dialers = d;
+    dial_now(&d->timer);
+    return 0;
+}
+
+static void dialer_closed(uv_handle_t *h)
+{
+    struct dialer *d = h->data;
+    wf_free(d->url);
+    wf_free(d);
+}
+
+/* The node shuts down: stop every dialer (no callback of theirs runs after
+ * this) and free them. */
+void wf__dialer_stop_all(wf_transport *t)
+{
+    for (struct dialer *d = t->dialers; d != NULL; d = d->next) {
+        nng_stream_dialer_close(d->d);
+        nng_aio_stop(d->aio);
+    }
+}
+
+void wf__dialer_free_all(wf_transport *t)
+{
+    while (t->dialers != NULL) {
+        struct dialer *d = t->dialers;
+        t->dialers = d->next;
+        nng_aio_free(d->aio);
+        nng_stream_dialer_free(d->d);
+        uv_close((uv_handle_t *)&d->timer, dialer_closed);
+    }
+}

@@ -1,0 +1,167 @@
+/* Peers: the nodes this transport knows by name, numbered from 1 in the
+ * order it learnt them (the numbers are in remote pids, so they are never
+ * reused), and their up and down. A peer named up front (wf_transport_peer)
+ * is "expected": frames to it wait, parked here, while it is not connected,
+ * and go out first when it is; one timer for the whole transport drops a
+ * peer's parked frames if it does not come in time. Loop thread. */
+#include <stdio.h>
+#include <string.h>
+
+#include <weft/alloc.h>
+#include <weft/link.h>
+#include <weft/log.h>
+
+#include "transport_private.h"
+
+uint16_t wf__peer_by_name(const wf_transport *t, const char *name)
+{
+    for (uint16_t i = 0; i < t->npeers; i++) {
+        if (strcmp(t->peers[i].name, name) == 0)
+            return i + 1;
+    }
+    return 0;
+}
+
+/* Adds a peer called name (copied), down; its number in *out. */
+int wf__peer_add(wf_transport *t, const char *name, uint16_t *out)
+{
+    struct peer *np =
+        t->npeers < UINT16_MAX ? wf_realloc(t->peers, (t->npeers + 1) * sizeof *np) : NULL;
+    if (np == NULL)
+        return WF_ENOMEM;
+    t->peers = np;
+    char *copy = wf_strdup(name);
+    if (copy == NULL)
+        return WF_ENOMEM;
+    np[t->npeers] = (struct peer){.name = copy};
+    *out = ++t->npeers;
+    return 0;
+}
+
+/* Arms t's park timer for the earliest deadline of any parked frames, or
+ * stops it if none wait. */
+static void park_arm(wf_transport *t)
+{
+    uint64_t first = UINT64_MAX;
+    for (uint16_t i = 0; i < t->npeers; i++) {
+        if (t->peers[i].parked != NULL && t->peers[i].park_deadline < first)
+            first = t->peers[i].park_deadline;
+    }
+    if (first == UINT64_MAX) {
+        uv_timer_stop(&t->park_timer);
+        return;
+    }
+    uint64_t now = uv_now(wf_node_loop(t->node));
+    uv_timer_start(&t->park_timer, wf__peer_park_expired, first > now ? first - now : 0, 0);
+}
+
+/* Frame o (taken) waits for expected peer p to connect. */
+int wf__peer_park(wf_transport *t, uint16_t p, struct out *o)
+{
+    struct peer *pe = &t->peers[p - 1];
+    if (pe->parked_bytes + o->len > QUEUE_LIMIT) {
+        wf_free(o);
+        t->stats.send_failures++;
+        return WF_EOVERLOADED;
+    }
+    bool first = pe->parked == NULL;
+    *(first ? &pe->parked : &pe->parked_tail->next) = o;
+    pe->parked_tail = o;
+    pe->parked_bytes += o->len;
+    if (first) {
+        pe->park_deadline = uv_now(wf_node_loop(t->node)) + t->connect_wait;
+        park_arm(t);
+    }
+    t->stats.frames_out++;
+    return 0;
+}
+
+/* t's park timer: peers whose frames waited in vain are down. */
+void wf__peer_park_expired(uv_timer_t *h)
+{
+    wf_transport *t = h->data;
+    uint64_t now = uv_now(wf_node_loop(t->node));
+    for (uint16_t i = 0; i < t->npeers; i++) {
+        struct peer *pe = &t->peers[i];
+        if (pe->parked == NULL || pe->park_deadline > now)
+            continue;
+        size_t n = 0;
+        for (struct out *o = pe->parked; o != NULL; o = o->next)
+            n++;
+        wf__out_free_all(pe->parked);
+        pe->parked = pe->parked_tail = NULL;
+        pe->parked_bytes = 0;
+        t->stats.send_failures += n;
+        char why[64];
+        snprintf(why, sizeof why, "not connected within %u ms", (unsigned)t->connect_wait);
+        wf_log(WF_LOG_WARN, "node %s: peer %s %s: %zu frame(s) dropped", wf_node_name(t->node),
+               pe->name, why, n);
+        /* Its asks fail now, each once. What that runs may send to it
+         * again: those frames wait anew, with a new deadline. */
+        wf_link_peer_down(t->node, i + 1, why);
+    }
+    park_arm(t);
+}
+
+/* c has passed the handshake: its peer is up, if it was not. */
+void wf__peer_up(struct conn *c)
+{
+    wf_transport *t = c->t;
+    uint16_t p = wf__peer_by_name(t, c->name);
+    if (p == 0 && wf__peer_add(t, c->name, &p) != 0) {
+        wf__handshake_reject(c, "no room for another peer");
+        return;
+    }
+    c->authed = true;
+    c->peer = p;
+    if (c->dialer != NULL)
+        wf__dialer_connected(c->dialer);
+    struct peer *pe = &t->peers[p - 1];
+    if (pe->conn == NULL) {
+        /* Frames to a peer go out on one connection, so they keep their
+         * order; a second one (both sides dialled) stands by. */
+        pe->conn = c;
+        t->stats.peers_up++;
+        wf_log(WF_LOG_INFO, "node %s: peer %s up", wf_node_name(t->node), pe->name);
+        if (pe->parked != NULL) {
+            /* What waited for it goes first, in the order sent. */
+            wf__conn_queue_list(c, pe->parked, pe->parked_tail, pe->parked_bytes);
+            pe->parked = pe->parked_tail = NULL;
+            pe->parked_bytes = 0;
+            park_arm(t);
+        }
+        wf_link_peer_up(t->node, p);
+    }
+}
+
+/* c, authenticated, is closing: its peer goes down unless another of its
+ * connections takes over. */
+void wf__peer_conn_closed(struct conn *c, const char *why)
+{
+    wf_transport *t = c->t;
+    struct peer *pe = &t->peers[c->peer - 1];
+    if (pe->conn != c)
+        return;
+    pe->conn = NULL;
+    for (struct conn *o = t->conns; o != NULL; o = o->next) {
+        if (o != c && !o->closing && o->authed && o->peer == c->peer) {
+            pe->conn = o;
+            return;
+        }
+    }
+    t->stats.peers_down++;
+    wf_log(WF_LOG_INFO, "node %s: peer %s down (%s)", wf_node_name(t->node), pe->name, why);
+    if (!t->closed)
+        wf_link_peer_down(t->node, c->peer, why);
+}
+
+void wf__peer_free_all(wf_transport *t)
+{
+    for (uint16_t i = 0; i < t->npeers; i++) {
+        wf_free(t->peers[i].name);
+        wf__out_free_all(t->peers[i].parked);
+    }
+    wf_free(t->peers);
+    t->peers = NULL;
+    t->npeers = 0;
+}
