@@ -136,7 +136,8 @@ WF_API void wf_deferred_unpause(wf_deferred *d);
 WF_API void wf_deferred_cancel(wf_deferred *d);
 
 /* wf_deferred_timeout cancels d if it has not fired within ms milliseconds
- * of clock's time, and turns the resulting WF_ECANCELED into WF_ETIMEDOUT
+ * of clock's time counted from this call (never sooner; see clock.h), and
+ * turns the resulting WF_ECANCELED into WF_ETIMEDOUT
  * (addTimeout). The steps added before this call run before the
  * conversion. On a deferred that has fired but waits on an inner one, the
  * cancel reaches the inner one. clock (borrowed) must outlive d, or at
