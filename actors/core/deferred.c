@@ -9,6 +9,7 @@
  * wf_deferred_chain (chainDeferred) uses the same stack, so chaining a
  * million deferreds needs no C stack either.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -101,8 +102,34 @@ wf_deferred *wf_deferred_ref(wf_deferred *d)
     return d;
 }
 
+/* Process-wide configuration, set at start-up (see deferred.h). */
+static struct {
+    wf_unhandled_fn fn;
+    void *arg;
+} unhandled_hook;
+
+/* Relaxed: a statistic, ordered with nothing else. */
+static atomic_uint_fast64_t unhandled_count;
+
+void wf_unhandled_set_hook(wf_unhandled_fn fn, void *arg)
+{
+    unhandled_hook.fn = fn;
+    unhandled_hook.arg = fn != NULL ? arg : NULL;
+}
+
+uint64_t wf_unhandled_count(void)
+{
+    return atomic_load_explicit(&unhandled_count, memory_order_relaxed);
+}
+
 static void report_unhandled(wf_deferred *d)
 {
+    atomic_fetch_add_explicit(&unhandled_count, 1, memory_order_relaxed);
+    if (unhandled_hook.fn != NULL) {
+        wf_unhandled u = {d->result.u.failure, d->fired_file, d->fired_line, d->fired_func};
+        unhandled_hook.fn(unhandled_hook.arg, &u);
+        return;
+    }
     char *text = wf_failure_format(d->result.u.failure, WF_FORMAT_TEXT);
     wf_log(WF_LOG_ERROR, "unhandled failure in a deferred fired at %s:%d (%s):\n%s",
            d->fired_file ? d->fired_file : "?", d->fired_line, d->fired_func ? d->fired_func : "?",
