@@ -64,6 +64,17 @@ WF_API wf_deferred *wf_deferred_new(void);
  * borrowed and must stay valid until d fires or is freed. */
 WF_API wf_deferred *wf_deferred_new_cancellable(wf_canceller_fn canceller, void *arg);
 
+/* wf_deferred_new_cancellable_full also hands arg over to d: arg_free (if
+ * not NULL) is called with arg exactly once, as soon as the canceller can
+ * no longer be called: when d fires (inside the call that fired it, before
+ * d's steps run; so code that fires d must not use arg afterwards unless it
+ * holds arg some other way), when wf_deferred_cancel has run the canceller
+ * (after it returns, even if it fired d), when d is freed unfired, or at
+ * once, before returning NULL, when memory is short. arg_free runs on d's
+ * thread. */
+WF_API wf_deferred *wf_deferred_new_cancellable_full(wf_canceller_fn canceller, void *arg,
+                                                     wf_dtor_fn arg_free);
+
 /* wf_deferred_ref adds a reference and returns d. */
 WF_API wf_deferred *wf_deferred_ref(wf_deferred *d);
 
