@@ -39,13 +39,13 @@ struct wf_deferred {
     uint16_t paused;
     uint16_t flags;
     uint32_t head, count, cap; /* steps[head..count) still to run */
+    int fired_line;            /* here, in what would be padding */
     struct step *steps;        /* inline_steps, or the heap past INLINE_STEPS */
     wf_canceller_fn canceller;
     void *canceller_arg;
     wf_dtor_fn canceller_arg_free; /* NULL once called (or if none) */
     wf_deferred *next;             /* the run stack (see the top of this file) */
     const char *fired_file, *fired_func;
-    int fired_line;
     struct step inline_steps[INLINE_STEPS];
 };
 
