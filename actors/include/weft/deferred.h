@@ -150,11 +150,11 @@ WF_API void wf_deferred_cancel(wf_deferred *d);
 
 /* wf_deferred_timeout cancels d if it has not fired within ms milliseconds
  * of clock's time counted from this call (never sooner; see clock.h), and
- * turns the resulting WF_ECANCELED into WF_ETIMEDOUT
- * (addTimeout). The steps added before this call run before the
- * conversion. On a deferred that has fired but waits on an inner one, the
- * cancel reaches the inner one. clock (borrowed) must outlive d, or at
- * least d's passing this step. Returns 0 or WF_ENOMEM. */
+ * turns the resulting WF_ECANCELED into WF_ETIMEDOUT (addTimeout). The
+ * steps added before this call run before the conversion. On a deferred
+ * that has fired but waits on an inner one, the cancel reaches the inner
+ * one. clock (borrowed) must outlive d, or at least d's passing this step.
+ * Returns 0 or WF_ENOMEM. */
 struct wf_clock;
 WF_API int wf_deferred_timeout(wf_deferred *d, struct wf_clock *clock, uint64_t ms);
 
