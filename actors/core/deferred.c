@@ -9,6 +9,7 @@
  * wf_deferred_chain (chainDeferred) uses the same stack, so chaining a
  * million deferreds needs no C stack either.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -38,12 +39,13 @@ struct wf_deferred {
     uint16_t paused;
     uint16_t flags;
     uint32_t head, count, cap; /* steps[head..count) still to run */
+    int fired_line;            /* here, in what would be padding */
     struct step *steps;        /* inline_steps, or the heap past INLINE_STEPS */
     wf_canceller_fn canceller;
     void *canceller_arg;
-    wf_deferred *next; /* the run stack (see the top of this file) */
+    wf_dtor_fn canceller_arg_free; /* NULL once called (or if none) */
+    wf_deferred *next;             /* the run stack (see the top of this file) */
     const char *fired_file, *fired_func;
-    int fired_line;
     struct step inline_steps[INLINE_STEPS];
 };
 
@@ -70,11 +72,15 @@ static bool is_marker(wf_callback_fn cb)
     return cb == step_continue || cb == step_chain;
 }
 
-wf_deferred *wf_deferred_new_cancellable(wf_canceller_fn canceller, void *arg)
+wf_deferred *wf_deferred_new_cancellable_full(wf_canceller_fn canceller, void *arg,
+                                              wf_dtor_fn arg_free)
 {
     wf_deferred *d = wf_malloc(sizeof *d);
-    if (d == NULL)
+    if (d == NULL) {
+        if (arg_free != NULL)
+            arg_free(arg);
         return NULL;
+    }
     d->result = wf_result_none();
     d->refs = 1;
     d->paused = 0;
@@ -84,15 +90,32 @@ wf_deferred *wf_deferred_new_cancellable(wf_canceller_fn canceller, void *arg)
     d->steps = d->inline_steps;
     d->canceller = canceller;
     d->canceller_arg = arg;
+    d->canceller_arg_free = arg_free;
     d->next = NULL;
     d->fired_file = d->fired_func = NULL;
     d->fired_line = 0;
     return d;
 }
 
+wf_deferred *wf_deferred_new_cancellable(wf_canceller_fn canceller, void *arg)
+{
+    return wf_deferred_new_cancellable_full(canceller, arg, NULL);
+}
+
 wf_deferred *wf_deferred_new(void)
 {
-    return wf_deferred_new_cancellable(NULL, NULL);
+    return wf_deferred_new_cancellable_full(NULL, NULL, NULL);
+}
+
+/* d has fired, or its canceller has run: nothing will call the canceller
+ * with its arg again, so the arg goes now. */
+static void canceller_done(wf_deferred *d)
+{
+    wf_dtor_fn arg_free = d->canceller_arg_free;
+    if (arg_free != NULL) {
+        d->canceller_arg_free = NULL;
+        arg_free(d->canceller_arg);
+    }
 }
 
 wf_deferred *wf_deferred_ref(wf_deferred *d)
@@ -101,8 +124,34 @@ wf_deferred *wf_deferred_ref(wf_deferred *d)
     return d;
 }
 
+/* Process-wide configuration, set at start-up (see deferred.h). */
+static struct {
+    wf_unhandled_fn fn;
+    void *arg;
+} unhandled_hook;
+
+/* Relaxed: a statistic, ordered with nothing else. */
+static atomic_uint_fast64_t unhandled_count;
+
+void wf_unhandled_set_hook(wf_unhandled_fn fn, void *arg)
+{
+    unhandled_hook.fn = fn;
+    unhandled_hook.arg = fn != NULL ? arg : NULL;
+}
+
+uint64_t wf_unhandled_count(void)
+{
+    return atomic_load_explicit(&unhandled_count, memory_order_relaxed);
+}
+
 static void report_unhandled(wf_deferred *d)
 {
+    atomic_fetch_add_explicit(&unhandled_count, 1, memory_order_relaxed);
+    if (unhandled_hook.fn != NULL) {
+        wf_unhandled u = {d->result.u.failure, d->fired_file, d->fired_line, d->fired_func};
+        unhandled_hook.fn(unhandled_hook.arg, &u);
+        return;
+    }
     char *text = wf_failure_format(d->result.u.failure, WF_FORMAT_TEXT);
     wf_log(WF_LOG_ERROR, "unhandled failure in a deferred fired at %s:%d (%s):\n%s",
            d->fired_file ? d->fired_file : "?", d->fired_line, d->fired_func ? d->fired_func : "?",
@@ -131,6 +180,7 @@ void wf_deferred_release(wf_deferred *d)
     while (todo != NULL) {
         wf_deferred *x = todo;
         todo = x->next;
+        canceller_done(x); /* freed unfired */
         for (uint32_t i = x->head; i < x->count; i++) {
             struct step *s = &x->steps[i];
             if (is_marker(s->cb))
@@ -251,6 +301,7 @@ static void run_callbacks(wf_deferred *start)
                     t->fired_file = cur->fired_file;
                     t->fired_line = cur->fired_line;
                     t->fired_func = cur->fired_func;
+                    canceller_done(t); /* the stack holds t */
                     if (t->paused) {
                         /* A paused target keeps its result; our chain goes
                          * on (chainDeferred is plain callbacks in Twisted). */
@@ -349,6 +400,15 @@ int wf_deferred_fire_at(wf_deferred *d, wf_result r, const char *file, int line,
     d->fired_line = line;
     d->fired_func = func;
     d->result = r;
+    if (d->canceller_arg_free != NULL) {
+        /* The arg may hold the reference to d its caller fires it through:
+         * ours keeps d alive to the end of this call. */
+        wf_deferred_ref(d);
+        canceller_done(d);
+        run_callbacks(d);
+        wf_deferred_release(d);
+        return 0;
+    }
     run_callbacks(d);
     return 0;
 }
@@ -386,10 +446,17 @@ void wf_deferred_cancel(wf_deferred *d)
     if (d->flags & F_CALLED)
         return;
     wf_deferred_ref(d); /* the canceller may drop the last outside reference */
-    if (d->canceller != NULL)
+    if (d->canceller != NULL) {
+        /* The canceller may fire d: its arg must outlive that, so it goes
+         * once the canceller has returned. */
+        wf_dtor_fn arg_free = d->canceller_arg_free;
+        d->canceller_arg_free = NULL;
         d->canceller(d, d->canceller_arg);
-    else
+        if (arg_free != NULL)
+            arg_free(d->canceller_arg);
+    } else {
         d->flags |= F_SUPPRESS;
+    }
     if (!(d->flags & F_CALLED))
         wf_deferred_errback(d, wf_failure_new(WF_ECANCELED, "deferred cancelled"));
     wf_deferred_release(d);

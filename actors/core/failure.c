@@ -6,6 +6,7 @@
 #include <weft/alloc.h>
 #include <weft/failure.h>
 
+#include "failure_index.h"
 #include "strbuf.h"
 
 struct frame_slot {
@@ -17,6 +18,8 @@ struct wf_failure {
     atomic_uint refs;
     int code;
     bool immutable; /* the shared out-of-memory stand-in */
+    bool has_index; /* a gather's first error: index is the input's */
+    size_t index;
     char *message;
     wf_failure *cause;
     size_t nframes, cap;
@@ -143,6 +146,21 @@ void wf_failure_set_cause(wf_failure *f, wf_failure *cause)
     }
     wf_failure_release(f->cause);
     f->cause = cause;
+}
+
+void wf__failure_set_index(wf_failure *f, size_t index)
+{
+    if (f->immutable)
+        return;
+    f->has_index = true;
+    f->index = index;
+}
+
+bool wf__failure_index(const wf_failure *f, size_t *index)
+{
+    if (f->has_index)
+        *index = f->index;
+    return f->has_index;
 }
 
 int wf_failure_code(const wf_failure *f)

@@ -4,6 +4,8 @@
 #include <weft/alloc.h>
 #include <weft/gather.h>
 
+#include "failure_index.h"
+
 struct gather;
 
 struct slot {
@@ -66,11 +68,27 @@ static void gather_unhold(struct gather *g)
     wf_free(g);
 }
 
+/* Twisted's FirstError: the index and the sub-failure (the cause) are
+ * data, read back with wf_gather_first_error. */
 static wf_failure *first_error(wf_failure *cause, size_t i)
 {
     wf_failure *f = wf_failure_new(WF_EFIRSTERROR, "gathered deferred #%zu failed", i);
+    wf__failure_set_index(f, i);
     wf_failure_set_cause(f, cause);
     return f;
+}
+
+bool wf_gather_first_error(const wf_failure *f, size_t *index, wf_failure **sub)
+{
+    size_t i;
+    if (f == NULL || wf_failure_code(f) != WF_EFIRSTERROR || wf_failure_cause(f) == NULL ||
+        !wf__failure_index(f, &i))
+        return false;
+    if (index != NULL)
+        *index = i;
+    if (sub != NULL)
+        *sub = wf_failure_cause(f);
+    return true;
 }
 
 /* After input s gave its outcome: fire out if that was the last one, and

@@ -43,6 +43,22 @@ static void on_timer(uv_timer_t *h)
     fn(arg);
 }
 
+/* libuv counts a timer's delay from uv_now, the loop's time cached at the
+ * start of its turn (in whole milliseconds, rounded down): stale before the
+ * loop first runs and after a long callback, so a timer started then would
+ * fire early by the staleness. Adding the time since that cache, rounded up,
+ * makes ms count from the call, for this timer only. uv_update_time would do
+ * it too, but moves the loop's time under every other timer started in the
+ * same turn. The cost is one clock read per timer; asks use the runtime's
+ * own timer wheel, not this clock. */
+static uint64_t delay_from_now(uv_loop_t *loop, uint64_t ms)
+{
+    uint64_t now = (uv_hrtime() + 999999) / 1000000; /* rounded up */
+    uint64_t cached = uv_now(loop);
+    uint64_t stale = now > cached ? now - cached : 0;
+    return ms > UINT64_MAX - stale ? UINT64_MAX : ms + stale;
+}
+
 static wf_timer *uvc_call_later(wf_clock *c, uint64_t ms, void (*fn)(void *), void *arg)
 {
     uv_clock *u = (uv_clock *)c;
@@ -52,7 +68,7 @@ static wf_timer *uvc_call_later(wf_clock *c, uint64_t ms, void (*fn)(void *), vo
     *t = (wf_timer){.clock = u, .fn = fn, .arg = arg, .next = u->timers};
     uv_timer_init(u->loop, &t->handle);
     t->handle.data = t;
-    uv_timer_start(&t->handle, on_timer, ms, 0);
+    uv_timer_start(&t->handle, on_timer, delay_from_now(u->loop, ms), 0);
     if (u->timers)
         u->timers->prev = t;
     u->timers = t;

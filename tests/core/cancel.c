@@ -131,3 +131,112 @@ Test(cancel, canceller_may_drop_the_last_outside_reference)
     wf_deferred_cancel(d); /* cancel holds d until the errbacks have run */
     cr_assert_str_eq(rec.log, "f4 r4 ");
 }
+
+/* A canceller's arg handed over with wf_deferred_new_cancellable_full. */
+struct owned {
+    int frees;         /* arg_free calls */
+    int cancels;       /* canceller calls */
+    int frees_seen;    /* frees as the canceller or a step saw them */
+    bool fire;         /* the canceller fires d itself */
+    wf_deferred *hold; /* a reference arg_free drops, or NULL */
+};
+
+static void owned_free(void *arg)
+{
+    struct owned *o = arg;
+    o->frees++;
+    wf_deferred *hold = o->hold;
+    o->hold = NULL;
+    wf_deferred_release(hold);
+}
+
+static void owned_cancel(wf_deferred *d, void *arg)
+{
+    struct owned *o = arg;
+    o->cancels++;
+    if (o->fire)
+        wf_deferred_callback(d, wf_result_int(-1));
+    o->frees_seen = o->frees; /* arg still valid after firing d */
+}
+
+static wf_result see_frees(wf_result r, void *arg)
+{
+    struct owned *o = arg;
+    o->frees_seen = o->frees;
+    return r;
+}
+
+Test(cancel, owned_arg_is_freed_once_when_d_fires_before_its_steps)
+{
+    struct owned o = {0};
+    wf_deferred *d = wf_deferred_new_cancellable_full(owned_cancel, &o, owned_free);
+    wf_deferred_add_callback(d, see_frees, &o);
+    cr_assert_eq(o.frees, 0);
+    wf_deferred_callback(d, wf_result_int(3));
+    cr_assert_eq(o.frees, 1);
+    cr_assert_eq(o.frees_seen, 1, "freed before the steps ran");
+    wf_deferred_cancel(d); /* fired: the canceller is gone */
+    cr_assert_eq(o.cancels, 0);
+    wf_deferred_release(d);
+    cr_assert_eq(o.frees, 1, "not again when d is freed");
+}
+
+Test(cancel, owned_arg_is_freed_once_after_a_quiet_canceller)
+{
+    struct owned o = {0};
+    wf_deferred *d = wf_deferred_new_cancellable_full(owned_cancel, &o, owned_free);
+    wf_deferred_cancel(d);
+    cr_assert_eq(o.cancels, 1);
+    cr_assert_eq(o.frees_seen, 0, "valid while the canceller ran");
+    cr_assert_eq(o.frees, 1);
+    cr_assert_eq(tu_code_of(d), WF_ECANCELED);
+    wf_deferred_release(d);
+    cr_assert_eq(o.frees, 1);
+}
+
+Test(cancel, owned_arg_outlives_a_canceller_that_fires_d)
+{
+    struct owned o = {.fire = true};
+    wf_deferred *d = wf_deferred_new_cancellable_full(owned_cancel, &o, owned_free);
+    wf_deferred_cancel(d);
+    cr_assert_eq(o.frees_seen, 0, "not freed by the fire inside the canceller");
+    cr_assert_eq(o.frees, 1);
+    cr_assert_eq(tu_int_of(d), -1);
+    wf_deferred_release(d);
+    cr_assert_eq(o.frees, 1);
+}
+
+Test(cancel, owned_arg_is_freed_with_an_unfired_deferred)
+{
+    struct owned o = {0};
+    wf_deferred *d = wf_deferred_new_cancellable_full(owned_cancel, &o, owned_free);
+    wf_deferred_release(d);
+    cr_assert_eq(o.frees, 1);
+    cr_assert_eq(o.cancels, 0);
+}
+
+Test(cancel, owned_arg_is_freed_when_a_chain_fires_d)
+{
+    struct owned o = {0};
+    wf_deferred *src = wf_deferred_new();
+    wf_deferred *d = wf_deferred_new_cancellable_full(owned_cancel, &o, owned_free);
+    wf_deferred_chain(src, d);
+    wf_deferred_callback(src, wf_result_int(5));
+    cr_assert_eq(o.frees, 1);
+    cr_assert_eq(tu_int_of(d), 5);
+    wf_deferred_release(src);
+    wf_deferred_release(d);
+    cr_assert_eq(o.frees, 1);
+}
+
+Test(cancel, owned_arg_may_hold_the_reference_d_is_fired_through)
+{
+    tu_rec rec = {0};
+    struct owned o = {0};
+    wf_deferred *d = wf_deferred_new_cancellable_full(owned_cancel, &o, owned_free);
+    o.hold = d; /* the arg owns the only reference */
+    wf_deferred_add_callback(d, tu_cb_record, &rec);
+    wf_deferred_callback(o.hold, wf_result_int(8)); /* frees d at the end */
+    cr_assert_eq(o.frees, 1);
+    cr_assert_str_eq(rec.log, "v8 ");
+}

@@ -328,6 +328,81 @@ Test(deferred, unhandled_failure_is_reported_with_its_trace_on_release)
     cr_assert(strstr(log, "raised at") != NULL && strstr(log, "deferred.c") != NULL, "%s", log);
 }
 
+struct seen {
+    int calls;
+    void *arg;
+    wf_failure *kept;
+    int line;
+    const char *file, *func;
+};
+
+static void on_unhandled(void *arg, const wf_unhandled *u)
+{
+    struct seen *s = arg;
+    s->calls++;
+    s->arg = arg;
+    s->kept = wf_failure_ref(u->failure); /* borrowed: keep it past the call */
+    s->file = u->fired_file;
+    s->line = u->fired_line;
+    s->func = u->fired_func;
+}
+
+Test(deferred, unhandled_failure_goes_to_the_hook_as_an_event_and_is_counted)
+{
+    struct seen seen = {0};
+    uint64_t before = wf_unhandled_count();
+    wf_unhandled_set_hook(on_unhandled, &seen);
+    wf_deferred *d = wf_deferred_new();
+    wf_failure *f = wf_failure_new(WF_EUSER + 7, "nobody caught me");
+    int line = __LINE__ + 1;
+    wf_deferred_errback(d, wf_failure_ref(f));
+    cr_assert_eq(seen.calls, 0, "nothing is reported while someone holds it");
+    wf_deferred_release(d);
+    cr_assert_eq(seen.calls, 1);
+    cr_assert_eq(seen.arg, &seen);
+    cr_assert_eq(seen.kept, f, "the failure itself, not a copy or its text");
+    cr_assert_eq(wf_failure_code(seen.kept), WF_EUSER + 7);
+    cr_assert(strstr(seen.file, "deferred.c") != NULL, "%s", seen.file);
+    cr_assert_eq(seen.line, line);
+    cr_assert_str_eq(seen.func, __func__);
+    cr_assert_eq(wf_unhandled_count(), before + 1);
+    cr_assert_eq(tu_log_count(), 0, "the hook replaces the log line: %s", tu_log_text());
+    wf_failure_release(seen.kept);
+    wf_failure_release(f);
+
+    /* Handled and taken failures are neither hooked nor counted. */
+    tu_rec rec = {0};
+    wf_deferred *a = wf_fail(wf_failure_new(WF_EUSER, "handled"));
+    wf_deferred_add_errback(a, tu_eb_recover, &rec);
+    wf_deferred_release(a);
+    wf_deferred *b = wf_fail(wf_failure_new(WF_EUSER, "taken"));
+    cr_assert_eq(tu_code_of(b), WF_EUSER);
+    wf_deferred_release(b);
+    cr_assert_eq(seen.calls, 1);
+    cr_assert_eq(wf_unhandled_count(), before + 1);
+
+    /* NULL restores the log line, still counted. */
+    wf_unhandled_set_hook(NULL, &seen);
+    wf_deferred_release(wf_fail(wf_failure_new(WF_EUSER, "logged again")));
+    cr_assert_eq(seen.calls, 1);
+    cr_assert_eq(tu_log_count(), 1);
+    cr_assert(strstr(tu_log_text(), "logged again") != NULL, "%s", tu_log_text());
+    cr_assert_eq(wf_unhandled_count(), before + 2);
+}
+
+Test(deferred, unhandled_failures_are_counted_without_a_hook)
+{
+    uint64_t before = wf_unhandled_count();
+    wf_deferred *in = wf_deferred_new(), *out = wf_deferred_new();
+    wf_deferred_chain(in, out);
+    wf_deferred_errback(in, wf_failure_new(WF_EUSER, "passed on"));
+    wf_deferred_release(in);
+    cr_assert_eq(wf_unhandled_count(), before, "in passed its failure on to out");
+    wf_deferred_release(out);
+    cr_assert_eq(wf_unhandled_count(), before + 1);
+    cr_assert_eq(tu_log_count(), 1);
+}
+
 Test(deferred, handled_or_taken_failures_are_not_reported)
 {
     tu_rec rec = {0};

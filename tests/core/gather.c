@@ -81,6 +81,11 @@ Test(gather, first_success_with_no_success_fails_with_the_last_failure)
     cr_assert_eq(wf_deferred_take(g, &r), 0);
     cr_assert_eq(wf_failure_code(r.u.failure), WF_EFIRSTERROR);
     cr_assert_eq(wf_failure_code(wf_failure_cause(r.u.failure)), WF_EUSER + 2);
+    size_t index = 99;
+    wf_failure *sub = NULL;
+    cr_assert(wf_gather_first_error(r.u.failure, &index, &sub));
+    cr_assert_eq(index, 1, "the last input to fail");
+    cr_assert_eq(wf_failure_code(sub), WF_EUSER + 2);
     wf_result_free(r);
     wf_deferred_release(g);
 }
@@ -93,15 +98,78 @@ Test(gather, first_failure_errbacks_with_first_error_and_its_cause)
         keep[i] = wf_deferred_ref(in[i]);
     wf_deferred *g = wf_gather(in, 3, WF_GATHER_FIRST_FAILURE | WF_GATHER_CONSUME_ERRORS);
     wf_deferred_callback(keep[0], wf_result_int(1));
-    wf_deferred_errback(keep[1], wf_failure_new(WF_EUSER + 9, "middle broke"));
+    wf_failure *broke = wf_failure_new(WF_EUSER + 9, "middle broke");
+    wf_deferred_errback(keep[1], wf_failure_ref(broke));
     wf_result r;
     cr_assert_eq(wf_deferred_take(g, &r), 0);
     cr_assert_eq(wf_failure_code(r.u.failure), WF_EFIRSTERROR);
     cr_assert(strstr(wf_failure_message(r.u.failure), "#1") != NULL);
     cr_assert_eq(wf_failure_code(wf_failure_cause(r.u.failure)), WF_EUSER + 9);
+    /* FirstError.index and .subFailure, as data. */
+    size_t index = 99;
+    wf_failure *sub = NULL;
+    cr_assert(wf_gather_first_error(r.u.failure, &index, &sub));
+    cr_assert_eq(index, 1);
+    cr_assert_eq(sub, broke, "the input's own failure, not a copy");
+    cr_assert(wf_gather_first_error(r.u.failure, NULL, NULL), "either out may be NULL");
+    sub = wf_failure_ref(sub); /* kept past the gather's failure */
     wf_result_free(r);
+    cr_assert_eq(wf_failure_code(sub), WF_EUSER + 9);
+    wf_failure_release(sub);
+    wf_failure_release(broke);
     wf_deferred_errback(keep[2], wf_failure_new(WF_EUSER, "late"));
     for (int i = 0; i < 3; i++)
+        wf_deferred_release(keep[i]);
+    wf_deferred_release(g);
+    cr_assert_eq(tu_log_count(), 0, "%s", tu_log_text());
+}
+
+Test(gather, only_a_gathers_first_error_has_an_index)
+{
+    size_t index = 7;
+    wf_failure *sub = NULL;
+    wf_failure *by_hand = wf_failure_new(WF_EFIRSTERROR, "gathered deferred #3 failed");
+    wf_failure_set_cause(by_hand, wf_failure_new(WF_EUSER, "x"));
+    cr_assert_not(wf_gather_first_error(by_hand, &index, &sub), "made by hand: no index");
+    wf_failure *other = wf_failure_new(WF_EUSER, "y");
+    cr_assert_not(wf_gather_first_error(other, &index, &sub));
+    cr_assert_not(wf_gather_first_error(NULL, &index, &sub));
+    cr_assert_eq(index, 7, "left alone");
+    cr_assert_null(sub, "left alone");
+    wf_failure_release(by_hand);
+    wf_failure_release(other);
+
+    wf_deferred *g = wf_gather(NULL, 0, WF_GATHER_FIRST_SUCCESS);
+    wf_result r;
+    cr_assert_eq(wf_deferred_take(g, &r), 0);
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_EFIRSTERROR);
+    cr_assert_not(wf_gather_first_error(r.u.failure, &index, &sub), "no input failed");
+    wf_result_free(r);
+    wf_deferred_release(g);
+}
+
+Test(gather, first_failure_index_is_the_inputs_position_not_its_order)
+{
+    wf_deferred *in[4] = {wf_deferred_new(), wf_deferred_new(), wf_deferred_new(),
+                          wf_deferred_new()};
+    wf_deferred *keep[4];
+    for (int i = 0; i < 4; i++)
+        keep[i] = wf_deferred_ref(in[i]);
+    wf_deferred *g = wf_gather(in, 4, WF_GATHER_FIRST_FAILURE | WF_GATHER_CONSUME_ERRORS);
+    wf_deferred_callback(keep[1], wf_result_int(1));
+    wf_deferred_errback(keep[3], wf_failure_new(WF_EUSER + 3, "last one"));
+    wf_deferred_errback(keep[0], wf_failure_new(WF_EUSER, "too late"));
+    const wf_result *r = wf_deferred_peek(g);
+    size_t index = 99;
+    wf_failure *sub = NULL;
+    cr_assert(wf_gather_first_error(r->u.failure, &index, &sub));
+    cr_assert_eq(index, 3);
+    cr_assert_eq(wf_failure_code(sub), WF_EUSER + 3);
+    wf_deferred_cancel(keep[2]);
+    wf_result taken;
+    cr_assert_eq(wf_deferred_take(g, &taken), 0);
+    wf_result_free(taken);
+    for (int i = 0; i < 4; i++)
         wf_deferred_release(keep[i]);
     wf_deferred_release(g);
     cr_assert_eq(tu_log_count(), 0, "%s", tu_log_text());

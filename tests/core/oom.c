@@ -16,6 +16,40 @@ static wf_result cb_return(wf_result r, void *inner)
     return wf_result_deferred(wf_deferred_ref(inner));
 }
 
+static void count_free(void *p)
+{
+    (*(int *)p)++;
+}
+
+static void quiet(wf_deferred *d, void *arg) {}
+
+/* A canceller's owned arg is freed exactly once whatever fails: when
+ * creating the deferred fails, when it is cancelled (the failure made for
+ * the cancel may be the out-of-memory stand-in), when it is freed unfired. */
+static bool owned_canceller_arg(void)
+{
+    bool ok = true;
+    int freed = 0;
+    wf_deferred *d = wf_deferred_new_cancellable_full(quiet, &freed, count_free);
+    if (d != NULL) {
+        ok &= wf_deferred_add_callback(d, tu_cb_add_one, NULL) == 0;
+        wf_deferred_cancel(d);
+        wf_result r;
+        if (wf_deferred_take(d, &r) == 0)
+            wf_result_free(r);
+        wf_deferred_release(d);
+    } else {
+        ok = false;
+    }
+    cr_assert_eq(freed, 1, "cancelled: arg_free called %d times", freed);
+    freed = 0;
+    d = wf_deferred_new_cancellable_full(quiet, &freed, count_free);
+    ok &= d != NULL;
+    wf_deferred_release(d);
+    cr_assert_eq(freed, 1, "freed unfired: arg_free called %d times", freed);
+    return ok;
+}
+
 /* One run of a workload touching every allocating path of the core; it
  * must cope with any allocation failing. Returns true if it all worked. */
 static bool workload(void)
@@ -83,6 +117,7 @@ static bool workload(void)
         ok = false;
     }
     wf_clock_free(clock);
+    ok &= owned_canceller_arg();
     return ok;
 }
 

@@ -19,11 +19,15 @@ typedef struct wf_timer wf_timer;
 typedef struct wf_clock wf_clock;
 
 /* The operations of a clock. call_later returns a timer that calls fn(arg)
- * once after ms milliseconds, or NULL when memory is short; cancel stops a
- * timer that has not run yet, and must not be given one that has (the
- * timer is gone once it ran or was cancelled);
- * now is the clock's time in milliseconds; destroy frees the clock. All run
- * on the clock's thread. */
+ * once, no sooner than ms milliseconds after the call to call_later (on a
+ * libuv clock, real milliseconds, even when the loop's cached time is stale
+ * because the loop has not run yet or a callback ran long; on a manual
+ * clock, its own time), or NULL when memory is short. cancel stops a timer
+ * that has not run yet, and must not be given one that has (the timer is
+ * gone once it ran or was cancelled). now is the clock's time in
+ * milliseconds from an arbitrary origin (on a libuv clock, the loop's time
+ * cached at the start of its turn, so it may lag real time by the turn so
+ * far). destroy frees the clock. All run on the clock's thread. */
 struct wf_clock {
     wf_timer *(*call_later)(wf_clock *c, uint64_t ms, void (*fn)(void *arg), void *arg);
     void (*cancel)(wf_clock *c, wf_timer *t);
@@ -63,7 +67,9 @@ WF_API void wf_clock_manual_advance(wf_clock *c, uint64_t ms);
 WF_API unsigned wf_clock_manual_pending(wf_clock *c);
 
 /* wf_clock_uv_new returns a clock driven by loop's timers (uv_loop_t *,
- * declared void here so this header needs no uv.h). Loop thread only. Its
+ * declared void here so this header needs no uv.h); a timer's milliseconds
+ * count from the call that set it, in real time (each call_later reads the
+ * clock once), while now is uv_now. Loop thread only. Its
  * memory is freed through uv_close, so run the loop once after
  * wf_clock_free before closing the loop. NULL when memory is short. */
 WF_API wf_clock *wf_clock_uv_new(void *loop);

@@ -28,8 +28,10 @@
  * when the call fails.
  *
  * Unhandled failures: if a deferred is freed while its result is a failure
- * no errback consumed, the failure and its trace are reported through the
- * log hook (log.h), as Twisted does at garbage collection.
+ * no errback consumed, the failure is reported, as Twisted does at garbage
+ * collection: to the unhandled hook if the program set one (an event with
+ * the failure itself, as Twisted's log.failure), else with its trace
+ * through the log hook (log.h); either way wf_unhandled_count goes up.
  */
 #ifndef WEFT_DEFERRED_H
 #define WEFT_DEFERRED_H
@@ -61,6 +63,17 @@ WF_API wf_deferred *wf_deferred_new(void);
 /* wf_deferred_new_cancellable is wf_deferred_new with a canceller; arg is
  * borrowed and must stay valid until d fires or is freed. */
 WF_API wf_deferred *wf_deferred_new_cancellable(wf_canceller_fn canceller, void *arg);
+
+/* wf_deferred_new_cancellable_full also hands arg over to d: arg_free (if
+ * not NULL) is called with arg exactly once, as soon as the canceller can
+ * no longer be called: when d fires (inside the call that fired it, before
+ * d's steps run; so code that fires d must not use arg afterwards unless it
+ * holds arg some other way), when wf_deferred_cancel has run the canceller
+ * (after it returns, even if it fired d), when d is freed unfired, or at
+ * once, before returning NULL, when memory is short. arg_free runs on d's
+ * thread. */
+WF_API wf_deferred *wf_deferred_new_cancellable_full(wf_canceller_fn canceller, void *arg,
+                                                     wf_dtor_fn arg_free);
 
 /* wf_deferred_ref adds a reference and returns d. */
 WF_API wf_deferred *wf_deferred_ref(wf_deferred *d);
@@ -136,11 +149,12 @@ WF_API void wf_deferred_unpause(wf_deferred *d);
 WF_API void wf_deferred_cancel(wf_deferred *d);
 
 /* wf_deferred_timeout cancels d if it has not fired within ms milliseconds
- * of clock's time, and turns the resulting WF_ECANCELED into WF_ETIMEDOUT
- * (addTimeout). The steps added before this call run before the
- * conversion. On a deferred that has fired but waits on an inner one, the
- * cancel reaches the inner one. clock (borrowed) must outlive d, or at
- * least d's passing this step. Returns 0 or WF_ENOMEM. */
+ * of clock's time counted from this call (never sooner; see clock.h), and
+ * turns the resulting WF_ECANCELED into WF_ETIMEDOUT (addTimeout). The
+ * steps added before this call run before the conversion. On a deferred
+ * that has fired but waits on an inner one, the cancel reaches the inner
+ * one. clock (borrowed) must outlive d, or at least d's passing this step.
+ * Returns 0 or WF_ENOMEM. */
 struct wf_clock;
 WF_API int wf_deferred_timeout(wf_deferred *d, struct wf_clock *clock, uint64_t ms);
 
@@ -159,6 +173,36 @@ WF_API const wf_result *wf_deferred_peek(const wf_deferred *d);
  * d, so a failure taken this way counts as handled. Returns 0, or
  * WF_ESTATE (and *out untouched) unless wf_deferred_has_result. */
 WF_API int wf_deferred_take(wf_deferred *d, wf_result *out);
+
+/* An unhandled failure, as reported when its deferred is freed. All
+ * pointers are borrowed for the hook's call: wf_failure_ref the failure to
+ * keep it. fired_file and fired_func (static strings) say where the
+ * deferred was fired; NULL where unknown. */
+typedef struct wf_unhandled {
+    wf_failure *failure;
+    const char *fired_file;
+    int fired_line;
+    const char *fired_func;
+} wf_unhandled;
+
+typedef void (*wf_unhandled_fn)(void *arg, const wf_unhandled *u);
+
+/* wf_unhandled_set_hook installs fn (with arg) as the process's unhandled
+ * hook: each failure released unhandled with its deferred goes to fn
+ * instead of the log hook; NULL restores the default, a log line at
+ * WF_LOG_ERROR. fn runs on the thread that drops the deferred's last
+ * reference, inside that call (wf_deferred_release, or a step, cancel or
+ * fire that dropped it): in a node, its loop thread; with several nodes or
+ * threads using deferreds, on any of them at once, so it must be
+ * thread-safe. It may call into weft, but must not block the loop.
+ * Process-wide configuration, as wf_log_set_hook: set it at start-up,
+ * before other threads call into weft. */
+WF_API void wf_unhandled_set_hook(wf_unhandled_fn fn, void *arg);
+
+/* wf_unhandled_count returns how many failures have been released
+ * unhandled in this process so far, hooked or logged (an atomic counter,
+ * never reset). Any thread. */
+WF_API uint64_t wf_unhandled_count(void);
 
 /* wf_succeed returns a deferred already fired with r (fail if r is a
  * failure; if r is a deferred it is returned as it is). wf_fail returns one

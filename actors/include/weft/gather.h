@@ -4,6 +4,7 @@
 
 #include <weft/api.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <weft/deferred.h>
@@ -39,12 +40,25 @@ typedef struct wf_gather_result {
  * without WF_GATHER_CONSUME_ERRORS an input's failure stays in the input
  * too (one more reference), so it is still reported if nobody handles it.
  * With FIRST_FAILURE, the errback receives a WF_EFIRSTERROR failure whose
- * cause is the input's failure. With FIRST_SUCCESS and no success at all,
+ * cause is the input's failure (Twisted's FirstError; wf_gather_first_error
+ * reads which input it was). With FIRST_SUCCESS and no success at all,
  * it errbacks with WF_EFIRSTERROR caused by the last failure. Cancelling
  * the gathered deferred cancels the inputs that have not fired. n == 0
  * fires at once (FIRST_SUCCESS: with WF_EFIRSTERROR). NULL when memory is
  * short. Loop thread of the inputs. */
 WF_API wf_deferred *wf_gather(wf_deferred *const *ds, size_t n, int flags);
+
+/* wf_gather_first_error reads a gather's WF_EFIRSTERROR failure f as
+ * Twisted's FirstError: it returns true, sets *index to the position in ds
+ * of the input that failed (FIRST_FAILURE: the first to fail; FIRST_SUCCESS
+ * with no success: the last to fail) and *sub to that input's own failure,
+ * which is f's cause. *sub is borrowed from f and lives as long as f does
+ * (wf_failure_ref it to keep it longer). For any other failure (another
+ * code, an empty FIRST_SUCCESS gather's, a WF_EFIRSTERROR made elsewhere or
+ * rebuilt from the wire, the out-of-memory stand-in) it returns false and
+ * leaves *index and *sub alone. index or sub may be NULL. f is borrowed;
+ * any thread that may read f. */
+WF_API bool wf_gather_first_error(const wf_failure *f, size_t *index, wf_failure **sub);
 
 #ifdef __cplusplus
 }

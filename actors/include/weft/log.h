@@ -2,6 +2,8 @@
  *
  * weft reports what no caller can be told (an unhandled failure released with
  * its deferred, a deferred fired twice with nobody asking) through one hook.
+ * A program that wants unhandled failures as events rather than text sets
+ * the unhandled hook instead (wf_unhandled_set_hook, deferred.h).
  */
 #ifndef WEFT_LOG_H
 #define WEFT_LOG_H
