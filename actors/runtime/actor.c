@@ -9,6 +9,11 @@
 
 #include "runtime.h"
 
+const char *wf__actor_label(struct actor *a)
+{
+    return a->name ? a->name : a->b->name ? a->b->name : "anonymous";
+}
+
 const wf_handler *wf__find_handler(const wf_behaviour *b, uint32_t type)
 {
     for (size_t i = 0; i < b->nhandlers; i++) {
@@ -20,6 +25,7 @@ const wf_handler *wf__find_handler(const wf_behaviour *b, uint32_t type)
 
 int wf_spawn(wf_node *n, const char *name, const wf_behaviour *b, void *arg, wf_pid *pid)
 {
+    WF__ON_LOOP_OR_BEFORE(n, "wf_spawn");
     if (wf__shutting_down(n))
         return WF_ESHUTDOWN;
     struct actor *a = wf_malloc(sizeof *a + b->state_size);
@@ -65,6 +71,7 @@ int wf_spawn(wf_node *n, const char *name, const wf_behaviour *b, void *arg, wf_
 
 int wf_stop(wf_node *n, wf_pid pid)
 {
+    WF__ON_LOOP(n, "wf_stop");
     struct actor *a = wf__node_actor(n, pid);
     if (a == NULL || a->dead)
         return WF_ENOSUCHACTOR;
@@ -74,6 +81,7 @@ int wf_stop(wf_node *n, wf_pid pid)
 
 size_t wf_mailbox_depth(wf_node *n, wf_pid pid)
 {
+    WF__ON_LOOP(n, "wf_mailbox_depth");
     struct actor *a = wf__node_actor(n, pid);
     return a != NULL && !a->dead ? a->mb_count : 0;
 }
@@ -452,6 +460,7 @@ int wf_monitor(wf_ctx *ctx, wf_pid target)
 {
     struct actor *self = ctx->a;
     wf_node *n = self->node;
+    WF__ON_LOOP(n, "wf_monitor");
     if (wf_pid_peer(target) != 0)
         return wf__monitor_remote(n, self->pid, target);
     struct actor *t = wf__node_actor(n, target);
