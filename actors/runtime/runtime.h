@@ -375,7 +375,8 @@ void wf__send_down(wf_node *n, wf_pid to, wf_pid who, const wf_failure *reason);
 const char *wf__actor_label(struct actor *a);
 
 /* registry.c */
-/* The live or stopping local actor pid names, or NULL. On every send. */
+/* The local actor pid names (a stopping one too: callers check dead), or
+ * NULL. On every send. */
 static inline struct actor *wf__node_actor(wf_node *n, wf_pid pid)
 {
     if (wf_pid_peer(pid) != 0)
