@@ -44,7 +44,18 @@ struct run {
     wf_pid echo;
     int pending; /* asks whose outcome has not come */
     int replies; /* of them, answered with a message */
+    atomic_bool asks_done, call_done;
 };
+
+/* The run ends once its asks have ended and the other thread's call has
+ * returned, whichever comes last: each side sets its flag, then looks at
+ * both (so at least one of them sees both set). */
+static void end_part(struct run *run, atomic_bool *mine)
+{
+    atomic_store(mine, true);
+    if (atomic_load(&run->asks_done) && atomic_load(&run->call_done))
+        wf_node_shutdown(run->n);
+}
 
 static wf_result on_echo(wf_ctx *ctx, wf_msg *m)
 {
@@ -99,7 +110,7 @@ static wf_result done(wf_result r, void *arg)
     wf_result_free(r);
     if (--run->pending == 0) {
         wf_stop(run->n, run->echo); /* its monitor hears of it */
-        wf_node_shutdown(run->n);
+        end_part(run, &run->asks_done);
     }
     return wf_result_none();
 }
@@ -144,7 +155,7 @@ static const wf_behaviour client_b = {.name = "client",
 
 /* Another thread: a tell and a call, handed to the loop (call.c). */
 struct caller {
-    wf_node *n;
+    struct run *run;
     wf_pid to;
     bool replied;
 };
@@ -152,25 +163,31 @@ struct caller {
 static void caller_main(void *arg)
 {
     struct caller *c = arg;
-    wf_tell(c->n, c->to, wf_msg_new(M_NOTE, NULL, 0));
-    wf_result r = wf_node_call(c->n, c->to, wf_msg_new(M_ECHO, "c", 1), 0);
+    wf_node *n = c->run->n;
+    wf_tell(n, c->to, wf_msg_new(M_NOTE, NULL, 0));
+    wf_result r = wf_node_call(n, c->to, wf_msg_new(M_ECHO, "c", 1), 0);
     c->replied = wf_result_is_msg(r);
     wf_result_free(r);
+    end_part(c->run, &c->run->call_done);
 }
 
 /* One run of the workload; true if every ask was answered. */
 static bool workload(void)
 {
-    wf_node *n = wf_node_new(&(wf_node_config){.name = "oom", .ask_timeout_ms = 1000});
+    wf_node *n = wf_node_new(&(wf_node_config){.name = "oom", .ask_timeout_ms = 5000});
     if (n == NULL)
         return false;
     struct run run = {.n = n};
+    atomic_init(&run.asks_done, false);
+    atomic_init(&run.call_done, false);
+    wf_pid callee = {0};
     bool ok = wf_spawn(n, "echo", &echo_b, NULL, &run.echo) == 0;
     if (ok) {
         wf_pid proxy = {0}, blocking = {0}, sup = {0};
         ok &= wf_spawn(n, "client", &client_b, &run, NULL) == 0;
         ok &= wf_spawn(n, "proxy", &proxy_b, NULL, &proxy) == 0;
         ok &= wf_spawn(n, "blocking", &blocking_b, NULL, &blocking) == 0;
+        ok &= wf_spawn(n, "callee", &echo_b, NULL, &callee) == 0;
         ok &= wf_supervisor_spawn(n, "sup", &sup_spec, &sup) == 0;
         /* Past the first slots of the registry and its name table. */
         for (int i = 0; i < 70; i++) {
@@ -180,27 +197,26 @@ static bool workload(void)
         }
         expect(&run, wf_ask(n, run.echo, wf_msg_new(M_ECHO, "y", 1), 0));
         expect(&run, wf_ask(n, run.echo, wf_msg_new(M_LATER, NULL, 0), 0));
-        expect(&run, wf_ask(n, proxy, wf_msg_new(M_FWD, NULL, 0), 500)); /* another timeout */
+        expect(&run, wf_ask(n, proxy, wf_msg_new(M_FWD, NULL, 0), 3000)); /* another timeout */
         expect(&run, wf_ask(n, blocking, wf_msg_new(M_ECHO, "b", 1), 0));
         expect(&run, wf_ask(n, wf_lookup(n, "nobody"), wf_msg_new(M_ECHO, NULL, 0), 0));
         ok &= wf_tell(n, run.echo, wf_msg_new(M_NOTE, NULL, 0)) == 0;
         ok &= wf_tell(n, blocking, wf_msg_new(M_NOTE, NULL, 0)) == 0;
         ok &= wf_tell(n, wf_lookup(n, "worker"), wf_msg_new(M_CRASH, NULL, 0)) == 0;
     }
-    /* The call is answered before the last ask's outcome ends the run:
-     * the thread starts first, and its call is the first thing the loop
-     * takes in. */
-    struct caller c = {.n = n, .to = run.echo};
+    struct caller c = {.run = &run, .to = callee};
     uv_thread_t t;
     bool threaded = ok && uv_thread_create(&t, caller_main, &c) == 0;
+    if (!threaded)
+        atomic_store(&run.call_done, true);
     if (run.pending == 0)
-        wf_node_shutdown(n);
+        end_part(&run, &run.asks_done);
     wf_node_run(n);
     if (threaded)
         uv_thread_join(&t);
     cr_assert_eq(run.pending, 0, "every ask ended");
     wf_node_free(n);
-    return ok && run.replies == 6 && threaded;
+    return ok && run.replies == 6 && threaded && c.replied;
 }
 
 /* Runs the workload once per allocation it makes, failing that one (and,
