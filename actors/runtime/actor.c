@@ -283,8 +283,7 @@ void wf__actor_finish(struct actor *a, const wf_handler *h, wf_msg *m, struct re
     if (r.kind == WF_RESULT_DEFERRED && r.u.deferred == NULL) {
         /* A handler returned the deferred of a call that had no memory to
          * make one (wf_ctx_ask, say): that is its failure. */
-        r = WF_FAIL(WF_ENOMEM, "handler '%s' returned no deferred (memory short)",
-                    handler_name(h));
+        r = WF_FAIL(WF_ENOMEM, "handler '%s' returned no deferred (memory short)", handler_name(h));
     }
     if (r.kind == WF_RESULT_DEFERRED) {
         wf_deferred *d = r.u.deferred;
