@@ -9,6 +9,11 @@
 
 #include "runtime.h"
 
+const char *wf__actor_label(struct actor *a)
+{
+    return a->name ? a->name : a->b->name ? a->b->name : "anonymous";
+}
+
 const wf_handler *wf__find_handler(const wf_behaviour *b, uint32_t type)
 {
     for (size_t i = 0; i < b->nhandlers; i++) {
@@ -18,13 +23,18 @@ const wf_handler *wf__find_handler(const wf_behaviour *b, uint32_t type)
     return NULL;
 }
 
+static void drop_mail(struct actor *a);
+
 int wf_spawn(wf_node *n, const char *name, const wf_behaviour *b, void *arg, wf_pid *pid)
 {
+    WF__ON_LOOP_OR_BEFORE(n, "wf_spawn");
     if (wf__shutting_down(n))
         return WF_ESHUTDOWN;
+    int rv = WF_ENOMEM;
+    bool registered = false;
     struct actor *a = wf_malloc(sizeof *a + b->state_size);
     if (a == NULL)
-        return WF_ENOMEM;
+        goto fail;
     memset(a, 0, sizeof *a + b->state_size);
     a->node = n;
     a->b = b;
@@ -32,28 +42,18 @@ int wf_spawn(wf_node *n, const char *name, const wf_behaviour *b, void *arg, wf_
     a->mb_limit = b->mailbox_limit;
     if (a->mb_limit == 0)
         a->mb_limit = wf__default_mailbox_limit(n);
-    if (name != NULL && (a->name = wf_strdup(name)) == NULL) {
-        wf_free(a);
-        return WF_ENOMEM;
-    }
-    int rv = wf__registry_add(n, a, name);
-    if (rv != 0) {
-        wf_free(a->name);
-        wf_free(a);
-        return rv;
-    }
+    if (name != NULL && (a->name = wf_strdup(name)) == NULL)
+        goto fail;
+    if ((rv = wf__registry_add(n, a, name)) != 0)
+        goto fail;
+    registered = true;
     if (b->init != NULL) {
         wf_ctx ctx = {.a = a};
         a->in_turn = true;
         rv = b->init(&ctx, arg);
         a->in_turn = false;
-        if (rv != 0) {
-            wf__fail_asks_of(n, a);
-            wf__registry_remove(n, a);
-            wf_free(a->name);
-            wf_free(a);
-            return rv;
-        }
+        if (rv != 0)
+            goto fail;
     }
     wf__stats(n)->spawned++;
     wf__trace_actor(n, a, TR_ACTOR, NULL);
@@ -61,10 +61,27 @@ int wf_spawn(wf_node *n, const char *name, const wf_behaviour *b, void *arg, wf_
         *pid = a->pid;
     wf__schedule(a); /* init may have sent itself mail */
     return 0;
+
+fail:
+    if (a != NULL) {
+        a->dead = true;
+        if (registered) {
+            /* What init started: its asks fail (their callbacks see the
+             * state still), the mail it sent itself is dropped. */
+            a->in_turn = true;
+            wf__fail_asks_of(n, a);
+            drop_mail(a);
+            a->in_turn = false;
+            wf__registry_remove(n, a);
+        }
+        wf__actor_unref(a); /* the run queue may hold it a little longer */
+    }
+    return rv;
 }
 
 int wf_stop(wf_node *n, wf_pid pid)
 {
+    WF__ON_LOOP(n, "wf_stop");
     struct actor *a = wf__node_actor(n, pid);
     if (a == NULL || a->dead)
         return WF_ENOSUCHACTOR;
@@ -74,6 +91,7 @@ int wf_stop(wf_node *n, wf_pid pid)
 
 size_t wf_mailbox_depth(wf_node *n, wf_pid pid)
 {
+    WF__ON_LOOP(n, "wf_mailbox_depth");
     struct actor *a = wf__node_actor(n, pid);
     return a != NULL && !a->dead ? a->mb_count : 0;
 }
@@ -262,6 +280,11 @@ void wf__actor_finish(struct actor *a, const wf_handler *h, wf_msg *m, struct re
                       wf_result r)
 {
     wf_node *n = a->node;
+    if (r.kind == WF_RESULT_DEFERRED && r.u.deferred == NULL) {
+        /* A handler returned the deferred of a call that had no memory to
+         * make one (wf_ctx_ask, say): that is its failure. */
+        r = WF_FAIL(WF_ENOMEM, "handler '%s' returned no deferred (memory short)", handler_name(h));
+    }
     if (r.kind == WF_RESULT_DEFERRED) {
         wf_deferred *d = r.u.deferred;
         if (req != NULL) {
@@ -452,6 +475,7 @@ int wf_monitor(wf_ctx *ctx, wf_pid target)
 {
     struct actor *self = ctx->a;
     wf_node *n = self->node;
+    WF__ON_LOOP(n, "wf_monitor");
     if (wf_pid_peer(target) != 0)
         return wf__monitor_remote(n, self->pid, target);
     struct actor *t = wf__node_actor(n, target);
@@ -471,6 +495,27 @@ int wf_monitor(wf_ctx *ctx, wf_pid target)
     }
     t->watchers[t->nwatchers++] = self->pid;
     return 0;
+}
+
+/* Empties dead actor a's mailbox: queued asks fail with WF_EACTORSTOPPED,
+ * the rest is dropped (and counted). */
+static void drop_mail(struct actor *a)
+{
+    wf_node *n = a->node;
+    while (a->mb_head != NULL) {
+        wf_msg *m = wf__mailbox_pop(a);
+        if (m->kind == K_ASK) {
+            wf__answer(n, a->pid, m->peer, m->corr, m->type, &m->tc,
+                       WF_FAIL(WF_EACTORSTOPPED, "actor %s@%s stopped before handling type %u",
+                               wf__actor_label(a), wf_node_name(n), m->type));
+        } else if (m->kind == K_REPLY) {
+            /* Its asks were failed before (wf__fail_asks_of): late. */
+            wf__stats(n)->late_replies++;
+        } else {
+            wf__stats(n)->dropped++;
+        }
+        wf_msg_free(m);
+    }
 }
 
 void wf__actor_stop(struct actor *a, wf_failure *reason)
@@ -501,20 +546,7 @@ void wf__actor_stop(struct actor *a, wf_failure *reason)
 
     /* What it was asked: queued requests and requests it would answer
      * later get WF_EACTORSTOPPED at once; queued tells are dropped. */
-    while (a->mb_head != NULL) {
-        wf_msg *m = wf__mailbox_pop(a);
-        if (m->kind == K_ASK) {
-            wf__answer(n, a->pid, m->peer, m->corr, m->type, &m->tc,
-                       WF_FAIL(WF_EACTORSTOPPED, "actor %s@%s stopped before handling type %u",
-                               wf__actor_label(a), wf_node_name(n), m->type));
-        } else if (m->kind == K_REPLY) {
-            /* Its asks were failed above: this reply is late. */
-            wf__stats(n)->late_replies++;
-        } else {
-            wf__stats(n)->dropped++;
-        }
-        wf_msg_free(m);
-    }
+    drop_mail(a);
     while (a->requests != NULL) {
         struct request *hr = a->requests;
         a->requests = hr->next;

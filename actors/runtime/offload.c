@@ -200,6 +200,7 @@ static void call_cancel(wf_deferred *d, void *arg)
 
 wf_deferred *wf_defer_to_thread(wf_node *n, wf_result (*fn)(void *arg), void *arg)
 {
+    WF__ON_LOOP(n, "wf_defer_to_thread");
     struct thread_call *c = wf_malloc(sizeof *c);
     if (c == NULL)
         return NULL;

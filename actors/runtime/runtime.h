@@ -3,6 +3,7 @@
 #ifndef WF_RUNTIME_H
 #define WF_RUNTIME_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -208,6 +209,155 @@ void wf__trace_publish(wf_node *n);
 void wf__node_trace_publishing(wf_node *n, bool on);
 void wf__trace_shutdown(wf_node *n);
 
+/* ---- the node ---- */
+
+#define NIL         0u  /* slot-table links are index + 1 */
+#define WF_NAME_MAX 255 /* longest actor name an address may carry */
+
+/* Generational slot tables (slots.c): the actor registry and the pending
+ * asks. An id is (generation << 32 | index + 1), and freeing a slot bumps
+ * its generation, so a stale id never matches the slot's next tenant.
+ * Their entries start with this header. */
+struct genslot {
+    uint32_t gen;
+    uint32_t next_free; /* index + 1 */
+};
+
+/* Doubles a table of entries of size bytes, each starting with a genslot,
+ * and puts the new entries on the free list. 0 or WF_ENOMEM (nothing
+ * changed). */
+int wf__slots_grow(void *arr, uint32_t *n, uint32_t *free_head, size_t size);
+
+struct slot { /* a registry entry */
+    struct genslot h;
+    struct actor *a;
+};
+
+struct name_entry; /* registry.c */
+struct pending;    /* ask.c */
+struct bucket;     /* ask.c */
+struct call;       /* call.c */
+struct rwatch;     /* link.c */
+
+enum node_phase {
+    PHASE_NEW,     /* neither wf_node_run nor wf_node_start yet */
+    PHASE_RUNNING, /* the loop runs (or is about to, on its thread) */
+    PHASE_ENDED,   /* the loop has returned */
+};
+
+/* Loop thread unless a field says otherwise. Grouped by the file that owns
+ * the fields. */
+struct wf_node {
+    struct node_trace trace; /* first: see wf__nt */
+
+    /* node.c: life cycle and shutdown */
+    char *name;
+    uv_loop_t loop;
+    uv_async_t async;           /* the door in from other threads (call.c) */
+    uv_prepare_t trace_prepare; /* publishes trace records before the loop waits */
+    wf_clock *clock;
+    uv_thread_t thread;   /* wf_node_start's */
+    uv_thread_t loop_tid; /* the loop's thread; before the loop: the creator's */
+    long loop_os_tid;     /* the same, as the OS numbers it (for messages) */
+    atomic_int phase;     /* enum node_phase; any thread */
+    atomic_bool running;  /* the loop runs, so scheduling starts the idle handle */
+    bool started_thread;
+    bool handles_open;
+    atomic_bool shutdown_requested; /* any thread */
+    bool shutting_down;
+    unsigned mailbox_limit;
+    uint64_t ask_timeout_ms;
+    wf_node_stats stats;
+
+    /* registry.c */
+    struct slot *slots;
+    uint32_t nslots, free_slot;
+    struct name_entry **names; /* names -> registry slots, chained buckets */
+    uint32_t nbuckets_names, nnames;
+
+    /* dispatch.c: the run queue */
+    uv_idle_t idle;
+    struct actor *runq_head, *runq_tail;
+    bool idle_on;
+
+    /* ask.c: pending asks and their deadlines */
+    uv_timer_t ask_timer;
+    struct pending *pend;
+    uint32_t npend, free_pend;
+    struct bucket *buckets;
+    uint32_t nbuckets;
+    uint64_t armed; /* deadline the timer is armed for; UINT64_MAX: none */
+
+    /* call.c: what other threads hand to the loop */
+    uv_mutex_t inject_lock; /* guards the inject lists: any thread */
+    wf_msg *inject_head, *inject_tail;
+    struct call *calls;
+
+    /* link.c: the transport, if one is plugged in */
+    const wf_link_ops *link;
+    void *link_ctx;
+    char **rnames; /* actor names interned for remote pids */
+    uint32_t nrnames;
+    struct rwatch *rwatch; /* local actors monitoring remote ones */
+    uint32_t nrwatch;
+};
+
+static inline bool wf__on_loop(const wf_node *n)
+{
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&self, &n->loop_tid);
+}
+
+static inline wf_node_stats *wf__stats(wf_node *n)
+{
+    return &n->stats;
+}
+
+static inline bool wf__shutting_down(wf_node *n)
+{
+    return n->shutting_down;
+}
+
+static inline unsigned wf__default_mailbox_limit(wf_node *n)
+{
+    return n->mailbox_limit;
+}
+
+/* ---- thread contracts (thread_check.c) ----
+ * Each public entry point checks the thread its header names. Debug and
+ * sanitizer builds (no NDEBUG) stop the process with a message naming the
+ * function, the calling thread and the loop's thread; release builds
+ * compile the checks away. */
+#ifdef NDEBUG
+#define WF__ON_LOOP(n, fn)           ((void)0)
+#define WF__ON_LOOP_OR_BEFORE(n, fn) ((void)0)
+#define WF__ON_LOOP_OR_AFTER(n, fn)  ((void)0)
+#define WF__OFF_LOOP(n, fn)          ((void)0)
+#else
+/* Loop thread only (before the loop, that is the thread that made n). */
+#define WF__ON_LOOP(n, fn) \
+    (wf__on_loop(n) ? (void)0 : wf__wrong_thread((n), (fn), "loop thread only"))
+/* Loop thread, or any thread before the node runs. */
+#define WF__ON_LOOP_OR_BEFORE(n, fn)                         \
+    (wf__on_loop(n) || atomic_load(&(n)->phase) == PHASE_NEW \
+         ? (void)0                                           \
+         : wf__wrong_thread((n), (fn), "loop thread, or before the node runs"))
+/* Loop thread, or any thread once the loop has ended. */
+#define WF__ON_LOOP_OR_AFTER(n, fn)                            \
+    (wf__on_loop(n) || atomic_load(&(n)->phase) == PHASE_ENDED \
+         ? (void)0                                             \
+         : wf__wrong_thread((n), (fn), "loop thread, or after the loop ended"))
+/* Not the loop thread of a running node (it would wait for itself). */
+#define WF__OFF_LOOP(n, fn)                                       \
+    (!wf__on_loop(n) || atomic_load(&(n)->phase) != PHASE_RUNNING \
+         ? (void)0                                                \
+         : wf__wrong_thread((n), (fn), "not from the loop thread"))
+#endif
+/* Reports that fn was called on the wrong thread for rule, and aborts. */
+_Noreturn void wf__wrong_thread(const wf_node *n, const char *fn, const char *rule);
+/* The calling thread's number as the OS shows it (gettid on Linux). */
+long wf__thread_os_id(void);
+
 /* actor.c */
 /* The request that ask m makes of actor a, to be answered by handler h
  * (NULL: there is none). */
@@ -220,33 +370,113 @@ void wf__actor_stop(struct actor *a, wf_failure *reason);
 void wf__actor_unref(struct actor *a);
 void wf__actor_finish(struct actor *a, const wf_handler *h, wf_msg *m, struct request *req,
                       wf_result r);
-struct actor *wf__node_actor(wf_node *n, wf_pid pid);
+const wf_handler *wf__find_handler(const wf_behaviour *b, uint32_t type);
+void wf__send_down(wf_node *n, wf_pid to, wf_pid who, const wf_failure *reason);
+const char *wf__actor_label(struct actor *a);
 
-/* node.c */
-void wf__schedule(struct actor *a);
-int wf__enqueue(struct actor *a, wf_msg *m, bool bounded);
-void wf__reply(wf_node *n, uint64_t corr, wf_result r);
+/* registry.c */
+/* The local actor pid names (a stopping one too: callers check dead), or
+ * NULL. On every send. */
+static inline struct actor *wf__node_actor(wf_node *n, wf_pid pid)
+{
+    if (wf_pid_peer(pid) != 0)
+        return NULL;
+    uint32_t idx = (uint32_t)pid.id;
+    uint32_t gen = (uint32_t)(pid.id >> 32);
+    if (idx == 0 || idx > n->nslots)
+        return NULL;
+    struct slot *s = &n->slots[idx - 1];
+    return s->h.gen == gen ? s->a : NULL;
+}
+/* Registers a (giving it its pid); names it if name is not NULL. 0,
+ * WF_EINVAL (the name is taken) or WF_ENOMEM, with nothing registered. */
+int wf__registry_add(wf_node *n, struct actor *a, const char *name);
+void wf__registry_remove(wf_node *n, struct actor *a);
+/* Calls fn for each live actor (fn may stop it). */
+void wf__each_actor(wf_node *n, void (*fn)(struct actor *a, void *arg), void *arg);
+
+/* dispatch.c: the run queue */
+/* Starts the idle handle that drains the run queue. */
+void wf__dispatch_wake(wf_node *n);
+/* Runs queued actors (a bounded number of messages). */
+void wf__dispatch(wf_node *n);
+
+/* Puts a on the run queue if it has mail and can run now. On every send. */
+static inline void wf__schedule(struct actor *a)
+{
+    wf_node *n = a->node;
+    if (a->queued || a->busy || a->dead || a->mb_head == NULL)
+        return;
+    a->queued = true;
+    a->refs++;
+    a->run_next = NULL;
+    if (n->runq_tail)
+        n->runq_tail->run_next = a;
+    else
+        n->runq_head = a;
+    n->runq_tail = a;
+    if (!n->idle_on && atomic_load(&n->running))
+        wf__dispatch_wake(n);
+}
+
+/* Appends m to a's mailbox (the caller still owns m on WF_EOVERLOADED,
+ * which only a bounded enqueue returns) and schedules a. */
+static inline int wf__enqueue(struct actor *a, wf_msg *m, bool bounded)
+{
+    if (bounded && a->mb_count >= a->mb_limit) {
+        a->node->stats.overloaded++;
+        return WF_EOVERLOADED;
+    }
+    m->next = NULL;
+    if (a->mb_tail)
+        a->mb_tail->next = m;
+    else
+        a->mb_head = m;
+    a->mb_tail = m;
+    a->mb_count++;
+    wf__schedule(a);
+    return 0;
+}
+
+/* tell.c */
+/* Delivers m (consumed) to to from the loop thread: see wf_tell. */
+int wf__tell_local(wf_node *n, wf_pid to, wf_msg *m);
+
+/* ask.c */
+wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint64_t timeout_ms);
 /* Answers request corr from peer (0: local) with r (consumed), as actor
  * self (none if no actor); tc is the request's span. */
 void wf__answer(wf_node *n, wf_pid self, uint16_t peer, uint64_t corr, uint32_t type,
                 const wf_trace_ctx *tc, wf_result r);
-void wf__send_down(wf_node *n, wf_pid to, wf_pid who, const wf_failure *reason);
-int wf__monitor_remote(wf_node *n, wf_pid watcher, wf_pid target);
-wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint64_t timeout_ms);
+/* A reply r (consumed) to local ask corr: queued to the asking actor, or
+ * fired at once when no actor asked. A late reply is counted and freed. */
+void wf__reply(wf_node *n, uint64_t corr, wf_result r);
+/* Fires ask corr with r (consumed) now; a late r is counted and freed. */
 void wf__pending_complete(wf_node *n, uint64_t corr, wf_result r);
+/* Fails every pending ask actor a made (it is stopping). */
 void wf__fail_asks_of(wf_node *n, struct actor *a);
-void wf__registry_remove(wf_node *n, struct actor *a);
-const char *wf__actor_label(struct actor *a);
-wf_node_stats *wf__stats(wf_node *n);
-bool wf__shutting_down(wf_node *n);
-unsigned wf__default_mailbox_limit(wf_node *n);
-int wf__registry_add(wf_node *n, struct actor *a, const char *name);
-void wf__each_actor(wf_node *n, void (*fn)(struct actor *a, void *arg), void *arg);
+/* Peer 0: fails every pending ask with WF_ESHUTDOWN (n shuts down); else
+ * those to actors on peer with WF_ENODEDOWN (it went down: name, why). */
+void wf__fail_asks_to(wf_node *n, uint16_t peer, const char *name, const char *why);
+
+/* call.c: other threads */
+/* Queues m (consumed; m->to set) for the loop, from another thread. */
+void wf__inject(wf_node *n, wf_msg *m);
+/* On the loop: delivers injected messages and starts queued calls. */
+void wf__inject_drain(wf_node *n);
+/* At shutdown: drops injected messages, fails queued calls. */
+void wf__inject_refuse(wf_node *n);
+
+/* link.c: the transport */
+/* Sends m (borrowed) to remote actor to through the link: 0 or an error. */
+int wf__send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m);
+/* Sends answer r (consumed) to ask corr of peer. */
+void wf__send_answer(wf_node *n, uint16_t peer, uint64_t corr, const wf_trace_ctx *tc, wf_result r);
+int wf__monitor_remote(wf_node *n, wf_pid watcher, wf_pid target);
 const char *wf__remote_name(wf_node *n, wf_pid p, uint32_t *index);
 const char *wf__peer_name(wf_node *n, uint16_t peer);
-uint32_t wf__remote_names(wf_node *n);
-
-const wf_handler *wf__find_handler(const wf_behaviour *b, uint32_t type);
+/* Frees what the link side holds (interned names, remote monitors). */
+void wf__link_fini(wf_node *n);
 
 /* offload.c */
 void wf__offload(struct actor *a, const wf_handler *h, wf_msg *m, struct request *req);

@@ -127,5 +127,6 @@ const wf_behaviour wf_supervisor_behaviour = {
 
 int wf_supervisor_spawn(wf_node *n, const char *name, const wf_supervisor_spec *spec, wf_pid *pid)
 {
+    WF__ON_LOOP_OR_BEFORE(n, "wf_supervisor_spawn");
     return wf_spawn(n, name, &wf_supervisor_behaviour, (void *)spec, pid);
 }

@@ -114,11 +114,13 @@ void wf__trace_stamp_slow(wf_node *n, wf_msg *m)
 
 wf_trace_ctx wf_trace_current(wf_node *n)
 {
+    WF__ON_LOOP(n, "wf_trace_current");
     return wf__nt(n)->cur;
 }
 
 wf_trace_ctx wf_trace_begin(wf_node *n, const wf_trace_ctx *parent, wf_trace_ctx *span)
 {
+    WF__ON_LOOP(n, "wf_trace_begin");
     struct node_trace *nt = wf__nt(n);
     wf_trace_ctx prev = nt->cur;
     if (parent != NULL && (parent->flags & WF_TRACE_VALID)) {
@@ -136,6 +138,7 @@ wf_trace_ctx wf_trace_begin(wf_node *n, const wf_trace_ctx *parent, wf_trace_ctx
 
 void wf_trace_end(wf_node *n, const wf_trace_ctx *prev)
 {
+    WF__ON_LOOP(n, "wf_trace_end");
     wf__nt(n)->cur = *prev;
 }
 
@@ -658,6 +661,7 @@ void wf__trace_node(wf_node *n, uint16_t peer, bool up, const char *why)
 void wf_trace_note(wf_node *n, const char *kind, wf_pid actor, const wf_trace_ctx *span,
                    const char *label, size_t size)
 {
+    WF__ON_LOOP(n, "wf_trace_note");
     struct tracer *tr = wf__nt(n)->on;
     if (tr == NULL || span == NULL || !(span->flags & WF_TRACE_SAMPLED))
         return;
@@ -727,6 +731,7 @@ static bool names_ok(const char *actors)
 
 int wf_node_trace_start(wf_node *n, const wf_trace_config *cfg)
 {
+    WF__ON_LOOP_OR_BEFORE(n, "wf_node_trace_start");
     struct node_trace *nt = wf__nt(n);
     if (nt->on != NULL)
         return WF_EALREADY;
@@ -781,6 +786,7 @@ fail:
 
 int wf_node_trace_filter(wf_node *n, double sample, const char *actors, const char *types)
 {
+    WF__ON_LOOP(n, "wf_node_trace_filter");
     struct tracer *tr = wf__nt(n)->on;
     if (tr == NULL)
         return WF_ESTATE;
@@ -798,6 +804,7 @@ int wf_node_trace_filter(wf_node *n, double sample, const char *actors, const ch
 
 void wf_node_trace_describe(wf_node *n, char *out, size_t size)
 {
+    WF__ON_LOOP(n, "wf_node_trace_describe");
     struct tracer *tr = wf__nt(n)->on;
     if (tr == NULL) {
         snprintf(out, size, "off");
@@ -819,6 +826,7 @@ void wf_node_trace_describe(wf_node *n, char *out, size_t size)
 
 void wf_node_trace_stop(wf_node *n)
 {
+    WF__ON_LOOP_OR_AFTER(n, "wf_node_trace_stop");
     struct node_trace *nt = wf__nt(n);
     struct tracer *tr = nt->on;
     if (tr == NULL)

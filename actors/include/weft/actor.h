@@ -10,7 +10,9 @@
  *   - reply now: return wf_result_msg(reply), or call wf_reply;
  *   - fail now: return a failure (WF_FAIL), or call wf_reply_failure;
  *   - later: return a deferred; its outcome (a message or a failure) becomes
- *     the reply when it fires (maybeDeferred: the asker cannot tell).
+ *     the reply when it fires (maybeDeferred: the asker cannot tell); a
+ *     NULL deferred (what a call short of memory returns) fails the
+ *     request with WF_ENOMEM.
  * Whatever happens, the asker gets exactly one outcome: a handler that
  * returns nothing and replied nothing gives WF_ENOREPLY naming the actor and
  * message type; a second reply is rejected (WF_EALREADY, logged with both
@@ -76,8 +78,9 @@ typedef struct wf_behaviour {
 /* wf_spawn starts an actor of behaviour b (borrowed; must outlive the
  * actor) under name (copied; NULL for an anonymous actor), calling
  * b->init(ctx, arg) first (arg is borrowed for that call). *pid gets its address. Returns 0;
- * WF_EINVAL if the name is taken; init's error; WF_ENOMEM; WF_ESHUTDOWN. Loop thread, or any thread
- * before the node runs. */
+ * WF_EINVAL if the name is taken; init's error; WF_ENOMEM; WF_ESHUTDOWN. When init fails, the asks
+ * it made fail with WF_EACTORSTOPPED and the mail it sent itself is dropped. Loop thread, or any
+ * thread before the node runs. */
 WF_API int wf_spawn(wf_node *n, const char *name, const wf_behaviour *b, void *arg, wf_pid *pid);
 
 /* wf_stop stops actor pid normally: its queued asks and requests it has not

@@ -10,6 +10,12 @@
  * Life cycle: wf_node_new, then wf_node_run (this thread) or wf_node_start
  * (a new thread), then wf_node_shutdown from any thread, then wf_node_wait
  * (after start) and wf_node_free.
+ *
+ * Threads: each function below says on which thread it may run. Builds
+ * without NDEBUG (debug and sanitizer builds) check it: a call on a thread
+ * its comment does not allow stops the process (abort) with a message
+ * naming the function, the calling thread and the loop's thread. Before the
+ * node runs, the thread that made it counts as its loop thread.
  */
 #ifndef WEFT_NODE_H
 #define WEFT_NODE_H

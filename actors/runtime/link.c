@@ -1,0 +1,217 @@
+/* The transport's side of a node (weft/link.h): remote addresses, sending
+ * through the link, and what the link delivers: messages, answers to our
+ * asks, peers coming and going. Loop thread. */
+#include <stdio.h>
+#include <string.h>
+
+#include <weft/alloc.h>
+
+#include "runtime.h"
+
+/* Local actors monitoring remote ones. */
+struct rwatch {
+    wf_pid watcher, target;
+};
+
+int wf_node_set_link(wf_node *n, const wf_link_ops *ops, void *ctx)
+{
+    WF__ON_LOOP_OR_BEFORE(n, "wf_node_set_link");
+    if (n->link != NULL)
+        return WF_EINVAL;
+    n->link = ops;
+    n->link_ctx = ctx;
+    return 0;
+}
+
+#define NAME_BIT (1ull << 47)
+
+static const char *remote_name(wf_node *n, wf_pid p)
+{
+    if (!(p.id & NAME_BIT))
+        return NULL;
+    uint32_t i = (uint32_t)p.id;
+    return i >= 1 && i <= n->nrnames ? n->rnames[i - 1] : NULL;
+}
+
+const char *wf__remote_name(wf_node *n, wf_pid p, uint32_t *index)
+{
+    if (index != NULL)
+        *index = (uint32_t)p.id;
+    return remote_name(n, p);
+}
+
+const char *wf__peer_name(wf_node *n, uint16_t peer)
+{
+    return n->link ? n->link->peer_name(n->link_ctx, peer) : NULL;
+}
+
+int wf__send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m)
+{
+    if (n->link == NULL)
+        return WF_ENOSUCHACTOR;
+    wf_link_out o = {.kind = kind,
+                     .peer = wf_pid_peer(to),
+                     .corr = corr,
+                     .from = m->from.id,
+                     .to = (to.id & NAME_BIT) ? 0 : to.id & ((1ull << 48) - 1),
+                     .name = remote_name(n, to),
+                     .msg = m,
+                     .tc = &m->tc};
+    int rv = n->link->send(n->link_ctx, &o);
+    if (rv == 0 && wf__traced(n, &m->tc))
+        wf__trace_msg(n, TR_SEND, m->from, to, m, 0);
+    return rv;
+}
+
+void wf__send_answer(wf_node *n, uint16_t peer, uint64_t corr, const wf_trace_ctx *tc, wf_result r)
+{
+    if (n->link != NULL) {
+        wf_link_out o = {.peer = peer, .corr = corr, .tc = tc};
+        if (wf_result_is_msg(r)) {
+            o.kind = WF_LINK_REPLY;
+            o.msg = r.u.ptr;
+        } else if (r.kind == WF_RESULT_FAILURE) {
+            o.kind = WF_LINK_FAIL;
+            o.failure = r.u.failure;
+        } else {
+            o.kind = WF_LINK_FAIL;
+            o.failure = wf_failure_new(WF_EINTERNAL, "reply is not a message");
+        }
+        if (n->link->send(n->link_ctx, &o) == 0)
+            n->stats.replies++;
+        if (r.kind != WF_RESULT_FAILURE && !wf_result_is_msg(r))
+            wf_failure_release((wf_failure *)o.failure);
+    }
+    wf_result_free(r);
+}
+
+wf_pid wf_resolve(wf_node *n, const char *address)
+{
+    WF__ON_LOOP(n, "wf_resolve");
+    const char *at = strchr(address, '@');
+    if (at == NULL || strcmp(at + 1, n->name) == 0) {
+        if (at == NULL)
+            return wf_lookup(n, address);
+        char local[WF_NAME_MAX + 1];
+        size_t len = (size_t)(at - address);
+        if (len > WF_NAME_MAX)
+            return (wf_pid){0};
+        memcpy(local, address, len);
+        local[len] = '\0';
+        return wf_lookup(n, local);
+    }
+    uint16_t peer = n->link ? n->link->peer_of(n->link_ctx, at + 1) : 0;
+    size_t len = (size_t)(at - address);
+    if (peer == 0 || len == 0 || len > WF_NAME_MAX)
+        return (wf_pid){0};
+    uint32_t i = 0;
+    while (i < n->nrnames && (strlen(n->rnames[i]) != len || memcmp(n->rnames[i], address, len)))
+        i++;
+    if (i == n->nrnames) {
+        char **r = wf_realloc(n->rnames, (n->nrnames + 1) * sizeof *r);
+        if (r == NULL)
+            return (wf_pid){0};
+        n->rnames = r;
+        if ((r[i] = wf_malloc(len + 1)) == NULL)
+            return (wf_pid){0};
+        memcpy(r[i], address, len);
+        r[i][len] = '\0';
+        n->nrnames++;
+    }
+    return (wf_pid){((uint64_t)peer << 48) | NAME_BIT | (i + 1)};
+}
+
+void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_t from, uint64_t to,
+                     const char *name, size_t name_len, const wf_trace_ctx *tc, wf_msg *m)
+{
+    WF__ON_LOOP(n, "wf_link_deliver");
+    m->tc = *tc;
+    struct actor *a = NULL;
+    char buf[WF_NAME_MAX + 1];
+    if (name != NULL && name_len <= WF_NAME_MAX) {
+        memcpy(buf, name, name_len);
+        buf[name_len] = '\0';
+        a = wf__node_actor(n, wf_lookup(n, buf));
+    } else if (name == NULL) {
+        a = wf__node_actor(n, (wf_pid){to});
+    }
+    m->from = (wf_pid){from ? ((uint64_t)peer << 48) | (from & ((1ull << 47) - 1)) : 0};
+    int rv = n->shutting_down             ? WF_ESHUTDOWN
+             : a == NULL || a->dead       ? WF_ENOSUCHACTOR
+             : a->mb_count >= a->mb_limit ? WF_EOVERLOADED
+                                          : 0;
+    if (rv != 0) {
+        n->stats.dropped++;
+        if (kind == WF_LINK_ASK)
+            wf__answer(n, (wf_pid){0}, peer, corr, m->type, &m->tc,
+                       WF_FAIL(rv, "%s: %s@%s (message type %u)", wf_strerror(rv),
+                               name ? buf : "(actor id)", n->name, m->type));
+        wf_msg_free(m);
+        return;
+    }
+    m->kind = kind == WF_LINK_ASK ? K_ASK : K_TELL;
+    m->corr = corr;
+    m->peer = kind == WF_LINK_ASK ? peer : 0;
+    if (kind == WF_LINK_ASK)
+        n->stats.asks++;
+    else
+        n->stats.tells++;
+    wf__enqueue(a, m, false);
+    if (wf__traced(n, &m->tc))
+        wf__trace_msg(n, TR_RECV, a->pid, m->from, m, a->mb_count + 1);
+}
+
+void wf_link_answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r)
+{
+    WF__ON_LOOP(n, "wf_link_answer");
+    if (r.kind == WF_RESULT_FAILURE) {
+        /* The hop back across the wire is part of the trace. */
+        const char *from = n->link ? n->link->peer_name(n->link_ctx, peer) : NULL;
+        char func[96];
+        snprintf(func, sizeof func, "reply from node %s", from ? from : "?");
+        wf_failure_add_frame(r.u.failure, &(wf_frame){.func = func, .node = n->name});
+    }
+    wf__reply(n, corr, r);
+}
+
+int wf__monitor_remote(wf_node *n, wf_pid watcher, wf_pid target)
+{
+    struct rwatch *w = wf_realloc(n->rwatch, (n->nrwatch + 1) * sizeof *w);
+    if (w == NULL)
+        return WF_ENOMEM;
+    n->rwatch = w;
+    w[n->nrwatch++] = (struct rwatch){watcher, target};
+    return 0;
+}
+
+void wf_link_peer_up(wf_node *n, uint16_t peer)
+{
+    WF__ON_LOOP(n, "wf_link_peer_up");
+    wf__trace_node(n, peer, true, NULL);
+}
+
+void wf_link_peer_down(wf_node *n, uint16_t peer, const char *why)
+{
+    WF__ON_LOOP(n, "wf_link_peer_down");
+    const char *name = n->link ? n->link->peer_name(n->link_ctx, peer) : NULL;
+    wf__trace_node(n, peer, false, why);
+    wf__fail_asks_to(n, peer, name, why);
+    wf_failure *f = wf_failure_new(WF_ENODEDOWN, "node %s went down (%s)", name ? name : "?", why);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n->nrwatch; i++) {
+        if (wf_pid_peer(n->rwatch[i].target) == peer)
+            wf__send_down(n, n->rwatch[i].watcher, n->rwatch[i].target, f);
+        else
+            n->rwatch[kept++] = n->rwatch[i];
+    }
+    n->nrwatch = kept;
+    wf_failure_release(f);
+}
+
+void wf__link_fini(wf_node *n)
+{
+    for (uint32_t i = 0; i < n->nrnames; i++)
+        wf_free(n->rnames[i]);
+    wf_free(n->rnames);
+    wf_free(n->rwatch);
+}
