@@ -41,8 +41,9 @@ typedef struct wf_link_out {
 } wf_link_out;
 
 typedef struct wf_link_ops {
-    /* Sends o. Returns 0, or WF_ENODEDOWN if the peer is not connected (or
-     * another error); never blocks. */
+    /* Sends o. Returns 0 (sent, or queued until a peer named up front
+     * connects), or WF_ENODEDOWN if the peer is not connected (or another
+     * error); never blocks. */
     int (*send)(void *ctx, const wf_link_out *o);
     /* The number of the peer called node_name, or 0 if unknown. */
     uint16_t (*peer_of)(void *ctx, const char *node_name);
