@@ -5,10 +5,10 @@
  *
  *   bench_ceiling [--port P] [--host 127.0.0.1] [--body-bytes N]
  *
- * It parses just enough to answer keep-alive and pipelined requests: every
- * "\r\n\r\n" ends a request (bodies are not supported: the benchmark only
- * sends GETs), and each one gets a copy of the same prepared response. All
- * the answers to one read go out in one uv_write. A client that stops
+ * Requests are read by weft_http's request reader, as the listener reads
+ * them (keep-alive and pipelined; a malformed one closes the connection),
+ * and each one gets a copy of the same prepared response. All the answers
+ * to one read go out in one uv_write. A client that stops
  * reading stops being read (backpressure) until its writes drain.
  *
  * Prints "listening on HOST:PORT" on stdout once ready (--port 0, the
@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+
+#include "request.h"
+#include "response.h"
 
 #define MAX_BODY      (1u << 20)
 #define READ_BUF      (64 * 1024)
@@ -39,7 +42,8 @@ static int stopping;
 struct conn {
     struct conn *prev, *next;
     uv_tcp_t tcp;
-    int matched; /* how much of "\r\n\r\n" the last bytes read match */
+    wf__http_reader http;
+    size_t requests; /* completed by the read being handled */
     int reading;
 };
 
@@ -94,26 +98,11 @@ static void on_written(uv_write_t *req, int status)
     }
 }
 
-/* How many requests end in data[0..n), carrying the partial match of
- * "\r\n\r\n" from one read to the next. */
-static size_t count_requests(struct conn *c, const char *data, size_t n)
+static int on_request(void *arg, wf__http_request *req)
 {
-    static const char end[4] = {'\r', '\n', '\r', '\n'};
-    size_t count = 0;
-    int m = c->matched;
-    for (size_t i = 0; i < n; i++) {
-        char ch = data[i];
-        if (ch == end[m]) {
-            if (++m == 4) {
-                count++;
-                m = 0;
-            }
-        } else {
-            m = ch == '\r' ? 1 : 0;
-        }
-    }
-    c->matched = m;
-    return count;
+    (void)req;
+    ((struct conn *)arg)->requests++;
+    return 0;
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -123,7 +112,14 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         conn_close(c); /* EOF or error alike: nothing is half-answered */
         return;
     }
-    size_t k = count_requests(c, buf->base, (size_t)n);
+    if (n == 0)
+        return; /* nothing read; to the parser, 0 bytes would mean EOF */
+    c->requests = 0;
+    if (wf__http_reader_feed(&c->http, buf->base, (size_t)n) != 0) {
+        conn_close(c);
+        return;
+    }
+    size_t k = c->requests;
     while (k > 0) {
         uv_buf_t bufs[BUFS_ON_STACK];
         unsigned nb = k < BUFS_ON_STACK ? (unsigned)k : BUFS_ON_STACK;
@@ -177,6 +173,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     uv_tcp_init(loop, &c->tcp);
     c->tcp.data = c;
+    wf__http_reader_init(&c->http, 8192, 0, NULL, 0, on_request, c);
     c->next = conns;
     if (conns)
         conns->prev = c;
@@ -208,11 +205,11 @@ static void on_signal(uv_signal_t *h, int signum)
 static int build_response(size_t body_bytes)
 {
     static const char line[] = "The ceiling: every request gets these same bytes.\n";
-    char head[256];
-    int hl = snprintf(head, sizeof head,
-                      "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-                      "Content-Length: %zu\r\nConnection: keep-alive\r\n\r\n",
-                      body_bytes);
+    char head[WF__HTTP_HEAD_MAX + 32];
+    int hl = wf__http_response_head(head, sizeof head, 200, "text/html; charset=utf-8", body_bytes);
+    if (hl < 0)
+        return -1;
+    hl += snprintf(head + hl, sizeof head - (size_t)hl, "Connection: keep-alive\r\n\r\n");
     response_len = (size_t)hl + body_bytes;
     response = malloc(response_len);
     if (response == NULL)
