@@ -7,7 +7,10 @@
 static int on_headers_complete(http_parser *p)
 {
     ((wf__http_client *)p->data)->head_done = true;
-    return 0;
+    /* These never have a body, whatever Content-Length says (RFC 9112,
+     * 6.3); returning 1 tells libhttp-parser so. */
+    unsigned st = p->status_code;
+    return st / 100 == 1 || st == 204 || st == 304 ? 1 : 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t n)

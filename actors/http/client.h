@@ -1,6 +1,7 @@
 /* Client-side HTTP/1.1 response parsing on Debian's libhttp-parser: the
  * status line, the end of the head, and the body's framing
- * (Content-Length, chunked, or up to the end of the connection). The body
+ * (Content-Length, chunked, or up to the end of the connection; none after
+ * 1xx, 204 and 304; a response to HEAD is not told apart). The body
  * goes to the caller piece by piece; headers are the caller's to keep if it
  * wants them. Internal to weft (weft_http). A reader belongs to one
  * connection and is used on that connection's thread only. */
