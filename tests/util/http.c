@@ -11,6 +11,7 @@
 
 #include <criterion/criterion.h>
 
+#include "client.h"
 #include "http.h"
 
 int tu_http_connect(int port)
@@ -41,20 +42,28 @@ static long long now_ms(void)
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-/* Reads one byte at a time until the header block ends; then the body. */
-static int read_some(int fd, char *buf, size_t n, long long end)
+/* One read of at most n bytes within the deadline: the count, 0 at the
+ * end of the connection, -1 on error or timeout. */
+static ssize_t read_once(int fd, char *buf, size_t n, long long end)
 {
-    size_t got = 0;
-    while (got < n) {
-        long long left = end - now_ms();
-        struct pollfd p = {fd, POLLIN, 0};
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-            return -1;
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
+    long long left = end - now_ms();
+    struct pollfd p = {fd, POLLIN, 0};
+    if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+        return -1;
+    ssize_t r = read(fd, buf, n);
+    return r < 0 ? -1 : r;
+}
+
+static int take_body(void *arg, const char *at, size_t n)
+{
+    tu_http *r = arg;
+    char *b = realloc(r->body, r->body_len + n + 1);
+    if (b == NULL)
+        return -1;
+    memcpy(b + r->body_len, at, n);
+    r->body = b;
+    r->body_len += n;
+    b[r->body_len] = '\0';
     return 0;
 }
 
@@ -62,23 +71,36 @@ int tu_http_read(int fd, tu_http *r, int timeout_ms)
 {
     long long end = now_ms() + timeout_ms;
     memset(r, 0, sizeof *r);
+    wf__http_client hc;
+    wf__http_client_init(&hc, take_body, r);
+    /* The head a byte at a time: what follows it may be the next response. */
     size_t n = 0;
-    while (n < sizeof r->headers - 1) {
-        if (read_some(fd, r->headers + n, 1, end) != 0)
-            return -1;
-        n++;
-        r->headers[n] = '\0';
-        if (n >= 4 && memcmp(r->headers + n - 4, "\r\n\r\n", 4) == 0)
-            break;
+    while (!wf__http_client_has_head(&hc)) {
+        if (n >= sizeof r->headers - 1 || read_once(fd, r->headers + n, 1, end) != 1 ||
+            wf__http_client_feed(&hc, r->headers + n, 1) != 0)
+            goto fail;
+        r->headers[++n] = '\0';
     }
-    if (sscanf(r->headers, "HTTP/1.1 %d", &r->status) != 1)
-        return -1;
-    r->body_len = (size_t)atol(tu_http_header(r, "Content-Length"));
-    r->body = calloc(1, r->body_len + 1);
-    if (strstr(r->headers, "HTTP/1.1 304") == NULL && r->body_len > 0 &&
-        read_some(fd, r->body, r->body_len, end) != 0)
-        return -1;
-    return 0;
+    r->status = wf__http_client_status(&hc);
+    /* The body: as much as its length says at once, else a byte at a time
+     * up to its end (chunked, or the end of the connection). */
+    char buf[4096];
+    while (!wf__http_client_complete(&hc)) {
+        size_t left = wf__http_client_body_left(&hc);
+        size_t want = left == 0 ? 1 : left < sizeof buf ? left : sizeof buf;
+        ssize_t got = read_once(fd, buf, want, end);
+        if (got < 0 || wf__http_client_feed(&hc, buf, (size_t)got) != 0)
+            goto fail;
+        if (got == 0 && !wf__http_client_complete(&hc))
+            goto fail; /* the connection ended first */
+    }
+    if (r->body == NULL)
+        r->body = calloc(1, 1);
+    return r->body != NULL ? 0 : -1;
+fail:
+    free(r->body);
+    r->body = NULL;
+    return -1;
 }
 
 int tu_http_get(int port, const char *path, tu_http *r)

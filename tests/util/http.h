@@ -1,5 +1,6 @@
 /* A small HTTP/1.1 client for tests: raw sockets, complete responses
- * (Content-Length bodies), every wait bounded. */
+ * (framed by weft_http's response parser: Content-Length, chunked or the
+ * end of the connection), every wait bounded. */
 #ifndef WF_TESTS_HTTP_H
 #define WF_TESTS_HTTP_H
 
@@ -8,7 +9,7 @@
 typedef struct tu_http {
     int status;
     char headers[8192];
-    char *body; /* malloc'd, NUL-terminated */
+    char *body; /* malloc'd, NUL-terminated; NULL after a failed read */
     size_t body_len;
 } tu_http;
 
@@ -16,7 +17,8 @@ typedef struct tu_http {
 int tu_http_connect(int port);
 /* Writes all of s. */
 void tu_http_send(int fd, const char *s, size_t n);
-/* Reads one complete response (status, headers, Content-Length body).
+/* Reads one complete response (status, headers, body), and nothing of the
+ * next one.
  * Returns 0, or -1 if the connection closed first or timeout_ms passed. */
 int tu_http_read(int fd, tu_http *r, int timeout_ms);
 /* GET path on a new connection (closed after). */

@@ -10,8 +10,9 @@
  * poem of DIR (sorted by file name); an unknown NAME closes the connection
  * with no data, so the client sees an empty poem and can tell.
  *
- * --http: one HTTP/1.1 "GET /poems/NAME" per connection instead, answered
- * 200 text/plain with Content-Length or 404, always with Connection: close.
+ * --http: one HTTP/1.1 "GET /poems/NAME" per connection instead (parsed by
+ * weft_http's request reader), answered 200 text/plain with Content-Length
+ * or 404, always with Connection: close.
  * --slow: send --chunk bytes (default 10) every --delay-ms ms (default 100),
  * like the tutorial's slowpoetry.py, to play an overloaded upstream.
  * --fail-every K: reset every K-th accepted connection (RST, no data), to
@@ -32,6 +33,9 @@
 #include <string.h>
 #include <uv.h>
 
+#include "request.h"
+#include "response.h"
+
 #ifndef POETRY_DEFAULT_DIR
 #define POETRY_DEFAULT_DIR "examples/poems"
 #endif
@@ -41,7 +45,7 @@
 #define MAX_DIR_ENTRIES 4096
 #define MAX_POEM_BYTES  (1u << 20)
 #define POEM_NAME_MAX   128
-#define REQUEST_MAX     4096 /* the name line, or an HTTP request head */
+#define REQUEST_MAX     4096 /* the name line, or an HTTP request head (and body) */
 #define NAME_WAIT_MS    100
 #define REQUEST_WAIT_MS 5000
 /* A client that stops reading must not hold a connection slot forever. */
@@ -98,9 +102,10 @@ struct conn {
     int open_handles;
     enum conn_state state;
     uint64_t id, started;
-    bool have_request; /* later input is read and dropped, see on_read */
-    char in[REQUEST_MAX];
+    bool have_request;    /* later input is read and dropped, see on_read */
+    char in[REQUEST_MAX]; /* the raw protocol's name line */
     size_t inlen;
+    wf__http_reader http;          /* --http: the request */
     char what[POEM_NAME_MAX + 32]; /* for the log line: the poem, or the refusal */
     char head[256];
     size_t headlen;
@@ -387,13 +392,14 @@ static void raw_request(struct conn *c, const char *name, size_t len)
     start_poem(c, p);
 }
 
-static void http_answer(struct conn *c, int status, const char *reason, const char *extra,
-                        const char *body, size_t bodylen)
+static void http_answer(struct conn *c, int status, const char *extra, const char *body,
+                        size_t bodylen)
 {
-    int n = snprintf(c->head, sizeof c->head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\n%sConnection: close\r\n\r\n",
-                     status, reason, bodylen, extra);
+    int n = wf__http_response_head(c->head, sizeof c->head, status, "text/plain; charset=utf-8",
+                                   bodylen);
+    if (n >= 0)
+        n +=
+            snprintf(c->head + n, sizeof c->head - (size_t)n, "%sConnection: close\r\n\r\n", extra);
     c->headlen = n > 0 && (size_t)n < sizeof c->head ? (size_t)n : 0;
     c->status = status;
     c->body = body;
@@ -403,27 +409,20 @@ static void http_answer(struct conn *c, int status, const char *reason, const ch
     send_next(c);
 }
 
-static void http_request(struct conn *c)
+/* The reader's callback: the connection's one request (any after it is
+ * dropped, as the rest of its input is). */
+static int http_request(void *arg, wf__http_request *req)
 {
     static const char not_found[] = "no such poem\n";
-    static const char bad[] = "bad request\n";
-    /* The request line: METHOD SP TARGET SP HTTP/1.x */
-    char *line = c->in, *eol = memchr(c->in, '\n', c->inlen);
-    if (eol == NULL)
-        goto bad_request;
-    *eol = '\0';
-    if (eol > line && eol[-1] == '\r')
-        eol[-1] = '\0';
-    char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-    if (sp1 == NULL || sp2 == NULL || strncmp(sp2 + 1, "HTTP/1.", 7) != 0)
-        goto bad_request;
-    *sp1 = *sp2 = '\0';
-    const char *target = sp1 + 1;
+    struct conn *c = arg;
+    if (c->have_request)
+        return 0;
+    const char *target = req->target;
     size_t tlen = strcspn(target, "?#");
-    if (strcmp(line, "GET") != 0) {
-        snprintf(c->what, sizeof c->what, "method %.16s", line);
-        http_answer(c, 405, "Method Not Allowed", "Allow: GET\r\n", "GET only\n", 9);
-        return;
+    if (req->method != HTTP_GET) {
+        snprintf(c->what, sizeof c->what, "method %.16s", req->method_name);
+        http_answer(c, 405, "Allow: GET\r\n", "GET only\n", 9);
+        return 0;
     }
     const struct poem *p = NULL;
     if (tlen > 7 && strncmp(target, "/poems/", 7) == 0)
@@ -433,38 +432,35 @@ static void http_request(struct conn *c)
             snprintf(c->what, sizeof c->what, "%.*s", (int)tlen, target);
         else
             snprintf(c->what, sizeof c->what, "an invalid target");
-        http_answer(c, 404, "Not Found", "", not_found, sizeof not_found - 1);
-        return;
+        http_answer(c, 404, "", not_found, sizeof not_found - 1);
+        return 0;
     }
     snprintf(c->what, sizeof c->what, "%s", p->name);
-    http_answer(c, 200, "OK", "", p->text, p->len);
-    return;
-bad_request:
-    snprintf(c->what, sizeof c->what, "a malformed request");
-    http_answer(c, 400, "Bad Request", "", bad, sizeof bad - 1);
+    http_answer(c, 200, "", p->text, p->len);
+    return 0;
 }
 
-/* Whether c->in holds a whole request: the name line, or the HTTP head. */
-static bool request_complete(const struct conn *c)
+/* --http: reads data[0..n) into the request; answers 400 to a malformed
+ * one, and closes on one too large. */
+static void http_read(struct conn *c, const char *data, size_t n)
 {
-    if (!c->srv->o.http)
-        return memchr(c->in, '\n', c->inlen) != NULL;
-    /* Bounded by REQUEST_MAX; bare LF line ends are accepted too. */
-    for (size_t i = 1; i < c->inlen; i++) {
-        if (c->in[i] != '\n')
-            continue;
-        if (c->in[i - 1] == '\n' || (i >= 2 && c->in[i - 1] == '\r' && c->in[i - 2] == '\n'))
-            return true;
-    }
-    return false;
-}
-
-static void handle_request(struct conn *c)
-{
-    if (c->srv->o.http) {
-        http_request(c);
+    static const char bad[] = "bad request\n";
+    int rv = wf__http_reader_feed(&c->http, data, n);
+    if (rv == 0 || c->have_request)
+        return;
+    if (rv == 431 || rv == 413) {
+        fprintf(stderr, "#%llu: request larger than %d bytes, closing\n", (unsigned long long)c->id,
+                REQUEST_MAX);
+        conn_close(c, false);
         return;
     }
+    snprintf(c->what, sizeof c->what, "a malformed request");
+    http_answer(c, 400, "", bad, sizeof bad - 1);
+}
+
+/* The raw protocol's request: the name line, or all there is at EOF. */
+static void handle_request(struct conn *c)
+{
     char *eol = memchr(c->in, '\n', c->inlen);
     raw_request(c, c->in, eol ? (size_t)(eol - c->in) : c->inlen);
 }
@@ -503,10 +499,14 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
      * with unread input sends RST, which could destroy the poem in flight. */
     if (c->have_request)
         return;
+    if (c->srv->o.http) {
+        http_read(c, buf->base, (size_t)n);
+        return;
+    }
     size_t take = (size_t)n < sizeof c->in - c->inlen ? (size_t)n : sizeof c->in - c->inlen;
     memcpy(c->in + c->inlen, buf->base, take);
     c->inlen += take;
-    if (request_complete(c)) {
+    if (memchr(c->in, '\n', c->inlen) != NULL) {
         handle_request(c);
     } else if (c->inlen == sizeof c->in) {
         fprintf(stderr, "#%llu: request larger than %d bytes, closing\n", (unsigned long long)c->id,
@@ -583,6 +583,8 @@ static void on_connection(uv_stream_t *l, int status)
         conn_close(c, true);
         return;
     }
+    if (srv->o.http)
+        wf__http_reader_init(&c->http, REQUEST_MAX, REQUEST_MAX, NULL, 0, http_request, c);
     uv_tcp_nodelay(&c->tcp, 1);
     int rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rv != 0) {

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <uv.h>
 
-#include <http_parser.h>
-
 #include <weft/alloc.h>
 #include <weft/fetcher.h>
+
+#include "client.h"
 
 #define NAME_MAX_LEN 200
 
@@ -47,8 +47,7 @@ struct job {
     char req[NAME_MAX_LEN + 512];
     char *body;
     size_t len, cap;
-    http_parser parser;
-    int complete;
+    wf__http_client http; /* the response, in HTTP mode */
     char name[NAME_MAX_LEN + 1];
 };
 
@@ -161,15 +160,6 @@ static void arm(struct job *j, uint64_t phase_ms)
 
 /* ---- reading ---- */
 
-static int on_body(http_parser *p, const char *at, size_t n);
-static int on_complete(http_parser *p)
-{
-    ((struct job *)p->data)->complete = 1;
-    return 0;
-}
-static const http_parser_settings http_settings = {.on_body = on_body,
-                                                   .on_message_complete = on_complete};
-
 static int append(struct job *j, const char *data, size_t n)
 {
     if (j->len + n > j->f->max_body)
@@ -189,9 +179,9 @@ static int append(struct job *j, const char *data, size_t n)
     return 0;
 }
 
-static int on_body(http_parser *p, const char *at, size_t n)
+static int on_body(void *arg, const char *at, size_t n)
 {
-    return append(p->data, at, n);
+    return append(arg, at, n);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -212,8 +202,8 @@ static void succeed(struct job *j)
 /* A complete HTTP response: only a 200 is the document. */
 static void http_done(struct job *j)
 {
-    if (j->parser.status_code != 200)
-        fail(j, WF_EUPSTREAM, "HTTP %u", j->parser.status_code);
+    if (wf__http_client_status(&j->http) != 200)
+        fail(j, WF_EUPSTREAM, "HTTP %d", wf__http_client_status(&j->http));
     else
         succeed(j);
 }
@@ -226,13 +216,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n > 0) {
         arm(j, j->f->idle_to);
         if (j->f->http) {
-            size_t used = http_parser_execute(&j->parser, &http_settings, buf->base, (size_t)n);
-            if (j->len >= j->f->max_body && used != (size_t)n) {
+            int bad = wf__http_client_feed(&j->http, buf->base, (size_t)n);
+            if (bad && j->len >= j->f->max_body) {
                 fail(j, WF_EUPSTREAM, "body larger than %zu bytes", j->f->max_body);
-            } else if (used != (size_t)n || HTTP_PARSER_ERRNO(&j->parser) != HPE_OK) {
-                fail(j, WF_EUPSTREAM, "bad HTTP response: %s",
-                     http_errno_description(HTTP_PARSER_ERRNO(&j->parser)));
-            } else if (j->complete) {
+            } else if (bad) {
+                fail(j, WF_EUPSTREAM, "bad HTTP response: %s", wf__http_client_error(&j->http));
+            } else if (wf__http_client_complete(&j->http)) {
                 http_done(j);
             }
         } else if (append(j, buf->base, (size_t)n) != 0) {
@@ -245,8 +234,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n != UV_EOF) {
         fail_uv(j, (int)n);
     } else if (j->f->http) {
-        http_parser_execute(&j->parser, &http_settings, NULL, 0); /* EOF may end the body */
-        if (!j->complete)
+        wf__http_client_feed(&j->http, NULL, 0); /* EOF may end the body */
+        if (!wf__http_client_complete(&j->http))
             fail(j, WF_EUPSTREAM, "response cut short");
         else
             http_done(j);
@@ -309,10 +298,8 @@ static void start(struct fetcher *f, struct job *j)
     uv_timer_init(loop, &j->timer);
     j->tcp.data = j->timer.data = j->creq.data = j;
     j->open_handles = 2;
-    if (f->http) {
-        http_parser_init(&j->parser, HTTP_RESPONSE);
-        j->parser.data = j;
-    }
+    if (f->http)
+        wf__http_client_init(&j->http, on_body, j);
     arm(j, f->connect_to);
     int rv = uv_tcp_connect(&j->creq, &j->tcp, (struct sockaddr *)&f->addr, on_connect);
     if (rv < 0)

@@ -1,0 +1,123 @@
+/* The listener's parts (see weft/listener.h): listener.c (the actor:
+ * ports, accepting, start and stop), conn.c (one HTTP connection: reading,
+ * pipelining, timeouts, writing), routes.c (what a request asks for: poems,
+ * /metrics, /healthz, /trace), metrics.c (counters and Prometheus text) and
+ * poetry.c (the raw poetry port). Everything here runs on the node's loop
+ * thread. Private to libweft_std. */
+#ifndef WF_LISTENER_PRIVATE_H
+#define WF_LISTENER_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <weft/cache.h>
+#include <weft/listener.h>
+#include <weft/trace.h>
+
+#include "request.h"
+
+#define NAME_MAX_LEN 200
+#define LAT_BUCKETS  12
+#define NSTATUS      13 /* the statuses counted apart, see metrics.c */
+
+struct conn;
+struct req;
+
+/* The actor's state. */
+struct lst {
+    const wf_listener_config *cfg;
+    wf_node *node;
+    wf_pid self;
+    uv_tcp_t *http, *poetry; /* on the heap: freed by their close callbacks */
+    uint16_t http_port, poetry_port;
+    struct conn *conns;
+    unsigned nconns;
+    struct req *reqs; /* every request still in flight, for terminate */
+    uint64_t deadline, header_to, idle_to;
+    size_t max_header, max_body;
+    unsigned max_conn, max_pipe;
+    /* metrics */
+    uint64_t by_status[NSTATUS];
+    uint64_t xcache[4];
+    uint64_t lat[LAT_BUCKETS + 1];
+    double lat_sum;
+    uint64_t lat_count, poetry_served, poetry_failed, faults_after;
+    char scratch[65536]; /* reads are parsed at once: one buffer will do */
+};
+
+/* One accepted connection, HTTP or poetry. */
+struct conn {
+    struct conn *next, *prev;
+    struct lst *l; /* NULL once the listener stopped */
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int handles;
+    bool poetry, closing, close_after, reading, paused;
+    wf_deferred *poetry_ask; /* the poetry port's one ask, cancelled on close */
+    wf_trace_ctx pspan;      /* the poetry port's request */
+    /* the request being read, and the two headers the listener wants */
+    wf__http_reader reader;
+    wf__http_field fields[2];
+    char cookie[256];
+    char traceparent[WF_TRACEPARENT_LEN + 8]; /* the header, if it fits */
+    /* answers, in order */
+    struct req *head, *tail;
+    unsigned inflight;
+};
+
+#define CONN_COOKIE      0 /* index in conn.fields */
+#define CONN_TRACEPARENT 1
+
+/* One request of a connection, from its arrival to its answer's write. */
+struct req {
+    struct req *next;          /* the connection's queue */
+    struct req *gprev, *gnext; /* the listener's list */
+    struct conn *c;            /* NULL once the connection is gone */
+    struct lst *l;             /* NULL once the listener stopped */
+    wf_deferred *chain;        /* the work answering it */
+    bool ready, keep_alive, head_only, written, resp_static;
+    int status;
+    char *resp;
+    size_t resp_len;
+    uint64_t t0;
+    char name[NAME_MAX_LEN + 1];
+    char session[33];
+    char fault[24];
+    char xcache[16];
+    wf_trace_ctx span; /* the request's span: traced or not, it is answered */
+    bool traced_reply;
+    uint32_t age;
+    uint64_t deadline_at;
+    uv_write_t wreq;
+};
+
+/* conn.c */
+void wf__lst_conn_start(struct conn *c);
+void wf__lst_conn_close(struct conn *c);
+void wf__lst_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+void wf__lst_flush(struct conn *c);
+void wf__lst_bad_request(struct conn *c, int status, const char *why);
+void wf__lst_req_free(struct req *r);
+/* Builds r's whole response (status line, headers, body); extra is more
+ * header lines, each ending in CRLF, or NULL. */
+void wf__lst_respond(struct req *r, int status, const char *type, const char *body, size_t len,
+                     const char *extra);
+/* A plain page for errors the listener itself decides (and the fallback
+ * when the renderer cannot make one). */
+void wf__lst_respond_plain_error(struct req *r, int status, const char *message, const char *id,
+                                 const char *trace_html);
+
+/* routes.c: answers r, the request hr of c, or starts the work that will. */
+void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr);
+
+/* metrics.c */
+void wf__lst_metrics_count(struct lst *l, int status, uint64_t t0);
+/* Answers r with the Prometheus text of l's counters and, if not NULL,
+ * the cache's. */
+void wf__lst_metrics_respond(struct lst *l, struct req *r, const wf_cache_stats *cs);
+
+/* poetry.c: serves one poem on c, accepted on the poetry port. */
+void wf__lst_poetry_start(struct conn *c);
+
+#endif

@@ -1,0 +1,89 @@
+/* The listener's counters (answers by status and by cache outcome, a
+ * latency histogram) and their Prometheus text for GET /metrics. */
+#include <stdio.h>
+#include <string.h>
+
+#include <weft/alloc.h>
+
+#include "listener_private.h"
+#include "strbuf.h"
+
+static const double lat_bounds[LAT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                               0.1,   0.25,   0.5,   1,    2.5,   5};
+static const int status_codes[NSTATUS] = {200, 302, 400, 404, 405, 408, 409,
+                                          413, 431, 500, 502, 503, 504};
+
+void wf__lst_metrics_count(struct lst *l, int status, uint64_t t0)
+{
+    for (size_t i = 0; i < NSTATUS; i++) {
+        if (status_codes[i] == status)
+            l->by_status[i]++;
+    }
+    double s = (double)(uv_hrtime() - t0) / 1e9;
+    int b = 0;
+    while (b < LAT_BUCKETS && s > lat_bounds[b])
+        b++;
+    l->lat[b]++;
+    l->lat_sum += s;
+    l->lat_count++;
+}
+
+void wf__lst_metrics_respond(struct lst *l, struct req *r, const wf_cache_stats *cs)
+{
+    wf_strbuf b = {0};
+    wf_strbuf_puts(&b, "# HELP weft_http_requests_total HTTP requests answered, by status.\n"
+                       "# TYPE weft_http_requests_total counter\n");
+    for (size_t i = 0; i < NSTATUS; i++)
+        wf_strbuf_printf(&b, "weft_http_requests_total{status=\"%d\"} %llu\n", status_codes[i],
+                         (unsigned long long)l->by_status[i]);
+    static const char *xc[] = {"hit", "miss", "coalesced", "stale"};
+    wf_strbuf_puts(&b, "# HELP weft_cache_answers_total Poem answers by cache outcome.\n"
+                       "# TYPE weft_cache_answers_total counter\n");
+    for (int i = 0; i < 4; i++)
+        wf_strbuf_printf(&b, "weft_cache_answers_total{outcome=\"%s\"} %llu\n", xc[i],
+                         (unsigned long long)l->xcache[i]);
+    if (cs != NULL) {
+        wf_strbuf_printf(&b,
+                         "# TYPE weft_upstream_fetches_total counter\n"
+                         "weft_upstream_fetches_total %llu\n"
+                         "# TYPE weft_upstream_failures_total counter\n"
+                         "weft_upstream_failures_total %llu\n"
+                         "# TYPE weft_cache_entries gauge\nweft_cache_entries %llu\n"
+                         "# TYPE weft_cache_bytes gauge\nweft_cache_bytes %llu\n"
+                         "# TYPE weft_cache_evicted_total counter\nweft_cache_evicted_total %llu\n",
+                         (unsigned long long)cs->fetches, (unsigned long long)cs->fetch_failures,
+                         (unsigned long long)cs->entries, (unsigned long long)cs->bytes,
+                         (unsigned long long)cs->evicted);
+    }
+    wf_strbuf_puts(&b, "# HELP weft_http_request_seconds Time from request to answer.\n"
+                       "# TYPE weft_http_request_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < LAT_BUCKETS; i++) {
+        cum += l->lat[i];
+        wf_strbuf_printf(&b, "weft_http_request_seconds_bucket{le=\"%g\"} %llu\n", lat_bounds[i],
+                         (unsigned long long)cum);
+    }
+    cum += l->lat[LAT_BUCKETS];
+    wf_strbuf_printf(&b,
+                     "weft_http_request_seconds_bucket{le=\"+Inf\"} %llu\n"
+                     "weft_http_request_seconds_sum %g\nweft_http_request_seconds_count %llu\n",
+                     (unsigned long long)cum, l->lat_sum, (unsigned long long)l->lat_count);
+    wf_strbuf_puts(&b, "# HELP weft_mailbox_depth Messages waiting, per actor.\n"
+                       "# TYPE weft_mailbox_depth gauge\n");
+    const char *actors[] = {l->cfg->cache, l->cfg->renderer};
+    wf_strbuf_printf(&b, "weft_mailbox_depth{actor=\"listener\"} %zu\n",
+                     wf_mailbox_depth(l->node, l->self));
+    for (int i = 0; i < 2; i++) {
+        if (strchr(actors[i], '@') == NULL)
+            wf_strbuf_printf(&b, "weft_mailbox_depth{actor=\"%s\"} %zu\n", actors[i],
+                             wf_mailbox_depth(l->node, wf_lookup(l->node, actors[i])));
+    }
+    wf_strbuf_printf(&b,
+                     "# TYPE weft_connections gauge\nweft_connections %u\n"
+                     "# TYPE weft_poetry_served_total counter\nweft_poetry_served_total %llu\n",
+                     l->nconns, (unsigned long long)l->poetry_served);
+    size_t n = b.len;
+    char *text = wf_strbuf_finish(&b);
+    wf__lst_respond(r, 200, "text/plain; version=0.0.4", text ? text : "", text ? n : 0, NULL);
+    wf_free(text);
+}

@@ -1,0 +1,85 @@
+/* The raw poetry port of the Twisted tutorial: a client connects and gets
+ * the default poem from the cache, then the connection closes. The
+ * protocol has no errors: a failure is an empty poem. */
+#include <string.h>
+
+#include <weft/alloc.h>
+
+#include "listener_private.h"
+
+struct poetry_write {
+    uv_write_t w;
+    struct conn *c;
+    wf_msg *m;
+};
+
+static void poetry_written(uv_write_t *w, int status)
+{
+    struct poetry_write *pw = w->data;
+    wf_msg_free(pw->m);
+    wf__lst_conn_close(pw->c);
+    wf_free(pw);
+}
+
+static wf_result poetry_got(wf_result res, void *arg)
+{
+    struct conn *c = arg;
+    if (c->poetry_ask != NULL) {
+        wf_deferred_release(c->poetry_ask); /* its run still holds it */
+        c->poetry_ask = NULL;
+    }
+    if (c->l != NULL)
+        wf_trace_note(c->l->node, wf_result_is_msg(res) ? "reply" : "fail", c->l->self, &c->pspan,
+                      "poem", wf_result_is_msg(res) ? wf_msg_len(res.u.ptr) : 0);
+    if (c->closing || !wf_result_is_msg(res)) {
+        if (c->l != NULL && !wf_result_is_msg(res))
+            c->l->poetry_failed++;
+        if (!c->closing)
+            wf__lst_conn_close(c); /* the protocol has no error: an empty poem */
+        wf_result_free(res);
+        return wf_result_none();
+    }
+    wf_cache_reply head;
+    const void *v;
+    size_t len;
+    struct poetry_write *pw = wf_malloc(sizeof *pw);
+    if (pw == NULL || wf_cache_reply_parse(res.u.ptr, &head, &v, &len) != 0) {
+        wf_free(pw);
+        wf_result_free(res);
+        wf__lst_conn_close(c);
+        return wf_result_none();
+    }
+    pw->c = c;
+    pw->m = wf_result_take_ptr(&res);
+    pw->w.data = pw;
+    uv_buf_t b = uv_buf_init((char *)v, (unsigned)len);
+    if (c->l != NULL)
+        c->l->poetry_served++;
+    if (uv_write(&pw->w, (uv_stream_t *)&c->tcp, &b, 1, poetry_written) != 0) {
+        wf_msg_free(pw->m);
+        wf_free(pw);
+        wf__lst_conn_close(c);
+    }
+    return wf_result_none();
+}
+
+static void on_poetry_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    if (n < 0)
+        wf__lst_conn_close(s->data); /* the client left before its poem */
+}
+
+void wf__lst_poetry_start(struct conn *c)
+{
+    struct lst *l = c->l;
+    uv_read_start((uv_stream_t *)&c->tcp, wf__lst_on_alloc, on_poetry_read);
+    wf_pid cache = wf_resolve(l->node, l->cfg->cache);
+    const char *name = l->cfg->poetry_default ? l->cfg->poetry_default : "ozymandias";
+    wf_trace_ctx prev = wf_trace_begin(l->node, NULL, &c->pspan);
+    wf_trace_note(l->node, "recv", l->self, &c->pspan, "poetry connection", 0);
+    wf_deferred *d = wf_ask_as(l->node, l->self, cache,
+                               wf_msg_new(WF_CACHE_GET, name, strlen(name)), l->deadline);
+    wf_trace_end(l->node, &prev);
+    c->poetry_ask = d;
+    wf_deferred_add_both(d, poetry_got, c);
+}

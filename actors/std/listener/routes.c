@@ -1,0 +1,357 @@
+/* What a request asks for: a poem (ask the cache, then the renderer, one
+ * Deferred chain with one errback that makes the error page), /metrics,
+ * /healthz, /trace, the redirect from /, or an error page. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <weft/alloc.h>
+#include <weft/log.h>
+#include <weft/renderer.h>
+
+#include "bytes.h"
+#include "listener_private.h"
+
+/* ---- the work behind a poem request ---- */
+
+static void random_id(char out[17])
+{
+    unsigned char raw[8] = {0};
+    if (getrandom(raw, sizeof raw, 0) != sizeof raw)
+        memset(raw, 0x5a, sizeof raw);
+    *wf__hex(out, raw, 8) = '\0';
+}
+
+static int status_of(int code)
+{
+    switch (code) {
+    case WF_ETIMEDOUT:
+        return 504;
+    case WF_EUPSTREAM:
+    case WF_ENODEDOWN:
+        return 502;
+    case WF_EOVERLOADED:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+static uint64_t remaining(struct req *r)
+{
+    uint64_t now = uv_hrtime() / 1000000;
+    return r->deadline_at > now + 1 ? r->deadline_at - now : 1;
+}
+
+static wf_result got_poem(wf_result res, void *arg)
+{
+    struct req *r = arg;
+    if (r->l == NULL) {
+        wf_result_free(res);
+        return WF_FAIL(WF_EACTORSTOPPED, "listener stopped");
+    }
+    wf_cache_reply head;
+    const void *v;
+    size_t len;
+    if (wf_cache_reply_parse(res.u.ptr, &head, &v, &len) != 0) {
+        wf_result_free(res);
+        return WF_FAIL(WF_EPROTO, "the cache's answer is not a cache reply");
+    }
+    static const char *names[] = {"HIT", "MISS", "COALESCED", "STALE"};
+    snprintf(r->xcache, sizeof r->xcache, "%s",
+             head.status >= 1 && head.status <= 4 ? names[head.status - 1] : "?");
+    if (head.status >= 1 && head.status <= 4)
+        r->l->xcache[head.status - 1]++;
+    r->age = head.age_s;
+    wf_msg *m = wf_msg_alloc(WF_RENDER_POEM, sizeof(wf_render_poem) + len);
+    if (m == NULL) {
+        wf_result_free(res);
+        return WF_FAIL(WF_ENOMEM, "no memory to ask for a page");
+    }
+    wf_render_poem rp = {.age_s = head.age_s};
+    memcpy(rp.session, r->session, sizeof rp.session);
+    snprintf(rp.cache, sizeof rp.cache, "%s", r->xcache);
+    if (strcmp(r->fault, "render_before") == 0)
+        rp.fault = WF_RENDER_FAULT_BEFORE;
+    else if (strcmp(r->fault, "render_encoding") == 0)
+        rp.fault = WF_RENDER_FAULT_ENCODING;
+    memcpy(wf_msg_body(m), &rp, sizeof rp);
+    memcpy((char *)wf_msg_body(m) + sizeof rp, v, len);
+    wf_result_free(res);
+    wf_pid to = wf_resolve(r->l->node, r->l->cfg->renderer);
+    return wf_result_deferred(wf_ask_as(r->l->node, r->l->self, to, m, remaining(r)));
+}
+
+static wf_result got_page(wf_result res, void *arg)
+{
+    struct req *r = arg;
+    wf_msg *m = res.u.ptr;
+    wf_render_page page;
+    if (wf_msg_len(m) < sizeof page) {
+        wf_result_free(res);
+        return WF_FAIL(WF_EPROTO, "the renderer's answer is too short");
+    }
+    if (strcmp(r->fault, "writing") == 0) {
+        wf_result_free(res);
+        return WF_FAIL(WF_EUSER + 502, "listener failed while writing the response (injected "
+                                       "fault)");
+    }
+    memcpy(&page, wf_msg_body(m), sizeof page);
+    page.session[32] = '\0';
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "X-Cache: %s\r\nAge: %u\r\nSet-Cookie: weft_session=%s; Path=/; HttpOnly; "
+             "SameSite=Lax\r\nCache-Control: no-store\r\n",
+             r->xcache, r->age, page.session);
+    wf__lst_respond(r, 200, "text/html; charset=utf-8", (char *)wf_msg_body(m) + sizeof page,
+                    wf_msg_len(m) - sizeof page, extra);
+    wf_result_free(res);
+    return wf_result_none();
+}
+
+struct failed {
+    struct req *r;
+    int status;
+    char id[17];
+    char message[256];
+    char *trace_html;
+};
+
+static wf_result error_page_done(wf_result res, void *arg)
+{
+    struct failed *f = arg;
+    struct req *r = f->r;
+    if (wf_result_is_msg(res))
+        wf__lst_respond(r, f->status, "text/html; charset=utf-8", wf_msg_body(res.u.ptr),
+                        wf_msg_len(res.u.ptr), NULL);
+    else
+        wf__lst_respond_plain_error(r, f->status, f->message, f->id, f->trace_html);
+    wf_result_free(res);
+    return wf_result_none();
+}
+
+static void failed_free(void *arg)
+{
+    struct failed *f = arg;
+    wf_free(f->trace_html);
+    wf_free(f);
+}
+
+/* The one errback of a request: its failure becomes its error page. */
+static wf_result request_failed(wf_result res, void *arg)
+{
+    struct req *r = arg;
+    wf_failure *fl = res.u.failure;
+    struct failed *f = wf_malloc(sizeof *f);
+    if (f == NULL || r->l == NULL) {
+        wf_free(f);
+        wf__lst_respond_plain_error(r, status_of(wf_failure_code(fl)), wf_failure_message(fl), NULL,
+                                    NULL);
+        wf_result_free(res);
+        return wf_result_none();
+    }
+    memset(f, 0, sizeof *f);
+    f->r = r;
+    f->status = status_of(wf_failure_code(fl));
+    random_id(f->id);
+    snprintf(f->message, sizeof f->message, "%s", wf_failure_message(fl));
+    char *text = wf_failure_format(fl, WF_FORMAT_TEXT);
+    wf_log(WF_LOG_WARN, "request %s for /poems/%s failed with %d:\n%s", f->id, r->name, f->status,
+           text ? text : f->message);
+    if (r->l->cfg->debug)
+        f->trace_html = wf_failure_format(fl, WF_FORMAT_HTML);
+    size_t tl = r->l->cfg->debug && text ? strlen(text) : 0;
+    wf_msg *m = wf_msg_alloc(WF_RENDER_ERROR, sizeof(wf_render_error) + tl);
+    wf_deferred *d;
+    if (m == NULL) {
+        d = wf_fail(wf_failure_new(WF_ENOMEM, "no memory for an error page"));
+    } else {
+        wf_render_error re = {.status = (uint32_t)f->status, .debug = (uint32_t)r->l->cfg->debug};
+        memcpy(re.id, f->id, sizeof re.id);
+        snprintf(re.message, sizeof re.message, "%s", f->message);
+        memcpy(wf_msg_body(m), &re, sizeof re);
+        if (tl)
+            memcpy((char *)wf_msg_body(m) + sizeof re, text, tl);
+        wf_pid to = wf_resolve(r->l->node, r->l->cfg->renderer);
+        /* The error page must come quickly; if the renderer is what broke,
+         * the fallback page is ready at once. */
+        uint64_t t = remaining(r) < 1000 ? remaining(r) : 1000;
+        d = wf_ask_as(r->l->node, r->l->self, to, m, t);
+    }
+    wf_free(text);
+    wf_result_free(res);
+    wf_deferred_add_callbacks_full(d, error_page_done, error_page_done, f, failed_free);
+    return wf_result_deferred(d);
+}
+
+/* The last step: the answer is ready; write what can be written. */
+static wf_result request_done(wf_result res, void *arg)
+{
+    struct req *r = arg;
+    wf_result_free(res);
+    if (!r->ready)
+        wf__lst_respond_plain_error(r, 500, "no answer was made", NULL, NULL);
+    if (r->c != NULL)
+        wf__lst_flush(r->c);
+    else
+        wf__lst_req_free(r); /* the client went away: nobody to write to */
+    return wf_result_none();
+}
+
+static void dispatch_poem(struct lst *l, struct req *r)
+{
+    r->deadline_at = uv_hrtime() / 1000000 + l->deadline;
+    wf_deferred *d;
+    if (strcmp(r->fault, "dispatch") == 0) {
+        d = wf_fail(wf_failure_new(WF_EUSER + 503, "listener failed while dispatching (injected "
+                                                   "fault)"));
+    } else {
+        wf_pid cache = wf_resolve(l->node, l->cfg->cache);
+        d = wf_ask_as(l->node, l->self, cache, wf_msg_new(WF_CACHE_GET, r->name, strlen(r->name)),
+                      l->deadline);
+    }
+    if (d == NULL) {
+        wf__lst_respond_plain_error(r, 500, "out of memory", NULL, NULL);
+        wf__lst_flush(r->c);
+        return;
+    }
+    r->chain = wf_deferred_ref(d);
+    wf_deferred_add_callback(d, got_poem, r);
+    wf_deferred_add_callback(d, got_page, r);
+    wf_deferred_add_errback(d, request_failed, r);
+    wf_deferred_add_both(d, request_done, r);
+    wf_deferred_release(d);
+}
+
+static wf_result got_stats(wf_result res, void *arg)
+{
+    struct req *r = arg;
+    if (r->l != NULL) {
+        wf_cache_stats cs;
+        bool ok = wf_result_is_msg(res) && wf_msg_len(res.u.ptr) == sizeof cs;
+        if (ok)
+            memcpy(&cs, wf_msg_body(res.u.ptr), sizeof cs);
+        wf__lst_metrics_respond(r->l, r, ok ? &cs : NULL);
+    }
+    wf_result_free(res);
+    return wf_result_none();
+}
+
+static void session_from_cookie(const char *cookie, char out[33])
+{
+    const char *s = strstr(cookie, "weft_session=");
+    out[0] = '\0';
+    if (s != NULL) {
+        s += 13;
+        size_t n = strspn(s, "0123456789abcdef");
+        if (n == 32) {
+            memcpy(out, s, 32);
+            out[32] = '\0';
+        }
+    }
+}
+
+/* The value of key in a query string, %XX-decoded, into out; false if
+ * absent. */
+static bool query_get(const char *q, const char *key, char *out, size_t size)
+{
+    size_t kl = strlen(key);
+    for (const char *p = q; p != NULL && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+        if (strncmp(p, key, kl) != 0 || p[kl] != '=')
+            continue;
+        size_t n = 0;
+        for (p += kl + 1; *p && *p != '&' && n + 1 < size; p++) {
+            unsigned hi, lo;
+            if (*p == '%' && sscanf(p + 1, "%1x%1x", &hi, &lo) == 2) {
+                out[n++] = (char)(hi << 4 | lo);
+                p += 2;
+            } else {
+                out[n++] = *p == '+' ? ' ' : *p;
+            }
+        }
+        out[n] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* GET /trace shows the node's tracing; with ?sample=&actors=&types= it
+ * changes them (what is not given keeps its value). */
+static void trace_control(struct lst *l, struct req *r, const char *q)
+{
+    char now[512], sample[32], actors[256], types[256];
+    wf_node_trace_describe(l->node, now, sizeof now);
+    bool has_s = q != NULL && query_get(q, "sample", sample, sizeof sample);
+    bool has_a = q != NULL && query_get(q, "actors", actors, sizeof actors);
+    bool has_t = q != NULL && query_get(q, "types", types, sizeof types);
+    if (has_s || has_a || has_t) {
+        char *end = NULL;
+        double s = has_s ? strtod(sample, &end) : WF_TRACE_KEEP;
+        int rv =
+            has_s && (*end != '\0' || end == sample || s < 0)
+                ? WF_EINVAL
+                : wf_node_trace_filter(l->node, s, has_a ? actors : NULL, has_t ? types : NULL);
+        if (rv != 0) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "tracing not changed: %s\n",
+                     rv == WF_ESTATE ? "this node does not trace" : "bad sample, actors or types");
+            wf__lst_respond(r, rv == WF_ESTATE ? 409 : 400, "text/plain", msg, strlen(msg), NULL);
+            return;
+        }
+        wf_node_trace_describe(l->node, now, sizeof now);
+    }
+    size_t n = strlen(now);
+    now[n] = '\n';
+    wf__lst_respond(r, 200, "text/plain", now, n + 1, NULL);
+}
+
+void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr)
+{
+    struct lst *l = c->l;
+    char *target = hr->target;
+    r->keep_alive = hr->keep_alive;
+    r->head_only = hr->method == HTTP_HEAD;
+    if (!r->keep_alive)
+        c->close_after = true;
+    /* A request without a Cookie header reads the last one the connection
+     * sent (the reader keeps the buffer): the behaviour before the move. */
+    session_from_cookie(c->cookie, r->session);
+    /* The path and, for tests, ?fault=STAGE. */
+    char *q = strchr(target, '?');
+    if (q != NULL) {
+        *q++ = '\0';
+        const char *f = strstr(q, "fault=");
+        if (f != NULL && l->cfg->allow_faults)
+            snprintf(r->fault, sizeof r->fault, "%.*s", (int)strcspn(f + 6, "&"), f + 6);
+    }
+    if (hr->method != HTTP_GET && hr->method != HTTP_HEAD) {
+        wf__lst_respond_plain_error(r, 405, "only GET and HEAD are served here", NULL, NULL);
+    } else if (strcmp(target, "/trace") == 0 && l->cfg->trace_control) {
+        trace_control(l, r, q);
+    } else if (strcmp(target, "/healthz") == 0) {
+        wf__lst_respond(r, 200, "text/plain", "ok\n", 3, NULL);
+    } else if (strcmp(target, "/metrics") == 0) {
+        wf_pid cache = wf_resolve(l->node, l->cfg->cache);
+        wf_deferred *d =
+            wf_ask_as(l->node, l->self, cache, wf_msg_new(WF_CACHE_STATS, NULL, 0), 1000);
+        r->chain = wf_deferred_ref(d);
+        wf_deferred_add_both(d, got_stats, r);
+        wf_deferred_add_both(d, request_done, r);
+        wf_deferred_release(d);
+        return;
+    } else if (strcmp(target, "/") == 0) {
+        char loc[300];
+        snprintf(loc, sizeof loc, "Location: /poems/%s\r\n",
+                 l->cfg->poetry_default ? l->cfg->poetry_default : "ozymandias");
+        wf__lst_respond(r, 302, "text/plain", "", 0, loc);
+    } else if (strncmp(target, "/poems/", 7) == 0 && strlen(target + 7) > 0 &&
+               strlen(target + 7) <= NAME_MAX_LEN) {
+        snprintf(r->name, sizeof r->name, "%s", target + 7);
+        dispatch_poem(l, r);
+        return;
+    } else {
+        wf__lst_respond_plain_error(r, 404, "no such page; poems are at /poems/NAME", NULL, NULL);
+    }
+    wf__lst_flush(c);
+}
