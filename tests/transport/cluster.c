@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -334,4 +335,22 @@ Test(cluster, a_remote_ask_that_times_out_names_the_remote_actor, .init = setup,
     tu_proc_send(&a, "ask slow@b 3000");
     const char *l = tu_proc_expect(&a, "fail WF_ETIMEDOUT", 5000);
     cr_assert(l && strstr(l, "to slow@b timed out after 300 ms"), "%s", a.log);
+}
+
+/* Commands from a file (weft-node < commands, or < /dev/null) are read to
+ * the end and the node stops cleanly: epoll cannot watch a file, so reading
+ * it as a pipe made libuv abort. */
+Test(cluster, commands_from_a_file_are_read_to_the_end, .init = setup, .fini = teardown)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s --name a --secret s < /dev/null > %s/null.out 2>&1", WEFT_NODE,
+             dir);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "weft-node < /dev/null ended with %d", st);
+    snprintf(cmd, sizeof cmd,
+             "printf 'peers\\nquit\\n' > %s/cmds && %s --name a --secret s < %s/cmds > %s/file.out "
+             "2>&1 && grep -q '^peers' %s/file.out",
+             dir, WEFT_NODE, dir, dir, dir);
+    st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "weft-node < file ended with %d", st);
 }

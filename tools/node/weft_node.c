@@ -180,6 +180,10 @@ struct app {
         uv_pipe_t pipe;
         uv_tty_t tty;
     } in;
+    /* ...or a file (weft-node < commands, or /dev/null): epoll cannot
+     * watch one, so it is read with file requests instead. */
+    uv_fs_t in_req;
+    char in_buf[TEXT_MAX];
     char line[TEXT_MAX];
     size_t len;
     bool closing;
@@ -290,11 +294,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof chunk;
 }
 
-static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+/* Runs the complete lines in buf[0..n). */
+static void feed(struct app *a, const char *buf, ssize_t n)
 {
-    struct app *a = s->data;
     for (ssize_t i = 0; i < n; i++) {
-        char c = buf->base[i];
+        char c = buf[i];
         if (c == '\n') {
             a->line[a->len] = '\0';
             command(a, a->line);
@@ -303,11 +307,32 @@ static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             a->line[a->len++] = c;
         }
     }
+}
+
+static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct app *a = s->data;
+    feed(a, buf->base, n);
     if (n < 0 || a->closing) {
         uv_read_stop(s);
         uv_close((uv_handle_t *)s, NULL);
         wf_node_shutdown(a->node);
     }
+}
+
+static void on_file_read(uv_fs_t *req)
+{
+    struct app *a = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    feed(a, a->in_buf, n);
+    if (n <= 0 || a->closing) {
+        wf_node_shutdown(a->node);
+        return;
+    }
+    uv_buf_t b = uv_buf_init(a->in_buf, sizeof a->in_buf);
+    if (uv_fs_read(wf_node_loop(a->node), req, 0, &b, 1, -1, on_file_read) != 0)
+        wf_node_shutdown(a->node);
 }
 
 /* ---- set-up ---- */
@@ -530,14 +555,24 @@ int main(int argc, char **argv)
         }
         wf_spawn(node, k, &kinds[i].b, NULL, NULL);
     }
-    if (uv_guess_handle(0) == UV_TTY) {
-        uv_tty_init(wf_node_loop(node), &a.in.tty, 0, 1);
+    uv_handle_type in = uv_guess_handle(0);
+    if (in == UV_TTY || in == UV_NAMED_PIPE || in == UV_TCP) {
+        if (in == UV_TTY) {
+            uv_tty_init(wf_node_loop(node), &a.in.tty, 0, 1);
+        } else {
+            uv_pipe_init(wf_node_loop(node), &a.in.pipe, 0);
+            uv_pipe_open(&a.in.pipe, 0);
+        }
+        a.in.stream.data = &a;
+        uv_read_start(&a.in.stream, on_alloc, on_stdin);
     } else {
-        uv_pipe_init(wf_node_loop(node), &a.in.pipe, 0);
-        uv_pipe_open(&a.in.pipe, 0);
+        a.in_req.data = &a;
+        uv_buf_t b = uv_buf_init(a.in_buf, sizeof a.in_buf);
+        if (uv_fs_read(wf_node_loop(node), &a.in_req, 0, &b, 1, -1, on_file_read) != 0) {
+            fprintf(stderr, "weft-node: cannot read standard input\n");
+            goto out;
+        }
     }
-    a.in.stream.data = &a;
-    uv_read_start(&a.in.stream, on_alloc, on_stdin);
     printf("ready %s\n", o.name);
     wf_node_run(node);
     rv = 0;
