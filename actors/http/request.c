@@ -13,9 +13,13 @@ static int on_message_begin(http_parser *p)
     r->headers_done = false;
     r->target_len = r->header_bytes = r->body_bytes = r->name_len = 0;
     r->after_value = r->too_big_header = r->too_big_body = false;
+    /* A request without one of the fields must not read the previous
+     * request's value (a session cookie of another request). */
     for (size_t i = 0; i < r->nfields; i++) {
         r->fields[i].len = 0;
         r->fields[i].cut = false;
+        if (r->fields[i].size > 0)
+            r->fields[i].buf[0] = '\0';
     }
     return 0;
 }

@@ -17,10 +17,9 @@
 
 /* A header the caller wants: its value goes into buf (size bytes of room,
  * the caller's), NUL-terminated and cut to fit; cut says something did not
- * fit. A header sent twice has its values appended to each other. len and
- * cut are reset at the start of each request, buf is not: the value is
- * buf[0..len), and a request without the header leaves the last one's
- * string in buf. */
+ * fit. A header sent twice has its values appended to each other. Each
+ * request starts with len 0, cut false and buf "", so a request without
+ * the header reads an empty string, never the previous request's value. */
 typedef struct wf__http_field {
     const char *name; /* compared without case */
     char *buf;

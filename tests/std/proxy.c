@@ -138,6 +138,16 @@ Test(proxy, a_miss_then_a_hit_with_the_headers_and_a_session_counter, .init = se
     cr_assert_str_neq(tu_http_header(&r, "Age"), "");
     cr_assert(strstr(r.body, "Page view #2 in this session"), "%s", r.body);
     tu_http_free(&r);
+
+    /* The next request on this connection sends no cookie: it is a new
+     * session, not the previous request's (a front proxy shares
+     * connections between clients). */
+    const char *bare = "GET /poems/ozymandias HTTP/1.1\r\nHost: t\r\n\r\n";
+    tu_http_send(fd, bare, strlen(bare));
+    cr_assert_eq(tu_http_read(fd, &r, 5000), 0);
+    cr_assert(strstr(r.body, "Page view #1"), "%s", r.body);
+    cr_assert_str_neq(tu_http_header(&r, "Set-Cookie"), cookie);
+    tu_http_free(&r);
     close(fd);
     cr_assert_eq(upstream_fetches("ozymandias"), 1);
 }

@@ -314,8 +314,6 @@ void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr)
     r->head_only = hr->method == HTTP_HEAD;
     if (!r->keep_alive)
         c->close_after = true;
-    /* A request without a Cookie header reads the last one the connection
-     * sent (the reader keeps the buffer): the behaviour before the move. */
     session_from_cookie(c->cookie, r->session);
     /* The path and, for tests, ?fault=STAGE. */
     char *q = strchr(target, '?');
