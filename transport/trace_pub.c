@@ -11,6 +11,7 @@
 
 #include <weft/alloc.h>
 #include <weft/error.h>
+#include <weft/link.h>
 #include <weft/log.h>
 #include <weft/trace.h>
 #include <weft/transport.h>
@@ -73,6 +74,7 @@ fail:
 
 int wf_transport_trace_start(wf_node *n, const wf_trace_config *cfg)
 {
+    wf_link_check_thread(n, "wf_transport_trace_start", true);
     if (cfg->pub_url == NULL || cfg->sink != NULL)
         return wf_node_trace_start(n, cfg);
     wf_trace_sink sink;

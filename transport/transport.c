@@ -88,6 +88,7 @@ void wf__transport_close(void *ctx)
 
 int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **out)
 {
+    wf_link_check_thread(n, "wf_transport_new", true);
     if (cfg == NULL || cfg->secret == NULL || cfg->secret[0] == '\0')
         return WF_EINVAL;
     wf_transport *t = wf_malloc(sizeof *t);
@@ -149,6 +150,7 @@ static void on_accept(void *arg)
 
 int wf_transport_listen(wf_transport *t, const char *url)
 {
+    wf_link_check_thread(t->node, "wf_transport_listen", true);
     struct listener *l = wf_malloc(sizeof *l);
     if (l == NULL)
         return WF_ENOMEM;
@@ -175,11 +177,13 @@ int wf_transport_listen(wf_transport *t, const char *url)
 
 int wf_transport_dial(wf_transport *t, const char *url)
 {
+    wf_link_check_thread(t->node, "wf_transport_dial", true);
     return wf__dialer_new(t, url, 0);
 }
 
 int wf_transport_peer(wf_transport *t, const char *name, const char *url)
 {
+    wf_link_check_thread(t->node, "wf_transport_peer", true);
     if (name == NULL || name[0] == '\0' || strlen(name) > NAME_MAX_LEN ||
         strcmp(name, wf_node_name(t->node)) == 0)
         return WF_EINVAL;
@@ -193,11 +197,13 @@ int wf_transport_peer(wf_transport *t, const char *name, const char *url)
 
 void wf_transport_stats_get(const wf_transport *t, wf_transport_stats *out)
 {
+    wf_link_check_thread(t->node, "wf_transport_stats_get", false);
     *out = t->stats;
 }
 
 size_t wf_transport_peers(const wf_transport *t, const char **names, size_t max)
 {
+    wf_link_check_thread(t->node, "wf_transport_peers", false);
     size_t n = 0;
     for (uint16_t i = 0; i < t->npeers; i++) {
         if (t->peers[i].conn != NULL) {

@@ -23,6 +23,18 @@ int wf_node_set_link(wf_node *n, const wf_link_ops *ops, void *ctx)
     return 0;
 }
 
+void wf_link_check_thread(const wf_node *n, const char *fn, bool before_ok)
+{
+#ifdef NDEBUG
+    (void)n, (void)fn, (void)before_ok;
+#else
+    if (before_ok)
+        WF__ON_LOOP_OR_BEFORE(n, fn);
+    else
+        WF__ON_LOOP(n, fn);
+#endif
+}
+
 #define NAME_BIT (1ull << 47)
 
 static const char *remote_name(wf_node *n, wf_pid p)

@@ -12,6 +12,8 @@
 
 #include <criterion/criterion.h>
 
+#include <weft/transport.h>
+
 #include "testutil.h"
 
 TestSuite(contracts, .timeout = 30);
@@ -123,6 +125,22 @@ Test(contracts, wf_node_trace_filter_off_the_loop_stops_the_process)
 Test(contracts, wf_stop_off_the_loop_stops_the_process)
 {
     expect_stop(stop_off_loop, "wf_stop", "a");
+}
+
+/* The transport checks its functions through wf_link_check_thread. */
+static void dial_while_running(void)
+{
+    wf_node *n = wf_node_new(&(wf_node_config){.name = "a"});
+    wf_transport *t;
+    if (n == NULL || wf_transport_new(n, &(wf_transport_config){.secret = "s"}, &t) != 0 ||
+        wf_node_start(n) != 0)
+        _exit(3);
+    wf_transport_dial(t, "tcp://127.0.0.1:1");
+}
+
+Test(contracts, wf_transport_dial_from_another_thread_while_the_node_runs_stops_the_process)
+{
+    expect_stop(dial_while_running, "wf_transport_dial", "a");
 }
 
 static void spawn_on(void *arg)

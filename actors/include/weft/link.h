@@ -14,6 +14,7 @@
 
 #include <weft/api.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,14 @@ typedef struct wf_link_ops {
  * WF_EINVAL if one is plugged already. Before the node runs, or on its
  * loop thread. */
 WF_API int wf_node_set_link(wf_node *n, const wf_link_ops *ops, void *ctx);
+
+/* wf_link_check_thread lets a transport check its own public functions'
+ * thread rules as the runtime checks its own: in a libweft built without
+ * NDEBUG (debug and sanitizer builds), a call on a thread that is not n's
+ * loop thread stops the process with a message naming fn (borrowed) and
+ * both threads; with before_ok, any thread may call before n runs. A
+ * release libweft does nothing here. Any thread. */
+WF_API void wf_link_check_thread(const wf_node *n, const char *fn, bool before_ok);
 
 /* From the transport: a TELL or ASK frame from peer, for the local actor
  * with id to (or, if name is not NULL, the one registered as name[0..len)),
