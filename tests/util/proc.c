@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,9 +20,15 @@ void tu_proc_start(tu_proc *p, char *const argv[])
     memset(p, 0, sizeof *p);
     cr_assert_eq(pipe(in), 0);
     cr_assert_eq(pipe(out), 0);
+    pid_t parent = getpid();
     p->pid = fork();
     cr_assert_geq(p->pid, 0);
     if (p->pid == 0) {
+        /* It dies with the test process, even when that is killed (a
+         * timeout): no server is left running after a crashed suite. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(out[1], 2);
