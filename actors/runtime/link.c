@@ -23,23 +23,9 @@ int wf_node_set_link(wf_node *n, const wf_link_ops *ops, void *ctx)
     return 0;
 }
 
-void wf_link_check_thread(const wf_node *n, const char *fn, bool before_ok)
-{
-#ifdef NDEBUG
-    (void)n, (void)fn, (void)before_ok;
-#else
-    if (before_ok)
-        WF__ON_LOOP_OR_BEFORE(n, fn);
-    else
-        WF__ON_LOOP(n, fn);
-#endif
-}
-
-#define NAME_BIT (1ull << 47)
-
 static const char *remote_name(wf_node *n, wf_pid p)
 {
-    if (!(p.id & NAME_BIT))
+    if (!(p.id & WF__PID_NAME_BIT))
         return NULL;
     uint32_t i = (uint32_t)p.id;
     return i >= 1 && i <= n->nrnames ? n->rnames[i - 1] : NULL;
@@ -65,7 +51,7 @@ int wf__send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m)
                      .peer = wf_pid_peer(to),
                      .corr = corr,
                      .from = m->from.id,
-                     .to = (to.id & NAME_BIT) ? 0 : to.id & ((1ull << 48) - 1),
+                     .to = (to.id & WF__PID_NAME_BIT) ? 0 : to.id & ((1ull << 48) - 1),
                      .name = remote_name(n, to),
                      .msg = m,
                      .tc = &m->tc};
@@ -130,7 +116,7 @@ wf_pid wf_resolve(wf_node *n, const char *address)
         r[i][len] = '\0';
         n->nrnames++;
     }
-    return (wf_pid){((uint64_t)peer << 48) | NAME_BIT | (i + 1)};
+    return (wf_pid){((uint64_t)peer << 48) | WF__PID_NAME_BIT | (i + 1)};
 }
 
 void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_t from, uint64_t to,
@@ -147,7 +133,7 @@ void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_
     } else if (name == NULL) {
         a = wf__node_actor(n, (wf_pid){to});
     }
-    m->from = (wf_pid){from ? ((uint64_t)peer << 48) | (from & ((1ull << 47) - 1)) : 0};
+    m->from = (wf_pid){from ? ((uint64_t)peer << 48) | (from & (WF__PID_NAME_BIT - 1)) : 0};
     int rv = n->shutting_down             ? WF_ESHUTDOWN
              : a == NULL || a->dead       ? WF_ENOSUCHACTOR
              : a->mb_count >= a->mb_limit ? WF_EOVERLOADED

@@ -323,6 +323,10 @@ static inline unsigned wf__default_mailbox_limit(wf_node *n)
     return n->mailbox_limit;
 }
 
+/* A remote pid (weft/link.h): the peer in the top 16 bits; below, an actor
+ * id, or with this bit set the index of a name interned for that peer. */
+#define WF__PID_NAME_BIT ((uint64_t)1 << 47)
+
 /* ---- thread contracts (thread_check.c) ----
  * Each public entry point checks the thread its header names. Debug and
  * sanitizer builds (no NDEBUG) stop the process with a message naming the

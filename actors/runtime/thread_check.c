@@ -19,6 +19,14 @@ long wf__thread_os_id(void)
 #endif
 }
 
+void wf_link_check_thread(const wf_node *n, const char *fn, bool before_ok)
+{
+    if (before_ok)
+        WF__ON_LOOP_OR_BEFORE(n, fn);
+    else
+        WF__ON_LOOP(n, fn);
+}
+
 void wf__wrong_thread(const wf_node *n, const char *fn, const char *rule)
 {
     char name[17] = "?";

@@ -27,7 +27,6 @@
 
 #define MAX_TYPES  32
 #define MAX_ACTORS 32
-#define NAME_BIT   (1ull << 47)
 
 struct tracer {
     wf_node *node;
@@ -420,9 +419,9 @@ static void tell_remote(struct tracer *tr, wf_pid p)
         rec_text(tr, TR_PEER, 0, peer, name ? name : "?");
     }
     uint32_t idx;
-    if ((p.id & NAME_BIT) && wf__remote_name(tr->node, p, &idx) != NULL) {
+    if ((p.id & WF__PID_NAME_BIT) && wf__remote_name(tr->node, p, &idx) != NULL) {
         while (tr->rnames_told < idx) {
-            wf_pid q = {((uint64_t)peer << 48) | NAME_BIT | (tr->rnames_told + 1)};
+            wf_pid q = {((uint64_t)peer << 48) | WF__PID_NAME_BIT | (tr->rnames_told + 1)};
             const char *name = wf__remote_name(tr->node, q, NULL);
             rec_text(tr, TR_RNAME, tr->rnames_told + 1, 0, name ? name : "?");
             tr->rnames_told++;

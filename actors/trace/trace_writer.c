@@ -15,7 +15,6 @@
 #define _GNU_SOURCE /* sync_file_range */
 #include <fcntl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #endif
 #include <stdbool.h>
@@ -311,12 +310,13 @@ static char *put_who(struct trace_writer *w, char *p, uint64_t id)
         *p++ = '@';
         return put_str(p, w->node);
     }
-    const char *rn = (id & (1ull << 47)) ? table_get(w->rnames, w->nrnames, (uint32_t)id) : NULL;
+    const char *rn =
+        (id & WF__PID_NAME_BIT) ? table_get(w->rnames, w->nrnames, (uint32_t)id) : NULL;
     if (rn != NULL) {
         p = put_str(p, rn);
     } else {
         *p++ = '#';
-        p = wf__hex64(p, id & ((1ull << 47) - 1), 1);
+        p = wf__hex64(p, id & (WF__PID_NAME_BIT - 1), 1);
     }
     *p++ = '@';
     return put_str(p, peer_name(w, peer));
@@ -653,7 +653,7 @@ static void writer_main(void *arg)
      * that falls behind fills the ring, whose overflow is counted and
      * reported ("lost" lines); it never slows a reply. On Linux a nice
      * value is per thread. */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WRITER_NICE);
+    setpriority(PRIO_PROCESS, (id_t)wf__thread_os_id(), WRITER_NICE);
 #endif
     for (;;) {
         sample_clocks(w);

@@ -2,7 +2,8 @@
  *
  * Applications do not use this header: a transport (transport/) plugs in
  * here, so that the runtime knows no socket and the transport no actor
- * internals. Everything here runs on the node's loop thread.
+ * internals. Everything here runs on the node's loop thread, except
+ * wf_link_check_thread.
  *
  * Addresses: a pid whose top 16 bits are zero is local. A remote pid has the
  * peer number (1..65535, the transport's numbering) in its top 16 bits and,
@@ -69,8 +70,9 @@ WF_API int wf_node_set_link(wf_node *n, const wf_link_ops *ops, void *ctx);
 WF_API void wf_link_check_thread(const wf_node *n, const char *fn, bool before_ok);
 
 /* From the transport: a TELL or ASK frame from peer, for the local actor
- * with id to (or, if name is not NULL, the one registered as name[0..len)),
- * in span tc (borrowed; flags 0 when untraced). m is consumed. An ASK that
+ * with id to (or, if name is not NULL, the one registered as
+ * name[0..name_len), borrowed for the call), in span tc (borrowed; flags 0
+ * when untraced). m is consumed. An ASK that
  * cannot be delivered is answered at once. */
 WF_API void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_t from,
                             uint64_t to, const char *name, size_t name_len, const wf_trace_ctx *tc,
@@ -84,8 +86,9 @@ WF_API void wf_link_answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r
  * the runtime has nothing else to do). */
 WF_API void wf_link_peer_up(wf_node *n, uint16_t peer);
 
-/* From the transport: peer is gone. Every pending ask to it fails now
- * with WF_ENODEDOWN, and local monitors of its actors get Down. */
+/* From the transport: peer is gone, for the reason why (borrowed for the
+ * call). Every pending ask to it fails now with WF_ENODEDOWN, and local
+ * monitors of its actors get Down. */
 WF_API void wf_link_peer_down(wf_node *n, uint16_t peer, const char *why);
 
 /* The peer number of a remote pid (0 for a local one). */
