@@ -15,11 +15,11 @@ set(transport_headers "weft/(transport|wire)\\.h")
 
 # util: libc and weft's allocator only.
 set(rule_util "uv\\.h" "nng/" "http_parser" ${runtime_headers} ${std_headers} ${transport_headers})
-# core: the Deferred core knows no loop, socket or actor.
-set(rule_core "uv\\.h" "nng/" "http_parser" ${runtime_headers} ${std_headers} ${transport_headers})
-# runtime and tracing: libuv, never nng or what sits above them.
+# core: the Deferred core knows no loop, socket or actor (util's rule).
+set(rule_core ${rule_util})
+# runtime and tracing (the same rule): libuv, never nng or what sits above them.
 set(rule_runtime "nng/" "http_parser" ${std_headers} ${transport_headers})
-set(rule_trace "nng/" "http_parser" ${std_headers} ${transport_headers})
+set(rule_trace ${rule_runtime})
 # http: framing only; no actors, sockets of nng or runtime internals.
 set(rule_http "nng/" ${runtime_headers} ${std_headers} ${transport_headers})
 # The standard actors use the public runtime API only.
