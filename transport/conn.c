@@ -149,7 +149,7 @@ int wf__conn_queue(struct conn *c, struct out *o)
     return 0;
 }
 
-/* Queues the list head..tail (bytes long, counted in frames_out already) on
+/* Queues the list head..tail (bytes long, counted in frames_out by the caller) on
  * c, which takes it; c is not closing. */
 void wf__conn_queue_list(struct conn *c, struct out *head, struct out *tail, size_t bytes)
 {

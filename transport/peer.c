@@ -72,7 +72,8 @@ int wf__peer_park(wf_transport *t, uint16_t p, struct out *o)
         pe->park_deadline = uv_now(wf_node_loop(t->node)) + t->connect_wait;
         park_arm(t);
     }
-    t->stats.frames_out++;
+    /* Counted in frames_out when it leaves for the peer (wf__peer_up), or
+     * in send_failures if it never does: not both. */
     return 0;
 }
 
@@ -125,6 +126,8 @@ void wf__peer_up(struct conn *c)
         wf_log(WF_LOG_INFO, "node %s: peer %s up", wf_node_name(t->node), pe->name);
         if (pe->parked != NULL) {
             /* What waited for it goes first, in the order sent. */
+            for (struct out *o = pe->parked; o != NULL; o = o->next)
+                t->stats.frames_out++;
             wf__conn_queue_list(c, pe->parked, pe->parked_tail, pe->parked_bytes);
             pe->parked = pe->parked_tail = NULL;
             pe->parked_bytes = 0;

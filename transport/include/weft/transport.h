@@ -110,8 +110,9 @@ WF_API size_t wf_transport_peers(const wf_transport *t, const char **names, size
  * opens cfg->pub_url: an nng PUB socket listening there streams the node's
  * trace lines to live viewers (weft-view --live URL). Needs no transport
  * on the node. Returns what wf_node_trace_start returns, or WF_EIO when the
- * URL cannot be listened on (logged). Loop thread, or before the node
- * runs. */
+ * URL cannot be listened on (logged). cfg is borrowed for the call (its
+ * strings are copied; cfg->sink must be NULL or as wf_node_trace_start
+ * says). Loop thread, or before the node runs. */
 WF_API int wf_transport_trace_start(wf_node *n, const wf_trace_config *cfg);
 
 #ifdef __cplusplus

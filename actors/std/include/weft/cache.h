@@ -69,8 +69,10 @@ static inline int wf_cache_spawn(wf_node *n, const char *name, const wf_cache_co
     return wf_spawn(n, name, &wf_cache_behaviour, (void *)cfg, pid);
 }
 
-/* wf_cache_reply_parse reads a WF_CACHE_GET reply: the value (borrowed from
- * m) and its length. Returns 0 or WF_EINVAL. Any thread. */
+/* wf_cache_reply_parse reads a WF_CACHE_GET reply m, which stays the
+ * caller's: the caller's head is filled, *value points into m (valid while
+ * m is) and *len is its length. Returns 0 or WF_EINVAL. Any thread that
+ * holds m. */
 WF_API int wf_cache_reply_parse(wf_msg *m, wf_cache_reply *head, const void **value, size_t *len);
 
 #ifdef __cplusplus

@@ -39,7 +39,7 @@ typedef struct wf_fetcher_config {
 
 /* wf_fetcher_behaviour's init takes a const wf_fetcher_config * (borrowed:
  * it must outlive the actor); an unusable upstream fails the spawn with
- * WF_EINVAL. wf_fetcher_spawn: loop thread, or before the node runs. */
+ * WF_EINVAL. wf_fetcher_spawn: loop thread, or any thread before the node runs. */
 WF_API extern const wf_behaviour wf_fetcher_behaviour;
 
 static inline int wf_fetcher_spawn(wf_node *n, const char *name, const wf_fetcher_config *cfg,

@@ -58,7 +58,7 @@ typedef struct wf_listener_config {
 
 /* Its init binds and listens (failing the spawn with WF_EINVAL when it
  * cannot) and takes a const wf_listener_config * (borrowed: it must outlive
- * the actor). wf_listener_spawn: loop thread, or before the node runs. */
+ * the actor). wf_listener_spawn: loop thread, or any thread before the node runs. */
 WF_API extern const wf_behaviour wf_listener_behaviour;
 
 static inline int wf_listener_spawn(wf_node *n, const char *name, const wf_listener_config *cfg,
