@@ -56,7 +56,7 @@ static void start_call(wf_node *n, struct call *c)
 
 wf_result wf_node_call(wf_node *n, wf_pid to, wf_msg *m, uint64_t timeout_ms)
 {
-    if (wf__on_loop(n) && atomic_load(&n->running)) {
+    if (wf__on_loop(n) && atomic_load(&n->phase) != PHASE_NEW) {
         wf_msg_free(m);
         return WF_FAIL(WF_ESTATE, "wf_node_call on the loop thread would deadlock");
     }

@@ -52,7 +52,6 @@ wf_node *wf_node_new(const wf_node_config *cfg)
     n->ask_timeout_ms = cfg && cfg->ask_timeout_ms ? cfg->ask_timeout_ms : 5000;
     n->armed = UINT64_MAX;
     atomic_init(&n->phase, PHASE_NEW);
-    atomic_init(&n->running, false);
     atomic_init(&n->shutdown_requested, false);
     if (n->name == NULL || uv_loop_init(&n->loop) != 0)
         goto fail;
@@ -108,7 +107,6 @@ void wf_node_stats_get(const wf_node *n, wf_node_stats *out)
 
 static void run_loop(wf_node *n)
 {
-    atomic_store(&n->running, true);
     if (atomic_load(&n->shutdown_requested))
         uv_async_send(&n->async);
     if (n->runq_head != NULL && !n->idle_on)

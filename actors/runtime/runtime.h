@@ -260,7 +260,6 @@ struct wf_node {
     uv_thread_t loop_tid; /* the loop's thread; before the loop: the creator's */
     long loop_os_tid;     /* the same, as the OS numbers it (for messages) */
     atomic_int phase;     /* enum node_phase; any thread */
-    atomic_bool running;  /* the loop runs, so scheduling starts the idle handle */
     bool started_thread;
     bool handles_open;
     atomic_bool shutdown_requested; /* any thread */
@@ -419,7 +418,7 @@ static inline void wf__schedule(struct actor *a)
     else
         n->runq_head = a;
     n->runq_tail = a;
-    if (!n->idle_on && atomic_load(&n->running))
+    if (!n->idle_on && atomic_load(&n->phase) != PHASE_NEW)
         wf__dispatch_wake(n);
 }
 
