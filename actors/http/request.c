@@ -1,10 +1,121 @@
 /* Request framing (see request.h): libhttp-parser's callbacks fill the
  * reader; every byte of the request line and headers counts against
- * max_header, every body byte against max_body. */
+ * max_header, every body byte against max_body.
+ *
+ * libhttp-parser 2.9 (built without strict mode) tolerates what RFC 9112
+ * forbids: "Name : value", obs-fold, bare LF line ends, a transfer coding
+ * before chunked. Each is a way for two readers of the same bytes to see
+ * different requests, so the reader checks the head itself: the parser is
+ * paused when the headers are complete and when the message is, which
+ * tells exactly which bytes were the head; those go through lex() below
+ * before the request is acted upon. Bodies are not lexed: a request with a
+ * chunked body is the last one read on its connection. */
 #include <string.h>
 #include <strings.h>
 
 #include "request.h"
+
+/* Where lex() is (wf__http_reader.lex). */
+enum {
+    L_START, /* before the request line, or in its leading empty lines */
+    L_REQ,   /* in the request line */
+    L_LINE,  /* at the start of a header line */
+    L_NAME,  /* in a field name */
+    L_VALUE, /* after the colon */
+    L_END,   /* CR of the empty line that ends the head */
+    L_DONE,  /* the head is over */
+};
+
+static int refuse(wf__http_reader *r, int status, const char *why)
+{
+    if (r->fail_status == 0) {
+        r->fail_status = status;
+        r->why = why;
+    }
+    return -1;
+}
+
+/* Checks the head's bytes as they come (any split), from one call to the
+ * next through r->lex and r->lex_cr. Returns 0, or -1 with the refusal set. */
+static int lex(wf__http_reader *r, const char *data, size_t n)
+{
+    unsigned char st = r->lex;
+    bool cr = r->lex_cr;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c == '\n') {
+            if (!cr)
+                return refuse(r, 400, "bare LF in the request head (lines end with CRLF)");
+            cr = false;
+            st = st == L_START ? L_START : st == L_END ? L_DONE : L_LINE;
+            continue;
+        }
+        if (cr)
+            return refuse(r, 400, "bare CR in the request head");
+        if (c == '\r') {
+            cr = true;
+            if (st == L_LINE)
+                st = L_END;
+            continue;
+        }
+        switch (st) {
+        case L_START:
+            st = L_REQ;
+            break;
+        case L_LINE:
+            if (c == ' ' || c == '\t')
+                return refuse(r, 400, "obsolete line folding in a header");
+            st = L_NAME; /* and the byte is the name's first */
+            /* fall through */
+        case L_NAME:
+            if (c == ':')
+                st = L_VALUE;
+            else if (c == ' ' || c == '\t')
+                return refuse(r, 400, "whitespace in a header name or before its colon");
+            break;
+        case L_VALUE:
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                return refuse(r, 400, "control character in a header value");
+            break;
+        default:
+            break;
+        }
+    }
+    r->lex = st;
+    r->lex_cr = cr;
+    return 0;
+}
+
+/* Judges the Transfer-Encoding values: exactly "chunked" is read; another
+ * coding before it is one this server does not implement (501); anything
+ * else leaves the body's length unknown (400, RFC 9112 6.3). */
+static int check_te(wf__http_reader *r)
+{
+    if (r->te_cut)
+        return refuse(r, 501, "transfer codings other than chunked are not implemented");
+    size_t chunked = 0, other = 0;
+    bool last_chunked = false;
+    for (const char *p = r->te, *end = r->te + r->te_len; p < end;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *e = comma ? comma : end;
+        const char *a = p, *b = e;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (b > a) {
+            last_chunked = b - a == 7 && strncasecmp(a, "chunked", 7) == 0;
+            chunked += last_chunked;
+            other += !last_chunked;
+        }
+        p = comma ? comma + 1 : end;
+    }
+    if (!last_chunked || chunked != 1)
+        return refuse(r, 400, "Transfer-Encoding must end in chunked, once");
+    if (other > 0)
+        return refuse(r, 501, "transfer codings other than chunked are not implemented");
+    return 0;
+}
 
 static int on_message_begin(http_parser *p)
 {
@@ -13,6 +124,8 @@ static int on_message_begin(http_parser *p)
     r->headers_done = false;
     r->target_len = r->header_bytes = r->body_bytes = r->name_len = 0;
     r->after_value = r->too_big_header = r->too_big_body = false;
+    r->te_seen = r->te_cut = false;
+    r->te_len = 0;
     /* A request without one of the fields must not read the previous
      * request's value (a session cookie of another request). */
     for (size_t i = 0; i < r->nfields; i++) {
@@ -37,10 +150,8 @@ static int count_header(wf__http_reader *r, size_t n)
 static int on_url(http_parser *p, const char *at, size_t n)
 {
     wf__http_reader *r = p->data;
-    if (count_header(r, n) != 0 || r->target_len + n >= WF__HTTP_TARGET_MAX) {
-        r->too_big_header = true;
-        return -1;
-    }
+    if (count_header(r, n) != 0 || r->target_len + n >= WF__HTTP_TARGET_MAX)
+        return refuse(r, 414, "request target too long");
     memcpy(r->target + r->target_len, at, n);
     r->target_len += n;
     r->target[r->target_len] = '\0';
@@ -76,6 +187,18 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     wf__http_reader *r = p->data;
     if (count_header(r, n) != 0)
         return -1;
+    bool first = !r->after_value; /* the first piece of this header's value */
+    r->after_value = true;        /* the next name callback starts a new header */
+    if (r->headers_done)
+        return 0; /* a trailer: not a header of the request */
+    if (strcasecmp(r->name, "transfer-encoding") == 0) {
+        /* Two Transfer-Encoding headers are one list (RFC 9110 5.3). */
+        if (first && r->te_seen && append_cut(r->te, sizeof r->te, &r->te_len, ",", 1))
+            r->te_cut = true;
+        r->te_seen = true;
+        if (append_cut(r->te, sizeof r->te, &r->te_len, at, n))
+            r->te_cut = true;
+    }
     for (size_t i = 0; i < r->nfields; i++) {
         wf__http_field *f = &r->fields[i];
         if (f->size > 0 && strcasecmp(r->name, f->name) == 0) {
@@ -84,7 +207,6 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
             break;
         }
     }
-    r->after_value = true; /* the next name callback starts a new header */
     return 0;
 }
 
@@ -92,6 +214,10 @@ static int on_headers_complete(http_parser *p)
 {
     wf__http_reader *r = p->data;
     r->headers_done = true;
+    if (r->te_seen && check_te(r) != 0)
+        return -1;
+    /* The feed checks the head's bytes before the request goes on. */
+    http_parser_pause(p, 1);
     return 0;
 }
 
@@ -110,13 +236,19 @@ static int on_message_complete(http_parser *p)
 {
     wf__http_reader *r = p->data;
     r->in_request = false;
+    r->lex = L_START; /* the next head starts after this byte */
+    r->lex_cr = false;
+    /* After a chunked body, nothing more is read: its framing is where
+     * readers disagree (RFC 9112 6.3), so its answer closes. */
+    r->stopped = r->te_seen;
+    http_parser_pause(p, 1);
     wf__http_request req = {
         .method = (int)p->method,
         .method_name = http_method_str(p->method),
         .target = r->target,
         .target_len = r->target_len,
         .body_len = r->body_bytes,
-        .keep_alive = http_should_keep_alive(p) != 0,
+        .keep_alive = http_should_keep_alive(p) != 0 && !r->te_seen,
     };
     return r->on_request(r->arg, &req) != 0 ? -1 : 0;
 }
@@ -146,19 +278,45 @@ void wf__http_reader_init(wf__http_reader *r, size_t max_header, size_t max_body
     r->arg = arg;
 }
 
-int wf__http_reader_feed(wf__http_reader *r, const char *data, size_t n)
+static int failed(const wf__http_reader *r)
 {
-    size_t used = http_parser_execute(&r->parser, &settings, data, n);
+    if (r->fail_status != 0)
+        return r->fail_status;
     if (r->too_big_header)
         return 431;
-    if (r->too_big_body)
-        return 413;
-    if (used != n || HTTP_PARSER_ERRNO(&r->parser) != HPE_OK)
-        return 400;
+    return r->too_big_body ? 413 : 400;
+}
+
+int wf__http_reader_feed(wf__http_reader *r, const char *data, size_t n)
+{
+    if (r->fail_status != 0)
+        return r->fail_status;
+    /* The parser pauses at the end of each head and of each message, so
+     * every run below is all head (lexed) or all body (not). */
+    for (size_t off = 0; off < n && !r->stopped;) {
+        bool head = !(r->in_request && r->headers_done);
+        size_t used = http_parser_execute(&r->parser, &settings, data + off, n - off);
+        enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+        if (e != HPE_OK && e != HPE_PAUSED)
+            return failed(r);
+        if (head && lex(r, data + off, used) != 0)
+            return failed(r);
+        if (head && r->in_request && r->headers_done && r->lex != L_END && r->lex != L_DONE) {
+            /* The parser stops on the LF of the empty line: the CR before
+             * it must have been lexed. */
+            refuse(r, 400, "bare LF in the request head (lines end with CRLF)");
+            return failed(r);
+        }
+        if (e == HPE_PAUSED)
+            http_parser_pause(&r->parser, 0);
+        else if (used != n - off)
+            return failed(r);
+        off += used;
+    }
     return 0;
 }
 
 const char *wf__http_reader_error(const wf__http_reader *r)
 {
-    return http_errno_description(HTTP_PARSER_ERRNO(&r->parser));
+    return r->why != NULL ? r->why : http_errno_description(HTTP_PARSER_ERRNO(&r->parser));
 }

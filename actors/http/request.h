@@ -12,7 +12,7 @@
 
 #include <http_parser.h>
 
-/* The longest target kept; a longer one is a head too large (431). */
+/* The longest target kept; a longer one is refused with 414. */
 #define WF__HTTP_TARGET_MAX 2048
 
 /* A header the caller wants: its value goes into buf (size bytes of room,
@@ -60,6 +60,16 @@ struct wf__http_reader {
     size_t target_len, header_bytes, body_bytes;
     char name[32]; /* the header being read, cut to fit */
     size_t name_len;
+    /* What the parser tolerates and the reader does not (see request.c):
+     * the head's bytes go through a small lexer, the Transfer-Encoding
+     * value is kept to be judged whole. */
+    unsigned char lex; /* where the lexer is in the head */
+    bool lex_cr;       /* the byte before was CR */
+    bool te_seen, te_cut, stopped;
+    char te[48]; /* the Transfer-Encoding values, joined by commas */
+    size_t te_len;
+    int fail_status; /* nonzero: the status a check decided */
+    const char *why; /* and why, static */
 };
 
 /* Readies r for a new connection. max_header bounds the request line and
@@ -71,11 +81,22 @@ void wf__http_reader_init(wf__http_reader *r, size_t max_header, size_t max_body
 
 /* Parses data[0..n), calling on_request for every request it completes.
  * Returns 0 if all of it was good, or the status a server answers with:
- * 431 (head too large), 413 (body too large) or 400 (anything else; see
- * wf__http_reader_error). After a nonzero return r must not be fed again. */
+ * 414 (target too long), 431 (head too large), 413 (body too large), 501
+ * (a transfer coding other than chunked) or 400 (anything else; see
+ * wf__http_reader_error). After a nonzero return r must not be fed again.
+ *
+ * Stricter than libhttp-parser (RFC 9112), so that a front proxy and this
+ * reader cannot disagree on where a request ends: 400 for whitespace
+ * between a field name and its colon, obsolete line folding, a bare LF or
+ * CR as a line end in the head, control characters in field values, and
+ * Content-Length with Transfer-Encoding, or two Content-Lengths. A request
+ * with Transfer-Encoding (which must be exactly "chunked") is handed over
+ * with keep_alive false and the reader reads nothing after it: its answer
+ * closes the connection. */
 int wf__http_reader_feed(wf__http_reader *r, const char *data, size_t n);
 
-/* Why the last feed returned 400: libhttp-parser's description; static. */
+/* Why the last feed returned nonzero: the reader's reason or
+ * libhttp-parser's description; static. */
 const char *wf__http_reader_error(const wf__http_reader *r);
 
 /* Whether a request has begun and not yet completed. */

@@ -316,7 +316,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         wf__lst_bad_request(c, 413, "request body too large");
     } else if (bad != 0) {
         if (!c->close_after)
-            wf__lst_bad_request(c, 400, wf__http_reader_error(&c->reader));
+            wf__lst_bad_request(c, bad, wf__http_reader_error(&c->reader));
     } else if (wf__http_reader_has_head(&c->reader)) {
         uv_timer_stop(&c->timer); /* headers arrived: the deadline takes over */
     }
