@@ -138,27 +138,45 @@ static void failed_free(void *arg)
     wf_free(f);
 }
 
+/* What a page says of a failure outside debug mode: the failure's own
+ * message names upstream addresses, actors and internals, which are for
+ * the log (found there by the page's failure id). */
+static const char *public_message(int status)
+{
+    switch (status) {
+    case 502:
+        return "the poem's source could not be reached or gave no usable answer";
+    case 503:
+        return "the server is busy; try again shortly";
+    case 504:
+        return "the poem did not arrive in time";
+    default:
+        return "the page could not be made";
+    }
+}
+
 /* The one errback of a request: its failure becomes its error page. */
 static wf_result request_failed(wf_result res, void *arg)
 {
     struct req *r = arg;
     wf_failure *fl = res.u.failure;
+    int status = status_of(wf_failure_code(fl));
     struct failed *f = wf_malloc(sizeof *f);
     if (f == NULL || r->l == NULL) {
         wf_free(f);
-        wf__lst_respond_plain_error(r, status_of(wf_failure_code(fl)), wf_failure_message(fl), NULL,
-                                    NULL);
+        wf__lst_respond_plain_error(r, status, public_message(status), NULL, NULL);
         wf_result_free(res);
         return wf_result_none();
     }
     memset(f, 0, sizeof *f);
     f->r = r;
-    f->status = status_of(wf_failure_code(fl));
+    f->status = status;
     random_id(f->id);
-    snprintf(f->message, sizeof f->message, "%s", wf_failure_message(fl));
+    snprintf(f->message, sizeof f->message, "%s",
+             r->l->cfg->debug ? wf_failure_message(fl) : public_message(status));
     char *text = wf_failure_format(fl, WF_FORMAT_TEXT);
     wf_log(WF_LOG_WARN, "request %s for /poems/%s failed with %d:\n%s", f->id, r->name, f->status,
-           text ? text : f->message);
+           text ? text : wf_failure_message(fl));
     if (r->l->cfg->debug)
         f->trace_html = wf_failure_format(fl, WF_FORMAT_HTML);
     size_t tl = r->l->cfg->debug && text ? strlen(text) : 0;
@@ -236,6 +254,69 @@ static wf_result got_stats(wf_result res, void *arg)
     }
     wf_result_free(res);
     return wf_result_none();
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+        return (c | 0x20) - 'a' + 10;
+    return -1;
+}
+
+/* The poem name of GET /poems/NAME (rules in weft/listener.h): s
+ * percent-decoded once into out (size bytes, NUL-terminated). Returns 0,
+ * 400 (malformed: a bad %XX, a control character or NUL, invalid UTF-8) or
+ * 404 (well-formed, but no poem can have that name). One pass, no
+ * allocation; malformed wins over impossible. */
+static int poem_name(const char *s, char *out, size_t size)
+{
+    size_t n = 0;
+    bool impossible = false;
+    unsigned need = 0, lo = 0x80, hi = 0xbf; /* the UTF-8 sequence under way */
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '%') {
+            int h = hex_digit(s[1]), l = h < 0 ? -1 : hex_digit(s[2]);
+            if (l < 0)
+                return 400;
+            c = (unsigned char)(h << 4 | l);
+            s += 2;
+        }
+        if (c < 0x20 || c == 0x7f)
+            return 400;
+        if (need > 0) {
+            if (c < lo || c > hi)
+                return 400;
+            need--;
+            lo = 0x80;
+            hi = 0xbf;
+        } else if (c >= 0x80) {
+            /* Only shortest forms, no surrogates, nothing past U+10FFFF. */
+            if (c >= 0xc2 && c <= 0xdf)
+                need = 1;
+            else if (c >= 0xe0 && c <= 0xef)
+                need = 2;
+            else if (c >= 0xf0 && c <= 0xf4)
+                need = 3;
+            else
+                return 400;
+            lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+            hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        }
+        /* A poem's name is letters, digits, '_', '-' and '.', not first. */
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-' || (c == '.' && n > 0);
+        if (!ok || n + 1 >= size)
+            impossible = true;
+        else
+            out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    if (need > 0)
+        return 400;
+    return impossible || n == 0 ? 404 : 0;
 }
 
 static void session_from_cookie(const char *cookie, char out[33])
@@ -343,11 +424,16 @@ void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr)
         snprintf(loc, sizeof loc, "Location: /poems/%s\r\n",
                  l->cfg->poetry_default ? l->cfg->poetry_default : "ozymandias");
         wf__lst_respond(r, 302, "text/plain", "", 0, loc);
-    } else if (strncmp(target, "/poems/", 7) == 0 && strlen(target + 7) > 0 &&
-               strlen(target + 7) <= NAME_MAX_LEN) {
-        snprintf(r->name, sizeof r->name, "%s", target + 7);
-        dispatch_poem(l, r);
-        return;
+    } else if (strncmp(target, "/poems/", 7) == 0) {
+        int bad = poem_name(target + 7, r->name, sizeof r->name);
+        if (bad == 0) {
+            dispatch_poem(l, r);
+            return;
+        }
+        wf__lst_respond_plain_error(r, bad,
+                                    bad == 400 ? "malformed poem name"
+                                               : "no such poem; names are letters, digits, _ - .",
+                                    NULL, NULL);
     } else {
         wf__lst_respond_plain_error(r, 404, "no such page; poems are at /poems/NAME", NULL, NULL);
     }
