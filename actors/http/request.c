@@ -239,8 +239,9 @@ static int on_message_complete(http_parser *p)
     r->lex = L_START; /* the next head starts after this byte */
     r->lex_cr = false;
     /* After a chunked body, nothing more is read: its framing is where
-     * readers disagree (RFC 9112 6.3), so its answer closes. */
-    r->stopped = r->te_seen;
+     * readers disagree (RFC 9112 6.3), so its answer closes. So too after
+     * CONNECT or an Upgrade, whose sender goes on in another protocol. */
+    r->stopped = r->te_seen || p->upgrade;
     http_parser_pause(p, 1);
     wf__http_request req = {
         .method = (int)p->method,
@@ -248,7 +249,7 @@ static int on_message_complete(http_parser *p)
         .target = r->target,
         .target_len = r->target_len,
         .body_len = r->body_bytes,
-        .keep_alive = http_should_keep_alive(p) != 0 && !r->te_seen,
+        .keep_alive = http_should_keep_alive(p) != 0 && !r->stopped,
     };
     return r->on_request(r->arg, &req) != 0 ? -1 : 0;
 }

@@ -92,7 +92,7 @@ void wf__http_reader_init(wf__http_reader *r, size_t max_header, size_t max_body
  * Content-Length with Transfer-Encoding, or two Content-Lengths. A request
  * with Transfer-Encoding (which must be exactly "chunked") is handed over
  * with keep_alive false and the reader reads nothing after it: its answer
- * closes the connection. */
+ * closes the connection. So is a CONNECT or an Upgrade request. */
 int wf__http_reader_feed(wf__http_reader *r, const char *data, size_t n);
 
 /* Why the last feed returned nonzero: the reader's reason or

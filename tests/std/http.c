@@ -249,6 +249,22 @@ Test(http_request, a_chunked_request_is_the_last_one_read_on_its_connection)
     cr_assert(!s.keep_alive[0]);
 }
 
+Test(http_request, connect_and_upgrade_are_the_last_requests_read_on_their_connection)
+{
+    /* What follows them is another protocol's, not requests. */
+    const char *reqs[] = {"CONNECT a:1 HTTP/1.1\r\n\r\nGET /tunnelled HTTP/1.1\r\n\r\n",
+                          "GET /ws HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+                          "GET /tunnelled HTTP/1.1\r\n\r\n"};
+    for (size_t i = 0; i < 2; i++) {
+        struct seen s = {0};
+        wf__http_reader r;
+        wf__http_reader_init(&r, 8192, 1024, NULL, 0, on_request, &s);
+        cr_assert_eq(feed_str(&r, reqs[i]), 0);
+        cr_assert_eq(s.n, 1, "%s", s.targets[1]);
+        cr_assert(!s.keep_alive[0]);
+    }
+}
+
 Test(http_request, a_target_too_long_is_414_and_a_head_too_large_is_431)
 {
     char req[WF__HTTP_TARGET_MAX + 64] = "GET /";
