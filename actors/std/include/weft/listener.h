@@ -7,8 +7,25 @@
  * timeouts, 400 for malformed requests. GET /poems/NAME asks the cache for
  * NAME, then the renderer for the page, within a deadline; whatever fails,
  * wherever, that request alone gets a complete error page at once: 502 for
- * an upstream failure, 504 when the deadline passed, 500 otherwise (the
- * trace in debug mode, a short id that finds it in the log otherwise).
+ * an upstream failure, 504 when the deadline passed, 500 otherwise. The
+ * page says what kind of failure and gives a short id that finds it in
+ * the log; only in debug mode does it show the failure's message and trace
+ * (upstream addresses, actors, source positions).
+ *
+ * NAME is percent-decoded once. 400 if it is malformed: a % without two
+ * hex digits, a NUL or control character, invalid UTF-8 (overlong forms,
+ * surrogates, past U+10FFFF, cut short). 404 if it is well-formed but no
+ * poem can have it: empty, longer than 200 bytes, starting with '.' (so
+ * "." and ".."), or holding anything but ASCII letters, digits, '_', '-'
+ * and '.' (so no '/', '\', space or non-ASCII, encoded or not).
+ *
+ * Framing is read strictly (RFC 9112), so that a proxy in front cannot see
+ * other requests in the same bytes: 400 for whitespace before a header's
+ * colon, obsolete line folding, bare LF or CR line ends, control characters
+ * in header values, two lengths or a length with Transfer-Encoding; 501
+ * for a transfer coding other than chunked; 414 for a target over 2 KiB. A
+ * chunked, CONNECT or Upgrade request is the last read on its connection.
+ *
  * Responses carry X-Cache, Age and Via; GET /metrics is Prometheus text,
  * GET /healthz says ok.
  *
