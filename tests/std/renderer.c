@@ -85,7 +85,7 @@ Test(renderer, an_error_page_shows_the_trace_only_in_debug, .init = start, .fini
         wf_msg *m = wf_msg_alloc(WF_RENDER_ERROR, sizeof(wf_render_error) + strlen(trace));
         wf_render_error h = {.status = 502, .debug = (uint32_t)debug};
         snprintf(h.id, sizeof h.id, "0123456789abcdef");
-        snprintf(h.message, sizeof h.message, "upstream <down>");
+        snprintf(h.message, sizeof h.message, "upstream <down> & \"out\" 'now'");
         memcpy(wf_msg_body(m), &h, sizeof h);
         memcpy((char *)wf_msg_body(m) + sizeof h, trace, strlen(trace));
         wf_result r = wf_node_call(node, rpid, m, 5000);
@@ -93,12 +93,36 @@ Test(renderer, an_error_page_shows_the_trace_only_in_debug, .init = start, .fini
         const char *html = wf_msg_body(r.u.ptr);
         size_t n = wf_msg_len(r.u.ptr);
         cr_assert_not_null(memmem(html, n, "502 Bad Gateway", 15));
-        cr_assert_not_null(memmem(html, n, "upstream &lt;down&gt;", 21));
+        cr_assert_not_null(
+            memmem(html, n, "upstream &lt;down&gt; &amp; &quot;out&quot; &#39;now&#39;", 57));
         cr_assert_not_null(memmem(html, n, "0123456789abcdef", 16));
         cr_assert_eq(memmem(html, n, "&lt;bad&gt; &amp; worse", 23) != NULL, debug,
                      "the trace shows in debug mode only");
         wf_result_free(r);
     }
+}
+
+Test(renderer, every_value_of_an_error_page_is_escaped, .init = start, .fini = stop)
+{
+    /* The page's values come from the listener, but none is trusted: not
+     * even the id or the status. */
+    const char *trace = "</pre><script>x('1' & \"2\")</script>";
+    wf_msg *m = wf_msg_alloc(WF_RENDER_ERROR, sizeof(wf_render_error) + strlen(trace));
+    wf_render_error h = {.status = 502, .debug = 1};
+    snprintf(h.id, sizeof h.id, "<b>'\"&</b>");
+    snprintf(h.message, sizeof h.message, "<script>");
+    memcpy(wf_msg_body(m), &h, sizeof h);
+    memcpy((char *)wf_msg_body(m) + sizeof h, trace, strlen(trace));
+    wf_result r = wf_node_call(node, rpid, m, 5000);
+    cr_assert(wf_result_is_msg(r));
+    const char *html = wf_msg_body(r.u.ptr);
+    size_t n = wf_msg_len(r.u.ptr);
+    cr_assert_null(memmem(html, n, "<script>", 8));
+    cr_assert_null(memmem(html, n, "<b>", 3));
+    cr_assert_null(memmem(html, n, "</pre><", 7));
+    cr_assert_not_null(memmem(html, n, "&lt;b&gt;&#39;&quot;&amp;&lt;/b&gt;", 35));
+    cr_assert_not_null(memmem(html, n, "x(&#39;1&#39; &amp; &quot;2&quot;)", 34));
+    wf_result_free(r);
 }
 
 Test(renderer, a_missing_template_fails_the_spawn)

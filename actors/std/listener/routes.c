@@ -361,6 +361,9 @@ static bool query_get(const char *q, const char *key, char *out, size_t size)
  * changes them (what is not given keeps its value). */
 static void trace_control(struct lst *l, struct req *r, const char *q)
 {
+    /* The text echoes what the query set: never let a browser sniff it
+     * into HTML. */
+    static const char nosniff[] = "X-Content-Type-Options: nosniff\r\n";
     char now[512], sample[32], actors[256], types[256];
     wf_node_trace_describe(l->node, now, sizeof now);
     bool has_s = q != NULL && query_get(q, "sample", sample, sizeof sample);
@@ -377,14 +380,15 @@ static void trace_control(struct lst *l, struct req *r, const char *q)
             char msg[128];
             snprintf(msg, sizeof msg, "tracing not changed: %s\n",
                      rv == WF_ESTATE ? "this node does not trace" : "bad sample, actors or types");
-            wf__lst_respond(r, rv == WF_ESTATE ? 409 : 400, "text/plain", msg, strlen(msg), NULL);
+            wf__lst_respond(r, rv == WF_ESTATE ? 409 : 400, "text/plain", msg, strlen(msg),
+                            nosniff);
             return;
         }
         wf_node_trace_describe(l->node, now, sizeof now);
     }
     size_t n = strlen(now);
     now[n] = '\n';
-    wf__lst_respond(r, 200, "text/plain", now, n + 1, NULL);
+    wf__lst_respond(r, 200, "text/plain", now, n + 1, nosniff);
 }
 
 void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr)
