@@ -103,7 +103,7 @@ static void stop(void)
         wf_node_free(node);
         node = NULL;
     }
-    tu_proc_stop(&upstream);
+    tu_proc_kill(&upstream);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", poems);
     cr_assert_eq(system(cmd), 0);
@@ -233,7 +233,7 @@ static void expect_no_internals(const char *what, const tu_http *r)
 
 Test(hostile, error_pages_show_the_trace_only_in_debug_mode, .init = setup, .fini = stop)
 {
-    tu_proc_stop(&upstream); /* nothing listens there any more */
+    tu_proc_kill(&upstream); /* nothing listens there any more */
     start();
     tu_http r;
     cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
@@ -250,7 +250,7 @@ Test(hostile, error_pages_show_the_trace_only_in_debug_mode, .init = setup, .fin
 
     base();
     start_upstream(NULL);
-    tu_proc_stop(&upstream);
+    tu_proc_kill(&upstream);
     lcfg.debug = 1;
     start();
     cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
