@@ -2,7 +2,15 @@
  * pipelining (a request is a slot in its connection's queue; slots are
  * answered in arrival order, each with a response built whole before any
  * byte is written, so a failure anywhere becomes a complete error response
- * for that slot alone), timeouts, and writing. */
+ * for that slot alone), timeouts, and writing.
+ *
+ * What one client may hold is bounded: the parser is fed only as many
+ * bytes as can complete the requests there is room for (max_pipeline
+ * slots, max_output bytes of answers); the rest of a read waits in
+ * conn.pend and reading stops until the answers are written. One timer per
+ * connection stands for the earliest of its deadlines (conn_arm): the
+ * request's head, its body, the request whole, the writes, the idle
+ * keep-alive. A client that half-closes still gets its answers. */
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +23,17 @@
 #include "strbuf.h"
 
 /* ---- responses ---- */
+
+/* Counts r's answer (n bytes of heap) in what its listener and its
+ * connection hold, in place of what it held before. */
+static void held_set(struct req *r, size_t n)
+{
+    if (r->l != NULL)
+        r->l->out_held = r->l->out_held - r->held + n;
+    if (r->c != NULL)
+        r->c->out_bytes = r->c->out_bytes - r->held + n;
+    r->held = n;
+}
 
 void wf__lst_respond(struct req *r, int status, const char *type, const char *body, size_t len,
                      const char *extra)
@@ -48,7 +67,9 @@ void wf__lst_respond(struct req *r, int status, const char *type, const char *bo
                       len);
         r->traced_reply = true;
     }
-    wf_free(r->resp);
+    if (!r->resp_static)
+        wf_free(r->resp);
+    r->resp_static = false;
     r->resp = wf_strbuf_finish(&b);
     r->resp_len = r->resp ? n : 0;
     r->status = status;
@@ -62,6 +83,7 @@ void wf__lst_respond(struct req *r, int status, const char *type, const char *bo
         r->resp_static = true;
         r->keep_alive = false;
     }
+    held_set(r, r->resp_static ? 0 : r->resp_len);
 }
 
 void wf__lst_respond_plain_error(struct req *r, int status, const char *message, const char *id,
@@ -97,6 +119,7 @@ static void req_unlink(struct req *r)
 
 void wf__lst_req_free(struct req *r)
 {
+    held_set(r, 0);
     req_unlink(r);
     wf_deferred_release(r->chain);
     if (!r->resp_static)
@@ -126,6 +149,11 @@ static struct req *req_new(struct conn *c)
 
 /* ---- writing ---- */
 
+uint64_t wf__lst_now(const struct lst *l)
+{
+    return uv_now(wf_node_loop(l->node));
+}
+
 static void after_write(uv_write_t *w, int status)
 {
     struct req *r = w->data;
@@ -142,20 +170,31 @@ static void after_write(uv_write_t *w, int status)
         if (c->head == NULL)
             c->tail = NULL;
         c->inflight--;
-        if (status < 0 || !r->keep_alive) {
+        c->writing--;
+        if (status < 0) {
+            if (c->l != NULL)
+                c->l->lost[0]++;
             wf__lst_req_free(r);
             wf__lst_conn_close(c);
             return;
         }
+        if (c->l != NULL) {
+            c->last_write = c->last_active = wf__lst_now(c->l);
+            c->wq_seen = c->tcp.write_queue_size;
+        }
+        bool last = !r->keep_alive;
         wf__lst_req_free(r);
-        wf__lst_flush(c);
+        if (last)
+            wf__lst_conn_close(c);
+        else
+            wf__lst_flush(c);
         return;
     }
     wf__lst_req_free(r);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
-static void arm_idle(struct conn *c);
+static void resume_reading(struct conn *c);
 
 /* Writes every ready answer at the head of the queue, in order. */
 void wf__lst_flush(struct conn *c)
@@ -168,19 +207,26 @@ void wf__lst_flush(struct conn *c)
             wf__lst_metrics_count(c->l, r->status, r->t0);
         uv_buf_t b = uv_buf_init(r->resp, (unsigned)r->resp_len);
         r->wreq.data = r;
+        size_t before = c->tcp.write_queue_size;
         if (uv_write(&r->wreq, (uv_stream_t *)&c->tcp, &b, 1, after_write) != 0) {
+            /* No callback will come for it: the close frees it. */
+            r->written = false;
             wf__lst_conn_close(c);
             return;
         }
+        if (c->writing++ == 0 && c->l != NULL)
+            c->last_write = wf__lst_now(c->l); /* the write timeout runs from here */
+        c->wq_seen += c->tcp.write_queue_size - before;
         if (!r->keep_alive)
             break; /* nothing after a closing answer */
     }
-    if (c->head == NULL && !wf__http_reader_busy(&c->reader))
-        arm_idle(c);
-    if (c->paused && c->l && c->inflight < c->l->max_pipe && !c->close_after) {
-        c->paused = false;
-        uv_read_start((uv_stream_t *)&c->tcp, wf__lst_on_alloc, on_read);
+    if (c->eof && c->head == NULL) {
+        wf__lst_conn_close(c); /* half-closed, and every answer written */
+        return;
     }
+    resume_reading(c);
+    if (!c->closing)
+        wf__lst_conn_arm(c);
 }
 
 /* ---- reading ---- */
@@ -205,6 +251,9 @@ static int on_request(void *arg, wf__http_request *hr)
 {
     struct conn *c = arg;
     struct lst *l = c->l;
+    c->nrequests++;
+    if (c->close_after)
+        return 0; /* nothing after a closing request is acted upon */
     struct req *r = req_new(c);
     if (r == NULL)
         return -1;
@@ -226,6 +275,114 @@ static int on_request(void *arg, wf__http_request *hr)
     return 0;
 }
 
+/* The shortest complete request ("GET /\r\n\r\n", HTTP/0.9): a feed of
+ * MIN_REQUEST * (k - 1) + 1 bytes completes at most k requests (the first
+ * may need one byte, each other at least MIN_REQUEST). */
+#define MIN_REQUEST 9
+
+static bool has_room(const struct conn *c)
+{
+    return c->inflight < c->l->max_pipe && c->out_bytes <= c->l->max_output;
+}
+
+static void pause_reading(struct conn *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    if (!c->paused) {
+        c->paused = true;
+        if (c->inflight >= c->l->max_pipe)
+            c->l->paused_pipeline++;
+        else
+            c->l->paused_output++;
+    }
+}
+
+static void pend_free(struct conn *c)
+{
+    if (c->pend != NULL && c->l != NULL)
+        c->l->in_held -= c->pend_len;
+    wf_free(c->pend);
+    c->pend = NULL;
+    c->pend_len = c->pend_off = 0;
+}
+
+/* Parses data[0..n) (from c->pend if pend) as far as there is room for
+ * its requests; keeps the rest in c->pend and stops reading. */
+static void feed(struct conn *c, const char *data, size_t n, bool pend)
+{
+    struct lst *l = c->l;
+    size_t off = 0;
+    c->feeding = true;
+    while (off < n && !c->closing && !c->close_after && has_room(c)) {
+        size_t k = (size_t)MIN_REQUEST * (l->max_pipe - c->inflight - 1) + 1;
+        if (k > n - off)
+            k = n - off;
+        bool was_busy = wf__http_reader_busy(&c->reader);
+        unsigned before = c->nrequests;
+        int bad = wf__http_reader_feed(&c->reader, data + off, k);
+        off += k;
+        if (c->closing)
+            break;
+        if (bad != 0) {
+            if (!c->close_after)
+                wf__lst_bad_request(c, bad, wf__http_reader_error(&c->reader));
+            break;
+        }
+        if (wf__http_reader_busy(&c->reader) && (!was_busy || c->nrequests != before))
+            c->req_start = wf__lst_now(l); /* a request began */
+    }
+    c->feeding = false;
+    if (c->closing)
+        return;
+    if (c->close_after) {
+        /* What follows a closing request is not read. */
+        pend_free(c);
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+        }
+        return;
+    }
+    if (pend) {
+        c->pend_off += off;
+        if (c->pend_off == c->pend_len)
+            pend_free(c);
+    } else if (off < n) {
+        c->pend = wf_malloc(n - off);
+        if (c->pend == NULL) {
+            wf__lst_conn_close(c);
+            return;
+        }
+        memcpy(c->pend, data + off, n - off);
+        c->pend_len = n - off;
+        c->pend_off = 0;
+        l->in_held += c->pend_len;
+    }
+    if (c->pend != NULL || !has_room(c))
+        pause_reading(c);
+}
+
+/* Reads again once the answers that stopped it were written: what was
+ * kept first, then the socket. Not from inside a feed. */
+static void resume_reading(struct conn *c)
+{
+    if (!c->paused || c->feeding || c->closing || c->close_after || c->l == NULL || !has_room(c))
+        return;
+    c->paused = false;
+    /* The client waited on us: its request's clocks start again. */
+    c->last_read = c->last_active = c->req_start = wf__lst_now(c->l);
+    if (c->pend != NULL) {
+        feed(c, c->pend + c->pend_off, c->pend_len - c->pend_off, true);
+        if (c->closing || c->paused || c->close_after)
+            return;
+    }
+    c->reading = true;
+    uv_read_start((uv_stream_t *)&c->tcp, wf__lst_on_alloc, on_read);
+}
+
 /* ---- connections ---- */
 
 static void on_conn_closed(uv_handle_t *h)
@@ -245,7 +402,15 @@ void wf__lst_conn_close(struct conn *c)
         if (c->next)
             c->next->prev = c->prev;
         c->l->nconns--;
+        /* Every answer not yet written whole is lost to its client. */
+        uint64_t lost = 0;
+        for (struct req *r = c->head; r != NULL; r = r->next)
+            lost++;
+        if (c->poetry && (c->poetry_ask != NULL || c->writing > 0))
+            lost++;
+        c->l->lost[c->poetry] += lost;
     }
+    pend_free(c);
     /* Answers still being made have nobody to go to: orphan them. Those
      * already handed to uv_write are freed by their write callbacks. */
     for (struct req *r = c->head, *next; r != NULL; r = next) {
@@ -270,22 +435,108 @@ void wf__lst_conn_close(struct conn *c)
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
+/* Reading a request whose bytes are the client's to send. */
+static bool reading_request(const struct conn *c)
+{
+    return c->reading && wf__http_reader_busy(&c->reader);
+}
+
+/* An HTTP keep-alive connection with nothing to do. */
+static bool idle(const struct conn *c)
+{
+    return !c->poetry && c->reading && !wf__http_reader_busy(&c->reader) && c->head == NULL;
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
-    if (wf__http_reader_busy(&c->reader)) {
-        /* A client that cannot finish its headers in time does not keep
-         * the connection. */
-        wf__lst_bad_request(c, 408, "the request took too long to arrive");
-    } else if (c->head == NULL) {
-        wf__lst_conn_close(c); /* idle keep-alive connection */
+    if (c->closing || c->l == NULL)
+        return;
+    struct lst *l = c->l;
+    uint64_t now = wf__lst_now(l);
+    if (c->writing > 0 && now >= c->last_write + l->write_to) {
+        size_t q = c->tcp.write_queue_size;
+        if (q >= c->wq_seen) {
+            /* The client takes nothing: its answers are lost, the memory
+             * they hold is given back. */
+            l->timeouts[TO_WRITE]++;
+            wf__lst_conn_close(c);
+            return;
+        }
+        c->wq_seen = q; /* slow, but moving */
+        c->last_write = c->last_active = now;
     }
+    if (reading_request(c)) {
+        int phase = -1;
+        const char *why = NULL;
+        if (!wf__http_reader_has_head(&c->reader) && now >= c->req_start + l->header_to) {
+            phase = TO_HEADER;
+            why = "the request's headers took too long to arrive";
+        } else if (wf__http_reader_has_head(&c->reader) && now >= c->last_read + l->body_to) {
+            phase = TO_BODY;
+            why = "the request's body stopped arriving";
+        } else if (now >= c->req_start + l->request_to) {
+            phase = TO_REQUEST;
+            why = "the request took too long to arrive";
+        }
+        if (phase >= 0) {
+            /* A client that cannot send its request in time does not keep
+             * the connection. */
+            l->timeouts[phase]++;
+            wf__lst_bad_request(c, 408, why);
+            return;
+        }
+    } else if (idle(c) && now >= c->last_active + l->idle_to) {
+        l->timeouts[TO_IDLE]++;
+        wf__lst_conn_close(c);
+        return;
+    }
+    wf__lst_conn_arm(c);
 }
 
-static void arm_idle(struct conn *c)
+void wf__lst_conn_arm(struct conn *c)
 {
-    if (c->l != NULL && !c->closing)
-        uv_timer_start(&c->timer, on_timeout, c->l->idle_to, 0);
+    if (c->closing || c->l == NULL)
+        return;
+    struct lst *l = c->l;
+    uint64_t at = UINT64_MAX;
+    if (c->writing > 0)
+        at = c->last_write + l->write_to;
+    if (reading_request(c)) {
+        uint64_t a = wf__http_reader_has_head(&c->reader) ? c->last_read + l->body_to
+                                                          : c->req_start + l->header_to;
+        at = a < at ? a : at;
+        a = c->req_start + l->request_to;
+        at = a < at ? a : at;
+    } else if (idle(c)) {
+        uint64_t a = c->last_active + l->idle_to;
+        at = a < at ? a : at;
+    }
+    /* Otherwise the request's work has its own deadline. */
+    if (at == UINT64_MAX) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t now = wf__lst_now(l);
+    uv_timer_start(&c->timer, on_timeout, at > now ? at - now : 0, 0);
+}
+
+struct conn *wf__lst_conn_evictable(struct lst *l)
+{
+    /* Idle, stalled in its request, or not taking its answers (a
+     * connection whose answers are still being made is not), and quiet
+     * for a second: the stalest goes. */
+    uint64_t now = wf__lst_now(l);
+    struct conn *best = NULL;
+    for (struct conn *c = l->conns; c != NULL; c = c->next) {
+        if (c->closing || now < c->last_active + 1000)
+            continue;
+        if (c->writing == 0 && (c->poetry || c->head != NULL))
+            continue;
+        if (best == NULL || c->last_active < best->last_active)
+            best = c;
+    }
+    return best;
 }
 
 void wf__lst_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -299,31 +550,31 @@ void wf__lst_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct conn *c = s->data;
+    if (c->closing || c->l == NULL)
+        return;
+    if (n == UV_EOF) {
+        /* A half-close: the client sends no more, but still reads. Its
+         * answers are written, then the connection closes. */
+        uv_read_stop(s);
+        c->reading = false;
+        c->eof = true;
+        if (c->head == NULL) {
+            wf__lst_conn_close(c);
+            return;
+        }
+        c->l->half_closes[0]++;
+        wf__lst_conn_arm(c);
+        return;
+    }
     if (n < 0) {
         wf__lst_conn_close(c);
         return;
     }
-    if (n == 0 || c->closing || c->close_after || c->l == NULL)
+    if (n == 0 || c->close_after)
         return;
-    if (!wf__http_reader_busy(&c->reader))
-        uv_timer_start(&c->timer, on_timeout, c->l->header_to, 0);
-    int bad = wf__http_reader_feed(&c->reader, buf->base, (size_t)n);
-    if (c->closing)
-        return;
-    if (bad == 431) {
-        wf__lst_bad_request(c, 431, "request line and headers too large");
-    } else if (bad == 413) {
-        wf__lst_bad_request(c, 413, "request body too large");
-    } else if (bad != 0) {
-        if (!c->close_after)
-            wf__lst_bad_request(c, bad, wf__http_reader_error(&c->reader));
-    } else if (wf__http_reader_has_head(&c->reader)) {
-        uv_timer_stop(&c->timer); /* headers arrived: the deadline takes over */
-    }
-    if (!c->closing && c->inflight >= c->l->max_pipe && c->reading) {
-        uv_read_stop(s); /* back-pressure: answer what we have first */
-        c->paused = true;
-    }
+    c->last_read = c->last_active = wf__lst_now(c->l);
+    feed(c, buf->base, (size_t)n, false);
+    wf__lst_conn_arm(c);
 }
 
 void wf__lst_conn_start(struct conn *c)
@@ -337,7 +588,7 @@ void wf__lst_conn_start(struct conn *c)
         wf__lst_bad_request(c, 503, "too many connections; try again shortly");
         return;
     }
-    arm_idle(c);
     c->reading = true;
     uv_read_start((uv_stream_t *)&c->tcp, wf__lst_on_alloc, on_read);
+    wf__lst_conn_arm(c);
 }

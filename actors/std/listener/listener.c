@@ -3,6 +3,7 @@
  * the listener's state; the asks they make use wf_ask_as, so every answer
  * comes back as one of the listener's turns. The parts are listed in
  * listener_private.h. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,15 @@ static void on_connection(uv_stream_t *server, int status)
     struct lst *l = server->data;
     if (status < 0 || l == NULL)
         return;
+    if (l->nconns >= l->max_conn) {
+        /* Full: the limit must not be a wall that idle or stalled clients
+         * hold, so the stalest of them makes room (as nginx does). */
+        struct conn *victim = wf__lst_conn_evictable(l);
+        if (victim != NULL) {
+            l->evictions++;
+            wf__lst_conn_close(victim);
+        }
+    }
     struct conn *c = wf_malloc(sizeof *c);
     if (c == NULL)
         return;
@@ -28,6 +38,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(wf_node_loop(l->node), &c->timer);
     c->tcp.data = c->timer.data = c;
     c->handles = 2;
+    c->last_read = c->last_write = c->last_active = wf__lst_now(l);
     c->next = l->conns;
     if (l->conns)
         l->conns->prev = c;
@@ -38,7 +49,10 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    if (c->poetry)
+    if (c->poetry && l->nconns > l->max_conn) {
+        l->poetry_failed++; /* the protocol has no error to send */
+        wf__lst_conn_close(c);
+    } else if (c->poetry)
         wf__lst_poetry_start(c);
     else
         wf__lst_conn_start(c);
@@ -96,6 +110,24 @@ static void close_server(uv_tcp_t *t)
     }
 }
 
+/* A write to a socket its client closed raises SIGPIPE, whose default is
+ * to end the process: the listener wants EPIPE instead. A handler (or an
+ * ignore) the program set itself is left alone. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) != 0)
+        return;
+    bool custom = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != NULL
+                                               : old.sa_handler != SIG_DFL;
+    if (!custom) {
+        struct sigaction ign = {0};
+        ign.sa_handler = SIG_IGN;
+        sigemptyset(&ign.sa_mask);
+        sigaction(SIGPIPE, &ign, NULL);
+    }
+}
+
 static int listener_init(wf_ctx *ctx, void *arg)
 {
     struct lst *l = wf_ctx_state(ctx);
@@ -107,11 +139,16 @@ static int listener_init(wf_ctx *ctx, void *arg)
     l->self = wf_ctx_self(ctx);
     l->deadline = cfg->deadline_ms ? cfg->deadline_ms : 10000;
     l->header_to = cfg->header_timeout_ms ? cfg->header_timeout_ms : 10000;
+    l->body_to = cfg->body_timeout_ms ? cfg->body_timeout_ms : 10000;
+    l->request_to = cfg->request_timeout_ms ? cfg->request_timeout_ms : 30000;
+    l->write_to = cfg->write_timeout_ms ? cfg->write_timeout_ms : 30000;
     l->idle_to = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 30000;
     l->max_header = cfg->max_header ? cfg->max_header : 8192;
     l->max_body = cfg->max_body ? cfg->max_body : (size_t)1 << 20;
+    l->max_output = cfg->max_output ? cfg->max_output : (size_t)1 << 20;
     l->max_conn = cfg->max_connections ? cfg->max_connections : 1024;
     l->max_pipe = cfg->max_pipeline ? cfg->max_pipeline : 32;
+    ignore_sigpipe();
     int rv = 0;
     if (cfg->http_addr != NULL)
         rv = listen_on(l, cfg->http_addr, &l->http, &l->http_port);

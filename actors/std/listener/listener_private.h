@@ -19,7 +19,10 @@
 
 #define NAME_MAX_LEN 200
 #define LAT_BUCKETS  12
-#define NSTATUS      13 /* the statuses counted apart, see metrics.c */
+#define NSTATUS      15 /* the statuses counted apart, see metrics.c */
+
+/* What timed out (lst.timeouts, the phase label of /metrics). */
+enum { TO_HEADER, TO_BODY, TO_REQUEST, TO_WRITE, TO_IDLE, NTIMEOUTS };
 
 struct conn;
 struct req;
@@ -34,8 +37,8 @@ struct lst {
     struct conn *conns;
     unsigned nconns;
     struct req *reqs; /* every request still in flight, for terminate */
-    uint64_t deadline, header_to, idle_to;
-    size_t max_header, max_body;
+    uint64_t deadline, header_to, body_to, request_to, write_to, idle_to;
+    size_t max_header, max_body, max_output;
     unsigned max_conn, max_pipe;
     /* metrics */
     uint64_t by_status[NSTATUS];
@@ -43,6 +46,10 @@ struct lst {
     uint64_t lat[LAT_BUCKETS + 1];
     double lat_sum;
     uint64_t lat_count, poetry_served, poetry_failed, faults_after;
+    uint64_t evictions, timeouts[NTIMEOUTS];
+    uint64_t paused_pipeline, paused_output; /* reads stopped, by cause */
+    uint64_t lost[2], half_closes[2];        /* [0] HTTP, [1] poetry */
+    size_t out_held, in_held; /* bytes of answers not yet written, of requests not yet read */
     char scratch[65536]; /* reads are parsed at once: one buffer will do */
 };
 
@@ -53,7 +60,17 @@ struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     int handles;
-    bool poetry, closing, close_after, reading, paused;
+    bool poetry, closing, close_after, reading, paused, feeding, eof;
+    /* times (ms, the loop's clock) for the timeouts and eviction: the
+     * request's first byte, the last bytes read, the last write progress,
+     * and the later of the two */
+    uint64_t req_start, last_read, last_write, last_active;
+    unsigned nrequests;  /* requests read: tells when a new one began */
+    unsigned writing;    /* answers handed to uv_write, not yet done */
+    size_t wq_seen;      /* the write queue's size at the last look */
+    size_t out_bytes;    /* bytes of answers held for this connection */
+    char *pend;          /* bytes read but not yet parsed (pipeline or output full) */
+    size_t pend_len, pend_off;
     wf_deferred *poetry_ask; /* the poetry port's one ask, cancelled on close */
     wf_trace_ctx pspan;      /* the poetry port's request */
     /* the request being read, and the two headers the listener wants */
@@ -79,7 +96,7 @@ struct req {
     bool ready, keep_alive, head_only, written, resp_static;
     int status;
     char *resp;
-    size_t resp_len;
+    size_t resp_len, held; /* held: counted in lst.out_held and conn.out_bytes */
     uint64_t t0;
     char name[NAME_MAX_LEN + 1];
     char session[33];
@@ -94,7 +111,14 @@ struct req {
 
 /* conn.c */
 void wf__lst_conn_start(struct conn *c);
+/* Closes c (once; later calls do nothing); answers not yet written count
+ * as lost. */
 void wf__lst_conn_close(struct conn *c);
+/* (Re)starts c's timer for the earliest of its deadlines (see conn.c). */
+void wf__lst_conn_arm(struct conn *c);
+/* The stalest connection that may be evicted to make room, or NULL. */
+struct conn *wf__lst_conn_evictable(struct lst *l);
+uint64_t wf__lst_now(const struct lst *l);
 void wf__lst_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 void wf__lst_flush(struct conn *c);
 void wf__lst_bad_request(struct conn *c, int status, const char *why);

@@ -1,5 +1,6 @@
 /* The listener's counters (answers by status and by cache outcome, a
- * latency histogram) and their Prometheus text for GET /metrics. */
+ * latency histogram, what the connection limits and timeouts did) and
+ * their Prometheus text for GET /metrics. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,8 +11,8 @@
 
 static const double lat_bounds[LAT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                0.1,   0.25,   0.5,   1,    2.5,   5};
-static const int status_codes[NSTATUS] = {200, 302, 400, 404, 405, 408, 409,
-                                          413, 431, 500, 502, 503, 504};
+static const int status_codes[NSTATUS] = {200, 302, 400, 404, 405, 408, 409, 413,
+                                          414, 431, 500, 501, 502, 503, 504};
 
 void wf__lst_metrics_count(struct lst *l, int status, uint64_t t0)
 {
@@ -80,8 +81,46 @@ void wf__lst_metrics_respond(struct lst *l, struct req *r, const wf_cache_stats 
     }
     wf_strbuf_printf(&b,
                      "# TYPE weft_connections gauge\nweft_connections %u\n"
-                     "# TYPE weft_poetry_served_total counter\nweft_poetry_served_total %llu\n",
-                     l->nconns, (unsigned long long)l->poetry_served);
+                     "# TYPE weft_poetry_served_total counter\nweft_poetry_served_total %llu\n"
+                     "# HELP weft_poetry_failed_total Poetry-port clients that got no poem.\n"
+                     "# TYPE weft_poetry_failed_total counter\nweft_poetry_failed_total %llu\n",
+                     l->nconns, (unsigned long long)l->poetry_served,
+                     (unsigned long long)l->poetry_failed);
+    wf_strbuf_printf(&b,
+                     "# HELP weft_connections_evicted_total Connections closed to make room "
+                     "for a new one.\n"
+                     "# TYPE weft_connections_evicted_total counter\n"
+                     "weft_connections_evicted_total %llu\n",
+                     (unsigned long long)l->evictions);
+    static const char *phases[NTIMEOUTS] = {"header", "body", "request", "write", "idle"};
+    wf_strbuf_puts(&b, "# HELP weft_http_timeouts_total Connections timed out, by phase.\n"
+                       "# TYPE weft_http_timeouts_total counter\n");
+    for (int i = 0; i < NTIMEOUTS; i++)
+        wf_strbuf_printf(&b, "weft_http_timeouts_total{phase=\"%s\"} %llu\n", phases[i],
+                         (unsigned long long)l->timeouts[i]);
+    wf_strbuf_printf(
+        &b,
+        "# HELP weft_http_reads_paused_total Times a connection stopped being read until its "
+        "answers were written.\n"
+        "# TYPE weft_http_reads_paused_total counter\n"
+        "weft_http_reads_paused_total{cause=\"pipeline\"} %llu\n"
+        "weft_http_reads_paused_total{cause=\"output\"} %llu\n"
+        "# HELP weft_output_held_bytes Bytes of answers made and not yet written.\n"
+        "# TYPE weft_output_held_bytes gauge\nweft_output_held_bytes %zu\n"
+        "# HELP weft_input_held_bytes Bytes of requests read and not yet parsed.\n"
+        "# TYPE weft_input_held_bytes gauge\nweft_input_held_bytes %zu\n"
+        "# HELP weft_answers_lost_total Answers that could not be written to their client.\n"
+        "# TYPE weft_answers_lost_total counter\n"
+        "weft_answers_lost_total{port=\"http\"} %llu\n"
+        "weft_answers_lost_total{port=\"poetry\"} %llu\n"
+        "# HELP weft_half_closes_total Clients that shut their side before their answers "
+        "were written (they still get them).\n"
+        "# TYPE weft_half_closes_total counter\n"
+        "weft_half_closes_total{port=\"http\"} %llu\n"
+        "weft_half_closes_total{port=\"poetry\"} %llu\n",
+        (unsigned long long)l->paused_pipeline, (unsigned long long)l->paused_output, l->out_held,
+        l->in_held, (unsigned long long)l->lost[0], (unsigned long long)l->lost[1],
+        (unsigned long long)l->half_closes[0], (unsigned long long)l->half_closes[1]);
     size_t n = b.len;
     char *text = wf_strbuf_finish(&b);
     wf__lst_respond(r, 200, "text/plain; version=0.0.4", text ? text : "", text ? n : 0, NULL);

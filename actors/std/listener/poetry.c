@@ -1,6 +1,8 @@
 /* The raw poetry port of the Twisted tutorial: a client connects and gets
  * the default poem from the cache, then the connection closes. The
- * protocol has no errors: a failure is an empty poem. */
+ * protocol has no errors: a failure is an empty poem. A client may shut
+ * its side down at once (it has nothing to say): it still gets the poem.
+ * The write is bounded by the write timeout (conn.c). */
 #include <string.h>
 
 #include <weft/alloc.h>
@@ -11,13 +13,22 @@ struct poetry_write {
     uv_write_t w;
     struct conn *c;
     wf_msg *m;
+    size_t held; /* counted in lst.out_held */
 };
 
 static void poetry_written(uv_write_t *w, int status)
 {
     struct poetry_write *pw = w->data;
+    struct conn *c = pw->c;
+    if (c->l != NULL)
+        c->l->out_held -= pw->held;
+    if (!c->closing) {
+        c->writing = 0;
+        if (status < 0 && c->l != NULL)
+            c->l->lost[1]++;
+    }
     wf_msg_free(pw->m);
-    wf__lst_conn_close(pw->c);
+    wf__lst_conn_close(c);
     wf_free(pw);
 }
 
@@ -46,6 +57,8 @@ static wf_result poetry_got(wf_result res, void *arg)
     if (pw == NULL || wf_cache_reply_parse(res.u.ptr, &head, &v, &len) != 0) {
         wf_free(pw);
         wf_result_free(res);
+        if (c->l != NULL)
+            c->l->poetry_failed++;
         wf__lst_conn_close(c);
         return wf_result_none();
     }
@@ -53,20 +66,37 @@ static wf_result poetry_got(wf_result res, void *arg)
     pw->m = wf_result_take_ptr(&res);
     pw->w.data = pw;
     uv_buf_t b = uv_buf_init((char *)v, (unsigned)len);
-    if (c->l != NULL)
-        c->l->poetry_served++;
     if (uv_write(&pw->w, (uv_stream_t *)&c->tcp, &b, 1, poetry_written) != 0) {
         wf_msg_free(pw->m);
         wf_free(pw);
+        if (c->l != NULL)
+            c->l->lost[1]++;
         wf__lst_conn_close(c);
+        return wf_result_none();
+    }
+    pw->held = len;
+    c->writing = 1;
+    if (c->l != NULL) {
+        c->l->poetry_served++;
+        c->l->out_held += len;
+        c->last_write = c->last_active = wf__lst_now(c->l);
+        c->wq_seen = c->tcp.write_queue_size;
+        wf__lst_conn_arm(c);
     }
     return wf_result_none();
 }
 
 static void on_poetry_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
-    if (n < 0)
-        wf__lst_conn_close(s->data); /* the client left before its poem */
+    struct conn *c = s->data;
+    if (n == UV_EOF) {
+        /* A half-close: the client has nothing to say, and still reads. */
+        uv_read_stop(s);
+        if (!c->closing && c->l != NULL && (c->poetry_ask != NULL || c->writing > 0))
+            c->l->half_closes[1]++;
+    } else if (n < 0) {
+        wf__lst_conn_close(c); /* the client left before its poem */
+    }
 }
 
 void wf__lst_poetry_start(struct conn *c)

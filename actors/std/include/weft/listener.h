@@ -3,8 +3,8 @@
  *
  * HTTP (parsed by Debian's http-parser): keep-alive, pipelined requests
  * answered in order, Content-Length and chunked bodies, limits on header
- * size (431), body size (413) and connections (503), header and idle
- * timeouts, 400 for malformed requests. GET /poems/NAME asks the cache for
+ * size (431), body size (413) and connections (503), timeouts, 400 for
+ * malformed requests. GET /poems/NAME asks the cache for
  * NAME, then the renderer for the page, within a deadline; whatever fails,
  * wherever, that request alone gets a complete error page at once: 502 for
  * an upstream failure, 504 when the deadline passed, 500 otherwise. The
@@ -34,6 +34,48 @@
  * traceparent header names it, so a client can find its request in the
  * trace.
  *
+ * No client can hold the listener (each limit below is an option):
+ * - A request must arrive in time: its headers within header_timeout_ms
+ *   of its first byte, no pause in its body longer than body_timeout_ms,
+ *   all of it within request_timeout_ms; else 408 and the connection
+ *   closes. A keep-alive connection with nothing to do closes after
+ *   idle_timeout_ms.
+ * - The connection limit is not a wall: when max_connections are open, a
+ *   new client makes room by evicting the stalest connection that is idle,
+ *   stalled in its request, or not taking its answers, and has been quiet
+ *   for a second (nginx does the same). Only when none is, the new client
+ *   gets 503 (the poetry port: closed at once, counted as failed).
+ * - A connection holds at most max_pipeline requests and about max_output
+ *   bytes of answers (plus one read, 64 KiB): the parser is fed only what
+ *   there is room for, and reading stops until answers are written. A
+ *   write that makes no progress for write_timeout_ms closes the
+ *   connection (both ports); everything it held is freed.
+ * - A client that shuts its write side (half-close: nc -N, HTTP/1.0
+ *   clients, the Twisted tutorial's on the poetry port) still gets its
+ *   answers, then the connection closes; answers that could not be written
+ *   are counted as lost.
+ *
+ * SIGPIPE: the listener's init sets SIGPIPE to be ignored (process-wide),
+ * so that a write to a socket the client closed fails with EPIPE instead
+ * of ending the process; unless the program set its own disposition
+ * (a handler, or SIG_IGN) before, which is left alone.
+ *
+ * GET /metrics shows, besides answers by status (200 302 400 404 405 408
+ * 409 413 414 431 500 501 502 503 504), cache outcomes, the latency
+ * histogram and mailbox depths:
+ *   weft_connections (gauge), weft_connections_evicted_total,
+ *   weft_http_timeouts_total{phase="header|body|request|write|idle"},
+ *   weft_http_reads_paused_total{cause="pipeline|output"} (reading stopped
+ *     until answers were written),
+ *   weft_output_held_bytes (gauge: answers made and not yet written, both
+ *     ports), weft_input_held_bytes (gauge: bytes read, not yet parsed),
+ *   weft_answers_lost_total{port="http|poetry"} (answers that could not be
+ *     written: the client reset, or a timeout or eviction closed it),
+ *   weft_half_closes_total{port="http|poetry"} (clients that shut their
+ *     side before their answers were written),
+ *   weft_poetry_served_total, weft_poetry_failed_total (poetry clients
+ *     that got no poem).
+ *
  * The poetry port: a client connects, receives the poem, and the listener
  * closes (the protocol of the Twisted poetry tutorial).
  */
@@ -62,8 +104,12 @@ typedef struct wf_listener_config {
     uint64_t idle_timeout_ms;   /* keep-alive idle; 0: 30000 */
     size_t max_header;          /* bytes of request line + headers; 0: 8192 */
     size_t max_body;            /* 0: 1 MiB */
-    unsigned max_connections;   /* 0: 1024 */
+    unsigned max_connections;   /* both ports together; 0: 1024 */
     unsigned max_pipeline;      /* requests in flight per connection; 0: 32 */
+    uint64_t body_timeout_ms;    /* longest pause within a request's body; 0: 10000 */
+    uint64_t request_timeout_ms; /* a request whole, first byte to last; 0: 30000 */
+    uint64_t write_timeout_ms;   /* longest a write may make no progress; 0: 30000 */
+    size_t max_output;           /* answers held per connection before reading stops; 0: 1 MiB */
     int debug;                  /* error pages show the failure's trace */
     int allow_faults;           /* honour ?fault=STAGE (tests only) */
     int trace_control;          /* GET /trace[?sample=&actors=&types=] shows or sets tracing */
