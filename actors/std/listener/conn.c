@@ -517,8 +517,10 @@ void wf__lst_conn_arm(struct conn *c)
         uv_timer_stop(&c->timer);
         return;
     }
+    /* Never 0: libuv 1.44 runs a timer restarted with 0 from its own
+     * callback again at once, in the same turn of the loop. */
     uint64_t now = wf__lst_now(l);
-    uv_timer_start(&c->timer, on_timeout, at > now ? at - now : 0, 0);
+    uv_timer_start(&c->timer, on_timeout, at > now ? at - now : 1, 0);
 }
 
 struct conn *wf__lst_conn_evictable(struct lst *l)
