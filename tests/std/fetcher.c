@@ -68,7 +68,8 @@ Test(fetcher, a_poem_over_the_poetry_protocol, .fini = stop)
     cr_assert(memmem(wf_msg_body(r.u.ptr), wf_msg_len(r.u.ptr), "Tyger", 5) != NULL);
     wf_result_free(r);
     r = fetch("no_such_poem");
-    cr_assert_eq(wf_failure_code(r.u.failure), WF_EUPSTREAM);
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_ENOTFOUND, "the upstream's answer: %s",
+                 tu_text(r));
     cr_assert(strstr(tu_text(r), "empty poem"), "%s", tu_text(r));
     wf_result_free(r);
     r = fetch("../../etc/passwd");
@@ -87,6 +88,7 @@ Test(fetcher, a_poem_over_http_and_a_404, .fini = stop)
     cr_assert(memmem(wf_msg_body(r.u.ptr), wf_msg_len(r.u.ptr), "summer", 6) != NULL);
     wf_result_free(r);
     r = fetch("missing");
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_ENOTFOUND, "%s", tu_text(r));
     cr_assert(strstr(tu_text(r), "HTTP 404"), "%s", tu_text(r));
     wf_result_free(r);
 }
