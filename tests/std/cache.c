@@ -1,6 +1,6 @@
 /* The cache actor: coalescing, expiry, stale windows, failures and their
- * backoff, not-found answers remembered, the memory bound. The node runs on its own thread; the clock is a manual one,
- * advanced by message on the loop thread. */
+ * backoff, not-found answers remembered, the memory bound. The node runs on its own thread; the
+ * clock is a manual one, advanced by message on the loop thread. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
