@@ -252,6 +252,19 @@ Test(cache, a_thousand_requests_for_an_unknown_name_make_one_fetch)
     cr_assert_eq(s.negative_hits, 999);
     cr_assert_eq(s.negative_entries, 1);
     cr_assert_eq(s.backoff_suppressed, 0, "not found is an answer, not a fault");
+    /* Each asker gets its own copy: the remembered failure does not gather
+     * the frames of every request it answered. */
+    size_t frames[2];
+    for (int i = 0; i < 2; i++) {
+        wf_result f =
+            wf_node_call(node, cache_pid, wf_msg_new(WF_CACHE_GET, "nosuch poem", 11), 5000);
+        cr_assert_eq(f.kind, WF_RESULT_FAILURE);
+        cr_assert_eq(wf_failure_code(f.u.failure), WF_ENOTFOUND);
+        frames[i] = wf_failure_frame_count(f.u.failure);
+        wf_result_free(f);
+    }
+    cr_assert_eq(frames[0], frames[1], "the trace grew from %zu to %zu frames", frames[0],
+                 frames[1]);
     advance(4999);
     gets(1, "nosuch poem");
     cr_assert_eq(fetch_count, 1);

@@ -18,8 +18,8 @@ Test(ratelog, the_first_line_passes_and_repeats_are_counted)
     cr_assert_str_eq(note, "");
     int passed = 0;
     for (int i = 1; i <= 1600; i++) /* 1.6k lines a second for a second */
-        passed += wf__ratelog_pass(&rl, "502 WF_EUPSTREAM", 5000 + (uint64_t)i * 999 / 1600,
-                                   note, sizeof note);
+        passed += wf__ratelog_pass(&rl, "502 WF_EUPSTREAM", 5000 + (uint64_t)i * 999 / 1600, note,
+                                   sizeof note);
     cr_assert_eq(passed, 0, "repeats within the interval are held");
     cr_assert_eq(rl.suppressed, 1600);
     cr_assert(wf__ratelog_pass(&rl, "502 WF_EUPSTREAM", 6500, note, sizeof note));
@@ -35,9 +35,10 @@ Test(ratelog, keys_are_limited_apart)
     cr_assert(wf__ratelog_pass(&rl, "502 WF_EUPSTREAM", 0, note, sizeof note));
     cr_assert(wf__ratelog_pass(&rl, "504 WF_ETIMEDOUT", 1, note, sizeof note));
     cr_assert(!wf__ratelog_pass(&rl, "502 WF_EUPSTREAM", 2, note, sizeof note));
-    cr_assert(!wf__ratelog_pass(&rl, "504 WF_ETIMEDOUT", WF__RATELOG_INTERVAL_MS, note, sizeof note));
-    cr_assert(wf__ratelog_pass(&rl, "504 WF_ETIMEDOUT", WF__RATELOG_INTERVAL_MS + 1, note,
-                               sizeof note));
+    cr_assert(
+        !wf__ratelog_pass(&rl, "504 WF_ETIMEDOUT", WF__RATELOG_INTERVAL_MS, note, sizeof note));
+    cr_assert(
+        wf__ratelog_pass(&rl, "504 WF_ETIMEDOUT", WF__RATELOG_INTERVAL_MS + 1, note, sizeof note));
     cr_assert_str_eq(note, " (1 more like this in the last 10.0 s)");
 }
 
@@ -83,9 +84,9 @@ Test(ratelog, more_keys_than_slots_lose_no_count)
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < WF__RATELOG_KEYS; i++) {
             snprintf(key, sizeof key, "key%d", i);
-            cr_assert_eq(wf__ratelog_pass(&rl, key, (uint64_t)round * 10 + (uint64_t)i, note,
-                                          sizeof note),
-                         round == 0);
+            cr_assert_eq(
+                wf__ratelog_pass(&rl, key, (uint64_t)round * 10 + (uint64_t)i, note, sizeof note),
+                round == 0);
         }
     }
     /* One key more takes the stalest slot (key0's); its held line is

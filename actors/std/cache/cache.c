@@ -220,6 +220,19 @@ static wf_msg *value_msg(struct cache *c, const struct entry *e, uint32_t status
     return m;
 }
 
+/* A private copy of f for one asker: a failure's trace grows as it passes
+ * through handlers, so a remembered or shared failure handed out as is
+ * would gather every asker's frames, and be written by several threads. */
+static wf_failure *failure_copy(const wf_failure *f)
+{
+    wf_failure *copy = wf_failure_new_bare(wf_failure_code(f), wf_failure_message(f));
+    for (size_t i = 0; i < wf_failure_frame_count(f); i++)
+        wf_failure_add_frame(copy, wf_failure_frame(f, i));
+    if (wf_failure_cause(f) != NULL)
+        wf_failure_set_cause(copy, wf_failure_ref(wf_failure_cause(f)));
+    return copy;
+}
+
 static wf_result reply(struct cache *c, const struct entry *e, uint32_t status)
 {
     wf_msg *m = value_msg(c, e, status);
@@ -236,7 +249,7 @@ static void answer_waiters(struct cache *c, struct entry *e, wf_failure *f, uint
     e->nwait = e->capwait = 0;
     for (size_t i = 0; i < n; i++) {
         if (f != NULL)
-            wf_deferred_errback(w[i].d, wf_failure_ref(f));
+            wf_deferred_errback(w[i].d, failure_copy(f));
         else
             wf_deferred_callback(w[i].d, reply(c, e, status ? status : w[i].status));
         wf_deferred_release(w[i].d);
@@ -384,12 +397,12 @@ static wf_result on_get(wf_ctx *ctx, wf_msg *m)
     if (e != NULL && e->state == E_NEGATIVE && now < e->expires) {
         c->st.negative_hits++;
         lru_front(c, e);
-        return wf_result_failure(wf_failure_ref(e->fail));
+        return wf_result_failure(failure_copy(e->fail));
     }
     if (e != NULL && e->state == E_FAILED && now < e->retry_at) {
         c->st.backoff_suppressed++;
         lru_front(c, e);
-        return wf_result_failure(wf_failure_ref(e->fail));
+        return wf_result_failure(failure_copy(e->fail));
     }
     if (e != NULL && (e->state == E_NEGATIVE || e->state == E_FAILED)) {
         /* Remembered long enough: ask again (a failed key keeps counting
@@ -439,7 +452,7 @@ static wf_result on_get(wf_ctx *ctx, wf_msg *m)
             c->st.stale_served++;
             return reply(c, e, WF_CACHE_STALE);
         }
-        return wf_result_failure(wf_failure_ref(e->fail));
+        return wf_result_failure(failure_copy(e->fail));
     }
     uint64_t swr = c->cfg->stale_while_revalidate_ms;
     if (swr && now < e->expires + swr) {
