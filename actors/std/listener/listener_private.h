@@ -15,6 +15,7 @@
 #include <weft/listener.h>
 #include <weft/trace.h>
 
+#include "ratelog.h"
 #include "request.h"
 
 #define NAME_MAX_LEN 200
@@ -43,7 +44,8 @@ struct lst {
     uint64_t lat[LAT_BUCKETS + 1];
     double lat_sum;
     uint64_t lat_count, poetry_served, poetry_failed, faults_after;
-    char scratch[65536]; /* reads are parsed at once: one buffer will do */
+    wf__ratelog failure_log; /* routes.c: one line per failed request, rate-limited */
+    char scratch[65536];     /* reads are parsed at once: one buffer will do */
 };
 
 /* One accepted connection, HTTP or poetry. */
