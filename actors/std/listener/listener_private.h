@@ -44,8 +44,9 @@ struct lst {
     uint64_t lat[LAT_BUCKETS + 1];
     double lat_sum;
     uint64_t lat_count, poetry_served, poetry_failed, faults_after;
-    wf__ratelog failure_log; /* routes.c: one line per failed request, rate-limited */
-    char scratch[65536];     /* reads are parsed at once: one buffer will do */
+    /* routes.c: one log line per failed request, rate-limited */
+    wf__ratelog failure_log;
+    char scratch[65536]; /* reads are parsed at once: one buffer will do */
 };
 
 /* One accepted connection, HTTP or poetry. */
