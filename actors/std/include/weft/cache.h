@@ -72,7 +72,7 @@ typedef struct wf_cache_stats {
     uint64_t hits, misses, coalesced, expired, evicted, stale_served;
     uint64_t fetches, fetch_failures, negative_hits;
     uint64_t entries, bytes;
-    uint64_t backoff_suppressed; /* requests that would have fetched during a backoff */
+    uint64_t backoff_suppressed; /* requests a backoff answered (stale or failure), no fetch */
     uint64_t negative_entries;   /* not-found answers remembered now */
 } wf_cache_stats;
 
