@@ -162,8 +162,8 @@ static const char *public_message(int status)
 /* Logs fl, the failure of r, on one line: its number, message and the
  * actors it passed (the full trace is on the page in debug mode). Repeats
  * of a kind (status and number) are rate-limited: the first passes, the
- * rest are counted and told with the next line of that kind or by
- * log_summaries. */
+ * rest are counted and told with the next line of that kind or, once the
+ * interval is over, by log_summary as the next request is routed. */
 static void log_failure(struct req *r, const char *id, int status, const wf_failure *fl)
 {
     struct lst *l = r->l;
