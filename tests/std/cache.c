@@ -1,6 +1,7 @@
-/* The cache actor: coalescing, expiry, stale windows, failures, the memory
- * bound. The node runs on its own thread; the clock is a manual one,
- * advanced by message on the loop thread. */
+/* The cache actor: coalescing, expiry, stale windows, failures and their
+ * backoff, not-found answers remembered, the memory bound. The node runs on its own thread; the
+ * clock is a manual one, advanced by message on the loop thread. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,14 +16,21 @@ TestSuite(cache, .init = tu_capture_log, .timeout = 30);
 enum { FETCH = 77, SOURCE_COUNT, BURST, ADVANCE };
 
 /* The source: "bad..." keys fail; "flaky..." keys fail from the second fetch
- * on; "big..." keys are 300 bytes; others are "v<n>:<key>". */
+ * on; "nosuch..." keys are not found; every key fails while upstream_down
+ * (set by the test's thread); "big..." keys are 300 bytes; others are
+ * "v<n>:<key>". */
 static int fetch_count;
+static atomic_int upstream_down;
 
 static wf_result on_fetch(wf_ctx *ctx, wf_msg *m)
 {
     char key[256];
     snprintf(key, sizeof key, "%.*s", (int)wf_msg_len(m), (char *)wf_msg_body(m));
     fetch_count++;
+    if (atomic_load(&upstream_down))
+        return WF_FAIL(WF_EUPSTREAM, "upstream down for %s", key);
+    if (strncmp(key, "nosuch", 6) == 0)
+        return WF_FAIL(WF_ENOTFOUND, "no poem called %s", key);
     if (strncmp(key, "bad", 3) == 0 || (strncmp(key, "flaky", 5) == 0 && fetch_count > 1))
         return WF_FAIL(WF_EUPSTREAM, "upstream refused %s", key);
     char v[512];
@@ -120,6 +128,7 @@ static void start(wf_cache_config *cfg)
 {
     tu_capture_log();
     fetch_count = 0;
+    atomic_store(&upstream_down, 0);
     clock_ = wf_clock_manual_new();
     node = wf_node_new(&(wf_node_config){.name = "c1"});
     cfg->source = "source";
@@ -205,31 +214,153 @@ Test(cache, a_hundred_concurrent_misses_make_one_fetch)
     stop();
 }
 
-Test(cache, a_failed_fetch_fails_every_waiter_and_empties_the_key)
+Test(cache, a_failed_fetch_fails_every_waiter_then_the_key_backs_off)
 {
-    static wf_cache_config cfg;
+    static wf_cache_config cfg; /* backoff 1000 ms, doubling */
     start(&cfg);
     struct result r = gets(10, "bad poem");
     cr_assert_eq(r.failures, 10);
     cr_assert_eq(fetch_count, 1);
-    r = gets(1, "bad poem");
-    cr_assert_eq(r.failures, 1);
-    cr_assert_eq(fetch_count, 2, "no negative caching by default: fetched again");
-    cr_assert_eq(stats().fetch_failures, 2);
+    r = gets(5, "bad poem");
+    cr_assert_eq(r.failures, 5, "the last failure, at once");
+    cr_assert_eq(fetch_count, 1, "no fetch during the backoff");
+    cr_assert_eq(stats().backoff_suppressed, 5);
+    advance(1001); /* past the first wait (750 to 1000 ms) */
+    cr_assert_eq(gets(1, "bad poem").failures, 1);
+    cr_assert_eq(fetch_count, 2, "fetched again after the backoff");
+    advance(1001); /* the second wait is 1500 to 2000 ms */
+    gets(1, "bad poem");
+    cr_assert_eq(fetch_count, 2, "the wait doubled");
+    advance(1000);
+    gets(1, "bad poem");
+    cr_assert_eq(fetch_count, 3);
+    cr_assert_eq(stats().fetch_failures, 3);
+    cr_assert_eq(stats().negative_hits, 0, "a fault is not a not-found answer");
     stop();
 }
 
-Test(cache, negative_caching_when_configured)
+Test(cache, a_thousand_requests_for_an_unknown_name_make_one_fetch)
 {
-    static wf_cache_config cfg = {.negative_ttl_ms = 1000};
+    static wf_cache_config cfg; /* negative TTL 5000 ms */
     start(&cfg);
-    cr_assert_eq(gets(1, "bad poem").failures, 1);
-    cr_assert_eq(gets(1, "bad poem").failures, 1);
-    cr_assert_eq(fetch_count, 1, "the failure was remembered");
-    cr_assert_eq(stats().negative_hits, 1);
+    struct result r = gets(1, "nosuch poem");
+    cr_assert_eq(r.failures, 1);
+    r = gets(999, "nosuch poem");
+    cr_assert_eq(r.failures, 999);
+    cr_assert_eq(fetch_count, 1, "the not-found answer was remembered");
+    wf_cache_stats s = stats();
+    cr_assert_eq(s.negative_hits, 999);
+    cr_assert_eq(s.negative_entries, 1);
+    cr_assert_eq(s.backoff_suppressed, 0, "not found is an answer, not a fault");
+    /* Each asker gets its own copy: the remembered failure does not gather
+     * the frames of every request it answered. */
+    size_t frames[2];
+    for (int i = 0; i < 2; i++) {
+        wf_result f =
+            wf_node_call(node, cache_pid, wf_msg_new(WF_CACHE_GET, "nosuch poem", 11), 5000);
+        cr_assert_eq(f.kind, WF_RESULT_FAILURE);
+        cr_assert_eq(wf_failure_code(f.u.failure), WF_ENOTFOUND);
+        frames[i] = wf_failure_frame_count(f.u.failure);
+        wf_result_free(f);
+    }
+    cr_assert_eq(frames[0], frames[1], "the trace grew from %zu to %zu frames", frames[0],
+                 frames[1]);
+    advance(4999);
+    gets(1, "nosuch poem");
+    cr_assert_eq(fetch_count, 1);
+    advance(2);
+    cr_assert_eq(gets(1, "nosuch poem").failures, 1);
+    cr_assert_eq(fetch_count, 2, "asked again once the negative TTL ran out");
+    stop();
+}
+
+Test(cache, unknown_names_stay_within_the_memory_bound_and_go_first)
+{
+    static wf_cache_config cfg = {.max_bytes = 4000};
+    start(&cfg);
+    cr_assert_eq(gets(1, "big0").misses, 1);
+    char key[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "nosuch%d", i);
+        cr_assert_eq(gets(1, key).failures, 1);
+        cr_assert_leq(stats().bytes, 4000, "after %d unknown names", i + 1);
+    }
+    wf_cache_stats s = stats();
+    cr_assert_gt(s.evicted, 900);
+    cr_assert_lt(s.negative_entries, 20, "%llu", (unsigned long long)s.negative_entries);
+    cr_assert_eq(gets(1, "big0").hits, 1, "not-found answers were evicted before the value");
+    cr_assert_eq(gets(1, "nosuch999").failures, 1);
+    cr_assert_eq(fetch_count, 1001, "the latest unknown name is still remembered");
+    stop();
+}
+
+/* Asks for key every step ms of the cache's clock for ms, the upstream
+ * down throughout; returns the answers' tally. */
+static struct result outage(const char *key, uint64_t ms, uint64_t step)
+{
+    struct result sum = {0};
+    atomic_store(&upstream_down, 1);
+    for (uint64_t t = 0; t < ms; t += step) {
+        struct result r = gets(1, key);
+        sum.stale += r.stale;
+        sum.failures += r.failures;
+        sum.hits += r.hits;
+        advance(step);
+    }
+    atomic_store(&upstream_down, 0);
+    return sum;
+}
+
+Test(cache, an_outage_makes_a_few_upstream_attempts_per_key_not_one_per_request)
+{
+    static wf_cache_config cfg;
+    start(&cfg);
+    /* 800 requests over 8 s: attempts near 0, 1, 3, 7 s (each wait up to a
+     * quarter shorter: at most 5). */
+    struct result r = outage("ozymandias", 8000, 10);
+    cr_assert_eq(r.failures, 800);
+    cr_assert_leq(fetch_count, 5, "%d upstream attempts for 800 requests", fetch_count);
+    cr_assert_geq(fetch_count, 4, "%d upstream attempts", fetch_count);
+    cr_assert_eq(stats().backoff_suppressed, (uint64_t)(800 - fetch_count));
+    /* Back up: the next attempt, after the backoff, succeeds and ends it. */
+    advance(30000);
+    int before = fetch_count;
+    cr_assert_eq(gets(1, "ozymandias").misses, 1);
+    cr_assert_eq(gets(1, "ozymandias").hits, 1);
+    cr_assert_eq(fetch_count, before + 1);
+    stop();
+}
+
+Test(cache, serving_stale_on_error_backs_off_too)
+{
+    static wf_cache_config cfg = {.ttl_ms = 1000, .stale_if_error_ms = 60000};
+    start(&cfg);
+    cr_assert_str_eq(gets(1, "sonnet").value, "v1:sonnet");
     advance(1500);
-    gets(1, "bad poem");
-    cr_assert_eq(fetch_count, 2);
+    struct result r = outage("sonnet", 8000, 10);
+    cr_assert_eq(r.stale, 800, "stale=%d failures=%d", r.stale, r.failures);
+    cr_assert_leq(fetch_count, 1 + 5, "%d upstream attempts for 800 stale answers", fetch_count);
+    cr_assert_geq(stats().backoff_suppressed, 794);
+    advance(30000);
+    int before = fetch_count;
+    cr_assert_eq(gets(1, "sonnet").misses, 1, "refetched once the backoff is over");
+    struct result after = gets(1, "sonnet");
+    cr_assert_eq(after.hits, 1);
+    char want[32];
+    snprintf(want, sizeof want, "v%d:sonnet", before + 1);
+    cr_assert_str_eq(after.value, want, "the new value, not the stale one");
+    stop();
+}
+
+Test(cache, stale_while_revalidate_backs_off_its_refetches)
+{
+    static wf_cache_config cfg = {.ttl_ms = 1000, .stale_while_revalidate_ms = 60000};
+    start(&cfg);
+    gets(1, "tyger");
+    advance(1500);
+    struct result r = outage("tyger", 8000, 10);
+    cr_assert_eq(r.stale, 800);
+    cr_assert_leq(fetch_count, 1 + 5, "%d upstream attempts", fetch_count);
     stop();
 }
 

@@ -4,6 +4,7 @@
  *
  *   poetry-server --port P [--host 127.0.0.1] [--poems DIR] [--slow]
  *                 [--delay-ms D] [--chunk N] [--http] [--fail-every K]
+ *                 [--max-conns N]
  *
  * Raw protocol (the default): a client may write "NAME\n" within 100 ms of
  * connecting to choose DIR/NAME.txt. If it writes nothing it gets the first
@@ -17,6 +18,9 @@
  * like the tutorial's slowpoetry.py, to play an overloaded upstream.
  * --fail-every K: reset every K-th accepted connection (RST, no data), to
  * play a failing upstream.
+ * --max-conns N (default 1024): with N connections open, a new one is reset
+ * at once (RST), not held or closed cleanly: a clean close with no data is
+ * the raw protocol's "no such poem", which a full server must not say.
  *
  * Prints "listening on HOST:PORT" on stdout once ready (--port 0 picks a
  * free port), logs each connection on stderr, and exits on SIGINT/SIGTERM.
@@ -40,7 +44,7 @@
 #define POETRY_DEFAULT_DIR "examples/poems"
 #endif
 
-#define MAX_CONNS       1024
+#define MAX_CONNS       1024 /* the default --max-conns */
 #define MAX_POEMS       256
 #define MAX_DIR_ENTRIES 4096
 #define MAX_POEM_BYTES  (1u << 20)
@@ -60,6 +64,7 @@ struct opts {
     uint64_t delay_ms;
     size_t chunk;
     uint64_t fail_every;
+    int max_conns;
 };
 
 struct poem {
@@ -80,6 +85,7 @@ struct server {
     struct conn *conns; /* the admitted connections, to close them on a signal */
     int nconns;
     uint64_t accepted;
+    uint64_t refused; /* reset while full, since the last report */
     bool stopping;
     char scratch[64 * 1024]; /* every read lands here; the loop has one thread */
 };
@@ -125,11 +131,13 @@ static void usage(void)
     fprintf(stderr,
             "usage: poetry-server --port P [--host 127.0.0.1] [--poems DIR] [--slow]\n"
             "                     [--delay-ms D] [--chunk N] [--http] [--fail-every K]\n"
+            "                     [--max-conns N]\n"
             "  --poems DIR     *.txt files to serve (default %s)\n"
             "  --slow          send --chunk bytes (default 10) every --delay-ms (default 100)\n"
             "  --http          serve HTTP/1.1 GET /poems/NAME instead of the raw protocol\n"
-            "  --fail-every K  reset every K-th connection without sending anything\n",
-            POETRY_DEFAULT_DIR);
+            "  --fail-every K  reset every K-th connection without sending anything\n"
+            "  --max-conns N   reset new connections while N are open (default %d)\n",
+            POETRY_DEFAULT_DIR, MAX_CONNS);
 }
 
 static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -272,6 +280,11 @@ static void conn_close(struct conn *c, bool reset)
     if (c->next != NULL)
         c->next->prev = c->prev;
     srv->nconns--;
+    if (srv->refused > 0 && srv->nconns < srv->o.max_conns) {
+        fprintf(stderr, "poetry-server: reset %llu connection(s) while full\n",
+                (unsigned long long)srv->refused);
+        srv->refused = 0;
+    }
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
     if (!reset || uv_tcp_close_reset(&c->tcp, on_conn_handle_closed) != 0)
         uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
@@ -562,11 +575,18 @@ static void on_connection(uv_stream_t *l, int status)
     c->tcp.data = c->timer.data = c;
     uv_tcp_init(&srv->loop, &c->tcp);
     c->open_handles = 1;
-    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0 || srv->nconns >= MAX_CONNS) {
-        if (srv->nconns >= MAX_CONNS)
-            fprintf(stderr, "#%llu: %d connections open already, closing\n", (unsigned long long)id,
-                    MAX_CONNS);
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+        return;
+    }
+    if (srv->nconns >= srv->o.max_conns) {
+        /* Full: reset at once (the client sees a failure, not an empty
+         * poem), and say so once per episode, not once per connection. */
+        if (srv->refused++ == 0)
+            fprintf(stderr, "#%llu: %d connections open already, resetting new ones\n",
+                    (unsigned long long)id, srv->o.max_conns);
+        if (uv_tcp_close_reset(&c->tcp, on_conn_handle_closed) != 0)
+            uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
         return;
     }
     uv_timer_init(&srv->loop, &c->timer);
@@ -607,7 +627,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     /* conn_close unlinks each connection, so this empties the list. */
-    for (int i = 0; i <= MAX_CONNS && srv->conns != NULL; i++)
+    for (int i = 0; i <= srv->o.max_conns && srv->conns != NULL; i++)
         conn_close(srv->conns, false);
 }
 
@@ -615,11 +635,17 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    static const struct option longs[] = {{"port", 1, 0, 'p'},     {"host", 1, 0, 'H'},
-                                          {"poems", 1, 0, 'd'},    {"slow", 0, 0, 's'},
-                                          {"delay-ms", 1, 0, 'D'}, {"chunk", 1, 0, 'c'},
-                                          {"http", 0, 0, 't'},     {"fail-every", 1, 0, 'f'},
-                                          {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+    static const struct option longs[] = {{"port", 1, 0, 'p'},
+                                          {"host", 1, 0, 'H'},
+                                          {"poems", 1, 0, 'd'},
+                                          {"slow", 0, 0, 's'},
+                                          {"delay-ms", 1, 0, 'D'},
+                                          {"chunk", 1, 0, 'c'},
+                                          {"http", 0, 0, 't'},
+                                          {"fail-every", 1, 0, 'f'},
+                                          {"max-conns", 1, 0, 'm'},
+                                          {"help", 0, 0, 'h'},
+                                          {0, 0, 0, 0}};
     uint64_t v;
     int ch;
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -653,6 +679,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'f':
             if (!parse_u64(optarg, 1, UINT32_MAX, &o->fail_every))
                 goto bad;
+            break;
+        case 'm':
+            if (!parse_u64(optarg, 1, 1000000, &v))
+                goto bad;
+            o->max_conns = (int)v;
             break;
         default:
             goto bad;
@@ -709,7 +740,8 @@ int main(int argc, char **argv)
                                       .dir = POETRY_DEFAULT_DIR,
                                       .port = -1,
                                       .delay_ms = 100,
-                                      .chunk = 10}};
+                                      .chunk = 10,
+                                      .max_conns = MAX_CONNS}};
     int rv = 1;
     if (parse_opts(argc, argv, &srv.o) != 0)
         return 2;

@@ -33,7 +33,8 @@ extern "C" {
     X(WF_EUPSTREAM, 15, "upstream failure")               \
     X(WF_EINTERNAL, 16, "internal error")                 \
     X(WF_ERESTARTS, 17, "too many restarts")              \
-    X(WF_EIO, 18, "input/output error")
+    X(WF_EIO, 18, "input/output error")                   \
+    X(WF_ENOTFOUND, 19, "not found upstream")
 
 enum wf_error {
 #define WF_ERROR_ENUM_(name, num, msg) name = num,

@@ -2,6 +2,7 @@
  * handlers and the callbacks of its fetches run one at a time, in its turns,
  * so nothing here needs a lock. */
 #include <string.h>
+#include <sys/random.h>
 
 #include <weft/alloc.h>
 #include <weft/cache.h>
@@ -10,7 +11,19 @@
 
 #define KEY_MAX 4096
 
-enum { E_FETCHING, E_CACHED, E_NEGATIVE };
+/* E_NEGATIVE: the source said WF_ENOTFOUND, remembered until expires.
+ * E_FAILED: the last fetch failed and there is no value to serve; the
+ * failure is repeated until retry_at. */
+enum { E_FETCHING, E_CACHED, E_NEGATIVE, E_FAILED };
+
+/* What a remembered failure is charged against max_bytes besides its
+ * message: its object and frames, roughly. */
+#define FAILURE_COST 256
+
+/* An LRU list of entries at rest: most recently used at the head. */
+struct lru {
+    struct entry *head, *tail;
+};
 
 struct waiter {
     wf_deferred *d; /* our reference; fired when the fetch ends */
@@ -19,15 +32,20 @@ struct waiter {
 
 struct entry {
     struct entry *hnext;         /* hash chain */
-    struct entry *lprev, *lnext; /* LRU list: cached values at rest */
-    bool in_lru;
+    struct entry *lprev, *lnext; /* on `lru` when at rest */
+    struct lru *lru;             /* values, or failures; NULL: on neither */
     int state;
     bool revalidating;            /* a refetch behind a stale value */
     uint64_t fetch_id;            /* the fetch whose answer counts */
     uint64_t fetched_at, expires; /* ms on the cache's clock */
     unsigned char *value;         /* NULL when none (yet) */
     size_t len;
-    wf_failure *neg; /* E_NEGATIVE: the failure to repeat */
+    /* The last failure (E_NEGATIVE, E_FAILED, or a value in backoff) and
+     * what it is charged; no fetch for this key before retry_at. */
+    wf_failure *fail;
+    size_t fail_cost;
+    unsigned nfail; /* consecutive failed fetches */
+    uint64_t retry_at;
     struct waiter *waiters;
     size_t nwait, capwait;
     size_t keylen;
@@ -37,12 +55,13 @@ struct entry {
 struct cache {
     const wf_cache_config *cfg;
     wf_clock *clock;
-    uint64_t ttl, fetch_timeout;
+    uint64_t ttl, fetch_timeout, negative_ttl, backoff, backoff_max;
     size_t max_bytes;
     struct entry **buckets;
     size_t nbuckets;
-    struct entry *lru_head, *lru_tail; /* head: most recently used */
+    struct lru values, failures; /* failures are evicted first */
     uint64_t next_fetch_id;
+    uint64_t rng; /* xorshift64 state, for the backoff's jitter */
     wf_cache_stats st;
 };
 
@@ -85,21 +104,24 @@ static void grow(struct cache *c)
 
 static void lru_remove(struct cache *c, struct entry *e)
 {
-    if (!e->in_lru)
+    struct lru *l = e->lru;
+    if (l == NULL)
         return;
-    *(e->lprev ? &e->lprev->lnext : &c->lru_head) = e->lnext;
-    *(e->lnext ? &e->lnext->lprev : &c->lru_tail) = e->lprev;
-    e->in_lru = false;
+    *(e->lprev ? &e->lprev->lnext : &l->head) = e->lnext;
+    *(e->lnext ? &e->lnext->lprev : &l->tail) = e->lprev;
+    e->lru = NULL;
 }
 
+/* Puts e at rest, most recently used, on the list its state belongs to. */
 static void lru_front(struct cache *c, struct entry *e)
 {
     lru_remove(c, e);
+    struct lru *l = e->state == E_CACHED ? &c->values : &c->failures;
     e->lprev = NULL;
-    e->lnext = c->lru_head;
-    *(c->lru_head ? &c->lru_head->lprev : &c->lru_tail) = e;
-    c->lru_head = e;
-    e->in_lru = true;
+    e->lnext = l->head;
+    *(l->head ? &l->head->lprev : &l->tail) = e;
+    l->head = e;
+    e->lru = l;
 }
 
 static void set_value(struct cache *c, struct entry *e, unsigned char *v, size_t len)
@@ -111,13 +133,32 @@ static void set_value(struct cache *c, struct entry *e, unsigned char *v, size_t
     c->st.bytes += e->len;
 }
 
+/* Remembers f (a new reference is taken; NULL forgets), charged against
+ * the memory bound. */
+static void set_fail(struct cache *c, struct entry *e, wf_failure *f)
+{
+    c->st.bytes -= e->fail_cost;
+    wf_failure_release(e->fail);
+    e->fail = f ? wf_failure_ref(f) : NULL;
+    e->fail_cost = f ? FAILURE_COST + strlen(wf_failure_message(f)) : 0;
+    c->st.bytes += e->fail_cost;
+}
+
+static void set_state(struct cache *c, struct entry *e, int state)
+{
+    c->st.negative_entries -= e->state == E_NEGATIVE;
+    e->state = state;
+    c->st.negative_entries += state == E_NEGATIVE;
+}
+
 static void remove_entry(struct cache *c, struct entry *e)
 {
     struct entry **pp = slot(c, e->key, e->keylen);
     *pp = e->hnext;
     lru_remove(c, e);
     set_value(c, e, NULL, 0);
-    wf_failure_release(e->neg);
+    set_fail(c, e, NULL);
+    set_state(c, e, E_FETCHING);
     for (size_t i = 0; i < e->nwait; i++)
         wf_deferred_release(e->waiters[i].d);
     wf_free(e->waiters);
@@ -126,12 +167,13 @@ static void remove_entry(struct cache *c, struct entry *e)
     wf_free(e);
 }
 
-/* Evicts least recently used values at rest until under the bound. */
+/* Evicts entries at rest until under the bound: remembered failures first
+ * (cheap to learn again), then values, least recently used first. */
 static void evict(struct cache *c)
 {
-    while (c->st.bytes > c->max_bytes && c->lru_tail != NULL) {
+    while (c->st.bytes > c->max_bytes && (c->failures.tail != NULL || c->values.tail != NULL)) {
         c->st.evicted++;
-        remove_entry(c, c->lru_tail);
+        remove_entry(c, c->failures.tail ? c->failures.tail : c->values.tail);
     }
 }
 
@@ -140,6 +182,29 @@ static void evict(struct cache *c)
 static uint64_t now_ms(struct cache *c)
 {
     return wf_clock_now(c->clock);
+}
+
+/* The wait after e's nfail-th consecutive failure: the base doubled per
+ * failure, capped, less up to a quarter at random (jitter). */
+static uint64_t backoff_ms(struct cache *c, const struct entry *e)
+{
+    uint64_t d = c->backoff;
+    for (unsigned i = 1; i < e->nfail && d < c->backoff_max; i++)
+        d *= 2;
+    if (d > c->backoff_max)
+        d = c->backoff_max;
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    return d - c->rng % (d / 4 + 1);
+}
+
+/* Whether e's value may still be served stale at `now` (it has expired):
+ * within the longer of the two stale windows. */
+static bool stale_ok(struct cache *c, const struct entry *e, uint64_t now)
+{
+    uint64_t swr = c->cfg->stale_while_revalidate_ms, sie = c->cfg->stale_if_error_ms;
+    return e->value != NULL && now < e->expires + (swr > sie ? swr : sie);
 }
 
 static wf_msg *value_msg(struct cache *c, const struct entry *e, uint32_t status)
@@ -153,6 +218,19 @@ static wf_msg *value_msg(struct cache *c, const struct entry *e, uint32_t status
     memcpy(wf_msg_body(m), &head, sizeof head);
     memcpy((char *)wf_msg_body(m) + sizeof head, e->value, e->len);
     return m;
+}
+
+/* A private copy of f for one asker: a failure's trace grows as it passes
+ * through handlers, so a remembered or shared failure handed out as is
+ * would gather every asker's frames, and be written by several threads. */
+static wf_failure *failure_copy(const wf_failure *f)
+{
+    wf_failure *copy = wf_failure_new_bare(wf_failure_code(f), wf_failure_message(f));
+    for (size_t i = 0; i < wf_failure_frame_count(f); i++)
+        wf_failure_add_frame(copy, wf_failure_frame(f, i));
+    if (wf_failure_cause(f) != NULL)
+        wf_failure_set_cause(copy, wf_failure_ref(wf_failure_cause(f)));
+    return copy;
 }
 
 static wf_result reply(struct cache *c, const struct entry *e, uint32_t status)
@@ -171,7 +249,7 @@ static void answer_waiters(struct cache *c, struct entry *e, wf_failure *f, uint
     e->nwait = e->capwait = 0;
     for (size_t i = 0; i < n; i++) {
         if (f != NULL)
-            wf_deferred_errback(w[i].d, wf_failure_ref(f));
+            wf_deferred_errback(w[i].d, failure_copy(f));
         else
             wf_deferred_callback(w[i].d, reply(c, e, status ? status : w[i].status));
         wf_deferred_release(w[i].d);
@@ -221,7 +299,10 @@ static wf_result fetch_done(wf_result r, void *arg)
             memcpy(v, wf_msg_body(m), len);
             wf_result_free(r);
             set_value(c, e, v, len);
-            e->state = E_CACHED;
+            set_fail(c, e, NULL);
+            set_state(c, e, E_CACHED);
+            e->nfail = 0;
+            e->retry_at = 0;
             e->fetched_at = now;
             e->expires = now + c->ttl;
             answer_waiters(c, e, NULL, 0);
@@ -236,26 +317,35 @@ static wf_result fetch_done(wf_result r, void *arg)
                          : wf_failure_new(WF_EUPSTREAM, "the source answered with no message");
     if (r.kind != WF_RESULT_FAILURE)
         wf_result_free(r);
-    uint64_t sie = c->cfg->stale_if_error_ms;
-    if (e->value != NULL && (background || (sie && now < e->expires + sie))) {
-        /* Keep serving what we had. */
-        c->st.stale_served += e->nwait;
-        e->state = E_CACHED;
-        answer_waiters(c, e, NULL, WF_CACHE_STALE);
-        lru_front(c, e);
-    } else {
+    set_fail(c, e, fl);
+    if (wf_failure_code(fl) == WF_ENOTFOUND) {
+        /* An answer, not a fault: the source has no such thing (any more).
+         * Remember that; no backoff, the negative TTL is the wait. */
         answer_waiters(c, e, fl, 0);
-        if (c->cfg->negative_ttl_ms) {
-            set_value(c, e, NULL, 0);
-            e->state = E_NEGATIVE;
-            wf_failure_release(e->neg);
-            e->neg = wf_failure_ref(fl);
-            e->expires = now + c->cfg->negative_ttl_ms;
+        set_value(c, e, NULL, 0);
+        set_state(c, e, E_NEGATIVE);
+        e->nfail = 0;
+        e->retry_at = 0;
+        e->expires = now + c->negative_ttl;
+    } else {
+        /* A fault: back off this key, whatever the waiters get. */
+        e->nfail++;
+        e->retry_at = now + backoff_ms(c, e);
+        uint64_t sie = c->cfg->stale_if_error_ms;
+        if (e->value != NULL && (background || (sie && now < e->expires + sie))) {
+            /* Keep serving what we had. */
+            c->st.stale_served += e->nwait;
+            set_state(c, e, E_CACHED);
+            answer_waiters(c, e, NULL, WF_CACHE_STALE);
         } else {
-            remove_entry(c, e); /* empty again: the next get fetches */
+            answer_waiters(c, e, fl, 0);
+            set_value(c, e, NULL, 0);
+            set_state(c, e, E_FAILED);
         }
     }
     wf_failure_release(fl);
+    lru_front(c, e);
+    evict(c);
     return wf_result_none();
 }
 
@@ -304,14 +394,25 @@ static wf_result on_get(wf_ctx *ctx, wf_msg *m)
     struct entry **pp = slot(c, key, n);
     struct entry *e = *pp;
 
-    if (e != NULL && e->state == E_NEGATIVE) {
-        if (now < e->expires) {
-            c->st.negative_hits++;
-            return wf_result_failure(wf_failure_ref(e->neg));
-        }
-        remove_entry(c, e);
-        e = NULL;
-        pp = slot(c, key, n);
+    if (e != NULL && e->state == E_NEGATIVE && now < e->expires) {
+        c->st.negative_hits++;
+        lru_front(c, e);
+        return wf_result_failure(failure_copy(e->fail));
+    }
+    if (e != NULL && e->state == E_FAILED && now < e->retry_at) {
+        c->st.backoff_suppressed++;
+        lru_front(c, e);
+        return wf_result_failure(failure_copy(e->fail));
+    }
+    if (e != NULL && (e->state == E_NEGATIVE || e->state == E_FAILED)) {
+        /* Remembered long enough: ask again (a failed key keeps counting
+         * its failures). */
+        c->st.misses++;
+        lru_remove(c, e);
+        set_state(c, e, E_FETCHING);
+        wf_result r = wait_for(e, WF_CACHE_MISS);
+        start_fetch(ctx, c, e);
+        return r;
     }
     if (e == NULL) {
         e = wf_malloc(sizeof *e + n);
@@ -330,6 +431,7 @@ static wf_result on_get(wf_ctx *ctx, wf_msg *m)
         c->st.misses++;
         wf_result r = wait_for(e, WF_CACHE_MISS);
         start_fetch(ctx, c, e);
+        evict(c);
         return r;
     }
     if (e->state == E_FETCHING) {
@@ -341,6 +443,16 @@ static wf_result on_get(wf_ctx *ctx, wf_msg *m)
         c->st.hits++;
         lru_front(c, e);
         return reply(c, e, WF_CACHE_HIT);
+    }
+    if (now < e->retry_at && !e->revalidating) {
+        /* Backing off after a failed refetch: no fetch now. */
+        c->st.backoff_suppressed++;
+        lru_front(c, e);
+        if (stale_ok(c, e, now)) {
+            c->st.stale_served++;
+            return reply(c, e, WF_CACHE_STALE);
+        }
+        return wf_result_failure(failure_copy(e->fail));
     }
     uint64_t swr = c->cfg->stale_while_revalidate_ms;
     if (swr && now < e->expires + swr) {
@@ -356,7 +468,7 @@ static wf_result on_get(wf_ctx *ctx, wf_msg *m)
     /* Expired: exactly one refetch; everyone else waits for it. */
     c->st.expired++;
     c->st.misses++;
-    e->state = E_FETCHING;
+    set_state(c, e, E_FETCHING);
     lru_remove(c, e);
     if (e->revalidating) {
         /* A background refetch is already under way: wait for it. */
@@ -385,6 +497,15 @@ static int cache_init(wf_ctx *ctx, void *arg)
     c->ttl = cfg->ttl_ms ? cfg->ttl_ms : 2ull * 3600 * 1000;
     c->fetch_timeout = cfg->fetch_timeout_ms ? cfg->fetch_timeout_ms : 10000;
     c->max_bytes = cfg->max_bytes ? cfg->max_bytes : (size_t)64 << 20;
+    c->negative_ttl = cfg->negative_ttl_ms ? cfg->negative_ttl_ms : 5000;
+    c->backoff = cfg->error_backoff_ms ? cfg->error_backoff_ms : 1000;
+    c->backoff_max = cfg->error_backoff_max_ms ? cfg->error_backoff_max_ms : 30000;
+    if (c->backoff_max < c->backoff)
+        c->backoff_max = c->backoff;
+    /* Jitter needs no secret, only keys that differ: a failed getrandom
+     * leaves a fixed seed, still jittering between keys. */
+    if (getrandom(&c->rng, sizeof c->rng, GRND_NONBLOCK) != sizeof c->rng || c->rng == 0)
+        c->rng = 0x9e3779b97f4a7c15ull;
     c->nbuckets = 64;
     c->buckets = wf_malloc(c->nbuckets * sizeof *c->buckets);
     if (c->buckets == NULL)

@@ -199,11 +199,15 @@ static void succeed(struct job *j)
     finish(j, m ? wf_result_msg(m) : WF_FAIL(WF_ENOMEM, "no memory for a fetched body"));
 }
 
-/* A complete HTTP response: only a 200 is the document. */
+/* A complete HTTP response: only a 200 is the document; 404 and 410 are
+ * the upstream saying there is no such document (an answer, not a fault). */
 static void http_done(struct job *j)
 {
-    if (wf__http_client_status(&j->http) != 200)
-        fail(j, WF_EUPSTREAM, "HTTP %d", wf__http_client_status(&j->http));
+    int status = wf__http_client_status(&j->http);
+    if (status == 404 || status == 410)
+        fail(j, WF_ENOTFOUND, "HTTP %d", status);
+    else if (status != 200)
+        fail(j, WF_EUPSTREAM, "HTTP %d", status);
     else
         succeed(j);
 }
@@ -240,7 +244,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         else
             http_done(j);
     } else if (j->len == 0) {
-        fail(j, WF_EUPSTREAM, "empty poem (no such poem?)");
+        /* The poetry protocol's "no such poem": a clean close with no
+         * data (a server that is full or failing resets instead). */
+        fail(j, WF_ENOTFOUND, "empty poem (no such poem)");
     } else {
         succeed(j);
     }

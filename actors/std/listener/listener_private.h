@@ -15,6 +15,7 @@
 #include <weft/listener.h>
 #include <weft/trace.h>
 
+#include "ratelog.h"
 #include "request.h"
 
 #define NAME_MAX_LEN 200
@@ -50,6 +51,8 @@ struct lst {
     uint64_t paused_pipeline, paused_output; /* reads stopped, by cause */
     uint64_t lost[2], half_closes[2];        /* [0] HTTP, [1] poetry */
     size_t out_held, in_held; /* bytes of answers not yet written, of requests not yet read */
+    /* routes.c: one log line per failed request, rate-limited */
+    wf__ratelog failure_log;
     char scratch[65536]; /* reads are parsed at once: one buffer will do */
 };
 

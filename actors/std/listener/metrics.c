@@ -55,6 +55,13 @@ void wf__lst_metrics_respond(struct lst *l, struct req *r, const wf_cache_stats 
                          (unsigned long long)cs->fetches, (unsigned long long)cs->fetch_failures,
                          (unsigned long long)cs->entries, (unsigned long long)cs->bytes,
                          (unsigned long long)cs->evicted);
+        wf_strbuf_printf(&b,
+                         "# TYPE weft_upstream_backoff_suppressed_total counter\n"
+                         "weft_upstream_backoff_suppressed_total %llu\n"
+                         "# TYPE weft_cache_negative_hits_total counter\n"
+                         "weft_cache_negative_hits_total %llu\n",
+                         (unsigned long long)cs->backoff_suppressed,
+                         (unsigned long long)cs->negative_hits);
     }
     wf_strbuf_puts(&b, "# HELP weft_http_request_seconds Time from request to answer.\n"
                        "# TYPE weft_http_request_seconds histogram\n");

@@ -26,6 +26,8 @@ static void random_id(char out[17])
 static int status_of(int code)
 {
     switch (code) {
+    case WF_ENOTFOUND:
+        return 404;
     case WF_ETIMEDOUT:
         return 504;
     case WF_EUPSTREAM:
@@ -144,6 +146,8 @@ static void failed_free(void *arg)
 static const char *public_message(int status)
 {
     switch (status) {
+    case 404:
+        return "no such poem";
     case 502:
         return "the poem's source could not be reached or gave no usable answer";
     case 503:
@@ -153,6 +157,42 @@ static const char *public_message(int status)
     default:
         return "the page could not be made";
     }
+}
+
+/* Logs fl, the failure of r, on one line: its number, message and the
+ * actors it passed (the full trace is on the page in debug mode). Repeats
+ * of a kind (status and number) are rate-limited: the first passes, the
+ * rest are counted and told with the next line of that kind or, once the
+ * interval is over, by log_summary as the next request is routed. */
+static void log_failure(struct req *r, const char *id, int status, const wf_failure *fl)
+{
+    struct lst *l = r->l;
+    char key[WF__RATELOG_KEY_MAX], note[WF__RATELOG_NOTE_MAX], via[256] = "";
+    snprintf(key, sizeof key, "%d %s", status, wf_errname(wf_failure_code(fl)));
+    if (!wf__ratelog_pass(&l->failure_log, key, uv_hrtime() / 1000000, note, sizeof note))
+        return;
+    size_t n = 0;
+    const char *last = NULL;
+    for (size_t i = 0; i < wf_failure_frame_count(fl) && n + 2 < sizeof via; i++) {
+        const wf_frame *fr = wf_failure_frame(fl, i);
+        if (fr->actor == NULL || (last != NULL && strcmp(last, fr->actor) == 0))
+            continue;
+        last = fr->actor;
+        int w = snprintf(via + n, sizeof via - n - 1, "%s%s%s%s", n ? ", " : " (via ", fr->actor,
+                         fr->node ? "@" : "", fr->node ? fr->node : "");
+        n = w < 0 ? n : n + (size_t)w < sizeof via - 1 ? n + (size_t)w : sizeof via - 2;
+    }
+    if (n > 0)
+        strcpy(via + n, ")"); /* room kept for it above */
+    wf_log(status == 404 ? WF_LOG_INFO : WF_LOG_WARN,
+           "request %s for /poems/%s failed with %d: %s: %s%s%s", id, r->name, status,
+           wf_errname(wf_failure_code(fl)), wf_failure_message(fl), via, note);
+}
+
+static void log_summary(void *arg, const char *key, uint64_t n, uint64_t span_ms)
+{
+    wf_log(WF_LOG_WARN, "%llu more failed requests like the last \"%s\" in the last %.1f s",
+           (unsigned long long)n, key, (double)span_ms / 1000);
 }
 
 /* The one errback of a request: its failure becomes its error page. */
@@ -174,9 +214,8 @@ static wf_result request_failed(wf_result res, void *arg)
     random_id(f->id);
     snprintf(f->message, sizeof f->message, "%s",
              r->l->cfg->debug ? wf_failure_message(fl) : public_message(status));
-    char *text = wf_failure_format(fl, WF_FORMAT_TEXT);
-    wf_log(WF_LOG_WARN, "request %s for /poems/%s failed with %d:\n%s", f->id, r->name, f->status,
-           text ? text : wf_failure_message(fl));
+    log_failure(r, f->id, f->status, fl);
+    char *text = r->l->cfg->debug ? wf_failure_format(fl, WF_FORMAT_TEXT) : NULL;
     if (r->l->cfg->debug)
         f->trace_html = wf_failure_format(fl, WF_FORMAT_HTML);
     size_t tl = r->l->cfg->debug && text ? strlen(text) : 0;
@@ -395,6 +434,8 @@ void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr)
 {
     struct lst *l = c->l;
     char *target = hr->target;
+    /* Counts of failure lines held back, once their interval is over. */
+    wf__ratelog_flush(&l->failure_log, uv_hrtime() / 1000000, log_summary, NULL);
     r->keep_alive = hr->keep_alive;
     r->head_only = hr->method == HTTP_HEAD;
     if (!r->keep_alive)

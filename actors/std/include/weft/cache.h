@@ -1,13 +1,27 @@
 /* The cache actor: fetch each key once, keep it for a while, never make a
  * caller wait longer than it must.
  *
- * Per key: empty, fetching (with the requests waiting for it), or cached
- * (value and expiry). Concurrent misses for a key make exactly one fetch:
- * when it succeeds every waiter gets the value, when it fails every waiter
- * gets the failure and the key is empty again (unless negative caching is
- * on). After expiry exactly one refetch happens however many ask meanwhile.
- * Optional windows serve the stale value while revalidating, or when the
- * refetch fails. A memory bound evicts the least recently used values.
+ * Per key: empty, fetching (with the requests waiting for it), cached
+ * (value and expiry), not found (the source said WF_ENOTFOUND: remembered
+ * for negative_ttl_ms) or failed (backing off). Concurrent misses for a key
+ * make exactly one fetch: when it succeeds every waiter gets the value, when
+ * it fails every waiter gets the failure. After expiry exactly one refetch
+ * happens however many ask meanwhile. Optional windows serve the stale
+ * value while revalidating, or when the refetch fails.
+ *
+ * A failed fetch of a key (a stale value served in its place included)
+ * puts that key in backoff: no new fetch for it before error_backoff_ms,
+ * doubling with each consecutive failure up to error_backoff_max_ms, each
+ * wait shortened by up to a quarter at random so keys that failed together
+ * do not retry together. During backoff a request gets the stale value if
+ * a stale window still allows it, else the last failure, at once; either
+ * way the fetch it would have made is counted in backoff_suppressed. A
+ * success ends the backoff.
+ *
+ * A memory bound (keys, values, and remembered failures) evicts at rest
+ * entries least recently used first: remembered failures and not-found
+ * answers before any value. A key evicted while backing off forgets its
+ * backoff.
  *
  * Misses are fetched by asking another actor (the source, local or remote):
  * a message of type fetch_type whose body is the key; the reply's body is
@@ -47,8 +61,10 @@ typedef struct wf_cache_config {
     uint64_t ttl_ms;           /* 0: 2 hours */
     uint64_t stale_while_revalidate_ms; /* after expiry: serve stale, refetch behind */
     uint64_t stale_if_error_ms;         /* after expiry: serve stale if the refetch fails */
-    uint64_t negative_ttl_ms;           /* keep failures this long; 0: not at all */
-    size_t max_bytes;                   /* keys + values; 0: 64 MiB */
+    uint64_t negative_ttl_ms;           /* keep WF_ENOTFOUND answers this long; 0: 5000 */
+    uint64_t error_backoff_ms;          /* first wait after a failed fetch; 0: 1000 */
+    uint64_t error_backoff_max_ms;      /* the doubling stops here; 0: 30000 */
+    size_t max_bytes;                   /* keys, values, failures; 0: 64 MiB */
     wf_clock *clock;                    /* NULL: the node's clock */
 } wf_cache_config;
 
@@ -56,6 +72,8 @@ typedef struct wf_cache_stats {
     uint64_t hits, misses, coalesced, expired, evicted, stale_served;
     uint64_t fetches, fetch_failures, negative_hits;
     uint64_t entries, bytes;
+    uint64_t backoff_suppressed; /* requests a backoff answered (stale or failure), no fetch */
+    uint64_t negative_entries;   /* not-found answers remembered now */
 } wf_cache_stats;
 
 /* wf_cache_behaviour's init takes a const wf_cache_config * (borrowed: it

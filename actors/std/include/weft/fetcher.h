@@ -4,8 +4,12 @@
  * "NAME\n", read until the server closes) or HTTP/1.1 (GET PATH/NAME).
  * Connect, idle-read and total timeouts, a body limit and a cap on
  * concurrent upstream connections bound every fetch; each failure says
- * which: refused, reset, timed out (and in which phase), too large, empty,
- * or an HTTP status other than 200.
+ * which: refused, reset, timed out (and in which phase), too large, or an
+ * HTTP status other than 200. The upstream's "no such document" (a poetry
+ * server that closes without a byte, an HTTP 404 or 410) fails with
+ * WF_ENOTFOUND, every other failure with WF_EUPSTREAM, WF_ETIMEDOUT,
+ * WF_EINVAL (a name no document can have) or WF_ENOMEM, so a cache can
+ * remember answers apart from faults.
  */
 #ifndef WEFT_FETCHER_H
 #define WEFT_FETCHER_H
