@@ -353,20 +353,30 @@ async def sleep_until(t):
         await asyncio.sleep(d)
 
 
-async def exchange(port, data, timeout=3.0, shut_wr=False, read_all=True):
-    """Sends data on a fresh connection, reads until EOF (or timeout):
-    (bytes read, closed by the proxy?, error)."""
+async def exchange(port, data, timeout=3.0, shut_wr=False):
+    """Sends data on a fresh connection (with shut_wr, then shuts down its
+    write side at once, in the same breath: the FIN may arrive before the
+    proxy has even accepted), reads until EOF or timeout: (bytes read,
+    closed by the proxy?, error)."""
+    loop = asyncio.get_running_loop()
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    got, closed, err, sender = b"", False, None, None
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port), timeout)
-    except (OSError, asyncio.TimeoutError) as e:
-        return b"", False, type(e).__name__
-    got, closed, err = b"", False, None
-    try:
-        writer.write(data)
-        if shut_wr:
-            await writer.drain()
-            writer.write_eof()
+        s.settimeout(timeout)
+        try:
+            s.connect(("127.0.0.1", port))  # loopback: done before it returns
+        except OSError as e:
+            return b"", False, type(e).__name__
+        s.setblocking(False)
+        sender = None
+        try:
+            n = s.send(data) if data else 0  # a small request goes whole into the buffer
+            if n < len(data):  # a big one is sent while the answer is read
+                sender = asyncio.ensure_future(loop.sock_sendall(s, data[n:]))
+            elif shut_wr:
+                s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # reset or broken pipe: the answer may be waiting all the same
         end = time.monotonic() + timeout
         while True:
             left = end - time.monotonic()
@@ -374,22 +384,28 @@ async def exchange(port, data, timeout=3.0, shut_wr=False, read_all=True):
                 err = "timeout"
                 break
             try:
-                chunk = await asyncio.wait_for(reader.read(65536), left)
+                chunk = await asyncio.wait_for(loop.sock_recv(s, 65536), left)
             except asyncio.TimeoutError:
                 err = "timeout"
+                break
+            except ConnectionResetError:
+                closed, err = True, "reset"
+                break
+            except OSError as e:
+                err = f"errno{e.errno}"
                 break
             if not chunk:
                 closed = True
                 break
             got += chunk
-            if not read_all and b"\r\n\r\n" in got:
-                break
-    except ConnectionResetError:
-        closed, err = True, "reset"
-    except OSError as e:
-        err = f"errno{e.errno}"
     finally:
-        writer.transport.abort()
+        if sender is not None:
+            sender.cancel()
+            try:
+                await sender
+            except (asyncio.CancelledError, OSError):
+                pass
+        rst_close(s)
     return got, closed, err
 
 
@@ -509,32 +525,61 @@ HALF_CLOSE_REQS = [
     ("HTTP/1.1", b"GET /poems/ozymandias HTTP/1.1\r\nHost: attack\r\n\r\n"),
     ("HTTP/1.0", b"GET /poems/ozymandias HTTP/1.0\r\n\r\n"),
 ]
+SLOW_DELAY_MS, SLOW_CHUNK = 20, 200  # the slow upstream: ~80 ms for ozymandias
 
 
-async def a_half_close(ctx, deadline):
-    tries = {k: [0, 0] for k, _ in HALF_CLOSE_REQS}
-    got_bytes = {}
+async def slow_proxy(ctx):
+    """A second proxy whose every answer waits for a fetch (--ttl-ms 1, a
+    slow upstream): a half-close then surely arrives before the answer."""
+    if ctx.slow is None:
+        loop = asyncio.get_running_loop()
+        up = await loop.run_in_executor(None, lambda: benchlib.Proc(
+            "slow-upstream", [ctx.bins.server, "--port", "0", "--poems", POEMS, "--slow",
+                              "--delay-ms", str(SLOW_DELAY_MS), "--chunk", str(SLOW_CHUNK)],
+            ctx.tmp, ready_line=LISTENING))
+        ctx.slow = await loop.run_in_executor(None, Proxy, ctx.bins, ctx.tmp, "slow-proxy",
+                                              up.port, ctx.proxy_args + ["--ttl-ms", "1"])
+    return ctx.slow
+
+
+async def half_close(ctx, deadline, port_of, cases, answered):
+    """Workers alternate over the cases (label, data) and the two proxies
+    (cached, and slow: each answer a fetch); returns the note and the
+    percentage answered."""
+    slow = await slow_proxy(ctx)
+    targets = [("cached", ctx.proxy), ("uncached", slow)]
+    tries = {(t, k): [0, 0] for t, _ in targets for k, _ in cases}
+    got = {}
 
     async def worker(w):
         i = w
-        while time.monotonic() < deadline:
-            k, req = HALF_CLOSE_REQS[i % len(HALF_CLOSE_REQS)]
-            data, _, _ = await exchange(ctx.proxy.http, req, timeout=REQ_TIMEOUT_S, shut_wr=True)
-            tries[k][0] += 1
-            tries[k][1] += full_200(data)
-            got_bytes.setdefault(len(data), 0)
-            got_bytes[len(data)] += 1
-            i += 1
-            await asyncio.sleep(0.05)
+        while time.monotonic() < deadline or i < 2 * len(cases):
+            t, proxy = targets[i % 2]
+            k, req = cases[(i // 2) % len(cases)]
+            data, _, err = await exchange(port_of(proxy), req, timeout=REQ_TIMEOUT_S,
+                                          shut_wr=True)
+            tries[(t, k)][0] += 1
+            tries[(t, k)][1] += answered(data)
+            key = f"{len(data)}" + (f" {err}" if err else "")
+            got[key] = got.get(key, 0) + 1
+            i += 4
+            await asyncio.sleep(0.02)
 
     await asyncio.gather(*(worker(w) for w in range(4)))
-    total = sum(t[0] for t in tries.values())
-    ok = sum(t[1] for t in tries.values())
-    note = ("request, then shutdown(SHUT_WR) (nc -N), read to EOF: "
-            + "; ".join(f"{k} {t[1]}/{t[0]} answered" for k, t in tries.items())
-            + f"; bytes received: {fmt_counts({str(k): v for k, v in got_bytes.items()})}")
-    checks = [("answered_pct", "%", 100.0 * ok / max(1, total), {"min": 100}, note)]
-    return {"tries": tries}, checks, note
+    total = sum(v[0] for v in tries.values())
+    ok = sum(v[1] for v in tries.values())
+    summary = "; ".join(f"{k} {t} {v[1]}/{v[0]}" for (t, k), v in tries.items())
+    note = (f"{summary} answered (cached: the running proxy; uncached: one with --ttl-ms 1 "
+            f"before an upstream sending {SLOW_CHUNK} bytes every {SLOW_DELAY_MS} ms, so the "
+            f"FIN comes before the answer); bytes received: {fmt_counts(got)}")
+    return note, 100.0 * ok / max(1, total), summary + " answered"
+
+
+async def a_half_close(ctx, deadline):
+    note, pct, summary = await half_close(
+        ctx, deadline, lambda p: p.http, HALF_CLOSE_REQS, full_200)
+    note = "request, then shutdown(SHUT_WR) at once (nc -N), read to EOF: " + note
+    return {}, [("answered_pct", "%", pct, {"min": 100}, note)], summary
 
 
 async def a_idle_10k(ctx, deadline, port=None, what="HTTP"):
@@ -702,6 +747,7 @@ async def a_unknown_names(ctx, deadline):
     prefix = f"nosuchpoem{random.randrange(1 << 30):x}_"
     names = [f"{prefix}{i}" for i in range(UNKNOWN_NAMES)]
     before = upstream_unknown(ctx.upstream, prefix)
+    lines0 = ctx.proxy.log_lines()
     t0 = time.monotonic()
     seen = {}
     per_conn = UNKNOWN_REQUESTS // UNKNOWN_NAMES
@@ -746,30 +792,24 @@ async def a_unknown_names(ctx, deadline):
             f"keep-alive connections, one request at a time each) took {elapsed:.1f} s; "
             f"answers: {fmt_counts(seen)}; the upstream's log shows {fetches} fetches of them "
             f"(at most one per name per second wanted: {cap})")
-    checks = [("upstream_fetches", "fetches", fetches, {"max": cap}, note)]
+    lines = ctx.proxy.log_lines() - lines0
+    failed = sum(v for k, v in seen.items() if k != "200")
+    per = lines / failed if failed else None
+    checks = [("upstream_fetches", "fetches", fetches, {"max": cap}, note),
+              ("log_lines_per_failure", "lines", None if per is None else round(per, 3),
+               {"max": 1}, f"{lines} lines on the proxy's stderr for {failed} failed answers; "
+                           f"repeated lines should be rate-limited, with a count")]
     return {"fetches": fetches, "answers": seen, "elapsed_s": elapsed}, checks, \
-        f"{fetches} upstream fetches (max {cap})"
+        f"{fetches} upstream fetches (max {cap}), {lines} log lines for {failed} failures"
 
 
 async def a_poetry_half_close(ctx, deadline):
-    tries, ok, got = 0, 0, {}
-
-    async def worker(w):
-        nonlocal tries, ok
-        while time.monotonic() < deadline:
-            data, _, err = await exchange(ctx.proxy.poetry, b"", timeout=REQ_TIMEOUT_S,
-                                          shut_wr=True)
-            tries += 1
-            ok += len(data) == ctx.poetry_bytes
-            k = str(len(data)) + (f" {err}" if err else "")
-            got[k] = got.get(k, 0) + 1
-            await asyncio.sleep(0.05)
-
-    await asyncio.gather(*(worker(w) for w in range(4)))
-    note = (f"connect, shutdown(SHUT_WR) at once (the tutorial's clients, nc -N), read to EOF: "
-            f"{ok}/{tries} got the {ctx.poetry_bytes}-byte poem; bytes received: {fmt_counts(got)}")
-    checks = [("answered_pct", "%", 100.0 * ok / max(1, tries), {"min": 100}, note)]
-    return {"tries": tries, "ok": ok}, checks, f"{ok}/{tries} answered"
+    note, pct, summary = await half_close(
+        ctx, deadline, lambda p: p.poetry, [("poem", b"")],
+        lambda data: len(data) == ctx.poetry_bytes)
+    note = ("connect, shutdown(SHUT_WR) at once (the tutorial's clients, nc -N), read to EOF, "
+            f"want the {ctx.poetry_bytes}-byte poem: " + note)
+    return {}, [("answered_pct", "%", pct, {"min": 100}, note)], summary
 
 
 async def a_poetry_idle_10k(ctx, deadline):
@@ -836,16 +876,31 @@ class FakeUpstream:
 async def a_upstream_outage(ctx, deadline):
     o = ctx.outage
     fails0 = o["fails0"]
-    lines0 = ctx.proxy.log_lines()
     benchlib.stop(o["upstream"])
     fake = FakeUpstream(o["port"])
+    lines0 = ctx.proxy.log_lines()
     t0 = time.monotonic()
+    answers = {}
+    req = (f"GET /poems/{ctx.hammer_poem} HTTP/1.1\r\nHost: a\r\n"
+           f"Connection: close\r\n\r\n").encode()
+
+    async def hammer():
+        # Clients asking for a poem the proxy never had: each answer is a failure.
+        while time.monotonic() < deadline:
+            data, _, err = await exchange(ctx.proxy.http, req, timeout=REQ_TIMEOUT_S)
+            st = statuses(data)
+            k = str(st[0]) if st else (err or "nothing")
+            answers[k] = answers.get(k, 0) + 1
+            await asyncio.sleep(0.005)
+
     try:
+        await asyncio.gather(hammer(), hammer())
         await sleep_until(deadline)
     finally:
         attempts = fake.count
         await fake.close()
     outage_s = time.monotonic() - t0
+    await asyncio.sleep(0.1)
     lines = ctx.proxy.log_lines() - lines0
     o["upstream"] = await asyncio.get_running_loop().run_in_executor(
         None, start_upstream, ctx.bins, ctx.tmp, "outage-upstream-back", o["port"])
@@ -853,20 +908,26 @@ async def a_upstream_outage(ctx, deadline):
         fails = metrics(ctx.proxy.http).get("weft_upstream_failures_total", 0) - fails0
     except benchlib.BenchError:
         fails = None
-    keys = len(ctx.good_poems) + (ctx.poetry_poem not in ctx.good_poems)
+    failed = sum(v for k, v in answers.items() if k != "200")
+    keys = len(set(ctx.good_poems) | {ctx.poetry_poem, ctx.hammer_poem})
     cap = keys * max(1, math.ceil(outage_s))
-    per = lines / attempts if attempts else 0.0
-    note_a = (f"a proxy with --ttl-ms {OUTAGE_TTL_MS}, {keys} poems cached and stale, its "
+    per = lines / failed if failed else None
+    note_a = (f"a proxy with --ttl-ms {OUTAGE_TTL_MS}, {keys - 1} poems cached and stale, its "
               f"upstream resetting every connection for {outage_s:.1f} s while the good client "
-              f"asked for them: {attempts} upstream attempts (at most one per key per second "
-              f"wanted: {cap}); weft_upstream_failures_total grew by "
-              f"{'?' if fails is None else int(fails)}")
-    note_l = (f"{lines} lines on the proxy's stderr during the outage, {per:.2f} per failed "
-              f"attempt ({attempts}); repeated lines should be rate-limited, with a count")
+              f"asked for them and 2 clients asked again and again for {ctx.hammer_poem} "
+              f"(never cached; answers: {fmt_counts(answers)}): {attempts} upstream attempts "
+              f"for {keys} keys (at most one per key per second wanted: {cap}); "
+              f"weft_upstream_failures_total grew by {'?' if fails is None else int(fails)}")
+    note_l = (f"{lines} lines on the proxy's stderr during the outage, for {failed} failed "
+              f"answers and {attempts} failed upstream attempts; repeated lines should be "
+              f"rate-limited, with a count")
     checks = [("upstream_attempts", "attempts", attempts, {"max": cap}, note_a),
-              ("log_lines_per_failure", "lines", round(per, 3), {"max": 1}, note_l)]
-    return ({"attempts": attempts, "log_lines": lines, "failures_metric": fails},
-            checks, f"{attempts} attempts (max {cap}), {lines} log lines ({per:.1f}/failure)")
+              ("log_lines_per_failure", "lines", None if per is None else round(per, 3),
+               {"max": 1}, note_l)]
+    return ({"attempts": attempts, "log_lines": lines, "failures_metric": fails,
+             "answers": answers}, checks,
+            f"{attempts} upstream attempts (max {cap}), {lines} log lines for {failed} failed "
+            f"answers")
 
 
 async def after_outage(ctx):
@@ -1171,6 +1232,8 @@ def main():
     ap.add_argument("--proxy-arg", action="append", default=[], metavar="ARG",
                     help="pass ARG (split like a shell word list) to every poetry_proxy started")
     ap.add_argument("--only", help="comma-separated attacks to run (with the baseline)")
+    ap.add_argument("--keep-logs", action="store_true",
+                    help="keep the proxies' and upstreams' output (say where)")
     args = ap.parse_intermixed_args()
     bin_dir = args.bin_dir
     if bin_dir is None and args.bench:
@@ -1193,6 +1256,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="weft-bench-attack-")
     ctx = Ctx()
     ctx.good_procs = []
+    ctx.slow = None
     started = time.monotonic()
     try:
         ctx.quick, ctx.tmp = args.quick, tmp
@@ -1206,9 +1270,12 @@ def main():
         ctx.upstream = start_upstream(ctx.bins, tmp, "upstream")
         ctx.proxy = Proxy(ctx.bins, tmp, "proxy", ctx.upstream.port, proxy_args)
         poems = poem_names()
-        ctx.cold_poem = "the_tyger" if "the_tyger" in poems else poems[-1]
-        ctx.good_poems = [p for p in poems if p != ctx.cold_poem]
-        ctx.poetry_poem = "ozymandias"
+        if len(poems) < 3 or "ozymandias" not in poems:
+            raise benchlib.BenchError(f"{POEMS}: want ozymandias and two more poems")
+        # cold: never asked before the outage is over; hammer: asked during it only
+        ctx.cold_poem, ctx.hammer_poem = [p for p in poems if p != "ozymandias"][-2:]
+        ctx.good_poems = [p for p in poems if p not in (ctx.cold_poem, ctx.hammer_poem)]
+        ctx.poetry_poem = "ozymandias"  # the proxy's poetry_default
         ctx.poetry_bytes = warm(ctx.proxy, ctx.good_poems)
         m = metrics(ctx.proxy.http)
         ctx.conn_limit, ctx.conn_limit_src = limit(
@@ -1238,7 +1305,10 @@ def main():
             except (ProcessLookupError, PermissionError):
                 pass
         benchlib.stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep_logs:
+            print(f"bench attack: the processes' output is in {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     elapsed = time.monotonic() - started
     title = benchlib.title("bench attack: hostile clients against weft's caching poetry proxy, "
