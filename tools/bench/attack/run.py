@@ -85,7 +85,6 @@ import shlex
 import shutil
 import signal
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -428,47 +427,67 @@ def full_200(data):
 REQ = b"GET /poems/ozymandias HTTP/1.1\r\nHost: attack\r\n"
 
 
-async def dribble(crowd, deadline, source, every=1.0):
-    """Sends each connection one more byte of source every `every` s."""
-    i = 0
-    alive = list(crowd.socks)
-    while time.monotonic() < deadline:
-        b = source[i % len(source):i % len(source) + 1]
-        keep = []
-        for s in alive:
-            try:
-                s.send(b)
-                keep.append(s)
-            except BlockingIOError:
-                keep.append(s)
-            except OSError:
-                pass
-        alive = keep
-        i += 1
-        await asyncio.sleep(min(every, max(0.0, deadline - time.monotonic())))
-    return len(alive)
+TICK_S = 0.25       # how often a crowd looks at its connections
+TOPUP_MAX = 256     # connections a crowd opens again per tick, at most
 
 
 async def hold_crowd(ctx, deadline, first, dribble_src=None, port=None, n=None, rcvbuf=None):
+    """Opens n connections (default: the connection limit and EXTRA_OVER_LIMIT
+    more) sending `first`, and holds them until deadline, sending each one
+    more byte of dribble_src a second if given. As a real attacker would, it
+    opens a connection again for each one the proxy answers or closes (at
+    most TOPUP_MAX a tick), so that the pressure stays."""
     crowd = Crowd(port or ctx.proxy.http, rcvbuf)
     n = n if n is not None else ctx.conn_limit + EXTRA_OVER_LIMIT
+    ended, reopened, pos = {}, 0, {}
     try:
+        t = time.monotonic()
         await crowd.open(n, first)
         opened = len(crowd.socks)
-        if dribble_src:
-            await dribble(crowd, deadline, dribble_src)
-        else:
-            await sleep_until(deadline)
+        open_s = time.monotonic() - t
+        deadline += open_s  # the attack's time starts once the crowd is in place
+        next_drip = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            await asyncio.sleep(max(0.0, min(TICK_S, deadline - time.monotonic())))
+            keep, gone = [], []
+            for s in crowd.socks:
+                k = outcome(s)
+                if k == "open":
+                    keep.append(s)
+                else:
+                    ended[k] = ended.get(k, 0) + 1
+                    gone.append(s)
+            for s in gone:
+                pos.pop(s.fileno(), None)
+                rst_close(s)
+            crowd.socks = keep
+            if dribble_src and time.monotonic() >= next_drip:
+                next_drip += 1.0
+                for s in keep:
+                    i = pos.get(s.fileno(), 0)
+                    try:
+                        s.send(dribble_src[i % len(dribble_src):i % len(dribble_src) + 1])
+                        pos[s.fileno()] = i + 1
+                    except OSError:
+                        pass
+            again = min(len(gone), TOPUP_MAX)
+            if again and time.monotonic() < deadline:
+                await crowd.open(again, first, deadline)
+                reopened += again
         seen = crowd.outcomes()
     finally:
         crowd.close()
-    return {"opened": opened, "asked": n, "connect_failed": crowd.failed, "outcomes": seen}
+    return {"opened": opened, "asked": n, "connect_failed": crowd.failed, "outcomes": seen,
+            "ended": ended, "reopened": reopened, "open_s": open_s}
 
 
 def crowd_note(f):
-    s = f"{f['opened']} of {f['asked']} connections opened"
+    s = f"{f['opened']} of {f['asked']} connections opened in {f['open_s']:.1f} s"
     if f["connect_failed"]:
         s += f" (failed: {fmt_counts(f['connect_failed'])})"
+    if f["ended"]:
+        s += (f"; the proxy answered or closed {sum(f['ended'].values())} "
+              f"({fmt_counts(f['ended'])}), {f['reopened']} opened again")
     return s + f"; at the end: {fmt_counts(f['outcomes'])}"
 
 
