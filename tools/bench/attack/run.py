@@ -342,6 +342,10 @@ class Crowd:
         self.socks = []
 
 
+def mb(x):
+    return "-" if x is None else f"{x:.1f}"
+
+
 def fmt_counts(d):
     return ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda kv: -kv[1])) or "-"
 
@@ -1079,12 +1083,13 @@ async def phase(ctx, name, fn):
     recovered = alive and served_after and rss_ok and extra_ok
     why = []
     if not alive:
-        why.append("the proxy died")
+        why.append(f"the proxy died (exit status {proxy.proc.p.returncode}; its last lines: "
+                   + " | ".join(proxy.proc.stderr().splitlines()[-3:]) + ")")
     if not served_after:
         why.append(f"good requests after the attack: HTTP {ha['ok']}/{ha['n']} "
                    f"({fmt_counts(ha['errors'])}), poetry {pa['ok']}/{pa['n']} "
                    f"({fmt_counts(pa['errors'])})")
-    if not rss_ok:
+    if not rss_ok and alive:
         why.append(f"RSS {rss_after:.1f} MB after vs {rss_before:.1f} MB before")
     if not extra_ok:
         why.append(extra_note)
@@ -1127,14 +1132,14 @@ def build_rows(results, ctx):
                 if kind == "http" else None))
         if a == "never_reading":
             rows.append(benchlib.row(
-                f"{a}.rss_growth_mb", "MB", rd - rb, "target", NEVER_READ_RSS_MAX_MB,
-                target={"max": NEVER_READ_RSS_MAX_MB},
-                note=f"RSS at its highest during the attack minus before ({rb:.1f} -> "
-                     f"{rd:.1f} MB): queued output must be bounded per connection"))
+                f"{a}.rss_growth_mb", "MB", None if rb is None else rd - rb, "target",
+                NEVER_READ_RSS_MAX_MB, target={"max": NEVER_READ_RSS_MAX_MB},
+                note=f"RSS at its highest during the attack minus before ({mb(rb)} -> "
+                     f"{mb(rd)} MB): queued output must be bounded per connection"))
         rows.append(benchlib.row(
             f"{a}.rss_mb", "MB", rd, None, None,
-            note=f"the proxy's VmRSS before / at its highest during / after: {rb:.1f} / "
-                 f"{rd:.1f} / {ra:.1f} MB"))
+            note=f"the proxy's VmRSS before / at its highest during / after: {mb(rb)} / "
+                 f"{mb(rd)} / {mb(ra)} MB"))
         rows.append(benchlib.row(
             f"{a}.recovered", "bool", 1 if res["recovered"] else 0,
             None if base else "target", None if base else 1, higher_is_better=True,
@@ -1176,7 +1181,7 @@ def table(results, rows):
         a = res["name"]
         verdict = "-" if a == "baseline" else ("PASS" if not v.get(a) else "FAIL")
         lines.append([a, n(h["ok_pct"]), n(h["p50"], 2), n(h["p99_all"], 2), n(p["ok_pct"]),
-                      n(p["p50"], 2), n(p["p99_all"], 2), f"{rb:.1f}/{rd:.1f}/{ra:.1f}",
+                      n(p["p50"], 2), n(p["p99_all"], 2), f"{mb(rb)}/{mb(rd)}/{mb(ra)}",
                       "yes" if res["recovered"] else "NO", verdict, res["summary"]])
     widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
     right = {1, 2, 3, 4, 5, 6}
@@ -1215,8 +1220,14 @@ async def run_all(ctx, only):
               f"{res['p']['ok']}/{res['p']['n']}; recovered: "
               f"{'yes' if res['recovered'] else 'NO'}", flush=True)
         if not ctx.proxy.alive():
-            raise benchlib.BenchError(f"the proxy died during {name}:\n"
-                                      f"{ctx.proxy.proc.stderr_tail()}")
+            print(f"bench attack: the proxy died during {name} (status "
+                  f"{ctx.proxy.proc.p.returncode}); starting another for what follows:\n"
+                  f"{ctx.proxy.proc.stderr_tail(4)}", flush=True)
+            ctx.restarts += 1
+            benchlib.stop(ctx.proxy.proc)
+            ctx.proxy = Proxy(ctx.bins, ctx.tmp, f"proxy-{ctx.restarts}", ctx.upstream.port,
+                              ctx.proxy_args)
+            warm(ctx.proxy, ctx.good_poems)
     return results
 
 
@@ -1249,7 +1260,8 @@ def main():
                     help=f"{ATTACK_S[True]:g} s per attack instead of {ATTACK_S[False]:g}")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a row FAILs")
     ap.add_argument("--proxy-arg", action="append", default=[], metavar="ARG",
-                    help="pass ARG (split like a shell word list) to every poetry_proxy started")
+                    help="pass ARG (split like a shell word list) to every poetry_proxy started; "
+                    "write --proxy-arg=--debug when ARG starts with a dash")
     ap.add_argument("--only", help="comma-separated attacks to run (with the baseline)")
     ap.add_argument("--keep-logs", action="store_true",
                     help="keep the proxies' and upstreams' output (say where)")
@@ -1276,6 +1288,7 @@ def main():
     ctx = Ctx()
     ctx.good_procs = []
     ctx.slow = None
+    ctx.restarts = 0
     started = time.monotonic()
     try:
         ctx.quick, ctx.tmp = args.quick, tmp
