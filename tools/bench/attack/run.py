@@ -31,6 +31,10 @@ Attacks (HTTP port unless said):
                      Content-Length: 1, and no body
   never_reading      50 connections, each writing 64 KB of pipelined GETs and
                      never reading (receive buffer 4 KB)
+  reset_mid_answer   rounds of 20 connections pipelining 200 GETs, never
+                     reading, reset while the answers are being written: the
+                     proxy must live (a write meeting a reset is EPIPE; it is
+                     SIGPIPE too unless the process ignores it)
   half_close         GET then shutdown(SHUT_WR) (HTTP/1.1 and 1.0, as nc -N
                      does): must the client still get its answer (yes)
   idle_10k           10,000 connections (as many as RLIMIT_NOFILE allows)
@@ -103,8 +107,8 @@ LISTENER_H = os.path.join(ROOT, "actors", "std", "include", "weft", "listener.h"
 GOOD = os.path.join(HERE, "good.py")
 PY = "/usr/bin/python3"
 
-ATTACK_S = {True: 1.5, False: 6.0}    # each attack's own time (quick, full)
-RECOVER_S = {True: 1.0, False: 2.5}   # the good client alone afterwards
+ATTACK_S = {True: 1.0, False: 6.0}    # each attack's own time (quick, full)
+RECOVER_S = {True: 0.8, False: 2.5}   # the good client alone afterwards
 GRACE_S = 0.3            # after the attackers left, before "after" starts
 GOOD_P99_MAX_MS = 250.0  # "a bounded p99" (cache hits take ~1 ms here)
 RSS_SLACK = (1.25, 8.0)  # recovered: RSS after <= before * 1.25 + 8 MB
@@ -240,6 +244,16 @@ class Proxy:
 
     def alive(self):
         return self.proc.p.poll() is None
+
+
+def how_ended(proxy):
+    rc = proxy.proc.p.returncode
+    if rc is not None and rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"exit status {rc}"
 
 
 def poem_names():
@@ -542,6 +556,31 @@ async def a_never_reading(ctx, deadline):
     return f, [], (f"{opened} connections (SO_RCVBUF 4 KB) wrote {f['sent_kb']:.0f} KB "
                    f"({f['requests_sent']} pipelined GETs) and read nothing; at the end: "
                    f"{fmt_counts(seen)}")
+
+
+async def a_reset_mid_answer(ctx, deadline):
+    """Rounds of 20 connections (receive buffer 4 KB) that pipeline 200 GETs,
+    wait for the answers to fill their buffers, and reset: the proxy's next
+    write meets the reset (EPIPE; SIGPIPE unless it is ignored)."""
+    one = REQ + b"\r\n"
+    rounds, resets = 0, 0
+    while time.monotonic() < deadline and ctx.proxy.alive():
+        crowd = Crowd(ctx.proxy.http, rcvbuf=4096)
+        try:
+            await crowd.open(20, one * 200)
+            await asyncio.sleep(0.1)
+            resets += len(crowd.socks)
+        finally:
+            crowd.close()
+        rounds += 1
+        await asyncio.sleep(0.05)
+    await sleep_until(deadline)
+    alive = ctx.proxy.alive()
+    note = (f"{rounds} rounds of 20 connections (SO_RCVBUF 4 KB) pipelining 200 GETs each, "
+            f"reset 0.1 s later while answers were being written ({resets} resets): the "
+            f"proxy {'is alive' if alive else 'DIED (' + how_ended(ctx.proxy) + ')'}")
+    return {}, [("proxy_alive", "bool", 1 if alive else 0, {"min": 1}, note)], \
+        f"{resets} resets mid-answer in {rounds} round(s)"
 
 
 HALF_CLOSE_REQS = [
@@ -980,6 +1019,7 @@ ATTACKS = [
     ("slowloris_body", a_slowloris_body),
     ("stalled_body", a_stalled_body),
     ("never_reading", a_never_reading),
+    ("reset_mid_answer", a_reset_mid_answer),
     ("half_close", a_half_close),
     ("idle_10k", a_idle_10k),
     ("oversized", a_oversized),
@@ -1041,11 +1081,11 @@ def summarize(records, kind, t0, t1):
 
 async def phase(ctx, name, fn):
     proxy = ctx.proxy
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)  # what the last phase left settles
     rss_before = rss_mb(proxy.pid)
     lines0 = proxy.log_lines()
     good = await start_good(ctx)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)  # its loops are fetching
     t0 = time.monotonic()
     deadline = t0 + ctx.attack_s
     peak = [rss_before or 0.0]
@@ -1083,8 +1123,9 @@ async def phase(ctx, name, fn):
     recovered = alive and served_after and rss_ok and extra_ok
     why = []
     if not alive:
-        why.append(f"the proxy died (exit status {proxy.proc.p.returncode}; its last lines: "
+        why.append(f"the proxy died ({how_ended(proxy)}; its last lines: "
                    + " | ".join(proxy.proc.stderr().splitlines()[-3:]) + ")")
+        summary += f"; the proxy DIED ({how_ended(proxy)})"
     if not served_after:
         why.append(f"good requests after the attack: HTTP {ha['ok']}/{ha['n']} "
                    f"({fmt_counts(ha['errors'])}), poetry {pa['ok']}/{pa['n']} "
@@ -1220,8 +1261,8 @@ async def run_all(ctx, only):
               f"{res['p']['ok']}/{res['p']['n']}; recovered: "
               f"{'yes' if res['recovered'] else 'NO'}", flush=True)
         if not ctx.proxy.alive():
-            print(f"bench attack: the proxy died during {name} (status "
-                  f"{ctx.proxy.proc.p.returncode}); starting another for what follows:\n"
+            print(f"bench attack: the proxy died during {name} ({how_ended(ctx.proxy)}); "
+                  f"starting another for what follows:\n"
                   f"{ctx.proxy.proc.stderr_tail(4)}", flush=True)
             ctx.restarts += 1
             benchlib.stop(ctx.proxy.proc)
