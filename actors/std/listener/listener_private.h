@@ -50,7 +50,7 @@ struct lst {
     uint64_t paused_pipeline, paused_output; /* reads stopped, by cause */
     uint64_t lost[2], half_closes[2];        /* [0] HTTP, [1] poetry */
     size_t out_held, in_held; /* bytes of answers not yet written, of requests not yet read */
-    char scratch[65536]; /* reads are parsed at once: one buffer will do */
+    char scratch[65536];      /* what a read leaves unparsed goes to conn.pend: one will do */
 };
 
 /* One accepted connection, HTTP or poetry. */
@@ -65,11 +65,11 @@ struct conn {
      * request's first byte, the last bytes read, the last write progress,
      * and the later of the two */
     uint64_t req_start, last_read, last_write, last_active;
-    unsigned nrequests;  /* requests read: tells when a new one began */
-    unsigned writing;    /* answers handed to uv_write, not yet done */
-    size_t wq_seen;      /* the write queue's size at the last look */
-    size_t out_bytes;    /* bytes of answers held for this connection */
-    char *pend;          /* bytes read but not yet parsed (pipeline or output full) */
+    unsigned nrequests; /* requests read: tells when a new one began */
+    unsigned writing;   /* answers handed to uv_write, not yet done */
+    size_t wq_seen;     /* the write queue's size at the last look */
+    size_t out_bytes;   /* bytes of answers held for this connection */
+    char *pend;         /* bytes read but not yet parsed (pipeline or output full) */
     size_t pend_len, pend_off;
     wf_deferred *poetry_ask; /* the poetry port's one ask, cancelled on close */
     wf_trace_ctx pspan;      /* the poetry port's request */
