@@ -127,7 +127,8 @@ static double metric(const char *series)
     cr_assert_eq(r.status, 200, "/metrics: %d %s", r.status, r.body);
     double v = -1;
     size_t n = strlen(series);
-    for (const char *p = r.body; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+    for (const char *p = r.body; p != NULL && *p;
+         p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
         if (strncmp(p, series, n) == 0 && p[n] == ' ') {
             v = strtod(p + n + 1, NULL);
             break;
@@ -445,7 +446,8 @@ Test(listener_limits, refusals_414_and_501_are_counted, .init = setup, .fini = s
     tu_http_send(fd, longtarget, (size_t)n);
     expect_answer_then_close(fd, 414, 5000, "long target");
     close(fd);
-    static const char gz[] = "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+    static const char gz[] =
+        "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
     fd = tu_http_connect(http_port);
     tu_http_send(fd, gz, sizeof gz - 1);
     expect_answer_then_close(fd, 501, 5000, "gzip");

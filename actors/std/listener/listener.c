@@ -118,8 +118,8 @@ static void ignore_sigpipe(void)
     struct sigaction old;
     if (sigaction(SIGPIPE, NULL, &old) != 0)
         return;
-    bool custom = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != NULL
-                                               : old.sa_handler != SIG_DFL;
+    bool custom =
+        (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != NULL : old.sa_handler != SIG_DFL;
     if (!custom) {
         struct sigaction ign = {0};
         ign.sa_handler = SIG_IGN;

@@ -53,7 +53,7 @@ struct lst {
     size_t out_held, in_held; /* bytes of answers not yet written, of requests not yet read */
     /* routes.c: one log line per failed request, rate-limited */
     wf__ratelog failure_log;
-    char scratch[65536]; /* reads are parsed at once: one buffer will do */
+    char scratch[65536];      /* what a read leaves unparsed goes to conn.pend: one will do */
 };
 
 /* One accepted connection, HTTP or poetry. */
@@ -68,11 +68,11 @@ struct conn {
      * request's first byte, the last bytes read, the last write progress,
      * and the later of the two */
     uint64_t req_start, last_read, last_write, last_active;
-    unsigned nrequests;  /* requests read: tells when a new one began */
-    unsigned writing;    /* answers handed to uv_write, not yet done */
-    size_t wq_seen;      /* the write queue's size at the last look */
-    size_t out_bytes;    /* bytes of answers held for this connection */
-    char *pend;          /* bytes read but not yet parsed (pipeline or output full) */
+    unsigned nrequests; /* requests read: tells when a new one began */
+    unsigned writing;   /* answers handed to uv_write, not yet done */
+    size_t wq_seen;     /* the write queue's size at the last look */
+    size_t out_bytes;   /* bytes of answers held for this connection */
+    char *pend;         /* bytes read but not yet parsed (pipeline or output full) */
     size_t pend_len, pend_off;
     wf_deferred *poetry_ask; /* the poetry port's one ask, cancelled on close */
     wf_trace_ctx pspan;      /* the poetry port's request */

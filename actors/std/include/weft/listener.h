@@ -94,25 +94,25 @@ extern "C" {
 #endif
 
 typedef struct wf_listener_config {
-    const char *http_addr;      /* "127.0.0.1:8080" (port 0: any); NULL: no HTTP */
-    const char *poetry_addr;    /* the raw poetry port; NULL: none */
-    const char *poetry_default; /* the poem the poetry port serves */
-    const char *cache;          /* address of the cache ("cache", "cache@n2") */
-    const char *renderer;       /* address of the renderer */
-    uint64_t deadline_ms;       /* per request; 0: 10000 */
-    uint64_t header_timeout_ms; /* a request's headers must arrive within; 0: 10000 */
-    uint64_t idle_timeout_ms;   /* keep-alive idle; 0: 30000 */
-    size_t max_header;          /* bytes of request line + headers; 0: 8192 */
-    size_t max_body;            /* 0: 1 MiB */
-    unsigned max_connections;   /* both ports together; 0: 1024 */
-    unsigned max_pipeline;      /* requests in flight per connection; 0: 32 */
+    const char *http_addr;       /* "127.0.0.1:8080" (port 0: any); NULL: no HTTP */
+    const char *poetry_addr;     /* the raw poetry port; NULL: none */
+    const char *poetry_default;  /* the poem the poetry port serves */
+    const char *cache;           /* address of the cache ("cache", "cache@n2") */
+    const char *renderer;        /* address of the renderer */
+    uint64_t deadline_ms;        /* per request; 0: 10000 */
+    uint64_t header_timeout_ms;  /* a request's headers must arrive within; 0: 10000 */
+    uint64_t idle_timeout_ms;    /* keep-alive idle; 0: 30000 */
+    size_t max_header;           /* bytes of request line + headers; 0: 8192 */
+    size_t max_body;             /* 0: 1 MiB */
+    unsigned max_connections;    /* both ports together; 0: 1024 */
+    unsigned max_pipeline;       /* requests in flight per connection; 0: 32 */
     uint64_t body_timeout_ms;    /* longest pause within a request's body; 0: 10000 */
     uint64_t request_timeout_ms; /* a request whole, first byte to last; 0: 30000 */
     uint64_t write_timeout_ms;   /* longest a write may make no progress; 0: 30000 */
     size_t max_output;           /* answers held per connection before reading stops; 0: 1 MiB */
-    int debug;                  /* error pages show the failure's trace */
-    int allow_faults;           /* honour ?fault=STAGE (tests only) */
-    int trace_control;          /* GET /trace[?sample=&actors=&types=] shows or sets tracing */
+    int debug;                   /* error pages show the failure's trace */
+    int allow_faults;            /* honour ?fault=STAGE (tests only) */
+    int trace_control;           /* GET /trace[?sample=&actors=&types=] shows or sets tracing */
 } wf_listener_config;
 
 /* Message: the listener's bound ports (reply body: two uint16_t, HTTP then
