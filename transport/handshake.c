@@ -1,8 +1,15 @@
 /* The handshake: before any other frame, each side of a new connection
  * proves it knows the cluster's secret (see weft/transport.h, Security).
  * Each side sends HELLO (its name and a fresh nonce) and answers the
- * other's with AUTH: HMAC-SHA256(secret, "weft-auth-1" | their nonce | own
- * nonce | own name). Loop thread. */
+ * other's with AUTH: HMAC-SHA256(secret, "weft-auth-2" | role | their nonce |
+ * own nonce | own name), role being 'D' from the side that dialled and 'L'
+ * from the side that accepted. Loop thread.
+ *
+ * The role is what stops a proof from being relayed. Without it ("weft-
+ * auth-1"), someone without the secret could dial two nodes, hand the
+ * first one's nonce to the second as its own HELLO, and pass the second's
+ * answer to the first as a proof that it is the second node. Both nodes it
+ * dialled answer as 'L', and a node that accepted wants 'D'. */
 #include <string.h>
 
 #include <mbedtls/md.h>
@@ -11,17 +18,39 @@
 
 #include "transport_private.h"
 
-static void proof(wf_transport *t, const uint8_t *receiver_nonce, const uint8_t *sender_nonce,
-                  const char *sender_name, uint8_t out[PROOF])
+#define LABEL     "weft-auth-2"
+#define LABEL_LEN (sizeof LABEL - 1)
+
+/* The proof that a node named sender_name, in role ('D' dialled, 'L'
+ * accepted), answers to the receiver's nonce on a connection where it sent
+ * sender_nonce. */
+static void proof(wf_transport *t, char role, const uint8_t *receiver_nonce,
+                  const uint8_t *sender_nonce, const char *sender_name, uint8_t out[PROOF])
 {
-    unsigned char in[11 + 2 * NONCE + NAME_MAX_LEN];
-    size_t n = strlen(sender_name);
-    memcpy(in, "weft-auth-1", 11);
-    memcpy(in + 11, receiver_nonce, NONCE);
-    memcpy(in + 11 + NONCE, sender_nonce, NONCE);
-    memcpy(in + 11 + 2 * NONCE, sender_name, n);
+    unsigned char in[LABEL_LEN + 1 + 2 * NONCE + NAME_MAX_LEN];
+    size_t n = strlen(sender_name), k = 0;
+    memcpy(in, LABEL, LABEL_LEN);
+    k += LABEL_LEN;
+    in[k++] = (unsigned char)role;
+    memcpy(in + k, receiver_nonce, NONCE);
+    k += NONCE;
+    memcpy(in + k, sender_nonce, NONCE);
+    k += NONCE;
+    memcpy(in + k, sender_name, n); /* last, so its length needs no prefix */
+    k += n;
     mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)t->secret,
-                    strlen(t->secret), in, 11 + 2 * NONCE + n, out);
+                    strlen(t->secret), in, k, out);
+}
+
+/* This side's role on c, and the peer's. */
+static char own_role(const struct conn *c)
+{
+    return c->dialer != NULL ? 'D' : 'L';
+}
+
+static char peer_role(const struct conn *c)
+{
+    return c->dialer != NULL ? 'L' : 'D';
 }
 
 /* Sends c's HELLO. Returns 0, or WF_ENOMEM when it could not be queued. */
@@ -71,13 +100,13 @@ void wf__handshake_frame(struct conn *c, const wf_wire_frame *f)
         memcpy(c->theirs, p + 1 + n, NONCE);
         c->hello = true;
         uint8_t out[PROOF];
-        proof(t, c->theirs, c->nonce, wf_node_name(t->node), out);
+        proof(t, own_role(c), c->theirs, c->nonce, wf_node_name(t->node), out);
         wf_wire_frame a = {.kind = WF_WIRE_AUTH, .payload_len = PROOF};
         if (wf__conn_send(c, &a, out) != 0)
             wf__conn_close(c, "out of memory"); /* the peer would wait for our AUTH */
     } else if (f->kind == WF_WIRE_AUTH && c->hello && f->payload_len == PROOF) {
         uint8_t want[PROOF];
-        proof(t, c->nonce, c->theirs, c->name, want);
+        proof(t, peer_role(c), c->nonce, c->theirs, c->name, want);
         /* Constant time: a timing difference would leak the proof. */
         unsigned char diff = 0;
         for (int i = 0; i < PROOF; i++)

@@ -18,11 +18,22 @@
  * Security: every new connection must prove, in both directions, that it
  * knows the cluster's shared secret before any other frame is accepted: each
  * side sends a fresh 32-byte nonce with its name (HELLO) and answers the
- * other's with HMAC-SHA256(secret, "weft-auth-1" | their nonce | own nonce |
- * own name) (AUTH). The secret never crosses the wire, and a recorded answer
- * is worthless against a fresh nonce. A connection that sends anything else
- * first, or a wrong proof, is logged, counted and closed. Over tls+tcp:// the
- * whole exchange is also encrypted (nng's TLS, mbedtls).
+ * other's with HMAC-SHA256(secret, "weft-auth-2" | role | their nonce | own
+ * nonce | own name) (AUTH), role being 'D' from the side that dialled and
+ * 'L' from the side that accepted. The secret never crosses the wire, a
+ * recorded answer is worthless against a fresh nonce, and the role keeps a
+ * node's answer from being relayed to another node as someone else's proof
+ * (both nodes an outsider dials answer as 'L'; a node that accepted wants
+ * 'D'). A connection that sends anything else first, or a wrong proof, is
+ * logged, counted and closed. Over tls+tcp:// the whole exchange is also
+ * encrypted (nng's TLS, mbedtls); over plain tcp:// and ipc:// the
+ * handshake authenticates the peer when it connects but does not protect
+ * the frames after it from someone on the path who can alter the stream.
+ *
+ * Incompatible with older nodes: nodes from before "weft-auth-2" proved
+ * "weft-auth-1" | their nonce | own nonce | own name, without the role.
+ * Each side refuses the other's proof ("wrong proof of the cluster
+ * secret"), so a cluster must be upgraded as a whole.
  *
  * Life cycle: wf_transport_new plugs the transport into a node; it is closed
  * and freed when the node shuts down.
