@@ -1,7 +1,7 @@
 /* The test runner of the ThreadSanitizer build (see criterion/criterion.h
  * beside it): runs each registered test in a forked child with its time
- * limit, one at a time, and prints Criterion's summary line, which
- * `tools/weft test` sums over the suites.
+ * limit, several at once as Criterion does, and prints Criterion's summary
+ * line, which `tools/weft test` sums over the suites.
  *
  * A child ends with 0 (passed), CR_EXIT_FAILED (an assertion failed),
  * CR_EXIT_SKIPPED, or TSan's exit code (66 unless TSAN_OPTIONS says
@@ -9,8 +9,9 @@
  * a signal or the time limit is a crash. The parent has no threads when it
  * forks, so every child starts as cleanly as a Criterion worker does.
  *
- * Arguments: none, or --filter PATTERN (fnmatch on "suite/name", as
- * Criterion's --filter), or --list. */
+ * Arguments, as Criterion's: --filter PATTERN (fnmatch on "suite/name"),
+ * --jobs=N or -jN (tests at once; the number of processors by default), or
+ * --list. */
 #include <errno.h>
 #include <fnmatch.h>
 #include <pthread.h>
@@ -192,47 +193,44 @@ static double now(void)
 
 enum outcome { PASSED, FAILED, CRASHED, SKIPPED };
 
-static enum outcome run(const struct test *t)
+/* A test running in its child. */
+struct job {
+    const struct test *t;
+    pid_t pid; /* 0: a free slot */
+    double start, limit;
+};
+
+static void start_job(struct job *j, const struct test *t)
 {
     const struct cr_tsan_data *s = suite_data(t->suite);
-    double limit = t->data->timeout > 0 ? t->data->timeout
-                   : s->timeout > 0     ? s->timeout
-                                        : DEFAULT_TIMEOUT;
+    j->t = t;
+    j->limit = t->data->timeout > 0 ? t->data->timeout
+               : s->timeout > 0     ? s->timeout
+                                    : DEFAULT_TIMEOUT;
     fflush(NULL);
-    double start = now();
-    pid_t pid = fork();
-    if (pid == -1) {
+    j->start = now();
+    j->pid = fork();
+    if (j->pid == -1) {
         perror("tsan runner: fork");
-        return CRASHED;
+        exit(2);
     }
-    if (pid == 0) {
+    if (j->pid == 0) {
         /* Its own process group, so that a timeout also ends what it
          * started (servers, nodes). */
         setpgid(0, 0);
         run_child(t);
     }
-    setpgid(pid, pid);
-    int status;
-    for (;;) {
-        pid_t got = waitpid(pid, &status, WNOHANG);
-        if (got == pid)
-            break;
-        if (got == -1 && errno != EINTR) {
-            perror("tsan runner: waitpid");
-            return CRASHED;
-        }
-        if (now() - start > limit) {
-            kill(-pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fprintf(stderr, "[----] %s::%s: Timed out. (%.2fs)\n", t->suite, t->name, limit);
-            fprintf(stderr, "[FAIL] %s::%s: Timed out\n", t->suite, t->name);
-            return CRASHED;
-        }
-        nanosleep(&(struct timespec){0, 2000000}, NULL);
-    }
+    setpgid(j->pid, j->pid);
+}
+
+/* The outcome of a child that ended with status. */
+static enum outcome judge(struct job *j, int status)
+{
+    const struct test *t = j->t;
+    double took = now() - j->start;
     /* Whatever it started and left behind ends with it. */
-    kill(-pid, SIGKILL);
-    double took = now() - start;
+    kill(-j->pid, SIGKILL);
+    j->pid = 0;
     if (WIFSIGNALED(status)) {
         fprintf(stderr, "[----] %s:%d: Unexpected signal caught below this line!\n", t->file,
                 t->line);
@@ -258,26 +256,66 @@ static enum outcome run(const struct test *t)
     }
 }
 
+/* Waits for one of the running jobs to end (or time out) and judges it. */
+static enum outcome wait_one(struct job *jobs, size_t njobs)
+{
+    for (;;) {
+        int status;
+        pid_t got = waitpid(-1, &status, WNOHANG);
+        if (got == -1 && errno != EINTR) {
+            perror("tsan runner: waitpid");
+            exit(2);
+        }
+        for (size_t i = 0; i < njobs; i++) {
+            struct job *j = &jobs[i];
+            if (j->pid == 0)
+                continue;
+            if (got == j->pid)
+                return judge(j, status);
+            if (now() - j->start > j->limit) {
+                kill(-j->pid, SIGKILL);
+                waitpid(j->pid, &status, 0);
+                fprintf(stderr, "[----] %s::%s: Timed out. (%.2fs)\n", j->t->suite, j->t->name,
+                        j->limit);
+                fprintf(stderr, "[FAIL] %s::%s: Timed out\n", j->t->suite, j->t->name);
+                j->pid = 0;
+                return CRASHED;
+            }
+        }
+        if (got <= 0)
+            nanosleep(&(struct timespec){0, 2000000}, NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *filter = NULL;
     bool list = false;
+    /* As Criterion: as many tests at once as there are processors. */
+    long njobs = sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc)
             filter = argv[++i];
         else if (strncmp(argv[i], "--filter=", 9) == 0)
             filter = argv[i] + 9;
+        else if (strncmp(argv[i], "--jobs=", 7) == 0)
+            njobs = atol(argv[i] + 7);
+        else if (strncmp(argv[i], "-j", 2) == 0)
+            njobs = atol(argv[i] + 2);
         else if (strcmp(argv[i], "--list") == 0)
             list = true;
         else {
-            fprintf(stderr, "usage: %s [--filter SUITE/NAME-PATTERN] [--list]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--filter SUITE/NAME-PATTERN] [--jobs=N] [--list]\n",
+                    argv[0]);
             return 2;
         }
     }
-    /* Criterion reports to stderr unbuffered; so do we, in test order. */
+    if (njobs < 1)
+        njobs = 1;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    size_t counts[4] = {0};
-    size_t tested = 0;
+    struct job *jobs = grow(NULL, (size_t)njobs, sizeof *jobs);
+    memset(jobs, 0, (size_t)njobs * sizeof *jobs);
+    size_t counts[4] = {0}, running = 0;
     for (size_t i = 0; i < ntests; i++) {
         const struct test *t = &tests[i];
         char id[512];
@@ -292,14 +330,26 @@ int main(int argc, char **argv)
             counts[SKIPPED]++;
             continue;
         }
-        enum outcome o = run(t);
-        counts[o]++;
-        tested += o != SKIPPED;
+        if (running == (size_t)njobs) {
+            counts[wait_one(jobs, (size_t)njobs)]++;
+            running--;
+        }
+        for (size_t k = 0; k < (size_t)njobs; k++) {
+            if (jobs[k].pid == 0) {
+                start_job(&jobs[k], t);
+                running++;
+                break;
+            }
+        }
     }
+    for (; running > 0; running--)
+        counts[wait_one(jobs, (size_t)njobs)]++;
+    free(jobs);
     if (list)
         return 0;
     fprintf(stderr,
             "[====] Synthesis: Tested: %zu | Passing: %zu | Failing: %zu | Crashing: %zu \n",
-            tested, counts[PASSED], counts[FAILED], counts[CRASHED]);
+            counts[PASSED] + counts[FAILED] + counts[CRASHED], counts[PASSED], counts[FAILED],
+            counts[CRASHED]);
     return counts[FAILED] + counts[CRASHED] > 0 ? 1 : 0;
 }
