@@ -18,6 +18,9 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/weft-tsan.XXXXXX")
 # included, is checked in full, and the happens-before their mutexes give is
 # kept.
 export TSAN_OPTIONS="log_path=$dir/tsan:suppressions=$here/tsan.supp:ignore_noninstrumented_modules=1:second_deadlock_stack=1:${TSAN_OPTIONS:-}"
+# Tests that check a figure only valid at full speed skip it (blocking.c),
+# as under valgrind.
+export WEFT_UNDER_TSAN=1
 # TSan's shadow memory needs the address space laid out as it expects;
 # kernels with more mmap randomisation bits than gcc 12's TSan knows break
 # that ("unexpected memory mapping"). Without randomisation it always fits.
