@@ -5,8 +5,9 @@
  *
  * A child ends with 0 (passed), CR_EXIT_FAILED (an assertion failed),
  * CR_EXIT_SKIPPED, or TSan's exit code (66 unless TSAN_OPTIONS says
- * otherwise: a report was printed, so the test fails whatever it asserted);
- * a signal or the time limit is a crash. The parent has no threads when it
+ * otherwise: a report was printed, so the test fails whatever it asserted;
+ * TSan also catches SIGSEGV and the like, reports and exits so); another
+ * signal or the time limit is a crash. The parent has no threads when it
  * forks, so every child starts as cleanly as a Criterion worker does.
  *
  * Arguments, as Criterion's: --filter PATTERN (fnmatch on "suite/name"),
@@ -248,10 +249,11 @@ static enum outcome judge(struct job *j, int status)
         fprintf(stderr, "[FAIL] %s::%s: (%.2fs)\n", t->suite, t->name, took);
         return FAILED;
     default:
-        /* 66 is TSan's: a report, printed to its log, fails the test. */
+        /* 66 is TSan's: a report (a race, or a signal it caught, such as
+         * SIGSEGV), printed to its log, fails the test. */
         fprintf(stderr, "[FAIL] %s::%s: exit status %d%s (%.2fs)\n", t->suite, t->name,
-                WEXITSTATUS(status), WEXITSTATUS(status) == 66 ? ", a ThreadSanitizer report" : "",
-                took);
+                WEXITSTATUS(status),
+                WEXITSTATUS(status) == 66 ? ", a ThreadSanitizer report (see its log)" : "", took);
         return FAILED;
     }
 }
