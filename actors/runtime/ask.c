@@ -71,6 +71,20 @@ static void arm(wf_node *n)
     uv_timer_start(&n->ask_timer, on_ask_timer, first > now ? first - now : 0, 0);
 }
 
+/* The loop's time now, for a deadline. uv_now is the time cached at the
+ * start of the loop's turn: stale before the loop first runs and after a
+ * long callback, so a deadline counted from it would pass early by the
+ * staleness (as soon as anything wakes the loop). The clock read, rounded
+ * up, makes a timeout count from the call; the timer is still armed
+ * against uv_now, which it is measured on (clock_uv.c does the same for
+ * its timers). */
+static uint64_t now_ms(wf_node *n)
+{
+    uint64_t now = (uv_hrtime() + 999999) / 1000000;
+    uint64_t cached = uv_now(&n->loop);
+    return now > cached ? now : cached;
+}
+
 static int bucket_for(wf_node *n, uint64_t timeout, uint32_t *out)
 {
     for (uint32_t b = 0; b < n->nbuckets; b++) {
@@ -278,7 +292,7 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
     p->d = wf_deferred_ref(d);
     p->bucket = b;
     p->timeout = timeout_ms;
-    p->deadline = uv_now(&n->loop) + timeout_ms;
+    p->deadline = now_ms(n) + timeout_ms;
     p->asker = asker ? asker->pid : (wf_pid){0};
     p->target = to;
     p->type = m->type;

@@ -200,3 +200,77 @@ Test(ask, stopping_an_actor_fails_its_queued_and_unanswered_asks)
     wf_deferred_release(queued);
     wf_node_free(n);
 }
+
+/* An ask's timeout counts from the call, however stale the loop's cached
+ * time (uv_now: taken at the start of its turn) is then. */
+struct late {
+    wf_node *n;
+    wf_pid p;
+    uint64_t asked_ns, ended_ns;
+    int code;
+};
+
+static wf_result ask_ended(wf_result r, void *arg)
+{
+    struct late *l = arg;
+    l->ended_ns = uv_hrtime();
+    l->code = r.kind == WF_RESULT_FAILURE ? wf_failure_code(r.u.failure) : 0;
+    wf_result_free(r);
+    wf_node_shutdown(l->n);
+    return wf_result_none();
+}
+
+static void ask_slow(struct late *l, uint64_t timeout_ms)
+{
+    l->asked_ns = uv_hrtime();
+    wf_deferred *d = wf_ask(l->n, l->p, tu_msg(SLOW, "x"), timeout_ms);
+    wf_deferred_add_both(d, ask_ended, l);
+    wf_deferred_release(d);
+}
+
+static void expect_timeout_from_the_call(const struct late *l, double timeout_ms)
+{
+    double ms = (double)(l->ended_ns - l->asked_ns) / 1e6;
+    cr_assert_eq(l->code, WF_ETIMEDOUT);
+    cr_assert_geq(ms, timeout_ms - 1, "timed out %.1f ms after the call, not %.0f", ms, timeout_ms);
+    cr_assert_lt(ms, timeout_ms + 2000);
+}
+
+Test(ask, a_timeout_counts_from_the_call_made_before_the_loop_first_runs)
+{
+    struct late l = {.n = wf_node_new(NULL)};
+    wf_spawn(l.n, "srv", &server, NULL, &l.p);
+    uv_sleep(300); /* the loop's time, cached when the node was made, is 300 ms old */
+    ask_slow(&l, 200);
+    wf_node_run(l.n);
+    expect_timeout_from_the_call(&l, 200);
+    wf_node_free(l.n);
+}
+
+static void woken(uv_timer_t *t) {}
+
+static wf_result work_then_ask(wf_result r, void *arg)
+{
+    struct late *l = arg;
+    wf_result_free(r);
+    /* Something else wakes the loop 50 ms into this turn (any timer or I/O
+     * would): a deadline counted from the stale time has passed by then. */
+    static uv_timer_t other;
+    uv_timer_init(wf_node_loop(l->n), &other);
+    uv_timer_start(&other, woken, 50, 0);
+    uv_sleep(300); /* a long turn: the loop's cached time is 300 ms old after it */
+    ask_slow(l, 200);
+    return wf_result_none();
+}
+
+Test(ask, a_timeout_counts_from_the_call_made_late_in_a_long_turn)
+{
+    struct late l = {.n = wf_node_new(NULL)};
+    wf_spawn(l.n, "srv", &server, NULL, &l.p);
+    wf_deferred *d = wf_ask(l.n, l.p, tu_msg(PING, "x"), 1000);
+    wf_deferred_add_both(d, work_then_ask, &l);
+    wf_deferred_release(d);
+    wf_node_run(l.n);
+    expect_timeout_from_the_call(&l, 200);
+    wf_node_free(l.n);
+}

@@ -1,6 +1,7 @@
 /* Nodes on their own threads: calls and tells from other threads, several
  * nodes in one process. */
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <uv.h>
 
@@ -103,4 +104,35 @@ Test(threads, shutdown_ends_the_loop_even_with_the_programs_own_handles_on_it)
     wf_node_shutdown(n);
     wf_node_wait(n); /* would hang if the signal handle kept the loop running */
     wf_node_free(n); /* closes the signal handle */
+}
+
+/* weft logs from every thread it runs code on; log.h asks the hook to be
+ * thread-safe, and the tests' own hook (testutil.c) must be too. */
+static void log_lines(void *arg)
+{
+    for (int i = 0; i < 500; i++)
+        wf_log(WF_LOG_INFO, "thread %d line %d", *(int *)arg, i);
+}
+
+Test(threads, reports_logged_from_several_threads_at_once_are_all_captured)
+{
+    uv_thread_t t[4];
+    int id[4] = {0, 1, 2, 3};
+    for (int i = 0; i < 4; i++)
+        uv_thread_create(&t[i], log_lines, &id[i]);
+    /* Reading while they write: the text is a copy, whole lines only. */
+    for (int i = 0; i < 100; i++) {
+        const char *text = tu_log_text();
+        size_t len = strlen(text);
+        cr_assert(len == 0 || text[len - 1] == '\n', "a line cut short at %zu bytes", len);
+    }
+    for (int i = 0; i < 4; i++)
+        uv_thread_join(&t[i]);
+    cr_assert_eq(tu_log_count(), 2000);
+    const char *text = tu_log_text();
+    for (int i = 0; i < 4; i++) {
+        char last[32];
+        snprintf(last, sizeof last, "thread %d line 499\n", i);
+        cr_assert(strstr(text, last) != NULL, "%s missing", last);
+    }
 }

@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,9 @@
 #include "testutil.h"
 
 /* Test processes are separate (Criterion forks one per test), so these
- * globals belong to one test each. */
+ * globals belong to one test each. weft logs from any of its threads (log.h
+ * asks the hook to be thread-safe), so they are touched under log_lock. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char log_buf[1 << 16];
 static size_t log_len;
 static int log_count;
@@ -18,28 +21,41 @@ static void capture(void *arg, int level, const char *text)
 {
     (void)arg;
     (void)level;
+    pthread_mutex_lock(&log_lock);
     int n = snprintf(log_buf + log_len, sizeof log_buf - log_len, "%s\n", text);
     if (n > 0)
         log_len += (size_t)n < sizeof log_buf - log_len ? (size_t)n : sizeof log_buf - log_len - 1;
     log_count++;
+    pthread_mutex_unlock(&log_lock);
 }
 
 void tu_capture_log(void)
 {
+    pthread_mutex_lock(&log_lock);
     log_len = 0;
     log_count = 0;
     log_buf[0] = '\0';
+    pthread_mutex_unlock(&log_lock);
     wf_log_set_hook(capture, NULL);
 }
 
 const char *tu_log_text(void)
 {
-    return log_buf;
+    /* A copy, as other threads may be adding to the buffer while the
+     * caller reads. */
+    static _Thread_local char copy[sizeof log_buf];
+    pthread_mutex_lock(&log_lock);
+    memcpy(copy, log_buf, log_len + 1);
+    pthread_mutex_unlock(&log_lock);
+    return copy;
 }
 
 int tu_log_count(void)
 {
-    return log_count;
+    pthread_mutex_lock(&log_lock);
+    int n = log_count;
+    pthread_mutex_unlock(&log_lock);
+    return n;
 }
 
 static size_t allocs;

@@ -8,11 +8,13 @@
 
 #include <weft/weft.h>
 
-/* Captures every log report into a buffer for the current test process. */
+/* Captures every log report into a buffer for the current test process,
+ * from any thread (the hook is thread-safe, as log.h requires). */
 void tu_capture_log(void);
-/* The captured reports, concatenated; "" if none. */
+/* A copy of the captured reports, concatenated ("" if none), taken now;
+ * valid until this thread's next call. Any thread. */
 const char *tu_log_text(void);
-/* How many reports were captured. */
+/* How many reports were captured. Any thread. */
 int tu_log_count(void);
 
 /* Counting allocator: installs it (process-wide, once per test process). */

@@ -104,7 +104,8 @@ WF_API int wf_tell(wf_node *n, wf_pid to, wf_msg *m);
 /* wf_ask sends m to actor to as a request and returns a deferred (the
  * caller's reference) that fires, on the loop thread, with exactly one
  * outcome: the reply message (wf_result_msg), or a failure: WF_ETIMEDOUT
- * after timeout_ms (0: the node's default), WF_ENOSUCHACTOR or
+ * timeout_ms after the call, however stale the loop's cached time (0: the
+ * node's default), WF_ENOSUCHACTOR or
  * WF_EOVERLOADED at once, WF_EACTORSTOPPED, WF_ESHUTDOWN, WF_ENOREPLY, or
  * the handler's own. m is consumed. Loop thread only; outside an actor (in
  * an actor use wf_ctx_ask). NULL only when memory is short. */
