@@ -64,8 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tc.span_id = tc.parent_id;
         wf_traceparent_format(&tc, out);
         wf_trace_ctx again;
-        if (wf_traceparent_parse(out, strlen(out), &again) != 0 || again.parent_id != tc.parent_id ||
-            memcmp(again.trace_id, tc.trace_id, 16) != 0)
+        if (wf_traceparent_parse(out, strlen(out), &again) != 0 ||
+            again.parent_id != tc.parent_id || memcmp(again.trace_id, tc.trace_id, 16) != 0)
             __builtin_trap();
     }
 
