@@ -30,6 +30,7 @@ Test(cluster_conf, reads_urls_peers_actors_and_the_secret)
     cr_assert_str_eq(c.peer_name[1], "c");
     cr_assert_str_eq(c.peer_url[1], "ipc:///tmp/c");
     cr_assert_str_eq(c.actors, "echo relay");
+    cr_assert(c.has_actors);
     cr_assert_str_eq(c.secret, "s3");
     cr_assert_str_eq(c.secret_file, "");
     wf__cluster_conf_free(&c);

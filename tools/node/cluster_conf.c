@@ -78,8 +78,11 @@ static const char *parse_line(char *l, const char *self, wf__cluster_conf *c)
     if (who[strcspn(who, " \t")] != '\0')
         return "a node name has no spaces";
     if (actors) {
-        if (strcmp(who, self) == 0 && !copy_fits(c->actors, sizeof c->actors, value))
-            return "actors list longer than 511 bytes";
+        if (strcmp(who, self) == 0) {
+            if (!copy_fits(c->actors, sizeof c->actors, value))
+                return "actors list longer than 511 bytes";
+            c->has_actors = 1;
+        }
         return NULL;
     }
     if (*value == '\0')

@@ -24,7 +24,8 @@ typedef struct wf__cluster_conf {
     /* the other nodes, by name; url NULL when that node dials this one */
     char *peer_name[WF__CLUSTER_MAX_URLS], *peer_url[WF__CLUSTER_MAX_URLS];
     int npeer;
-    char actors[512];      /* "" when the file names none for this node */
+    char actors[512];      /* the actors of this node, if has_actors */
+    int has_actors;        /* an "actors" line named this node ("" is none) */
     char secret[256];      /* "" when the file has none (or a secret-file) */
     char secret_file[256]; /* "" unless the first secret line was secret-file */
 } wf__cluster_conf;

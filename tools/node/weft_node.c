@@ -374,10 +374,13 @@ static int read_config(struct opts *o)
      * an error rather than a file read in part. */
     static char text[1 << 16];
     size_t len = fread(text, 1, sizeof text, f);
-    bool too_long = len == sizeof text && fgetc(f) != EOF;
+    bool too_long = len == sizeof text && fgetc(f) != EOF, failed = ferror(f) != 0;
     fclose(f);
-    if (too_long) {
-        fprintf(stderr, "%s: longer than %zu bytes\n", o->config, sizeof text);
+    if (too_long || failed) {
+        if (failed)
+            fprintf(stderr, "weft-node: cannot read %s\n", o->config);
+        else
+            fprintf(stderr, "%s: longer than %zu bytes\n", o->config, sizeof text);
         return -1;
     }
     char err[512];
@@ -388,7 +391,7 @@ static int read_config(struct opts *o)
     wf__cluster_conf *c = &o->conf;
     for (int i = 0; i < c->nlisten && o->nlisten < MAX_URLS; i++)
         o->listen[o->nlisten++] = c->listen[i];
-    if (c->actors[0] != '\0')
+    if (c->has_actors)
         snprintf(o->actors, sizeof o->actors, "%s", c->actors);
     if (o->secret[0] == '\0') {
         if (c->secret[0] != '\0')
