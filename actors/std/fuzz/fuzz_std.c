@@ -119,6 +119,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * timeout means the actor never answered. */
         wf_result r = wf_node_call(node, pids[actor], m, TIMEOUT_MS);
         if (wf_result_is_failure(r)) {
+            /* A failure's trace is where it was raised and passed: a few
+             * frames, however many asked before (a failure kept and
+             * answered again must not grow with each answer). */
+            size_t frames = 0;
+            for (wf_failure *f = r.u.failure; f != NULL; f = wf_failure_cause(f))
+                frames += wf_failure_frame_count(f);
+            if (frames > 64) {
+                fprintf(stderr, "fuzz_std: a failure from actor %d to type %#x has %zu frames\n",
+                        actor, type, frames);
+                __builtin_trap();
+            }
             if (wf_failure_code(r.u.failure) == WF_ETIMEDOUT) {
                 fprintf(stderr, "fuzz_std: no answer from actor %d to type %#x in %d ms\n", actor,
                         type, TIMEOUT_MS);
