@@ -214,9 +214,9 @@ static int on_headers_complete(http_parser *p)
 {
     wf__http_reader *r = p->data;
     r->headers_done = true;
-    if (r->te_seen && check_te(r) != 0)
-        return -1;
-    /* The feed checks the head's bytes before the request goes on. */
+    /* The feed checks the head's bytes, then the Transfer-Encoding, before
+     * the request goes on: in that order whatever the reads (a bad byte of
+     * the head is found before the coding it folds into is judged). */
     http_parser_pause(p, 1);
     return 0;
 }
@@ -252,6 +252,22 @@ static int on_message_complete(http_parser *p)
         .keep_alive = http_should_keep_alive(p) != 0 && !r->stopped,
     };
     return r->on_request(r->arg, &req) != 0 ? -1 : 0;
+}
+
+/* Lexes data[0..n), the head's bytes the parser took before it refused
+ * them: a refusal of the lexer's replaces the parser's (or a limit's), as
+ * it is about earlier bytes. */
+static void lex_first(wf__http_reader *r, const char *data, size_t n)
+{
+    int status = r->fail_status;
+    const char *why = r->why;
+    r->fail_status = 0;
+    if (lex(r, data, n) == 0) {
+        r->fail_status = status;
+        r->why = why;
+    } else {
+        r->too_big_header = r->too_big_body = false;
+    }
 }
 
 static const http_parser_settings settings = {
@@ -298,8 +314,14 @@ int wf__http_reader_feed(wf__http_reader *r, const char *data, size_t n)
         bool head = !(r->in_request && r->headers_done);
         size_t used = http_parser_execute(&r->parser, &settings, data + off, n - off);
         enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
-        if (e != HPE_OK && e != HPE_PAUSED)
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            /* The head's bytes before the parser's complaint come first:
+             * a refusal must not depend on where the reads were cut
+             * (found by tools/weft fuzz http). */
+            if (head)
+                lex_first(r, data + off, used);
             return failed(r);
+        }
         if (head && lex(r, data + off, used) != 0)
             return failed(r);
         if (head && r->in_request && r->headers_done && r->lex != L_END && r->lex != L_DONE) {
@@ -308,6 +330,8 @@ int wf__http_reader_feed(wf__http_reader *r, const char *data, size_t n)
             refuse(r, 400, "bare LF in the request head (lines end with CRLF)");
             return failed(r);
         }
+        if (head && r->in_request && r->headers_done && r->te_seen && check_te(r) != 0)
+            return failed(r);
         if (e == HPE_PAUSED)
             http_parser_pause(&r->parser, 0);
         else if (used != n - off)

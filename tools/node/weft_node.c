@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,8 @@
 
 #include <weft/transport.h>
 #include <weft/weft.h>
+
+#include "cluster_conf.h"
 
 #define TEXT     1
 #define MAX_URLS 16
@@ -47,17 +50,12 @@ struct opts {
     const char *name, *config;
     const char *listen[MAX_URLS], *dial[MAX_URLS];
     int nlisten, ndial;
-    /* the other nodes of the cluster file, by name; URL NULL when that
-     * node dials this one */
-    const char *peer_name[MAX_URLS], *peer_url[MAX_URLS];
-    int npeer;
+    wf__cluster_conf conf; /* the cluster file's, if any */
     char actors[512];
     char secret[256];
     char *trace; /* the --trace spec */
     uint64_t timeout_ms;
     wf_transport_config tc;
-    char *owned[4 * MAX_URLS]; /* strings read from the cluster file */
-    int nowned;
 };
 
 /* ---- the demonstration actors ---- */
@@ -337,15 +335,6 @@ static void on_file_read(uv_fs_t *req)
 
 /* ---- set-up ---- */
 
-static char *keep(struct opts *o, const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    memcpy(p, s, n);
-    p[n] = '\0';
-    o->owned[o->nowned++] = p;
-    return p;
-}
-
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))
@@ -371,9 +360,9 @@ static int read_secret_file(const char *path, char *out, size_t size)
     return 0;
 }
 
-/* Reads the cluster file: this node's URL to listen on, the other nodes
- * (with the URLs of those sorting after this name, to dial), its actors and
- * the secret. */
+/* Reads the cluster file (cluster_conf.h) into o: this node's URLs to
+ * listen on, the other nodes, its actors and the secret (unless given on
+ * the command line). */
 static int read_config(struct opts *o)
 {
     FILE *f = fopen(o->config, "r");
@@ -381,51 +370,37 @@ static int read_config(struct opts *o)
         fprintf(stderr, "weft-node: cannot open %s: %s\n", o->config, strerror(errno));
         return -1;
     }
-    char buf[1024];
-    int lineno = 0, rv = 0;
-    while (fgets(buf, sizeof buf, f) != NULL) {
-        lineno++;
-        char *l = trim(buf);
-        if (*l == '\0' || *l == '#')
-            continue;
-        char *eq = strchr(l, '=');
-        if (eq == NULL) {
-            fprintf(stderr, "%s:%d: expected KEY = VALUE\n", o->config, lineno);
-            rv = -1;
-            break;
-        }
-        *eq = '\0';
-        char *key = trim(l), *value = trim(eq + 1);
-        char *sp = strchr(key, ' ');
-        char *who = sp ? trim(sp + 1) : NULL;
-        if (sp)
-            *sp = '\0';
-        if (strcmp(key, "secret") == 0 && o->secret[0] == '\0') {
-            snprintf(o->secret, sizeof o->secret, "%s", value);
-        } else if (strcmp(key, "secret-file") == 0 && o->secret[0] == '\0') {
-            if (read_secret_file(value, o->secret, sizeof o->secret) != 0) {
-                rv = -1;
-                break;
-            }
-        } else if (strcmp(key, "node") == 0 && who != NULL) {
-            int c = strcmp(who, o->name);
-            if (c == 0 && o->nlisten < MAX_URLS) {
-                o->listen[o->nlisten++] = keep(o, value, strlen(value));
-            } else if (c != 0 && o->npeer < MAX_URLS) {
-                o->peer_name[o->npeer] = keep(o, who, strlen(who));
-                o->peer_url[o->npeer++] = c > 0 ? keep(o, value, strlen(value)) : NULL;
-            }
-        } else if (strcmp(key, "actors") == 0 && who != NULL) {
-            if (strcmp(who, o->name) == 0)
-                snprintf(o->actors, sizeof o->actors, "%s", value);
-        } else if (strcmp(key, "secret") != 0 && strcmp(key, "secret-file") != 0) {
-            fprintf(stderr, "%s:%d: unknown key %s\n", o->config, lineno, key);
-            rv = -1;
-            break;
-        }
-    }
+    /* A cluster file is a few lines: a bounded read, and a longer file is
+     * an error rather than a file read in part. */
+    static char text[1 << 16];
+    size_t len = fread(text, 1, sizeof text, f);
+    bool too_long = len == sizeof text && fgetc(f) != EOF, failed = ferror(f) != 0;
     fclose(f);
-    return rv;
+    if (too_long || failed) {
+        if (failed)
+            fprintf(stderr, "weft-node: cannot read %s\n", o->config);
+        else
+            fprintf(stderr, "%s: longer than %zu bytes\n", o->config, sizeof text);
+        return -1;
+    }
+    char err[512];
+    if (wf__cluster_conf_parse(text, len, o->config, o->name, &o->conf, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    wf__cluster_conf *c = &o->conf;
+    for (int i = 0; i < c->nlisten && o->nlisten < MAX_URLS; i++)
+        o->listen[o->nlisten++] = c->listen[i];
+    if (c->has_actors)
+        snprintf(o->actors, sizeof o->actors, "%s", c->actors);
+    if (o->secret[0] == '\0') {
+        if (c->secret[0] != '\0')
+            snprintf(o->secret, sizeof o->secret, "%s", c->secret);
+        else if (c->secret_file[0] != '\0' &&
+                 read_secret_file(c->secret_file, o->secret, sizeof o->secret) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 static void usage(void)
@@ -542,8 +517,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < o.ndial; i++)
         if (wf_transport_dial(a.t, o.dial[i]) != 0)
             goto out;
-    for (int i = 0; i < o.npeer; i++)
-        if (wf_transport_peer(a.t, o.peer_name[i], o.peer_url[i]) != 0)
+    for (int i = 0; i < o.conf.npeer; i++)
+        if (wf_transport_peer(a.t, o.conf.peer_name[i], o.conf.peer_url[i]) != 0)
             goto out;
     for (char *k = strtok(o.actors, " "); k != NULL; k = strtok(NULL, " ")) {
         size_t i = 0;
@@ -578,7 +553,6 @@ int main(int argc, char **argv)
     rv = 0;
 out:
     wf_node_free(node);
-    for (int i = 0; i < o.nowned; i++)
-        free(o.owned[i]);
+    wf__cluster_conf_free(&o.conf);
     return rv;
 }

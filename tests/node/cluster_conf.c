@@ -1,0 +1,104 @@
+/* The cluster file parser of weft-node (tools/node/cluster_conf.c): what it
+ * reads, and that every mistake is named as FILE:LINE: problem instead of
+ * being read in part. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster_conf.h"
+
+TestSuite(cluster_conf, .timeout = 10);
+
+static int parse(const char *text, const char *self, wf__cluster_conf *c, char *err)
+{
+    return wf__cluster_conf_parse(text, strlen(text), "c.conf", self, c, err, 256);
+}
+
+Test(cluster_conf, reads_urls_peers_actors_and_the_secret)
+{
+    wf__cluster_conf c;
+    char err[256] = "";
+    const char *text = "# cluster\n\nsecret = s3\nnode a = tcp://127.0.0.1:1\n"
+                       "node b = tcp://127.0.0.1:2\n  node c = ipc:///tmp/c  \n"
+                       "actors b = echo relay\nactors c = fail\n";
+    cr_assert_eq(parse(text, "b", &c, err), 0, "%s", err);
+    cr_assert_eq(c.nlisten, 1);
+    cr_assert_str_eq(c.listen[0], "tcp://127.0.0.1:2");
+    cr_assert_eq(c.npeer, 2);
+    cr_assert_str_eq(c.peer_name[0], "a");
+    cr_assert_null(c.peer_url[0], "a sorts before b: a dials b");
+    cr_assert_str_eq(c.peer_name[1], "c");
+    cr_assert_str_eq(c.peer_url[1], "ipc:///tmp/c");
+    cr_assert_str_eq(c.actors, "echo relay");
+    cr_assert(c.has_actors);
+    cr_assert_str_eq(c.secret, "s3");
+    cr_assert_str_eq(c.secret_file, "");
+    wf__cluster_conf_free(&c);
+}
+
+Test(cluster_conf, the_first_secret_line_counts)
+{
+    wf__cluster_conf c;
+    char err[256] = "";
+    cr_assert_eq(parse("secret-file = /s\nsecret = x\n", "a", &c, err), 0, "%s", err);
+    cr_assert_str_eq(c.secret_file, "/s");
+    cr_assert_str_eq(c.secret, "");
+    wf__cluster_conf_free(&c);
+}
+
+/* Each bad file, and the error it must give. */
+static const struct {
+    const char *text, *err;
+} bad[] = {
+    {"secret = x\nfoo = 1\n", "c.conf:2: unknown key"},
+    {"\n\nno equals\n", "c.conf:3: expected KEY = VALUE"},
+    {"node = tcp://x\n", "c.conf:1: a node name is missing"},
+    {"node b c = tcp://x\n", "c.conf:1: a node name has no spaces"},
+    {"node b = tcp://x\nnode b = tcp://y\n", "c.conf:2: node named twice"},
+    {"node b =\n", "c.conf:1: node without a URL"},
+    {"secret =   \n", "c.conf:1: empty secret"},
+    {"secret a = x\n", "c.conf:1: secret and secret-file take no node name"},
+};
+
+Test(cluster_conf, a_mistake_names_its_file_and_line)
+{
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        wf__cluster_conf c;
+        char err[256] = "";
+        cr_assert_eq(parse(bad[i].text, "a", &c, err), -1, "accepted: %s", bad[i].text);
+        cr_assert(strncmp(err, bad[i].err, strlen(bad[i].err)) == 0, "%s: got '%s'", bad[i].err,
+                  err);
+        cr_assert_eq(c.npeer + c.nlisten, 0);
+    }
+}
+
+/* Before the extraction, a line over 1023 bytes was read as two lines (the
+ * second a stray "KEY = VALUE"), and a 17th URL or a long secret was
+ * dropped or cut without a word. */
+Test(cluster_conf, nothing_is_cut_silently)
+{
+    wf__cluster_conf c;
+    char err[256] = "", text[4096];
+    int n = snprintf(text, sizeof text, "node b = tcp://");
+    memset(text + n, 'x', 1100);
+    strcpy(text + n + 1100, "\n");
+    cr_assert_eq(parse(text, "a", &c, err), -1);
+    cr_assert_str_eq(err, "c.conf:1: line longer than 1023 bytes");
+
+    n = 0;
+    for (int i = 0; i < 17; i++)
+        n += snprintf(text + n, sizeof text - (size_t)n, "node a = tcp://127.0.0.1:%d\n", 7000 + i);
+    cr_assert_eq(parse(text, "a", &c, err), -1);
+    cr_assert_str_eq(err, "c.conf:17: more than 16 URLs for this node");
+
+    n = snprintf(text, sizeof text, "secret = ");
+    memset(text + n, 's', 300);
+    text[n + 300] = '\0';
+    cr_assert_eq(parse(text, "a", &c, err), -1);
+    cr_assert_str_eq(err, "c.conf:1: secret longer than 255 bytes");
+
+    char nul[] = "secret = a\0b\n";
+    cr_assert_eq(wf__cluster_conf_parse(nul, sizeof nul - 1, "c.conf", "a", &c, err, sizeof err),
+                 -1);
+    cr_assert_str_eq(err, "c.conf:1: NUL byte in the line");
+}

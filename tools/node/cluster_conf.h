@@ -1,0 +1,45 @@
+/* The cluster file of weft-node, read by weft-node and by its fuzz target
+ * (tools/node/fuzz). Internal to tools/node.
+ *
+ *   # a comment
+ *   secret = S                 (or: secret-file = PATH; the first one counts)
+ *   node NAME = URL            (one line per node, this one included)
+ *   actors NAME = echo fail    (the actors NAME runs; optional)
+ *
+ * Every node reads the same file: the node named self listens on its URLs,
+ * knows every other node by name, and dials those whose names sort after
+ * its own (so each pair has one connection). */
+#ifndef WF_CLUSTER_CONF_H
+#define WF_CLUSTER_CONF_H
+
+#include <stddef.h>
+
+#define WF__CLUSTER_MAX_URLS 16
+#define WF__CLUSTER_LINE_MAX 1023 /* bytes of a line, without its newline */
+
+typedef struct wf__cluster_conf {
+    /* this node's URLs to listen on */
+    char *listen[WF__CLUSTER_MAX_URLS];
+    int nlisten;
+    /* the other nodes, by name; url NULL when that node dials this one */
+    char *peer_name[WF__CLUSTER_MAX_URLS], *peer_url[WF__CLUSTER_MAX_URLS];
+    int npeer;
+    char actors[512];      /* the actors of this node, if has_actors */
+    int has_actors;        /* an "actors" line named this node ("" is none) */
+    char secret[256];      /* "" when the file has none (or a secret-file) */
+    char secret_file[256]; /* "" unless the first secret line was secret-file */
+} wf__cluster_conf;
+
+/* wf__cluster_conf_parse reads the cluster file text[0..len) (borrowed;
+ * need not be NUL-terminated) for the node named self into out, which then
+ * owns its strings (wf__cluster_conf_free). file names the file in errors.
+ * Returns 0, or -1 with err[0..errlen) set to "FILE:LINE: problem" and out
+ * left empty (nothing to free). Any thread; no I/O (a secret-file is named,
+ * not read). */
+int wf__cluster_conf_parse(const char *text, size_t len, const char *file, const char *self,
+                           wf__cluster_conf *out, char *err, size_t errlen);
+
+/* wf__cluster_conf_free frees what out owns and leaves it empty. */
+void wf__cluster_conf_free(wf__cluster_conf *c);
+
+#endif
