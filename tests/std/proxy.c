@@ -36,8 +36,11 @@ static const wf_trace_config *tcfg; /* start() traces with it when set */
 
 static void start_upstream(const char *const *extra)
 {
-    const char *argv[16] = {POETRY_SERVER, "--port", "0"};
-    int n = 3;
+    /* The fetcher names its poem; under valgrind on a loaded machine it can
+     * take longer than the server's default 100 ms to, and would get the
+     * first poem instead of its own. */
+    const char *argv[16] = {POETRY_SERVER, "--port", "0", "--name-wait-ms", "5000"};
+    int n = 5;
     for (; extra && *extra; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;

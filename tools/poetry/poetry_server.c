@@ -4,12 +4,12 @@
  *
  *   poetry-server --port P [--host 127.0.0.1] [--poems DIR] [--slow]
  *                 [--delay-ms D] [--chunk N] [--http] [--fail-every K]
- *                 [--max-conns N]
+ *                 [--max-conns N] [--name-wait-ms W]
  *
- * Raw protocol (the default): a client may write "NAME\n" within 100 ms of
- * connecting to choose DIR/NAME.txt. If it writes nothing it gets the first
- * poem of DIR (sorted by file name); an unknown NAME closes the connection
- * with no data, so the client sees an empty poem and can tell.
+ * Raw protocol (the default): a client may write "NAME\n" within W ms
+ * (--name-wait-ms, default 100) of connecting to choose DIR/NAME.txt. If it writes nothing it gets
+ * the first poem of DIR (sorted by file name); an unknown NAME closes the connection with no data,
+ * so the client sees an empty poem and can tell.
  *
  * --http: one HTTP/1.1 "GET /poems/NAME" per connection instead (parsed by
  * weft_http's request reader), answered 200 text/plain with Content-Length
@@ -50,7 +50,7 @@
 #define MAX_POEM_BYTES  (1u << 20)
 #define POEM_NAME_MAX   128
 #define REQUEST_MAX     4096 /* the name line, or an HTTP request head (and body) */
-#define NAME_WAIT_MS    100
+#define NAME_WAIT_MS    100  /* the default --name-wait-ms */
 #define REQUEST_WAIT_MS 5000
 /* A client that stops reading must not hold a connection slot forever. */
 #define WRITE_STALL_MS 30000
@@ -61,7 +61,7 @@ struct opts {
     const char *host, *dir;
     int port;
     bool slow, http;
-    uint64_t delay_ms;
+    uint64_t delay_ms, name_wait_ms;
     size_t chunk;
     uint64_t fail_every;
     int max_conns;
@@ -131,13 +131,14 @@ static void usage(void)
     fprintf(stderr,
             "usage: poetry-server --port P [--host 127.0.0.1] [--poems DIR] [--slow]\n"
             "                     [--delay-ms D] [--chunk N] [--http] [--fail-every K]\n"
-            "                     [--max-conns N]\n"
+            "                     [--max-conns N] [--name-wait-ms W]\n"
             "  --poems DIR     *.txt files to serve (default %s)\n"
             "  --slow          send --chunk bytes (default 10) every --delay-ms (default 100)\n"
             "  --http          serve HTTP/1.1 GET /poems/NAME instead of the raw protocol\n"
             "  --fail-every K  reset every K-th connection without sending anything\n"
-            "  --max-conns N   reset new connections while N are open (default %d)\n",
-            POETRY_DEFAULT_DIR, MAX_CONNS);
+            "  --max-conns N   reset new connections while N are open (default %d)\n"
+            "  --name-wait-ms W  how long a raw client may take to name its poem (default %d)\n",
+            POETRY_DEFAULT_DIR, MAX_CONNS, NAME_WAIT_MS);
 }
 
 static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -537,8 +538,8 @@ static void on_timer(uv_timer_t *t)
             start_poem(c, &c->srv->poems[0]);
             return;
         }
-        fprintf(stderr, "#%llu: no whole request in %d ms, closing\n", (unsigned long long)c->id,
-                c->srv->o.http ? REQUEST_WAIT_MS : NAME_WAIT_MS);
+        fprintf(stderr, "#%llu: no whole request in %llu ms, closing\n", (unsigned long long)c->id,
+                (unsigned long long)(c->srv->o.http ? REQUEST_WAIT_MS : c->srv->o.name_wait_ms));
         conn_close(c, false);
         return;
     case PAUSED:
@@ -612,7 +613,7 @@ static void on_connection(uv_stream_t *l, int status)
         conn_close(c, false);
         return;
     }
-    uv_timer_start(&c->timer, on_timer, srv->o.http ? REQUEST_WAIT_MS : NAME_WAIT_MS, 0);
+    uv_timer_start(&c->timer, on_timer, srv->o.http ? REQUEST_WAIT_MS : srv->o.name_wait_ms, 0);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -635,17 +636,11 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    static const struct option longs[] = {{"port", 1, 0, 'p'},
-                                          {"host", 1, 0, 'H'},
-                                          {"poems", 1, 0, 'd'},
-                                          {"slow", 0, 0, 's'},
-                                          {"delay-ms", 1, 0, 'D'},
-                                          {"chunk", 1, 0, 'c'},
-                                          {"http", 0, 0, 't'},
-                                          {"fail-every", 1, 0, 'f'},
-                                          {"max-conns", 1, 0, 'm'},
-                                          {"help", 0, 0, 'h'},
-                                          {0, 0, 0, 0}};
+    static const struct option longs[] = {
+        {"port", 1, 0, 'p'},         {"host", 1, 0, 'H'},       {"poems", 1, 0, 'd'},
+        {"slow", 0, 0, 's'},         {"delay-ms", 1, 0, 'D'},   {"chunk", 1, 0, 'c'},
+        {"http", 0, 0, 't'},         {"fail-every", 1, 0, 'f'}, {"max-conns", 1, 0, 'm'},
+        {"name-wait-ms", 1, 0, 'n'}, {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     uint64_t v;
     int ch;
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -684,6 +679,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             if (!parse_u64(optarg, 1, 1000000, &v))
                 goto bad;
             o->max_conns = (int)v;
+            break;
+        case 'n':
+            if (!parse_u64(optarg, 1, MAX_DELAY_MS, &o->name_wait_ms))
+                goto bad;
             break;
         default:
             goto bad;
@@ -740,6 +739,7 @@ int main(int argc, char **argv)
                                       .dir = POETRY_DEFAULT_DIR,
                                       .port = -1,
                                       .delay_ms = 100,
+                                      .name_wait_ms = NAME_WAIT_MS,
                                       .chunk = 10,
                                       .max_conns = MAX_CONNS}};
     int rv = 1;
