@@ -256,6 +256,49 @@ Test(listener_limits, a_full_house_of_stalled_clients_makes_room, .init = setup,
         close(fd[i]);
 }
 
+Test(listener_limits, dribbling_clients_do_not_hold_the_limit, .init = setup, .fini = stop)
+{
+    lcfg.max_connections = 4;
+    start();
+    /* Slowloris: four clients fill the limit and keep sending a byte of
+     * their headers every 50 ms, never quiet, never done. */
+    static const char slow_head[] = "GET /poems/ozymandias HTTP/1.1\r\nX-Slow: ";
+    int fd[4];
+    for (int i = 0; i < 4; i++) {
+        fd[i] = tu_http_connect(http_port);
+        tu_http_send(fd[i], slow_head, sizeof slow_head - 1);
+    }
+    uint64_t t0 = now_ms();
+    while (now_ms() - t0 < 600) {
+        for (int i = 0; i < 4; i++)
+            tu_http_send(fd[i], "X", 1);
+        tu_sleep_ms(50);
+    }
+    /* A well-behaved client is served all the same: the dribblers'
+     * requests are old, whatever their last byte. */
+    int goods[2];
+    for (int k = 0; k < 2; k++) {
+        int good = goods[k] = tu_http_connect(http_port);
+        static const char get[] = "GET /poems/ozymandias HTTP/1.1\r\nHost: t\r\n\r\n";
+        tu_http_send(good, get, sizeof get - 1);
+        for (int i = 0; i < 4; i++)
+            send(fd[i], "X", 1, MSG_NOSIGNAL);
+        tu_http r;
+        cr_assert_eq(tu_http_read(good, &r, 5000), 0, "client %d: no answer", k);
+        cr_assert_eq(r.status, 200, "client %d: %d %s", k, r.status, r.body);
+        tu_http_free(&r);
+    }
+    double ev = metric("weft_connections_evicted_total");
+    cr_assert_geq(ev, 2, "evicted %g, 400s %g, 408s %g", ev,
+                  metric("weft_http_requests_total{status=\"400\"}"),
+                  metric("weft_http_requests_total{status=\"408\"}"));
+    cr_assert_eq(metric("weft_http_requests_total{status=\"503\"}"), 0);
+    for (int i = 0; i < 4; i++)
+        close(fd[i]);
+    for (int k = 0; k < 2; k++)
+        close(goods[k]);
+}
+
 /* Connects with a small receive buffer, so that answers back up at once. */
 static int connect_small(int port)
 {

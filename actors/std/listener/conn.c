@@ -523,20 +523,43 @@ void wf__lst_conn_arm(struct conn *c)
     uv_timer_start(&c->timer, on_timeout, at > now ? at - now : 1, 0);
 }
 
+/* Since when a connection has kept its slot without giving the listener
+ * anything to do; NEVER if it may not be evicted. Only progress counts: a
+ * client dribbling its headers a byte at a time is as stale as its
+ * request is old, or slowloris would look busy forever. */
+#define NEVER          UINT64_MAX
+#define EVICT_GRACE_MS 100
+
+static uint64_t stale_since(const struct conn *c)
+{
+    if (c->closing)
+        return NEVER;
+    if (c->writing > 0)
+        return c->last_write; /* not taking its answers */
+    if (c->poetry || c->head != NULL)
+        return NEVER; /* its answer is being made */
+    if (reading_request(c))
+        return c->req_start;
+    return c->last_active; /* idle, or has said nothing yet */
+}
+
 struct conn *wf__lst_conn_evictable(struct lst *l)
 {
-    /* Idle, stalled in its request, or not taking its answers (a
-     * connection whose answers are still being made is not), and quiet
-     * for a second: the stalest goes. */
+    /* The stalest goes, if it has had EVICT_GRACE_MS: a newcomer's own
+     * request may still be on its way. No minimum longer than that: a
+     * crowd that reconnects as fast as it is evicted stays young, and
+     * would otherwise hold the limit. */
     uint64_t now = wf__lst_now(l);
     struct conn *best = NULL;
+    uint64_t best_since = 0;
     for (struct conn *c = l->conns; c != NULL; c = c->next) {
-        if (c->closing || now < c->last_active + 1000)
+        uint64_t since = stale_since(c);
+        if (since == NEVER || now < since + EVICT_GRACE_MS)
             continue;
-        if (c->writing == 0 && (c->poetry || c->head != NULL))
-            continue;
-        if (best == NULL || c->last_active < best->last_active)
+        if (best == NULL || since < best_since) {
             best = c;
+            best_since = since;
+        }
     }
     return best;
 }

@@ -41,10 +41,13 @@
  *   closes. A keep-alive connection with nothing to do closes after
  *   idle_timeout_ms.
  * - The connection limit is not a wall: when max_connections are open, a
- *   new client makes room by evicting the stalest connection that is idle,
- *   stalled in its request, or not taking its answers, and has been quiet
- *   for a second (nginx does the same). Only when none is, the new client
- *   gets 503 (the poetry port: closed at once, counted as failed).
+ *   new client makes room by evicting the stalest connection that is idle
+ *   (staleness: since its last activity), in its request (since the
+ *   request began, however it dribbles) or not taking its answers (since
+ *   its last write progress), if that is over 100 ms; one waiting for its
+ *   answer to be made is never evicted (nginx reuses idle connections
+ *   alike). Only when none is, the new client gets 503 (the poetry port:
+ *   closed at once, counted as failed).
  * - A connection holds at most max_pipeline requests and about max_output
  *   bytes of answers (plus one read, 64 KiB): the parser is fed only what
  *   there is room for, and reading stops until answers are written. A
