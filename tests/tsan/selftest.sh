@@ -24,6 +24,8 @@ expect "Synthesis: Tested: 7 | Passing: 1 | Failing: 4 | Crashing: 2"
 if grep -qF "not reached" "$dir/out"; then echo "a failed assert went on"; fail=1; fi
 [ "$rc" = 1 ] || { echo "exit status $rc, not 1"; fail=1; }
 [ -n "$(ls "$dir" | grep tsan)" ] || { echo "no TSan report logged"; fail=1; }
-[ $fail = 0 ] || cat "$dir/out"
+# Shown on failure only, its summary renamed: tools/weft sums every
+# "Synthesis: Tested:" line of the run, and these outcomes are meant.
+[ $fail = 0 ] || sed 's/Synthesis:/Synthesis of the self-test:/' "$dir/out"
 rm -rf "$dir"
 exit $fail
