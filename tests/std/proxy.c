@@ -268,12 +268,20 @@ Test(proxy, bad_requests_get_their_status_and_a_closed_connection, .init = setup
     tu_http_free(&r);
 }
 
-Test(proxy, too_many_connections_get_503, .init = setup, .fini = stop)
+Test(proxy, too_many_connections_get_503, .init = base, .fini = stop)
 {
+    /* Two connections waiting for answers still being made (a slow
+     * upstream) are not stale: neither is evicted, the newcomer gets 503.
+     * (Idle or stalled ones would make room: tests/std/listener_limits.c.) */
+    const char *slow[] = {"--slow", "--delay-ms", "500", "--chunk", "10", NULL};
+    start_upstream(slow);
     lcfg.max_connections = 2;
     start();
     int a = tu_http_connect(http_port), b = tu_http_connect(http_port);
-    tu_sleep_ms(100);
+    static const char get[] = "GET /poems/the_raven HTTP/1.1\r\nHost: t\r\n\r\n";
+    tu_http_send(a, get, sizeof get - 1);
+    tu_http_send(b, get, sizeof get - 1);
+    tu_sleep_ms(300);
     expect_refused("", 0, 503);
     close(a);
     close(b);

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "request.h"
@@ -535,6 +536,15 @@ static void on_timer(uv_timer_t *t)
     switch (c->state) {
     case WAITING:
         if (!c->srv->o.http && c->inlen == 0) {
+            /* Timers run before the loop polls: a name that arrived while
+             * the loop was busy would be taken for none. Look first. */
+            uv_os_fd_t fd;
+            char b;
+            if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+                recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+                uv_timer_start(&c->timer, on_timer, c->srv->o.name_wait_ms, 0);
+                return;
+            }
             start_poem(c, &c->srv->poems[0]);
             return;
         }
