@@ -150,7 +150,7 @@ static void upstream_start(enum mood m)
     }
     argv[n] = NULL;
     tu_proc_start(&upstream, (char *const *)argv);
-    cr_assert_not_null(tu_proc_expect(&upstream, "listening on", 5000),
+    cr_assert_not_null(tu_proc_expect(&upstream, "listening on", 20000),
                        "seed %" PRIu64 ": upstream (%s) did not start: %s", seed, mood_names[m],
                        upstream.log);
 }

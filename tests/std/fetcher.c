@@ -32,7 +32,7 @@ static int start_upstream(const char *const *extra)
         argv[n++] = *extra;
     argv[n] = NULL;
     tu_proc_start(&up, (char *const *)argv);
-    const char *l = tu_proc_expect(&up, "listening on 127.0.0.1:", 5000);
+    const char *l = tu_proc_expect(&up, "listening on 127.0.0.1:", 20000);
     cr_assert_not_null(l, "%s", up.log);
     return atoi(strrchr(l, ':') + 1);
 }
@@ -49,7 +49,7 @@ static void stop(void)
     wf_node_shutdown(node);
     wf_node_wait(node);
     wf_node_free(node);
-    tu_proc_stop(&up);
+    tu_proc_kill(&up);
 }
 
 static wf_result fetch(const char *name)
@@ -106,7 +106,7 @@ Test(fetcher, refused_and_reset_say_so, .fini = stop)
     cr_assert_eq(wf_failure_code(r.u.failure), WF_EUPSTREAM);
     cr_assert(strstr(tu_text(r), "connection reset"), "%s", tu_text(r));
     wf_result_free(r);
-    tu_proc_stop(&up);
+    tu_proc_kill(&up);
     r = fetch("ozymandias");
     cr_assert(strstr(tu_text(r), "connection refused"), "%s", tu_text(r));
     wf_result_free(r);

@@ -44,7 +44,7 @@ static void start_upstream(const char *const *extra)
         argv[n++] = *extra;
     argv[n] = NULL;
     tu_proc_start(&upstream, (char *const *)argv);
-    const char *l = tu_proc_expect(&upstream, "listening on 127.0.0.1:", 5000);
+    const char *l = tu_proc_expect(&upstream, "listening on 127.0.0.1:", 20000);
     cr_assert_not_null(l, "upstream did not start: %s", upstream.log);
     snprintf(upstream_url, sizeof upstream_url, "poetry://127.0.0.1:%d", atoi(strrchr(l, ':') + 1));
 }

@@ -77,7 +77,7 @@ static void setup(void)
                100);
     const char *argv[] = {POETRY_SERVER, "--port", "0", "--poems", poems, NULL};
     tu_proc_start(&upstream, (char *const *)argv);
-    const char *l = tu_proc_expect(&upstream, "listening on 127.0.0.1:", 5000);
+    const char *l = tu_proc_expect(&upstream, "listening on 127.0.0.1:", 20000);
     cr_assert_not_null(l, "upstream did not start: %s", upstream.log);
     snprintf(upstream_url, sizeof upstream_url, "poetry://127.0.0.1:%d", atoi(strrchr(l, ':') + 1));
     fcfg = (wf_fetcher_config){.upstream = upstream_url, .send_name = 1};

@@ -45,7 +45,7 @@ static void start_upstream(const char *const *extra)
         argv[n++] = *extra;
     argv[n] = NULL;
     tu_proc_start(&upstream, (char *const *)argv);
-    const char *l = tu_proc_expect(&upstream, "listening on 127.0.0.1:", 5000);
+    const char *l = tu_proc_expect(&upstream, "listening on 127.0.0.1:", 20000);
     cr_assert_not_null(l, "upstream did not start: %s", upstream.log);
     up_port = atoi(strrchr(l, ':') + 1);
     snprintf(upstream_url, sizeof upstream_url, "poetry://127.0.0.1:%d", up_port);
@@ -95,7 +95,7 @@ static void stop(void)
         wf_node_free(node);
         node = NULL;
     }
-    tu_proc_stop(&upstream);
+    tu_proc_kill(&upstream);
 }
 
 static void setup(void)
@@ -307,7 +307,7 @@ Test(proxy, slow_clients_do_not_keep_connections, .init = setup, .fini = stop)
 
 Test(proxy, an_upstream_that_is_down_gives_502_with_the_trace, .init = setup, .fini = stop)
 {
-    tu_proc_stop(&upstream); /* nothing listens there any more */
+    tu_proc_kill(&upstream); /* nothing listens there any more */
     start();
     tu_http r;
     cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
@@ -484,7 +484,7 @@ Test(proxy, the_proxy_spread_over_two_nodes, .init = setup, .fini = stop)
     tu_http_free(&r);
 
     /* A failure on node b shows every hop, across the nodes. */
-    tu_proc_stop(&upstream);
+    tu_proc_kill(&upstream);
     cr_assert_eq(tu_http_get(http_port, "/poems/the_tyger", &r), 0);
     cr_assert_eq(r.status, 502, "%s", r.body);
     const char *hops[] = {"handler fetch [fetcher@b]", "handler get [cache@b]",

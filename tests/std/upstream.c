@@ -38,7 +38,7 @@ static void setup(void)
     signal(SIGPIPE, SIG_IGN);
     const char *argv[] = {POETRY_SERVER, "--port", "0", NULL};
     tu_proc_start(&up, (char *const *)argv);
-    const char *l = tu_proc_expect(&up, "listening on 127.0.0.1:", 5000);
+    const char *l = tu_proc_expect(&up, "listening on 127.0.0.1:", 20000);
     cr_assert_not_null(l, "upstream did not start: %s", up.log);
     snprintf(upstream_url, sizeof upstream_url, "poetry://127.0.0.1:%d", atoi(strrchr(l, ':') + 1));
     fcfg = (wf_fetcher_config){.upstream = upstream_url, .send_name = 1};
