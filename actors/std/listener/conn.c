@@ -528,7 +528,7 @@ void wf__lst_conn_arm(struct conn *c)
  * client dribbling its headers a byte at a time is as stale as its
  * request is old, or slowloris would look busy forever. */
 #define NEVER          UINT64_MAX
-#define EVICT_GRACE_MS 100
+#define EVICT_GRACE_MS 10
 
 static uint64_t stale_since(const struct conn *c)
 {
@@ -545,10 +545,10 @@ static uint64_t stale_since(const struct conn *c)
 
 struct conn *wf__lst_conn_evictable(struct lst *l)
 {
-    /* The stalest goes, if it has had EVICT_GRACE_MS: a newcomer's own
-     * request may still be on its way. No minimum longer than that: a
-     * crowd that reconnects as fast as it is evicted stays young, and
-     * would otherwise hold the limit. */
+    /* The stalest goes, if it has had EVICT_GRACE_MS: a client's request
+     * follows its handshake at once, however far away it is. No minimum
+     * longer than that: a crowd that connects (or reconnects as fast as
+     * it is evicted) stays young, and would otherwise hold the limit. */
     uint64_t now = wf__lst_now(l);
     struct conn *best = NULL;
     uint64_t best_since = 0;

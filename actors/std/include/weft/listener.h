@@ -44,7 +44,7 @@
  *   new client makes room by evicting the stalest connection that is idle
  *   (staleness: since its last activity), in its request (since the
  *   request began, however it dribbles) or not taking its answers (since
- *   its last write progress), if that is over 100 ms; one waiting for its
+ *   its last write progress), if that is over 10 ms; one waiting for its
  *   answer to be made is never evicted (nginx reuses idle connections
  *   alike). Only when none is, the new client gets 503 (the poetry port:
  *   closed at once, counted as failed).
