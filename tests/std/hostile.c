@@ -17,6 +17,7 @@
 
 #include "http.h"
 #include "proc.h"
+#include "proxy.h"
 #include "testutil.h"
 
 TestSuite(hostile, .timeout = 60);
@@ -24,6 +25,7 @@ TestSuite(hostile, .timeout = 60);
 static tu_proc upstream;
 static int http_port;
 static wf_node *node;
+static tu_proxy px;
 static wf_fetcher_config fcfg;
 static wf_cache_config ccfg;
 static wf_renderer_config rcfg;
@@ -38,15 +40,12 @@ static const char hostile_poem[] = "<script>alert(\"t\" & 't')</script>\n"
 
 static void start_upstream(const char *const *extra)
 {
-    const char *argv[16] = {POETRY_SERVER, "--port", "0", "--poems", poems};
-    int n = 5;
-    for (; extra && *extra; extra++)
+    const char *argv[16] = {"--poems", poems};
+    int n = 2;
+    for (; extra && *extra && n < 15; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;
-    tu_proc_start(&upstream, (char *const *)argv);
-    const char *l = tu_proc_expect(&upstream, "listening on 127.0.0.1:", 20000);
-    cr_assert_not_null(l, "upstream did not start: %s", upstream.log);
-    snprintf(upstream_url, sizeof upstream_url, "poetry://127.0.0.1:%d", atoi(strrchr(l, ':') + 1));
+    tu_poetry_start(&upstream, POETRY_SERVER, argv, upstream_url, sizeof upstream_url);
 }
 
 /* A poems directory: the shipped ozymandias and the hostile poem. */
@@ -82,27 +81,15 @@ static void setup(void)
 
 static void start(void)
 {
-    wf_pid lpid;
-    node = wf_node_new(&(wf_node_config){.name = "hx"});
-    cr_assert_eq(wf_fetcher_spawn(node, "fetcher", &fcfg, NULL), 0);
-    cr_assert_eq(wf_cache_spawn(node, "cache", &ccfg, NULL), 0);
-    cr_assert_eq(wf_renderer_spawn(node, "renderer", &rcfg, NULL), 0);
-    cr_assert_eq(wf_listener_spawn(node, "listener", &lcfg, &lpid), 0);
-    wf_node_start(node);
-    wf_result r = wf_node_call(node, lpid, wf_msg_new(WF_LISTENER_PORTS, NULL, 0), 2000);
-    cr_assert(wf_result_is_msg(r));
-    http_port = ((uint16_t *)wf_msg_body(r.u.ptr))[0];
-    wf_result_free(r);
+    tu_proxy_start(&px, "hx", NULL, &fcfg, &ccfg, &rcfg, &lcfg);
+    node = px.node;
+    http_port = px.http_port;
 }
 
 static void stop(void)
 {
-    if (node != NULL) {
-        wf_node_shutdown(node);
-        wf_node_wait(node);
-        wf_node_free(node);
-        node = NULL;
-    }
+    tu_proxy_stop(&px);
+    node = NULL;
     tu_proc_kill(&upstream);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", poems);

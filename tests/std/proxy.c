@@ -19,6 +19,7 @@
 
 #include "http.h"
 #include "proc.h"
+#include "proxy.h"
 #include "testutil.h"
 
 TestSuite(proxy, .timeout = 60);
@@ -26,6 +27,7 @@ TestSuite(proxy, .timeout = 60);
 static tu_proc upstream;
 static int up_port, http_port, poetry_port;
 static wf_node *node;
+static tu_proxy px;
 static wf_pid lpid;
 static wf_fetcher_config fcfg;
 static wf_cache_config ccfg;
@@ -39,16 +41,13 @@ static void start_upstream(const char *const *extra)
     /* The fetcher names its poem; under valgrind on a loaded machine it can
      * take longer than the server's default 100 ms to, and would get the
      * first poem instead of its own. */
-    const char *argv[16] = {POETRY_SERVER, "--port", "0", "--name-wait-ms", "5000"};
-    int n = 5;
-    for (; extra && *extra; extra++)
+    const char *argv[16] = {"--name-wait-ms", "5000"};
+    int n = 2;
+    for (; extra && *extra && n < 15; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;
-    tu_proc_start(&upstream, (char *const *)argv);
-    const char *l = tu_proc_expect(&upstream, "listening on 127.0.0.1:", 20000);
-    cr_assert_not_null(l, "upstream did not start: %s", upstream.log);
-    up_port = atoi(strrchr(l, ':') + 1);
-    snprintf(upstream_url, sizeof upstream_url, "poetry://127.0.0.1:%d", up_port);
+    tu_poetry_start(&upstream, POETRY_SERVER, argv, upstream_url, sizeof upstream_url);
+    up_port = atoi(strrchr(upstream_url, ':') + 1);
 }
 
 /* Defaults every test starts from; a test changes them before start(). */
@@ -71,30 +70,17 @@ static void base(void)
 
 static void start(void)
 {
-    node = wf_node_new(&(wf_node_config){.name = "px"});
-    if (tcfg != NULL)
-        cr_assert_eq(wf_node_trace_start(node, tcfg), 0);
-    cr_assert_eq(wf_fetcher_spawn(node, "fetcher", &fcfg, NULL), 0);
-    cr_assert_eq(wf_cache_spawn(node, "cache", &ccfg, NULL), 0);
-    cr_assert_eq(wf_renderer_spawn(node, "renderer", &rcfg, NULL), 0);
-    cr_assert_eq(wf_listener_spawn(node, "listener", &lcfg, &lpid), 0);
-    wf_node_start(node);
-    wf_result r = wf_node_call(node, lpid, wf_msg_new(WF_LISTENER_PORTS, NULL, 0), 2000);
-    cr_assert(wf_result_is_msg(r));
-    uint16_t *ports = wf_msg_body(r.u.ptr);
-    http_port = ports[0];
-    poetry_port = ports[1];
-    wf_result_free(r);
+    tu_proxy_start(&px, "px", tcfg, &fcfg, &ccfg, &rcfg, &lcfg);
+    node = px.node;
+    lpid = px.listener;
+    http_port = px.http_port;
+    poetry_port = px.poetry_port;
 }
 
 static void stop(void)
 {
-    if (node != NULL) {
-        wf_node_shutdown(node);
-        wf_node_wait(node);
-        wf_node_free(node);
-        node = NULL;
-    }
+    tu_proxy_stop(&px);
+    node = NULL;
     tu_proc_kill(&upstream);
 }
 
