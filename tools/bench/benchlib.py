@@ -248,6 +248,20 @@ def parse_args(name, description, quick_help="small N: a smoke test"):
     return ap.parse_intermixed_args()  # --quick may come anywhere
 
 
+def bin_dir(ap, args):
+    """The build directory: --bin-dir, or the one the bench binary given by
+    tools/weft sits in (BUILD/tools/bench/NAME/bench_NAME); None (usage
+    said) if neither."""
+    if args.bin_dir is not None:
+        return args.bin_dir
+    if args.bench:
+        return os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(args.bench)))))
+    ap.print_usage(sys.stderr)
+    print("run.py: give --bin-dir BUILD", file=sys.stderr)
+    return None
+
+
 def title(text, quick):
     """A report's title, saying when the run was a smoke test."""
     return text + (" (QUICK: numbers meaningless)" if quick else "")

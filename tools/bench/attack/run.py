@@ -313,6 +313,22 @@ class Crowd:
         self.port, self.rcvbuf = port, rcvbuf
         self.socks, self.failed = [], {}
 
+    async def push(self, data, deadline):
+        """Writes data on every connection, never reading, until all of it
+        is taken or the deadline; returns the bytes each one took."""
+        async def one(s):
+            n = 0
+            while n < len(data) and time.monotonic() < deadline:
+                try:
+                    n += s.send(data[n:])
+                except BlockingIOError:
+                    await asyncio.sleep(0.05)
+                except OSError:
+                    break
+            return n
+
+        return list(await asyncio.gather(*(one(s) for s in self.socks)))
+
     async def open(self, n, first=b"", deadline=None):
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
@@ -535,18 +551,7 @@ async def a_never_reading(ctx, deadline):
         await crowd.open(NEVER_READ_N)
         opened = len(crowd.socks)
 
-        async def push(s):
-            n = 0
-            while n < len(payload) and time.monotonic() < deadline:
-                try:
-                    n += s.send(payload[n:])
-                except BlockingIOError:
-                    await asyncio.sleep(0.05)
-                except OSError:
-                    break
-            sent.append(n)
-
-        await asyncio.gather(*(push(s) for s in crowd.socks))
+        sent = await crowd.push(payload, deadline)
         await sleep_until(deadline)
         seen = crowd.outcomes()
     finally:
@@ -885,18 +890,7 @@ async def a_poetry_junk(ctx, deadline):
     try:
         await crowd.open(NEVER_READ_N)
 
-        async def push(s):
-            n = 0
-            while n < len(junk) and time.monotonic() < deadline:
-                try:
-                    n += s.send(junk[n:])
-                except BlockingIOError:
-                    await asyncio.sleep(0.05)
-                except OSError:
-                    break
-            sent.append(n)
-
-        await asyncio.gather(*(push(s) for s in crowd.socks))
+        sent = await crowd.push(junk, deadline)
         await sleep_until(deadline)
         seen = crowd.outcomes()
     finally:
@@ -1307,13 +1301,8 @@ def main():
     ap.add_argument("--keep-logs", action="store_true",
                     help="keep the proxies' and upstreams' output (say where)")
     args = ap.parse_intermixed_args()
-    bin_dir = args.bin_dir
-    if bin_dir is None and args.bench:
-        bin_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(args.bench)))))
+    bin_dir = benchlib.bin_dir(ap, args)
     if bin_dir is None:
-        ap.print_usage(sys.stderr)
-        print("run.py: give --bin-dir BUILD", file=sys.stderr)
         return 2
     only = set(args.only.split(",")) if args.only else None
     if only and only - {n for n, _ in ATTACKS}:

@@ -436,13 +436,8 @@ def main():
     ap.add_argument("--out-dir", help="where proxy.json goes (default: build/bench)")
     ap.add_argument("--quick", action="store_true", help="short runs: a smoke test")
     args = ap.parse_intermixed_args()
-    bin_dir = args.bin_dir
-    if bin_dir is None and args.bench:
-        bin_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(args.bench)))))
+    bin_dir = benchlib.bin_dir(ap, args)
     if bin_dir is None:
-        ap.print_usage(sys.stderr)
-        print("run.py: give --bin-dir BUILD", file=sys.stderr)
         return 2
     outdir = args.out_dir or args.outdir or benchlib.DEFAULT_OUTDIR
 
