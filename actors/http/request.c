@@ -35,6 +35,131 @@ static int refuse(wf__http_reader *r, int status, const char *why)
     return -1;
 }
 
+/* A chunked body's framing (RFC 9112 7.1): chunk-size [chunk-ext] CRLF,
+ * data CRLF, ..., 0 [chunk-ext] CRLF, trailer lines, CRLF. The parser
+ * takes more than this (junk after the size, such as "5 x"), which another
+ * reader of the same bytes may take otherwise. */
+enum {
+    C_HEAD_LF, /* the head's last LF: the parser pauses before it */
+    C_SIZE0,   /* the size's first digit */
+    C_SIZE,    /* more digits, or what ends the size */
+    C_BWS,     /* whitespace after the size: only ';' may follow */
+    C_EXT,     /* an extension, up to CR */
+    C_SIZE_LF, /* LF after the size line */
+    C_DATA,    /* chunk_left bytes of data */
+    C_DATA_CR, /* CR after the data */
+    C_DATA_LF,
+    C_TRAILER0, /* the start of a trailer line, or the final CR */
+    C_TRAILER,  /* in a trailer line */
+    C_TRAILER_LF,
+    C_END_LF, /* the last LF */
+    C_DONE,
+};
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Checks a chunked body's bytes as they come (any split), from one call to
+ * the next through r->chunk and r->chunk_left. Returns 0, or -1 with the
+ * refusal set. */
+static int chunk_lex(wf__http_reader *r, const char *data, size_t n)
+{
+    unsigned char st = r->chunk;
+    uint64_t left = r->chunk_left;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)data[i];
+        int h;
+        if (st == C_HEAD_LF) {
+            st = C_SIZE0;
+            if (c == '\n')
+                continue;
+        }
+        switch (st) {
+        case C_SIZE0:
+        case C_SIZE:
+            if ((h = hexval(c)) >= 0) {
+                if (left > (UINT64_MAX >> 4))
+                    return refuse(r, 400, "chunk size too large");
+                left = left << 4 | (uint64_t)h;
+                st = C_SIZE;
+            } else if (st == C_SIZE0) {
+                return refuse(r, 400, "malformed chunk size line");
+            } else if (c == ';') {
+                st = C_EXT;
+            } else if (c == ' ' || c == '\t') {
+                st = C_BWS;
+            } else if (c == '\r') {
+                st = C_SIZE_LF;
+            } else {
+                return refuse(r, 400, "malformed chunk size line");
+            }
+            break;
+        case C_BWS:
+            if (c == ';')
+                st = C_EXT;
+            else if (c != ' ' && c != '\t')
+                return refuse(r, 400, "malformed chunk size line");
+            break;
+        case C_EXT:
+            if (c == '\r')
+                st = C_SIZE_LF;
+            else if (c == '\n' || (c < 0x20 && c != '\t') || c == 0x7f)
+                return refuse(r, 400, "malformed chunk extension");
+            break;
+        case C_SIZE_LF:
+            if (c != '\n')
+                return refuse(r, 400, "bare CR in a chunk size line");
+            st = left == 0 ? C_TRAILER0 : C_DATA;
+            break;
+        case C_DATA: {
+            size_t take = n - i < left ? n - i : (size_t)left;
+            left -= take;
+            i += take - 1;
+            if (left == 0)
+                st = C_DATA_CR;
+            break;
+        }
+        case C_DATA_CR:
+            if (c != '\r')
+                return refuse(r, 400, "chunk data longer than its size");
+            st = C_DATA_LF;
+            break;
+        case C_DATA_LF:
+            if (c != '\n')
+                return refuse(r, 400, "bare CR after chunk data");
+            st = C_SIZE0;
+            break;
+        case C_TRAILER0:
+            if (c == '\n')
+                return refuse(r, 400, "bare LF in the trailer");
+            st = c == '\r' ? C_END_LF : C_TRAILER;
+            break;
+        case C_TRAILER:
+            if (c == '\n')
+                return refuse(r, 400, "bare LF in the trailer");
+            if (c == '\r')
+                st = C_TRAILER_LF;
+            break;
+        case C_TRAILER_LF:
+        case C_END_LF:
+            if (c != '\n')
+                return refuse(r, 400, "bare CR in the trailer");
+            st = st == C_END_LF ? C_DONE : C_TRAILER0;
+            break;
+        default:
+            return refuse(r, 400, "bytes after the last chunk");
+        }
+    }
+    r->chunk = st;
+    r->chunk_left = left;
+    return 0;
+}
+
 /* Checks the head's bytes as they come (any split), from one call to the
  * next through r->lex and r->lex_cr. Returns 0, or -1 with the refusal set. */
 static int lex(wf__http_reader *r, const char *data, size_t n)
@@ -126,6 +251,8 @@ static int on_message_begin(http_parser *p)
     r->after_value = r->too_big_header = r->too_big_body = false;
     r->te_seen = r->te_cut = false;
     r->te_len = 0;
+    r->chunk = C_HEAD_LF;
+    r->chunk_left = 0;
     /* A request without one of the fields must not read the previous
      * request's value (a session cookie of another request). */
     for (size_t i = 0; i < r->nfields; i++) {
@@ -243,7 +370,7 @@ static int on_message_complete(http_parser *p)
      * CONNECT or an Upgrade, whose sender goes on in another protocol. */
     r->stopped = r->te_seen || p->upgrade;
     http_parser_pause(p, 1);
-    wf__http_request req = {
+    r->pending = (wf__http_request){
         .method = (int)p->method,
         .method_name = http_method_str(p->method),
         .target = r->target,
@@ -251,7 +378,11 @@ static int on_message_complete(http_parser *p)
         .body_len = r->body_bytes,
         .keep_alive = http_should_keep_alive(p) != 0 && !r->stopped,
     };
-    return r->on_request(r->arg, &req) != 0 ? -1 : 0;
+    if (r->te_seen) {
+        r->has_pending = true; /* see wf__http_reader_feed */
+        return 0;
+    }
+    return r->on_request(r->arg, &r->pending) != 0 ? -1 : 0;
 }
 
 /* Lexes data[0..n), the head's bytes the parser took before it refused
@@ -263,6 +394,20 @@ static void lex_first(wf__http_reader *r, const char *data, size_t n)
     const char *why = r->why;
     r->fail_status = 0;
     if (lex(r, data, n) == 0) {
+        r->fail_status = status;
+        r->why = why;
+    } else {
+        r->too_big_header = r->too_big_body = false;
+    }
+}
+
+/* As lex_first, for a chunked body's bytes. */
+static void chunk_first(wf__http_reader *r, const char *data, size_t n)
+{
+    int status = r->fail_status;
+    const char *why = r->why;
+    r->fail_status = 0;
+    if (chunk_lex(r, data, n) == 0) {
         r->fail_status = status;
         r->why = why;
     } else {
@@ -314,13 +459,27 @@ int wf__http_reader_feed(wf__http_reader *r, const char *data, size_t n)
         bool head = !(r->in_request && r->headers_done);
         size_t used = http_parser_execute(&r->parser, &settings, data + off, n - off);
         enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+        /* A chunked body's bytes are checked too, also those before a
+         * complaint of the parser's, which they come before. */
+        bool chunked_body = !head && r->te_seen;
         if (e != HPE_OK && e != HPE_PAUSED) {
             /* The head's bytes before the parser's complaint come first:
              * a refusal must not depend on where the reads were cut
              * (found by tools/weft fuzz http). */
             if (head)
                 lex_first(r, data + off, used);
+            else if (chunked_body)
+                chunk_first(r, data + off, used);
             return failed(r);
+        }
+        if (chunked_body && chunk_lex(r, data + off, used) != 0)
+            return failed(r);
+        if (r->has_pending) {
+            r->has_pending = false;
+            if (r->on_request(r->arg, &r->pending) != 0) {
+                refuse(r, 400, "the request was refused");
+                return failed(r);
+            }
         }
         if (head && lex(r, data + off, used) != 0)
             return failed(r);

@@ -66,6 +66,12 @@ struct wf__http_reader {
     unsigned char lex; /* where the lexer is in the head */
     bool lex_cr;       /* the byte before was CR */
     bool te_seen, te_cut, stopped;
+    unsigned char chunk; /* where the chunk lexer is in a chunked body */
+    uint64_t chunk_left; /* bytes of the current chunk's data (or of its size) */
+    /* A chunked request is handed over once its bytes passed the chunk
+     * lexer, after the parser's run: until then it waits here. */
+    bool has_pending;
+    wf__http_request pending;
     char te[48]; /* the Transfer-Encoding values, joined by commas */
     size_t te_len;
     int fail_status; /* nonzero: the status a check decided */

@@ -234,19 +234,40 @@ Test(http_request, transfer_encoding_must_be_exactly_chunked)
 
 Test(http_request, a_chunked_request_is_the_last_one_read_on_its_connection)
 {
-    /* Where a chunked body ends is where readers disagree (libhttp-parser
-     * takes any two bytes after a chunk's data for its CRLF): nothing after
+    /* Where a chunked body ends is where readers disagree: nothing after
      * it is read, and its answer closes. */
     struct seen s = {0};
     wf__http_reader r;
     wf__http_reader_init(&r, 8192, 1024, NULL, 0, on_request, &s);
     cr_assert_eq(feed_str(&r, "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                              "3\r\nabcXY0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n"),
+                              "3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n"),
                  0);
     cr_assert_eq(feed_str(&r, "GET /later HTTP/1.1\r\n\r\n"), 0);
     cr_assert_eq(s.n, 1, "only the chunked request: %s", s.targets[1]);
     cr_assert_str_eq(s.targets[0], "/a");
     cr_assert(!s.keep_alive[0]);
+}
+
+Test(http_request, chunk_lines_are_read_as_rfc_9112_writes_them)
+{
+    /* libhttp-parser takes junk after a chunk size ("5 x") and any two
+     * bytes after a chunk's data for its CRLF; a front proxy may not. */
+    const char *head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const char *bad[] = {"5 x\r\nhello\r\n0\r\n\r\n",    "5\r\nhelloXY0\r\n\r\n",
+                         "5\nhello\r\n0\r\n\r\n",        "5 \r\nhello\r\n0\r\n\r\n",
+                         "5;a\nb\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\nT: 1\n\r\n",
+                         "x\r\nhello\r\n0\r\n\r\n"};
+    const char *good[] = {"5\r\nhello\r\n0\r\n\r\n", "5;ext=1\r\nhello\r\n0\r\n\r\n",
+                          "5 ; ext\r\nhello\r\n0\r\n\r\n", "A\r\n0123456789\r\n0\r\nT: 1\r\n\r\n"};
+    char req[256];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(req, sizeof req, "%s%s", head, bad[i]);
+        expect_status(req, strlen(req), 400);
+    }
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        snprintf(req, sizeof req, "%s%s", head, good[i]);
+        expect_status(req, strlen(req), 0);
+    }
 }
 
 Test(http_request, connect_and_upgrade_are_the_last_requests_read_on_their_connection)
