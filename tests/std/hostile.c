@@ -142,12 +142,21 @@ Test(hostile, framing_the_parser_would_tolerate_is_refused, .init = setup, .fini
     strcpy(longer + 3011, " HTTP/1.1\r\nHost: t\r\n\r\n");
     expect_refused("long target", longer, strlen(longer), 414);
     /* A chunked request is the last on its connection: what follows its
-     * body (here with the chunk's CRLF replaced, which libhttp-parser does
-     * not check) is never read as a request. */
+     * body is never read as a request. Its chunk lines are read strictly:
+     * libhttp-parser would take any two bytes after a chunk's data for its
+     * CRLF, and junk after a chunk size. */
     REFUSED("smuggled after chunks",
             "POST /poems/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-            "3\r\nabcXY0\r\n\r\nGET /poems/ozymandias HTTP/1.1\r\nHost: t\r\n\r\n",
+            "3\r\nabc\r\n0\r\n\r\nGET /poems/ozymandias HTTP/1.1\r\nHost: t\r\n\r\n",
             405);
+    REFUSED("chunk data longer than its size",
+            "POST /poems/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "3\r\nabcXY0\r\n\r\nGET /poems/ozymandias HTTP/1.1\r\nHost: t\r\n\r\n",
+            400);
+    REFUSED("junk after a chunk size",
+            "POST /poems/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "5 x\r\nhello\r\n0\r\n\r\n",
+            400);
     /* The server is fine afterwards. */
     tu_http r;
     cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
