@@ -130,8 +130,10 @@ static size_t put_frame(unsigned char *out, wf_wire_frame f, const char *name, c
     f.name_len = name ? strlen(name) : 0;
     f.payload_len = plen;
     wf_wire_put_header(&f, out);
-    memcpy(out + WF_WIRE_HEADER, name, f.name_len);
-    memcpy(out + WF_WIRE_HEADER + f.name_len, payload, plen);
+    if (f.name_len) /* memcpy's pointers must be valid even for no bytes */
+        memcpy(out + WF_WIRE_HEADER, name, f.name_len);
+    if (plen)
+        memcpy(out + WF_WIRE_HEADER + f.name_len, payload, plen);
     return WF_WIRE_HEADER + f.name_len + plen;
 }
 
