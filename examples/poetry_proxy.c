@@ -4,8 +4,13 @@
  *                       -> renderer (thread pool) -> HTML
  *
  *   poetry_proxy [--upstream poetry://127.0.0.1:10000] [--http 127.0.0.1:8080]
- *                [--poetry 127.0.0.1:8081] [--ttl-ms MS] [--debug] [--faults]
- *                [--trace "file=proxy.jsonl;sample=1"]   (then GET /trace tunes it)
+ *                [--poetry 127.0.0.1:8081] [--ttl-ms MS] [--send-name] [--debug]
+ *                [--faults] [--trace "file=proxy.jsonl;sample=1"]   (then GET /trace tunes it)
+ *
+ * The upstream speaks the tutorial's protocol: connect, read the poem until
+ * the server closes; every name gets the poem that server serves.
+ * --send-name writes "NAME\n" first, for servers that choose the poem by
+ * name (tools/poetry/poetry-server); the tutorial's never read it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +50,7 @@ int main(int argc, char **argv)
 {
     wf_fetcher_config fetcher = {.upstream =
                                      arg(argc, argv, "--upstream", "poetry://127.0.0.1:10000"),
-                                 .send_name = 1,
+                                 .send_name = flag(argc, argv, "--send-name"),
                                  .total_timeout_ms = 30000};
     wf_cache_config cache = {.source = "fetcher",
                              .fetch_type = WF_FETCH_GET,

@@ -117,17 +117,6 @@ static uint64_t next_rand(uint64_t *s) /* xorshift64* */
     return *s * 2685821657736338717ULL;
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 /* ---- the upstream, in one of its moods ---- */
 
 enum mood { HEALTHY, DOWN, SLOW, RESETTING, NMOODS };
@@ -445,7 +434,7 @@ Test(faults, every_request_gets_exactly_one_answer_through_faults_at_every_stage
         seed = 1;
     fprintf(stderr, "faults: WEFT_FAULTS_SEED=%" PRIu64 "\n", seed);
     wf_log_set_hook(log_hook, NULL);
-    up_port = free_port();
+    up_port = tu_free_port();
     upstream_start(HEALTHY);
     start_proxy();
 

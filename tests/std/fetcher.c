@@ -112,6 +112,41 @@ Test(fetcher, refused_and_reset_say_so, .fini = stop)
     wf_result_free(r);
 }
 
+/* A poem whose last bytes arrive with a reset (SO_LINGER 0 right after
+ * them) is cut, however it is reported: libuv may call it end-of-stream. */
+Test(fetcher, a_poem_cut_by_a_reset_is_never_a_poem, .fini = stop)
+{
+    const char *cut[] = {"--never-read", "--reset-after", "300", NULL};
+    poetry(cut);
+    cfg.send_name = 0;
+    start();
+    for (int i = 0; i < 300; i++) {
+        wf_result r = fetch("ozymandias");
+        cr_assert(wf_result_is_failure(r), "fetch %d: a cut poem of %zu bytes taken as whole", i,
+                  wf_result_is_msg(r) ? wf_msg_len(r.u.ptr) : 0);
+        cr_assert_eq(wf_failure_code(r.u.failure), WF_EUPSTREAM, "%s", tu_text(r));
+        cr_assert(strstr(tu_text(r), "reset"), "%s", tu_text(r));
+        wf_result_free(r);
+    }
+}
+
+/* The tutorial's servers never read: a fetcher that names its poem gets a
+ * reset now and then (the server closes with the name unread); one that
+ * does not, as the protocol is, gets every poem, fast or slow. */
+Test(fetcher, a_server_that_never_reads_serves_every_fetch, .fini = stop)
+{
+    const char *never[] = {"--never-read", "--slow", "--chunk", "200", "--delay-ms", "1", NULL};
+    poetry(never);
+    cfg.send_name = 0;
+    start();
+    for (int i = 0; i < 50; i++) {
+        wf_result r = fetch("any_name");
+        cr_assert(wf_result_is_msg(r), "fetch %d: %s", i, tu_text(r));
+        cr_assert(memmem(wf_msg_body(r.u.ptr), wf_msg_len(r.u.ptr), "daffodils", 9) != NULL);
+        wf_result_free(r);
+    }
+}
+
 Test(fetcher, a_full_upstream_is_a_failure_not_a_missing_poem, .fini = stop)
 {
     const char *full[] = {"--max-conns", "1", "--slow", "--delay-ms", "1000", NULL};

@@ -72,18 +72,6 @@ static void pair(void)
     cr_assert_not_null(tu_proc_expect(&a, "peer b up", 5000), "%s", a.log);
 }
 
-/* A loopback TCP port nobody uses now (the kernel picks it). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static long long now_ms(void)
 {
     struct timespec ts;
@@ -215,8 +203,8 @@ Test(cluster, over_tls, .init = setup, .fini = teardown)
     char pem[300], ca[300], lurl[64], durl[64];
     snprintf(pem, sizeof pem, "%s/both.pem", dir);
     snprintf(ca, sizeof ca, "%s/cert.pem", dir);
-    snprintf(lurl, sizeof lurl, "tls+tcp://127.0.0.1:%d", free_port());
-    snprintf(durl, sizeof durl, "tls+tcp://127.0.0.1:%d", free_port());
+    snprintf(lurl, sizeof lurl, "tls+tcp://127.0.0.1:%d", tu_free_port());
+    snprintf(durl, sizeof durl, "tls+tcp://127.0.0.1:%d", tu_free_port());
     const char *tls[] = {"--tls-cert-key",    pem,         "--tls-ca", ca,
                          "--tls-server-name", "localhost", NULL};
     start_node(&b, "b", lurl, NULL, "s3cret", tls);

@@ -30,5 +30,8 @@ int tu_proc_stop(tu_proc *p);
 void tu_sleep_ms(int ms);
 /* Kills it now (SIGKILL) and reaps it, as a crash would. */
 void tu_proc_kill(tu_proc *p);
+/* A loopback TCP port nobody uses now (the kernel picks it), for a child
+ * that must be told its port before it starts. */
+int tu_free_port(void);
 
 #endif

@@ -44,7 +44,7 @@ up=$(sed -n 's/^listening on \(.*\)$/\1/p' "$tmp/up.out")
 # Port 0 would do for the listener, but then nobody could tell which it got:
 # try a few free-looking ports.
 port=$((20000 + $$ % 20000))
-"$proxy" --upstream "poetry://$up" --http "127.0.0.1:$port" --poetry 127.0.0.1:0 --faults \
+"$proxy" --send-name --upstream "poetry://$up" --http "127.0.0.1:$port" --poetry 127.0.0.1:0 --faults \
     --trace "file=$tmp/proxy.jsonl;sample=1" >"$tmp/proxy.out" 2>"$tmp/proxy.err" &
 proxy_pid=$!
 pids="$pids $proxy_pid"

@@ -4,12 +4,22 @@
  *
  *   poetry-server --port P [--host 127.0.0.1] [--poems DIR] [--slow]
  *                 [--delay-ms D] [--chunk N] [--http] [--fail-every K]
- *                 [--max-conns N] [--name-wait-ms W]
+ *                 [--max-conns N] [--name-wait-ms W] [--never-read]
+ *                 [--reset-after BYTES]
  *
  * Raw protocol (the default): a client may write "NAME\n" within W ms
  * (--name-wait-ms, default 100) of connecting to choose DIR/NAME.txt. If it writes nothing it gets
  * the first poem of DIR (sorted by file name); an unknown NAME closes the connection with no data,
  * so the client sees an empty poem and can tell.
+ *
+ * --never-read: behave as the tutorial's own servers (slowpoetry.py and
+ * the Twisted ones): never read, send the first poem at once and close. A
+ * client that wrote something gets its poem followed by a reset (Linux
+ * resets a socket closed with unread input), which is what a client that
+ * sends a request line to those servers sees.
+ * --reset-after BYTES: send only the first BYTES of the poem, then reset
+ * the connection at once (SO_LINGER 0), so that the data and the reset
+ * arrive together: a cut poem a client must never take for a whole one.
  *
  * --http: one HTTP/1.1 "GET /poems/NAME" per connection instead (parsed by
  * weft_http's request reader), answered 200 text/plain with Content-Length
@@ -61,8 +71,9 @@
 struct opts {
     const char *host, *dir;
     int port;
-    bool slow, http;
+    bool slow, http, never_read;
     uint64_t delay_ms, name_wait_ms;
+    uint64_t reset_after; /* 0: never */
     size_t chunk;
     uint64_t fail_every;
     int max_conns;
@@ -132,13 +143,16 @@ static void usage(void)
     fprintf(stderr,
             "usage: poetry-server --port P [--host 127.0.0.1] [--poems DIR] [--slow]\n"
             "                     [--delay-ms D] [--chunk N] [--http] [--fail-every K]\n"
-            "                     [--max-conns N] [--name-wait-ms W]\n"
+            "                     [--max-conns N] [--name-wait-ms W] [--never-read]\n"
+            "                     [--reset-after BYTES]\n"
             "  --poems DIR     *.txt files to serve (default %s)\n"
             "  --slow          send --chunk bytes (default 10) every --delay-ms (default 100)\n"
             "  --http          serve HTTP/1.1 GET /poems/NAME instead of the raw protocol\n"
             "  --fail-every K  reset every K-th connection without sending anything\n"
             "  --max-conns N   reset new connections while N are open (default %d)\n"
-            "  --name-wait-ms W  how long a raw client may take to name its poem (default %d)\n",
+            "  --name-wait-ms W  how long a raw client may take to name its poem (default %d)\n"
+            "  --never-read    never read: send the first poem and close (the tutorial's servers)\n"
+            "  --reset-after B send only B bytes of the poem, then reset the connection\n",
             POETRY_DEFAULT_DIR, MAX_CONNS, NAME_WAIT_MS);
 }
 
@@ -346,10 +360,20 @@ static void send_next(struct conn *c)
     }
     if (c->bodyoff < c->bodylen && (nbufs == 0 || !srv->o.slow)) {
         size_t n = c->bodylen - c->bodyoff;
+        if (srv->o.reset_after > 0 && n > srv->o.reset_after - c->bodyoff)
+            n = srv->o.reset_after - c->bodyoff;
         if (srv->o.slow && n > srv->o.chunk)
             n = srv->o.chunk;
-        bufs[nbufs++] = uv_buf_init((char *)c->body + c->bodyoff, (unsigned)n);
-        c->bodyoff += n;
+        if (n > 0) {
+            bufs[nbufs++] = uv_buf_init((char *)c->body + c->bodyoff, (unsigned)n);
+            c->bodyoff += n;
+        }
+    }
+    if (nbufs == 0 && srv->o.reset_after > 0 && c->bodyoff < c->bodylen) {
+        fprintf(stderr, "#%llu: %s: reset after %zu of %zu bytes (--reset-after)\n",
+                (unsigned long long)c->id, c->what, c->bodyoff, c->bodylen);
+        conn_close(c, true);
+        return;
     }
     if (nbufs == 0) {
         c->state = SHUTTING;
@@ -614,9 +638,13 @@ static void on_connection(uv_stream_t *l, int status)
         conn_close(c, true);
         return;
     }
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (srv->o.never_read) {
+        start_poem(c, &srv->poems[0]);
+        return;
+    }
     if (srv->o.http)
         wf__http_reader_init(&c->http, REQUEST_MAX, REQUEST_MAX, NULL, 0, http_request, c);
-    uv_tcp_nodelay(&c->tcp, 1);
     int rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rv != 0) {
         fprintf(stderr, "#%llu: read: %s\n", (unsigned long long)id, uv_strerror(rv));
@@ -650,7 +678,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"port", 1, 0, 'p'},         {"host", 1, 0, 'H'},       {"poems", 1, 0, 'd'},
         {"slow", 0, 0, 's'},         {"delay-ms", 1, 0, 'D'},   {"chunk", 1, 0, 'c'},
         {"http", 0, 0, 't'},         {"fail-every", 1, 0, 'f'}, {"max-conns", 1, 0, 'm'},
-        {"name-wait-ms", 1, 0, 'n'}, {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
+        {"name-wait-ms", 1, 0, 'n'}, {"never-read", 0, 0, 'N'},  {"reset-after", 1, 0, 'r'},
+        {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     uint64_t v;
     int ch;
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -694,11 +723,18 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             if (!parse_u64(optarg, 1, MAX_DELAY_MS, &o->name_wait_ms))
                 goto bad;
             break;
+        case 'N':
+            o->never_read = true;
+            break;
+        case 'r':
+            if (!parse_u64(optarg, 1, MAX_POEM_BYTES, &o->reset_after))
+                goto bad;
+            break;
         default:
             goto bad;
         }
     }
-    if (o->port < 0 || optind != argc)
+    if (o->port < 0 || optind != argc || (o->never_read && o->http))
         goto bad;
     return 0;
 bad:

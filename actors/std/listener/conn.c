@@ -431,7 +431,8 @@ void wf__lst_conn_close(struct conn *c)
         wf_deferred_release(d);
     }
     uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    if (!c->reset_on_close || uv_tcp_close_reset(&c->tcp, on_conn_closed) != 0)
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 

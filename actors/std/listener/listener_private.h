@@ -64,6 +64,7 @@ struct conn {
     uv_timer_t timer;
     int handles;
     bool poetry, closing, close_after, reading, paused, feeding, eof;
+    bool reset_on_close; /* a poetry-port failure: RST, not an empty poem */
     /* times (ms, the loop's clock) for the timeouts and eviction: the
      * request's first byte, the last bytes read, the last write progress,
      * and the later of the two */
@@ -146,5 +147,8 @@ void wf__lst_metrics_respond(struct lst *l, struct req *r, const wf_cache_stats 
 
 /* poetry.c: serves one poem on c, accepted on the poetry port. */
 void wf__lst_poetry_start(struct conn *c);
+/* Logs the counts of failure lines the rate limit held back, once their
+ * interval is over (listener.c calls it as connections come and go). */
+void wf__lst_log_flush(struct lst *l);
 
 #endif

@@ -1,11 +1,17 @@
 /* The raw poetry port of the Twisted tutorial: a client connects and gets
  * the default poem from the cache, then the connection closes. The
- * protocol has no errors: a failure is an empty poem. A client may shut
- * its side down at once (it has nothing to say): it still gets the poem.
- * The write is bounded by the write timeout (conn.c). */
+ * protocol has no error message: a poem that does not exist is an empty
+ * one (a clean close), and any other failure resets the connection, so
+ * that a client cannot take it for an answer. Each failure is counted and
+ * logged (rate-limited like the HTTP port's). A client may shut its side
+ * down at once (it has nothing to say): it still gets the poem. The write
+ * is bounded by the write timeout (conn.c). */
+#include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 #include <weft/alloc.h>
+#include <weft/log.h>
 
 #include "listener_private.h"
 
@@ -32,6 +38,25 @@ static void poetry_written(uv_write_t *w, int status)
     wf_free(pw);
 }
 
+/* A client of the poetry port gets no poem: counted, logged, and told by
+ * a reset unless the poem does not exist (fl NULL: no memory, or a reply
+ * that is not a cache reply). */
+static void poetry_failed(struct conn *c, const wf_failure *fl)
+{
+    struct lst *l = c->l;
+    int code = fl != NULL ? wf_failure_code(fl) : WF_ENOMEM;
+    char key[WF__RATELOG_KEY_MAX], note[WF__RATELOG_NOTE_MAX];
+    l->poetry_failed++;
+    c->reset_on_close = code != WF_ENOTFOUND;
+    wf__lst_log_flush(l);
+    snprintf(key, sizeof key, "poetry %s", wf_errname(code));
+    if (wf__ratelog_pass(&l->failure_log, key, uv_hrtime() / 1000000, note, sizeof note))
+        wf_log(code == WF_ENOTFOUND ? WF_LOG_INFO : WF_LOG_WARN,
+               "poetry-port client got no poem (%s): %s: %s%s",
+               code == WF_ENOTFOUND ? "closed empty" : "reset", wf_errname(code),
+               fl != NULL ? wf_failure_message(fl) : "no memory or a malformed cache reply", note);
+}
+
 static wf_result poetry_got(wf_result res, void *arg)
 {
     struct conn *c = arg;
@@ -43,10 +68,10 @@ static wf_result poetry_got(wf_result res, void *arg)
         wf_trace_note(c->l->node, wf_result_is_msg(res) ? "reply" : "fail", c->l->self, &c->pspan,
                       "poem", wf_result_is_msg(res) ? wf_msg_len(res.u.ptr) : 0);
     if (c->closing || !wf_result_is_msg(res)) {
-        if (c->l != NULL && !wf_result_is_msg(res))
-            c->l->poetry_failed++;
+        if (!c->closing && c->l != NULL)
+            poetry_failed(c, wf_result_is_failure(res) ? res.u.failure : NULL);
         if (!c->closing)
-            wf__lst_conn_close(c); /* the protocol has no error: an empty poem */
+            wf__lst_conn_close(c);
         wf_result_free(res);
         return wf_result_none();
     }
@@ -58,7 +83,7 @@ static wf_result poetry_got(wf_result res, void *arg)
         wf_free(pw);
         wf_result_free(res);
         if (c->l != NULL)
-            c->l->poetry_failed++;
+            poetry_failed(c, NULL);
         wf__lst_conn_close(c);
         return wf_result_none();
     }

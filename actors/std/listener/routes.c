@@ -195,6 +195,11 @@ static void log_summary(void *arg, const char *key, uint64_t n, uint64_t span_ms
            (unsigned long long)n, key, (double)span_ms / 1000);
 }
 
+void wf__lst_log_flush(struct lst *l)
+{
+    wf__ratelog_flush(&l->failure_log, uv_hrtime() / 1000000, log_summary, NULL);
+}
+
 /* The one errback of a request: its failure becomes its error page. */
 static wf_result request_failed(wf_result res, void *arg)
 {
@@ -434,8 +439,7 @@ void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr)
 {
     struct lst *l = c->l;
     char *target = hr->target;
-    /* Counts of failure lines held back, once their interval is over. */
-    wf__ratelog_flush(&l->failure_log, uv_hrtime() / 1000000, log_summary, NULL);
+    wf__lst_log_flush(l);
     r->keep_alive = hr->keep_alive;
     r->head_only = hr->method == HTTP_HEAD;
     if (!r->keep_alive)
@@ -445,9 +449,8 @@ void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr)
     char *q = strchr(target, '?');
     if (q != NULL) {
         *q++ = '\0';
-        const char *f = strstr(q, "fault=");
-        if (f != NULL && l->cfg->allow_faults)
-            snprintf(r->fault, sizeof r->fault, "%.*s", (int)strcspn(f + 6, "&"), f + 6);
+        if (l->cfg->allow_faults) /* the field itself: ?default=.. is not a fault */
+            query_get(q, "fault", r->fault, sizeof r->fault);
     }
     if (hr->method != HTTP_GET && hr->method != HTTP_HEAD) {
         wf__lst_respond_plain_error(r, 405, "only GET and HEAD are served here", NULL, NULL);

@@ -232,7 +232,7 @@ def start_upstream(bins, tmp, name, port=0):
 class Proxy:
     def __init__(self, bins, tmp, name, upstream_port, extra):
         self.http, self.poetry = benchlib.free_port(), benchlib.free_port()
-        cmd = [bins.proxy, *extra, "--upstream", f"poetry://127.0.0.1:{upstream_port}",
+        cmd = [bins.proxy, *extra, "--send-name", "--upstream", f"poetry://127.0.0.1:{upstream_port}",
                "--http", f"127.0.0.1:{self.http}", "--poetry", f"127.0.0.1:{self.poetry}"]
         self.proc = benchlib.Proc(name, cmd, tmp, ready_line=r"poetry proxy: http://",
                                   ready_port=self.http)

@@ -125,7 +125,7 @@ def start_upstream(bins, tmp, name, http=False, slow_chunk=None):
 def start_weft(bins, tmp, name, upstream, extra=()):
     """weft's proxy in front of upstream; extra: more arguments (--trace)."""
     port, pport = benchlib.free_port(), benchlib.free_port()
-    cmd = [bins.proxy, "--upstream", f"poetry://127.0.0.1:{upstream.port}",
+    cmd = [bins.proxy, "--send-name", "--upstream", f"poetry://127.0.0.1:{upstream.port}",
            "--http", f"127.0.0.1:{port}", "--poetry", f"127.0.0.1:{pport}", *extra]
     return benchlib.Proc(name, cmd, tmp, ready_line=r"poetry proxy: http://", ready_port=port)
 

@@ -278,7 +278,7 @@ def main():
                            ready_line=r"listening on 127\.0\.0\.1:(\d+)")
         port, pport = benchlib.free_port(), benchlib.free_port()
         proxy = benchlib.Proc(
-            "proxy", [bins.proxy, "--upstream", f"poetry://127.0.0.1:{up.port}", "--http",
+            "proxy", [bins.proxy, "--send-name", "--upstream", f"poetry://127.0.0.1:{up.port}", "--http",
                       f"127.0.0.1:{port}", "--poetry", f"127.0.0.1:{pport}", "--ttl-ms",
                       str(TTL_MS)], tmp, ready_line=r"poetry proxy: http://", ready_port=port)
         for p in POEMS:
