@@ -358,6 +358,26 @@ Test(proxy, every_failure_stage_answers_its_request_alone, .init = setup, .fini 
     fault_then_a_hundred("after", 200);
 }
 
+/* Only the query's own "fault" field injects: a field whose name ends in
+ * it, or the word in a value, is not one. */
+Test(proxy, only_a_fault_field_injects_a_fault, .init = setup, .fini = stop)
+{
+    start();
+    const char *paths[] = {"/poems/ozymandias?default=dispatch",
+                           "/poems/ozymandias?x=fault=dispatch",
+                           "/poems/ozymandias?a=1&nofault=writing", "/poems/ozymandias?fault"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        tu_http r;
+        cr_assert_eq(tu_http_get(http_port, paths[i], &r), 0);
+        cr_assert_eq(r.status, 200, "%s: %s", paths[i], r.body);
+        tu_http_free(&r);
+    }
+    tu_http r;
+    cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias?a=1&fault=dispatch", &r), 0);
+    cr_assert_eq(r.status, 500, "the fault field after another");
+    tu_http_free(&r);
+}
+
 Test(proxy, the_poetry_port_serves_the_poem_and_closes, .init = setup, .fini = stop)
 {
     start();
