@@ -4,8 +4,13 @@
  *                       -> renderer (thread pool) -> HTML
  *
  *   poetry_proxy [--upstream poetry://127.0.0.1:10000] [--http 127.0.0.1:8080]
- *                [--poetry 127.0.0.1:8081] [--ttl-ms MS] [--send-name] [--debug]
- *                [--faults] [--trace "file=proxy.jsonl;sample=1"]   (then GET /trace tunes it)
+ *                [--poetry 127.0.0.1:8081] [--ttl-ms MS] [--deadline-ms MS] [--send-name]
+ *                [--debug] [--faults] [--trace "file=proxy.jsonl;sample=1"]  (GET /trace tunes it)
+ *
+ * --deadline-ms (default 30000) is a request's whole budget: it travels with
+ * the request from the listener to the cache and the fetcher, which give up
+ * when it is spent (504), and a client that hangs up cancels what was
+ * started for it.
  *
  * The upstream speaks the tutorial's protocol: connect, read the poem until
  * the server closes; every name gets the poem that server serves.
@@ -48,13 +53,18 @@ static void on_signal(uv_signal_t *h, int signum)
 
 int main(int argc, char **argv)
 {
+    uint64_t deadline = strtoull(arg(argc, argv, "--deadline-ms", "30000"), NULL, 10);
+    if (deadline == 0 || deadline > 3600 * 1000) {
+        fprintf(stderr, "poetry_proxy: --deadline-ms wants 1 to 3600000\n");
+        return 2;
+    }
     wf_fetcher_config fetcher = {.upstream =
                                      arg(argc, argv, "--upstream", "poetry://127.0.0.1:10000"),
                                  .send_name = flag(argc, argv, "--send-name"),
-                                 .total_timeout_ms = 30000};
+                                 .total_timeout_ms = deadline};
     wf_cache_config cache = {.source = "fetcher",
                              .fetch_type = WF_FETCH_GET,
-                             .fetch_timeout_ms = 30000,
+                             .fetch_timeout_ms = deadline,
                              .ttl_ms = strtoull(arg(argc, argv, "--ttl-ms", "7200000"), NULL, 10),
                              .stale_if_error_ms = 3600 * 1000};
     wf_renderer_config renderer = {0};
@@ -63,7 +73,7 @@ int main(int argc, char **argv)
                                    .poetry_default = "ozymandias",
                                    .cache = "cache",
                                    .renderer = "renderer",
-                                   .deadline_ms = 30000,
+                                   .deadline_ms = deadline,
                                    .debug = flag(argc, argv, "--debug"),
                                    .allow_faults = flag(argc, argv, "--faults")};
 

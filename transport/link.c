@@ -10,7 +10,7 @@
 
 /* ---- frames in ---- */
 
-/* A TELL, ASK, REPLY or FAIL frame on c, authenticated. */
+/* A TELL, ASK, REPLY, FAIL or CANCEL frame on c, authenticated. */
 void wf__link_frame_in(struct conn *c, const wf_wire_frame *f)
 {
     wf_transport *t = c->t;
@@ -41,9 +41,13 @@ void wf__link_frame_in(struct conn *c, const wf_wire_frame *f)
             tc.flags = WF_TRACE_VALID;
         }
         wf_link_deliver(n, c->peer, f->kind == WF_WIRE_ASK ? WF_LINK_ASK : WF_LINK_TELL, f->corr,
-                        f->from, f->to, f->name_len ? f->name : NULL, f->name_len, &tc, m);
+                        f->from, f->to, f->name_len ? f->name : NULL, f->name_len, &tc,
+                        f->budget_ms, m);
         break;
     }
+    case WF_WIRE_CANCEL:
+        wf_link_cancel(n, c->peer, f->corr, f->to, f->name_len ? f->name : NULL, f->name_len);
+        break;
     case WF_WIRE_REPLY: {
         wf_msg *m = wf_msg_new(f->type, f->payload, f->payload_len);
         wf_link_answer(n, c->peer, f->corr,
@@ -90,7 +94,11 @@ int wf__link_send(void *ctx, const wf_link_out *o)
     struct peer *pe = &t->peers[o->peer - 1];
     if (pe->conn == NULL && !pe->expected)
         return WF_ENODEDOWN;
-    wf_wire_frame f = {.kind = (uint8_t)o->kind, .corr = o->corr, .from = o->from, .to = o->to};
+    wf_wire_frame f = {.kind = (uint8_t)o->kind,
+                       .corr = o->corr,
+                       .from = o->from,
+                       .to = o->to,
+                       .budget_ms = o->kind == WF_LINK_ASK ? o->budget_ms : 0};
     if (o->tc != NULL && (o->tc->flags & WF_TRACE_SAMPLED)) {
         memcpy(f.trace_id, o->tc->trace_id, 16);
         f.span_id = o->tc->span_id;
@@ -103,7 +111,9 @@ int wf__link_send(void *ctx, const wf_link_out *o)
         f.name_len = strlen(o->name);
     }
     struct out *out;
-    if (o->kind == WF_LINK_FAIL) {
+    if (o->kind == WF_LINK_CANCEL) {
+        out = wf__out_new(&f, NULL, NULL);
+    } else if (o->kind == WF_LINK_FAIL) {
         f.payload_len = wf_wire_failure_size(o->failure);
         out = wf__out_new(&f, o->failure, fill_failure);
     } else {

@@ -55,7 +55,7 @@ int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_fram
         *why = "unsupported wire version";
         return WF_EPROTO;
     }
-    if (p[3] < WF_WIRE_HELLO || p[3] > WF_WIRE_FAIL) {
+    if (p[3] < WF_WIRE_HELLO || p[3] > WF_WIRE_CANCEL) {
         *why = "unknown frame kind";
         return WF_EPROTO;
     }
@@ -70,8 +70,17 @@ int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_fram
     f->name_len = get16(p + 64);
     f->payload_len = get32(p + 68);
     f->trace_flags = p[66];
-    if (p[67] != 0) {
+    f->budget_ms = get32(p + 72);
+    if (p[67] != 0 || get32(p + 76) != 0) {
         *why = "reserved header bits set";
+        return WF_EPROTO;
+    }
+    if (f->budget_ms != 0 && f->kind != WF_WIRE_ASK) {
+        *why = "a deadline on a frame that is not an ask";
+        return WF_EPROTO;
+    }
+    if (f->kind == WF_WIRE_CANCEL && (f->type != 0 || f->payload_len != 0)) {
+        *why = "a cancel with a type or a payload";
         return WF_EPROTO;
     }
     if (f->name_len > WF_WIRE_NAME_MAX) {
@@ -121,6 +130,8 @@ void wf_wire_put_header(const wf_wire_frame *f, unsigned char *p)
     p[66] = f->trace_flags;
     p[67] = 0;
     put32(p + 68, (uint32_t)f->payload_len);
+    put32(p + 72, f->kind == WF_WIRE_ASK ? f->budget_ms : 0);
+    put32(p + 76, 0);
 }
 
 /* ---- failures ----

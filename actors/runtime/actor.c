@@ -251,7 +251,10 @@ static wf_result request_settle(wf_result r, void *arg)
         if (hr->next)
             hr->next->prev = hr->prev;
         hr->actor = NULL;
-        settle(a, hr, r);
+        if (hr->cancelled)
+            wf_result_free(r); /* its asker has gone: nobody to answer */
+        else
+            settle(a, hr, r);
     }
     wf_deferred_release(d); /* its run holds it still */
     return wf_result_none();
@@ -335,10 +338,69 @@ void wf__actor_finish(struct actor *a, const wf_handler *h, wf_msg *m, struct re
 
 /* ---- delivery ---- */
 
+/* How old the loop's cached time may be before a deadline check reads the
+ * clock instead. */
+#define STALE_SLACK_MS 50
+
+bool wf__request_stale(struct actor *a, wf_msg *m)
+{
+    wf_node *n = a->node;
+    if (m->cancelled) {
+        n->stats.cancelled++;
+        wf_msg_free(m);
+        return true;
+    }
+    /* The loop's cached time is cheap but as old as the turn: a handler
+     * that held the loop makes it late. Far from the deadline that cannot
+     * matter; near it, read the clock. */
+    if (m->deadline == 0 || m->deadline > uv_now(&n->loop) + STALE_SLACK_MS)
+        return false;
+    uint64_t now = wf__now_ms(n);
+    if (now < m->deadline)
+        return false;
+    n->stats.expired++;
+    wf__answer(n, a->pid, m->peer, m->corr, m->type, &m->tc,
+               WF_FAIL(WF_ETIMEDOUT,
+                       "deadline passed %llu ms before %s@%s could start on message type %u",
+                       (unsigned long long)(now - m->deadline), wf__actor_label(a), wf_node_name(n),
+                       m->type));
+    wf_msg_free(m);
+    return true;
+}
+
+void wf__request_cancel(wf_node *n, struct actor *a, uint16_t peer, uint64_t corr)
+{
+    for (struct request *hr = a->requests; hr != NULL; hr = hr->next) {
+        if (hr->peer != peer || hr->corr != corr || hr->cancelled)
+            continue;
+        hr->cancelled = true;
+        n->stats.cancelled++;
+        /* The work the answer stood for is no longer wanted. hr may be
+         * freed by the cancel (its deferred settles): not touched after. */
+        wf_deferred *d = hr->d ? wf_deferred_ref(hr->d) : NULL;
+        if (d != NULL) {
+            wf_deferred_cancel(d);
+            wf_deferred_release(d);
+        }
+        return;
+    }
+    for (wf_msg *m = a->mb_head; m != NULL; m = m->next) {
+        if (m->kind == K_ASK && m->peer == peer && m->corr == corr) {
+            m->cancelled = true; /* dropped when its turn comes */
+            return;
+        }
+    }
+}
+
 void wf__request_init(struct request *req, struct actor *a, const wf_msg *m, const wf_handler *h)
 {
-    *req = (struct request){
-        .node = a->node, .corr = m->corr, .peer = m->peer, .actor = a, .self = a->pid, .h = h};
+    *req = (struct request){.node = a->node,
+                            .corr = m->corr,
+                            .peer = m->peer,
+                            .actor = a,
+                            .self = a->pid,
+                            .h = h,
+                            .deadline = m->deadline};
     wf__trace_ctx_copy(&req->tc, &m->tc);
 }
 
@@ -381,6 +443,8 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
         return;
     }
 
+    if (m->kind == K_ASK && wf__request_stale(a, m))
+        return;
     const wf_handler *h = wf__find_handler(a->b, m->type);
     struct request req, *rq = NULL;
     if (m->kind == K_ASK) {
@@ -424,7 +488,11 @@ void wf__actor_deliver(struct actor *a, wf_msg *m)
         nt->cur.flags = m->tc.flags;
     }
     a->in_turn = true;
+    /* What it asks meanwhile is bounded by the request's deadline. */
+    uint64_t saved_deadline = n->cur_deadline;
+    n->cur_deadline = m->kind == K_ASK ? m->deadline : 0;
     wf_result r = h->fn(&ctx, m);
+    n->cur_deadline = saved_deadline;
     if (tracing && wf__traced(n, &m->tc))
         wf__trace_run(n, TR_END, a, m, h, wf__run_outcome(&r, rq), 0);
     wf__actor_finish(a, h, m, rq, r);
@@ -504,7 +572,9 @@ static void drop_mail(struct actor *a)
     wf_node *n = a->node;
     while (a->mb_head != NULL) {
         wf_msg *m = wf__mailbox_pop(a);
-        if (m->kind == K_ASK) {
+        if (m->kind == K_ASK && m->cancelled) {
+            wf__stats(n)->cancelled++; /* nobody waits for an answer */
+        } else if (m->kind == K_ASK) {
             wf__answer(n, a->pid, m->peer, m->corr, m->type, &m->tc,
                        WF_FAIL(WF_EACTORSTOPPED, "actor %s@%s stopped before handling type %u",
                                wf__actor_label(a), wf_node_name(n), m->type));

@@ -1,12 +1,24 @@
 /* Ask: a request and its pending reply.
  *
- * Pending asks live in a generational slot table (slots.c); an ask's
- * correlation id is its slot and the slot's generation, so a late or
- * second reply finds a different generation and is dropped (and counted)
- * instead of reaching the next ask that uses the slot. Deadlines: asks with
- * the same timeout expire in the order they were made, so each distinct
- * timeout has a FIFO list, and one uv timer is armed for the earliest head:
- * O(1) to add and to remove. Loop thread.
+ * Pending asks live in a generational slot table; an ask's correlation id
+ * is its slot and the slot's generation, so a late or second reply finds a
+ * different generation and is dropped (and counted) instead of reaching
+ * the next ask that uses the slot. The table grows by pages that never
+ * move, so a pending entry's address can be its deferred's canceller
+ * argument (no allocation per ask).
+ *
+ * Deadlines: asks with the same timeout expire in the order they were
+ * made, so each distinct timeout has a FIFO list, and one uv timer is
+ * armed for the earliest head: O(1) to add and to remove. An ask made while
+ * a request is handled inherits what is left of that request's deadline
+ * (n->cur_deadline) when that is sooner; such deadlines are all different,
+ * so those asks go to a min-heap instead (O(log n)). The message carries
+ * the deadline, so the callee knows its budget and does not start work
+ * nobody waits for.
+ *
+ * Cancelling an ask's deferred fails it with WF_ECANCELED and tells the
+ * callee (the same node, or through the link), whose request is cancelled
+ * in turn: the cancel travels as far as the work went. Loop thread.
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,14 +30,21 @@
 struct pending {
     struct genslot h;
     wf_deferred *d;        /* our reference; NULL when the slot is free */
+    wf_node *node;         /* for the canceller */
+    uint32_t index;        /* its slot */
     uint32_t prev, next;   /* deadline list */
     uint32_t aprev, anext; /* the asking actor's list */
     uint32_t bucket;
+    uint32_t hpos; /* position in n->dheap + 1; 0: in a bucket's list */
     uint64_t deadline, timeout;
+    uint64_t inherited; /* n->cur_deadline when it was made, again for its callbacks */
     wf_pid asker, target;
     uint32_t type;
     wf_trace_ctx tc; /* the ask's span */
 };
+
+#define PAGE_BITS 8
+#define PAGE_SIZE (1u << PAGE_BITS)
 
 struct bucket {
     uint64_t timeout;
@@ -49,12 +68,117 @@ static void target_label(wf_node *n, wf_pid p, char *out, size_t size)
 
 static struct pending *pend_at(wf_node *n, uint32_t i)
 {
-    return &n->pend[i - 1];
+    return &n->pend_pages[(i - 1) >> PAGE_BITS][(i - 1) & (PAGE_SIZE - 1)];
 }
+
+/* One more page of free entries. 0 or WF_ENOMEM (nothing changed). */
+static int pend_grow(wf_node *n)
+{
+    uint32_t npages = n->npend / PAGE_SIZE;
+    if (n->npend > UINT32_MAX - 2 * PAGE_SIZE)
+        return WF_ENOMEM;
+    struct pending **pages = wf_realloc(n->pend_pages, (npages + 1) * sizeof *pages);
+    if (pages == NULL)
+        return WF_ENOMEM;
+    n->pend_pages = pages;
+    struct pending *page = wf_malloc(PAGE_SIZE * sizeof *page);
+    if (page == NULL)
+        return WF_ENOMEM;
+    memset(page, 0, PAGE_SIZE * sizeof *page);
+    for (uint32_t k = 0; k < PAGE_SIZE; k++) {
+        uint32_t i = n->npend + k + 1;
+        page[k].h = (struct genslot){1, k + 1 < PAGE_SIZE ? i + 1 : NIL};
+        page[k].node = n;
+        page[k].index = i;
+    }
+    pages[npages] = page;
+    n->free_pend = n->npend + 1;
+    n->npend += PAGE_SIZE;
+    return 0;
+}
+
+void wf__pending_fini(wf_node *n)
+{
+    for (uint32_t k = 0; k < n->npend / PAGE_SIZE; k++)
+        wf_free(n->pend_pages[k]);
+    wf_free(n->pend_pages);
+    wf_free(n->dheap);
+}
+
+/* ---- the heap of inherited deadlines ---- */
+
+static void heap_set(wf_node *n, uint32_t pos, uint32_t i)
+{
+    n->dheap[pos] = i;
+    pend_at(n, i)->hpos = pos + 1;
+}
+
+static uint64_t heap_key(wf_node *n, uint32_t pos)
+{
+    return pend_at(n, n->dheap[pos])->deadline;
+}
+
+static void heap_up(wf_node *n, uint32_t pos)
+{
+    uint32_t i = n->dheap[pos];
+    uint64_t k = pend_at(n, i)->deadline;
+    while (pos > 0 && heap_key(n, (pos - 1) / 2) > k) {
+        heap_set(n, pos, n->dheap[(pos - 1) / 2]);
+        pos = (pos - 1) / 2;
+    }
+    heap_set(n, pos, i);
+}
+
+static void heap_down(wf_node *n, uint32_t pos)
+{
+    uint32_t i = n->dheap[pos];
+    uint64_t k = pend_at(n, i)->deadline;
+    for (;;) {
+        uint32_t c = 2 * pos + 1;
+        if (c >= n->ndheap)
+            break;
+        if (c + 1 < n->ndheap && heap_key(n, c + 1) < heap_key(n, c))
+            c++;
+        if (heap_key(n, c) >= k)
+            break;
+        heap_set(n, pos, n->dheap[c]);
+        pos = c;
+    }
+    heap_set(n, pos, i);
+}
+
+static int heap_push(wf_node *n, uint32_t i)
+{
+    if (n->ndheap == n->capdheap) {
+        uint32_t cap = n->capdheap ? n->capdheap * 2 : 64;
+        uint32_t *h = wf_realloc(n->dheap, cap * sizeof *h);
+        if (h == NULL)
+            return WF_ENOMEM;
+        n->dheap = h;
+        n->capdheap = cap;
+    }
+    n->dheap[n->ndheap++] = i;
+    heap_up(n, n->ndheap - 1);
+    return 0;
+}
+
+static void heap_remove(wf_node *n, uint32_t i)
+{
+    uint32_t pos = pend_at(n, i)->hpos - 1;
+    pend_at(n, i)->hpos = 0;
+    uint32_t last = n->dheap[--n->ndheap];
+    if (pos == n->ndheap)
+        return;
+    heap_set(n, pos, last);
+    heap_up(n, pos);
+    heap_down(n, pend_at(n, last)->hpos - 1);
+}
+
+/* ---- the timer ---- */
 
 static void arm(wf_node *n)
 {
-    uint64_t first = UINT64_MAX;
+    uint64_t first = n->ndheap ? heap_key(n, 0) : UINT64_MAX;
     for (uint32_t b = 0; b < n->nbuckets; b++) {
         uint32_t h = n->buckets[b].head;
         if (h != NIL && pend_at(n, h)->deadline < first)
@@ -78,7 +202,7 @@ static void arm(wf_node *n)
  * up, makes a timeout count from the call; the timer is still armed
  * against uv_now, which it is measured on (clock_uv.c does the same for
  * its timers). */
-static uint64_t now_ms(wf_node *n)
+uint64_t wf__now_ms(wf_node *n)
 {
     uint64_t now = (uv_hrtime() + 999999) / 1000000;
     uint64_t cached = uv_now(&n->loop);
@@ -105,9 +229,13 @@ static int bucket_for(wf_node *n, uint64_t timeout, uint32_t *out)
 static void unlink_pending(wf_node *n, uint32_t i)
 {
     struct pending *p = pend_at(n, i);
-    struct bucket *b = &n->buckets[p->bucket];
-    *(p->prev ? &pend_at(n, p->prev)->next : &b->head) = p->next;
-    *(p->next ? &pend_at(n, p->next)->prev : &b->tail) = p->prev;
+    if (p->hpos != 0) {
+        heap_remove(n, i);
+    } else {
+        struct bucket *b = &n->buckets[p->bucket];
+        *(p->prev ? &pend_at(n, p->prev)->next : &b->head) = p->next;
+        *(p->next ? &pend_at(n, p->next)->prev : &b->tail) = p->prev;
+    }
     if (!wf_pid_is_none(p->asker)) {
         struct actor *a = wf__node_actor(n, p->asker);
         if (a != NULL) {
@@ -158,10 +286,15 @@ static void complete_at(wf_node *n, uint32_t i, wf_result r)
     p->h.gen = p->h.gen + 1 ? p->h.gen + 1 : 1;
     p->h.next_free = n->free_pend;
     n->free_pend = i;
+    /* The callbacks go on with the request the ask was made for: their
+     * asks inherit its deadline. */
+    uint64_t saved_deadline = n->cur_deadline;
+    n->cur_deadline = p->inherited;
     if (!p->tc.flags) {
         /* The slot is free before the callbacks run: they may ask again. */
         wf_deferred_callback(d, r);
         wf_deferred_release(d);
+        n->cur_deadline = saved_deadline;
         return;
     }
     struct node_trace *nt = wf__nt(n);
@@ -172,6 +305,7 @@ static void complete_at(wf_node *n, uint32_t i, wf_result r)
         wf_deferred_callback(d, r);
         wf_deferred_release(d);
         nt->cur.flags = saved_flags;
+        n->cur_deadline = saved_deadline;
         return;
     }
     if (wf__traced(n, &p->tc))
@@ -186,6 +320,7 @@ static void complete_at(wf_node *n, uint32_t i, wf_result r)
     wf_deferred_callback(d, r);
     wf_deferred_release(d);
     nt->cur = saved;
+    n->cur_deadline = saved_deadline;
 }
 
 void wf__pending_complete(wf_node *n, uint64_t corr, wf_result r)
@@ -228,6 +363,38 @@ void wf__reply(wf_node *n, uint64_t corr, wf_result r)
     wf__enqueue(asker, item, false); /* replies are never refused for space */
 }
 
+/* Tells the callee of ask corr that nobody waits for its answer. */
+static void tell_callee(wf_node *n, wf_pid target, uint64_t corr)
+{
+    if (wf_pid_peer(target) != 0) {
+        wf__send_cancel(n, target, corr);
+        return;
+    }
+    struct actor *t = wf__node_actor(n, target);
+    if (t != NULL && !t->dead)
+        wf__request_cancel(n, t, 0, corr);
+}
+
+/* Ask i's time is up. Its callee is told, as for a cancel: nobody waits
+ * for the answer any more. */
+static void time_out(wf_node *n, uint32_t i)
+{
+    struct pending *p = pend_at(n, i);
+    char who[2 * WF_NAME_MAX + 2];
+    target_label(n, p->target, who, sizeof who);
+    wf_failure *f =
+        wf_failure_new(WF_ETIMEDOUT, "ask of message type %u to %s timed out after %llu ms%s",
+                       p->type, who, (unsigned long long)p->timeout,
+                       p->hpos ? " (what was left of its request's deadline)" : "");
+    n->stats.timeouts++;
+    if (wf__traced(n, &p->tc))
+        wf__trace_fired(n, TR_TIMEOUT, p->asker, &p->tc, corr_of(n, i), p->type, false);
+    wf_pid target = p->target;
+    uint64_t corr = corr_of(n, i);
+    complete_at(n, i, wf_result_failure(f));
+    tell_callee(n, target, corr);
+}
+
 static void on_ask_timer(uv_timer_t *h)
 {
     wf_node *n = h->data;
@@ -235,23 +402,34 @@ static void on_ask_timer(uv_timer_t *h)
     n->armed = UINT64_MAX;
     for (uint32_t b = 0; b < n->nbuckets; b++) {
         uint32_t i;
-        while ((i = n->buckets[b].head) != NIL && pend_at(n, i)->deadline <= now) {
-            struct pending *p = pend_at(n, i);
-            char who[2 * WF_NAME_MAX + 2];
-            target_label(n, p->target, who, sizeof who);
-            wf_failure *f =
-                wf_failure_new(WF_ETIMEDOUT, "ask of message type %u to %s timed out after %llu ms",
-                               p->type, who, (unsigned long long)p->timeout);
-            n->stats.timeouts++;
-            if (wf__traced(n, &p->tc))
-                wf__trace_fired(n, TR_TIMEOUT, p->asker, &p->tc, corr_of(n, i), p->type, false);
-            complete_at(n, i, wf_result_failure(f));
-        }
+        while ((i = n->buckets[b].head) != NIL && pend_at(n, i)->deadline <= now)
+            time_out(n, i);
     }
+    while (n->ndheap > 0 && heap_key(n, 0) <= now)
+        time_out(n, n->dheap[0]);
     arm(n);
 }
 
-wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint64_t timeout_ms)
+/* The canceller of an ask's deferred (arg: its pending entry). */
+static void ask_cancel(wf_deferred *d, void *arg)
+{
+    struct pending *p = arg;
+    wf_node *n = p->node;
+    uint32_t i = p->index;
+    if (p->d != d)
+        return; /* not pending any more: nothing to stop */
+    char who[2 * WF_NAME_MAX + 2];
+    target_label(n, p->target, who, sizeof who);
+    wf_pid target = p->target;
+    uint64_t corr = corr_of(n, i);
+    uint32_t type = p->type;
+    n->stats.cancels++;
+    complete_at(n, i, WF_FAIL(WF_ECANCELED, "ask of message type %u to %s cancelled", type, who));
+    tell_callee(n, target, corr);
+}
+
+wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint64_t timeout_ms,
+                     bool detached)
 {
     if (m == NULL)
         return wf_fail(wf_failure_new(WF_EINVAL, "ask without a message"));
@@ -278,31 +456,52 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
     }
     if (timeout_ms == 0)
         timeout_ms = n->ask_timeout_ms;
+    uint64_t now = wf__now_ms(n), deadline = now + timeout_ms;
+    uint64_t inherited = detached ? 0 : n->cur_deadline;
+    bool cut = inherited != 0 && inherited < deadline;
+    if (cut && inherited <= now) {
+        /* The request this ask serves has no time left: its asker has
+         * given up or is about to. Nothing to start. */
+        uint32_t type = m->type;
+        wf_msg_free(m);
+        n->stats.expired++;
+        return wf_fail(wf_failure_new(
+            WF_ETIMEDOUT, "no time left of the request's deadline to ask (type %u)", type));
+    }
+    if (cut)
+        deadline = inherited;
     wf__trace_stamp(n, m);
 
-    wf_deferred *d = wf_deferred_new();
-    uint32_t b;
-    if (d == NULL || bucket_for(n, timeout_ms, &b) != 0)
-        goto nomem;
-    if (n->free_pend == NIL && wf__slots_grow(&n->pend, &n->npend, &n->free_pend, sizeof *n->pend))
+    wf_deferred *d = NULL;
+    if (n->free_pend == NIL && pend_grow(n) != 0)
         goto nomem;
     uint32_t i = n->free_pend;
     struct pending *p = pend_at(n, i);
+    d = wf_deferred_new_cancellable(ask_cancel, p);
+    uint32_t b = 0;
+    p->hpos = 0;
+    if (d == NULL || (!cut && bucket_for(n, timeout_ms, &b) != 0))
+        goto nomem;
+    p->deadline = deadline; /* the heap orders by it */
+    if (cut && heap_push(n, i) != 0)
+        goto nomem;
     n->free_pend = p->h.next_free;
     p->d = wf_deferred_ref(d);
     p->bucket = b;
-    p->timeout = timeout_ms;
-    p->deadline = now_ms(n) + timeout_ms;
+    p->timeout = deadline - now;
+    p->inherited = inherited;
     p->asker = asker ? asker->pid : (wf_pid){0};
     p->target = to;
     p->type = m->type;
     wf__trace_ctx_copy(&p->tc, &m->tc);
-    /* Deadline list: same timeout, so the newest expires last. */
-    struct bucket *bk = &n->buckets[b];
-    p->next = NIL;
-    p->prev = bk->tail;
-    *(bk->tail ? &pend_at(n, bk->tail)->next : &bk->head) = i;
-    bk->tail = i;
+    if (!cut) {
+        /* Deadline list: same timeout, so the newest expires last. */
+        struct bucket *bk = &n->buckets[b];
+        p->next = NIL;
+        p->prev = bk->tail;
+        *(bk->tail ? &pend_at(n, bk->tail)->next : &bk->head) = i;
+        bk->tail = i;
+    }
     if (p->deadline < n->armed)
         arm(n);
     p->aprev = NIL;
@@ -317,6 +516,7 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
     m->kind = K_ASK;
     m->corr = corr_of(n, i);
     m->from = p->asker;
+    m->deadline = deadline;
     n->stats.asks++;
     if (remote) {
         uint64_t corr = m->corr;
@@ -334,14 +534,15 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
 
 nomem:
     wf_msg_free(m);
-    wf_deferred_release(d);
+    if (d != NULL)
+        wf_deferred_release(d);
     return wf_fail(wf_failure_new(WF_ENOMEM, "no memory for an ask"));
 }
 
 wf_deferred *wf_ask(wf_node *n, wf_pid to, wf_msg *m, uint64_t timeout_ms)
 {
     WF__ON_LOOP(n, "wf_ask");
-    return wf__ask(n, NULL, to, m, timeout_ms);
+    return wf__ask(n, NULL, to, m, timeout_ms, false);
 }
 
 wf_deferred *wf_ctx_ask(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms)
@@ -351,14 +552,35 @@ wf_deferred *wf_ctx_ask(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms)
         return wf_fail(wf_failure_new(WF_ESTATE, "wf_ctx_ask from a blocking handler"));
     }
     WF__ON_LOOP(ctx->a->node, "wf_ctx_ask");
-    return wf__ask(ctx->a->node, ctx->a, to, m, timeout_ms);
+    return wf__ask(ctx->a->node, ctx->a, to, m, timeout_ms, false);
+}
+
+wf_deferred *wf_ctx_ask_detached(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms)
+{
+    if (ctx->on_pool) {
+        wf_msg_free(m);
+        return wf_fail(wf_failure_new(WF_ESTATE, "wf_ctx_ask_detached from a blocking handler"));
+    }
+    WF__ON_LOOP(ctx->a->node, "wf_ctx_ask_detached");
+    return wf__ask(ctx->a->node, ctx->a, to, m, timeout_ms, true);
+}
+
+uint64_t wf_ctx_time_left(wf_ctx *ctx)
+{
+    uint64_t dl = ctx->req != NULL ? ctx->req->deadline : 0;
+    if (dl == 0)
+        return UINT64_MAX;
+    /* Any thread: a blocking handler asks too. uv_hrtime is the loop
+     * clock's source (see wf__now_ms). */
+    uint64_t now = (uv_hrtime() + 999999) / 1000000; /* rounded as deadlines are */
+    return dl > now ? dl - now : 0;
 }
 
 wf_deferred *wf_ask_as(wf_node *n, wf_pid self, wf_pid to, wf_msg *m, uint64_t timeout_ms)
 {
     WF__ON_LOOP(n, "wf_ask_as");
     struct actor *a = wf__node_actor(n, self);
-    return wf__ask(n, a != NULL && !a->dead ? a : NULL, to, m, timeout_ms);
+    return wf__ask(n, a != NULL && !a->dead ? a : NULL, to, m, timeout_ms, false);
 }
 
 void wf__fail_asks_of(wf_node *n, struct actor *a)

@@ -45,7 +45,7 @@ static wf_result call_done(wf_result r, void *arg)
 
 static void start_call(wf_node *n, struct call *c)
 {
-    wf_deferred *d = wf__ask(n, NULL, c->to, c->m, c->timeout);
+    wf_deferred *d = wf__ask(n, NULL, c->to, c->m, c->timeout, false);
     if (d == NULL) {
         call_done(WF_FAIL(WF_ENOMEM, "no memory for a call"), c);
         return;

@@ -47,7 +47,15 @@ int wf__send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m)
 {
     if (n->link == NULL)
         return WF_ENOSUCHACTOR;
+    /* Clocks differ between hosts: the deadline goes as the time left. */
+    uint32_t budget = 0;
+    if (kind == WF_LINK_ASK && m->deadline != 0) {
+        uint64_t now = wf__now_ms(n);
+        uint64_t left = m->deadline > now ? m->deadline - now : 1;
+        budget = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
+    }
     wf_link_out o = {.kind = kind,
+                     .budget_ms = budget,
                      .peer = wf_pid_peer(to),
                      .corr = corr,
                      .from = m->from.id,
@@ -59,6 +67,40 @@ int wf__send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m)
     if (rv == 0 && wf__traced(n, &m->tc))
         wf__trace_msg(n, TR_SEND, m->from, to, m, 0);
     return rv;
+}
+
+void wf__send_cancel(wf_node *n, wf_pid to, uint64_t corr)
+{
+    if (n->link == NULL)
+        return;
+    wf_link_out o = {.kind = WF_LINK_CANCEL,
+                     .peer = wf_pid_peer(to),
+                     .corr = corr,
+                     .to = (to.id & WF__PID_NAME_BIT) ? 0 : to.id & ((1ull << 48) - 1),
+                     .name = remote_name(n, to)};
+    n->link->send(n->link_ctx, &o); /* a peer that is gone has nothing to stop */
+}
+
+/* The local actor a frame names: by name, or by id. */
+static struct actor *addressed(wf_node *n, uint64_t to, const char *name, size_t name_len,
+                               char buf[WF_NAME_MAX + 1])
+{
+    if (name != NULL && name_len <= WF_NAME_MAX) {
+        memcpy(buf, name, name_len);
+        buf[name_len] = '\0';
+        return wf__node_actor(n, wf_lookup(n, buf));
+    }
+    return name == NULL ? wf__node_actor(n, (wf_pid){to}) : NULL;
+}
+
+void wf_link_cancel(wf_node *n, uint16_t peer, uint64_t corr, uint64_t to, const char *name,
+                    size_t name_len)
+{
+    WF__ON_LOOP(n, "wf_link_cancel");
+    char buf[WF_NAME_MAX + 1];
+    struct actor *a = addressed(n, to, name, name_len, buf);
+    if (a != NULL && !a->dead && peer != 0)
+        wf__request_cancel(n, a, peer, corr);
 }
 
 void wf__send_answer(wf_node *n, uint16_t peer, uint64_t corr, const wf_trace_ctx *tc, wf_result r)
@@ -120,19 +162,13 @@ wf_pid wf_resolve(wf_node *n, const char *address)
 }
 
 void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_t from, uint64_t to,
-                     const char *name, size_t name_len, const wf_trace_ctx *tc, wf_msg *m)
+                     const char *name, size_t name_len, const wf_trace_ctx *tc, uint32_t budget_ms,
+                     wf_msg *m)
 {
     WF__ON_LOOP(n, "wf_link_deliver");
     m->tc = *tc;
-    struct actor *a = NULL;
     char buf[WF_NAME_MAX + 1];
-    if (name != NULL && name_len <= WF_NAME_MAX) {
-        memcpy(buf, name, name_len);
-        buf[name_len] = '\0';
-        a = wf__node_actor(n, wf_lookup(n, buf));
-    } else if (name == NULL) {
-        a = wf__node_actor(n, (wf_pid){to});
-    }
+    struct actor *a = addressed(n, to, name, name_len, buf);
     m->from = (wf_pid){from ? ((uint64_t)peer << 48) | (from & (WF__PID_NAME_BIT - 1)) : 0};
     int rv = n->shutting_down             ? WF_ESHUTDOWN
              : a == NULL || a->dead       ? WF_ENOSUCHACTOR
@@ -150,6 +186,7 @@ void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_
     m->kind = kind == WF_LINK_ASK ? K_ASK : K_TELL;
     m->corr = corr;
     m->peer = kind == WF_LINK_ASK ? peer : 0;
+    m->deadline = kind == WF_LINK_ASK && budget_ms != 0 ? wf__now_ms(n) + budget_ms : 0;
     if (kind == WF_LINK_ASK)
         n->stats.asks++;
     else

@@ -12,7 +12,9 @@ wf_msg *wf_msg_alloc(uint32_t type, size_t len)
     m->next = NULL;
     m->type = type;
     m->kind = K_TELL;
+    m->cancelled = false;
     m->corr = 0;
+    m->deadline = 0;
     m->from.id = 0;
     m->to.id = 0;
     m->peer = 0;

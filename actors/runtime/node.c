@@ -200,7 +200,7 @@ void wf_node_free(wf_node *n)
     uv_mutex_destroy(&n->inject_lock);
     wf__link_fini(n);
     wf_free(n->buckets);
-    wf_free(n->pend);
+    wf__pending_fini(n);
     wf_free(n->slots); /* every actor has left the registry by now */
     wf_free(n->names);
     wf_free(n->name);

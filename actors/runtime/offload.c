@@ -11,7 +11,8 @@ struct item {
     const wf_handler *h;
     wf_msg *m;
     bool has_req, ran;
-    bool traced; /* record its run: times taken on the pool */
+    bool expired; /* not run: its deadline had passed (counted on the loop) */
+    bool traced;  /* record its run: times taken on the pool */
     uint64_t t0, t1;
     struct request req;
     wf_ctx ctx;
@@ -38,7 +39,14 @@ static void job_work(uv_work_t *w)
         struct item *it = &j->items[i];
         if (it->traced)
             it->t0 = uv_hrtime();
-        it->r = it->h->fn(&it->ctx, it->m);
+        uint64_t dl = it->has_req ? it->req.deadline : 0;
+        if (dl != 0 && uv_hrtime() / 1000000 >= dl) {
+            /* Its asker stopped waiting while it queued for the pool. */
+            it->r = WF_FAIL(WF_ETIMEDOUT, "deadline passed before a blocking handler could start");
+            it->expired = true;
+        } else {
+            it->r = it->h->fn(&it->ctx, it->m);
+        }
         if (it->traced)
             it->t1 = uv_hrtime();
         it->ran = true;
@@ -68,6 +76,7 @@ static void job_after(uv_work_t *w, int status)
     for (unsigned i = 0; i < j->n && j->items[i].ran && status == 0; i++) {
         struct item *it = &j->items[i];
         struct request *req = it->has_req ? &it->req : NULL;
+        wf__stats(a->node)->expired += it->expired;
         if (req != NULL) {
             req->on_pool = false;
             if (req->has_postponed) {
@@ -130,16 +139,20 @@ void wf__offload(struct actor *a, const wf_handler *h, wf_msg *m, struct request
     j->a = a;
     j->n = n;
     item_init(&j->items[0], a, h, m, req);
+    unsigned filled = 1;
     for (unsigned i = 1; i < n; i++) {
         wf_msg *q = wf__mailbox_pop(a);
+        if (q->kind == K_ASK && wf__request_stale(a, q))
+            continue; /* cancelled or too late: settled here */
         const wf_handler *qh = wf__find_handler(a->b, q->type);
         struct request qr, *qrq = NULL;
         if (q->kind == K_ASK) {
             wf__request_init(&qr, a, q, qh);
             qrq = &qr;
         }
-        item_init(&j->items[i], a, qh, q, qrq);
+        item_init(&j->items[filled++], a, qh, q, qrq);
     }
+    j->n = filled;
     j->work.data = j;
     a->busy = true;
     a->refs++;

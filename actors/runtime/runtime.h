@@ -25,8 +25,10 @@ struct wf_msg {
     wf_msg *next; /* mailbox or inject-queue link */
     uint32_t type;
     uint8_t kind;        /* enum msg_kind */
+    bool cancelled;      /* K_ASK: its asker gave up while it was queued */
     uint16_t peer;       /* K_ASK from another node: its peer number */
     uint64_t corr;       /* K_ASK, K_REPLY: pending id on the asker's node */
+    uint64_t deadline;   /* K_ASK: when its asker stops waiting (node ms); 0: never */
     wf_pid from;         /* sending actor; none if from outside */
     wf_pid to;           /* inject queue only */
     wf_failure *failure; /* K_REPLY with a failure */
@@ -83,7 +85,9 @@ struct request {
     struct request *prev, *next; /* the actor's list, when on the heap */
     wf_deferred *d;              /* the handler's deferred, when on the heap */
     bool answered;
+    bool cancelled;      /* its asker gave up: no answer is sent */
     bool on_pool;        /* answering is postponed to the loop */
+    uint64_t deadline;   /* the ask's (node ms), 0: none */
     wf_result postponed; /* the pool handler's wf_reply */
     bool has_postponed;
     const char *file, *func; /* where it was answered */
@@ -281,11 +285,16 @@ struct wf_node {
 
     /* ask.c: pending asks and their deadlines */
     uv_timer_t ask_timer;
-    struct pending *pend;
+    struct pending **pend_pages; /* pages never move: a pending's address is its canceller's */
     uint32_t npend, free_pend;
     struct bucket *buckets;
     uint32_t nbuckets;
+    uint32_t *dheap; /* asks whose deadline an outer request cut short: a min-heap */
+    uint32_t ndheap, capdheap;
     uint64_t armed; /* deadline the timer is armed for; UINT64_MAX: none */
+    /* The deadline of the request whose handler, or whose asks' callbacks,
+     * run now (node ms; 0: none): asks made meanwhile inherit it. */
+    uint64_t cur_deadline;
 
     /* call.c: what other threads hand to the loop */
     uv_mutex_t inject_lock; /* guards the inject lists: any thread */
@@ -446,7 +455,14 @@ static inline int wf__enqueue(struct actor *a, wf_msg *m, bool bounded)
 int wf__tell_local(wf_node *n, wf_pid to, wf_msg *m);
 
 /* ask.c */
-wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint64_t timeout_ms);
+/* An ask from asker (NULL: none) of to; with detached, its deadline is its
+ * own timeout, not cut to what is left of n->cur_deadline. */
+wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint64_t timeout_ms,
+                     bool detached);
+/* Frees the pending-ask table (the node is going). */
+void wf__pending_fini(wf_node *n);
+/* The loop's time now in ms, for deadlines: see ask.c. */
+uint64_t wf__now_ms(wf_node *n);
 /* Answers request corr from peer (0: local) with r (consumed), as actor
  * self (none if no actor); tc is the request's span. */
 void wf__answer(wf_node *n, wf_pid self, uint16_t peer, uint64_t corr, uint32_t type,
@@ -473,6 +489,8 @@ void wf__inject_refuse(wf_node *n);
 /* link.c: the transport */
 /* Sends m (borrowed) to remote actor to through the link: 0 or an error. */
 int wf__send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m);
+/* Tells remote actor to that ask corr is no longer awaited. */
+void wf__send_cancel(wf_node *n, wf_pid to, uint64_t corr);
 /* Sends answer r (consumed) to ask corr of peer. */
 void wf__send_answer(wf_node *n, uint16_t peer, uint64_t corr, const wf_trace_ctx *tc, wf_result r);
 int wf__monitor_remote(wf_node *n, wf_pid watcher, wf_pid target);
@@ -480,6 +498,15 @@ const char *wf__remote_name(wf_node *n, wf_pid p, uint32_t *index);
 const char *wf__peer_name(wf_node *n, uint16_t peer);
 /* Frees what the link side holds (interned names, remote monitors). */
 void wf__link_fini(wf_node *n);
+
+/* actor.c: whether request m for a should not run: cancelled while queued
+ * (dropped), or past its deadline (answered WF_ETIMEDOUT); then m is
+ * consumed. */
+bool wf__request_stale(struct actor *a, wf_msg *m);
+/* actor.c: a request whose asker (peer, 0 if local; corr) gave up: its
+ * deferred is cancelled and its answer never sent; one still queued in
+ * a's mailbox is dropped when its turn comes. Nothing if it is gone. */
+void wf__request_cancel(wf_node *n, struct actor *a, uint16_t peer, uint64_t corr);
 
 /* offload.c */
 void wf__offload(struct actor *a, const wf_handler *h, wf_msg *m, struct request *req);

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+
+#include <weft/wire.h>
 #include <nng/nng.h>
 
 #include "proc.h"
@@ -161,14 +163,14 @@ Test(cluster, a_stranger_sending_frames_is_refused_and_logged, .init = setup, .f
     stranger_sends(url("a"), "hello, I am not weft\n", 21);
     cr_assert_not_null(tu_proc_expect(&a, "refused: not speaking weft", 5000), "%s", a.log);
     /* A well-formed TELL that skips the handshake. */
-    unsigned char frame[72 + 4] = {'W', 'F', 1, 3};
+    unsigned char frame[WF_WIRE_HEADER + 4] = {'W', 'F', WF_WIRE_VERSION, WF_WIRE_TELL};
     frame[71] = 4;
-    memcpy(frame + 72, "evil", 4);
+    memcpy(frame + WF_WIRE_HEADER, "evil", 4);
     stranger_sends(url("a"), frame, sizeof frame);
     cr_assert_not_null(tu_proc_expect(&a, "refused: frame before the handshake", 5000), "%s",
                        a.log);
     /* A huge frame announced by a stranger is not buffered. */
-    unsigned char big[72] = {'W', 'F', 1, 3};
+    unsigned char big[WF_WIRE_HEADER] = {'W', 'F', WF_WIRE_VERSION, WF_WIRE_TELL};
     big[68] = 0x7f;
     stranger_sends(url("a"), big, sizeof big);
     cr_assert_not_null(tu_proc_expect(&a, "refused: oversized frame", 5000), "%s", a.log);

@@ -19,8 +19,10 @@ static unsigned char *build(wf_wire_frame *f, const char *name, const void *payl
     *len = WF_WIRE_HEADER + f->name_len + plen;
     unsigned char *b = malloc(*len);
     wf_wire_put_header(f, b);
-    memcpy(b + WF_WIRE_HEADER, name, f->name_len);
-    memcpy(b + WF_WIRE_HEADER + f->name_len, payload, plen);
+    if (f->name_len)
+        memcpy(b + WF_WIRE_HEADER, name, f->name_len);
+    if (plen)
+        memcpy(b + WF_WIRE_HEADER + f->name_len, payload, plen);
     return b;
 }
 
@@ -32,7 +34,8 @@ static wf_wire_frame sample(void)
                        .from = 42,
                        .to = 0,
                        .span_id = 7,
-                       .parent_span_id = 9};
+                       .parent_span_id = 9,
+                       .budget_ms = 1234};
     memset(f.trace_id, 0xAB, 16);
     return f;
 }
@@ -53,6 +56,7 @@ Test(wire, a_frame_round_trips)
     cr_assert_eq(g.from, 42);
     cr_assert_eq(g.span_id, 7);
     cr_assert_eq(g.parent_span_id, 9);
+    cr_assert_eq(g.budget_ms, 1234, "an ask's deadline travels as its budget");
     cr_assert_eq(memcmp(g.trace_id, f.trace_id, 16), 0);
     cr_assert_eq(g.name_len, 5);
     cr_assert_eq(memcmp(g.name, "cache", 5), 0);
@@ -88,10 +92,13 @@ Test(wire, every_malformed_frame_is_rejected_with_its_reason)
         const char *why;
     } bad[] = {
         {0, 'X', "bad magic"},
-        {2, 2, "unsupported wire version"},
+        {2, 1, "unsupported wire version"},
+        {2, 3, "unsupported wire version"},
         {3, 0, "unknown frame kind"},
         {3, 77, "unknown frame kind"},
         {67, 1, "reserved header bits set"},
+        {79, 1, "reserved header bits set"},
+        {3, WF_WIRE_TELL, "a deadline on a frame that is not an ask"},
         {WF_WIRE_HEADER + 2, '\0', "NUL in target name"},
         {64, 1, "target name too long"}, /* name length 256+5 */
     };
@@ -101,6 +108,19 @@ Test(wire, every_malformed_frame_is_rejected_with_its_reason)
         expect_reject(c, len, 1024, bad[i].why);
     }
     free(c);
+    free(b);
+    /* A cancel is only a header and a target. */
+    wf_wire_frame k = {.kind = WF_WIRE_CANCEL, .corr = 5, .to = 9};
+    b = build(&k, NULL, "x", 1, &len);
+    expect_reject(b, len, 1024, "a cancel with a type or a payload");
+    free(b);
+    k.payload_len = 0;
+    b = build(&k, NULL, NULL, 0, &len);
+    wf_wire_frame g;
+    const char *why = NULL;
+    cr_assert_eq(wf_wire_decode(b, len, 1024, &g, &why), 0, "%s", why);
+    cr_assert_eq(g.kind, WF_WIRE_CANCEL);
+    cr_assert_eq(g.corr, 5);
     free(b);
 }
 

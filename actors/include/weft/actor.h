@@ -122,6 +122,18 @@ WF_API int wf_reply_at(wf_ctx *ctx, wf_result r, const char *file, int line, con
  * handler: there it returns a deferred failed with WF_ESTATE). */
 WF_API wf_deferred *wf_ctx_ask(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms);
 
+/* wf_ctx_ask_detached is wf_ctx_ask for work shared by several requests (a
+ * fetch that coalesces many askers): its deadline is timeout_ms, not cut
+ * to what is left of the request being handled. Whoever shares it should
+ * cancel it once nobody waits for it. Same thread and ownership. */
+WF_API wf_deferred *wf_ctx_ask_detached(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms);
+
+/* wf_ctx_time_left: the milliseconds left before the deadline of the
+ * request being handled (0 once it has passed; UINT64_MAX for a tell, or
+ * an ask with no deadline). Work that could outlast it should not start,
+ * or be bounded by it. Any thread that runs the handler. */
+WF_API uint64_t wf_ctx_time_left(wf_ctx *ctx);
+
 /* wf_ask_as is wf_ctx_ask for code that runs in actor self's turn but has
  * no ctx at hand: a callback on one of its deferreds. The reply comes back
  * to self's mailbox, as with wf_ctx_ask (if self is gone, it behaves as

@@ -27,13 +27,20 @@
 extern "C" {
 #endif
 
-enum wf_link_kind { WF_LINK_TELL = 3, WF_LINK_ASK = 4, WF_LINK_REPLY = 5, WF_LINK_FAIL = 6 };
+enum wf_link_kind {
+    WF_LINK_TELL = 3,
+    WF_LINK_ASK = 4,
+    WF_LINK_REPLY = 5,
+    WF_LINK_FAIL = 6,
+    WF_LINK_CANCEL = 7, /* ask corr (to the actor to/name) is not awaited any more */
+};
 
 /* One outgoing message, as the runtime hands it to the transport. */
 typedef struct wf_link_out {
     int kind; /* enum wf_link_kind */
     uint16_t peer;
-    uint64_t corr;             /* ASK: the asker's pending id; REPLY/FAIL: the one answered */
+    uint64_t corr;             /* ASK, CANCEL: the asker's pending id; REPLY/FAIL: the one answered */
+    uint32_t budget_ms;        /* ASK: ms left of its deadline (at least 1); 0: none */
     uint64_t from;             /* sending actor (local id) or 0 */
     uint64_t to;               /* target actor id on the peer, or 0 with name */
     const char *name;          /* target actor name on the peer, or NULL */
@@ -72,11 +79,17 @@ WF_API void wf_link_check_thread(const wf_node *n, const char *fn, bool before_o
 /* From the transport: a TELL or ASK frame from peer, for the local actor
  * with id to (or, if name is not NULL, the one registered as
  * name[0..name_len), borrowed for the call), in span tc (borrowed; flags 0
- * when untraced). m is consumed. An ASK that
- * cannot be delivered is answered at once. */
+ * when untraced), an ASK with budget_ms left of its deadline (0: none).
+ * m is consumed. An ASK that cannot be delivered is answered at once. */
 WF_API void wf_link_deliver(wf_node *n, uint16_t peer, int kind, uint64_t corr, uint64_t from,
                             uint64_t to, const char *name, size_t name_len, const wf_trace_ctx *tc,
-                            wf_msg *m);
+                            uint32_t budget_ms, wf_msg *m);
+
+/* From the transport: peer no longer waits for the answer to its ask corr,
+ * sent to the local actor to (or name[0..name_len), borrowed). That
+ * request is cancelled (wf_ask explains); nothing if it is gone. */
+WF_API void wf_link_cancel(wf_node *n, uint16_t peer, uint64_t corr, uint64_t to, const char *name,
+                           size_t name_len);
 
 /* From the transport: the answer r (a message, or a failure) to the local
  * pending ask corr, from peer. r is consumed. */

@@ -108,7 +108,17 @@ WF_API int wf_tell(wf_node *n, wf_pid to, wf_msg *m);
  * node's default), WF_ENOSUCHACTOR or
  * WF_EOVERLOADED at once, WF_EACTORSTOPPED, WF_ESHUTDOWN, WF_ENOREPLY, or
  * the handler's own. m is consumed. Loop thread only; outside an actor (in
- * an actor use wf_ctx_ask). NULL only when memory is short. */
+ * an actor use wf_ctx_ask). NULL only when memory is short.
+ *
+ * Deadlines and cancellation travel with the request. The message carries
+ * its deadline (to another node, as the time left), so the callee knows
+ * its budget (wf_ctx_time_left) and a request whose deadline has passed
+ * before its turn is answered WF_ETIMEDOUT without running the handler. An
+ * ask made while a request is handled, or from the callbacks of an ask
+ * made then, fires no later than that request's deadline. Cancelling the
+ * deferred (wf_deferred_cancel) fails it with WF_ECANCELED at once and
+ * tells the callee, whose request's deferred is cancelled in turn (a
+ * request still queued is dropped); so does a timeout. */
 WF_API wf_deferred *wf_ask(wf_node *n, wf_pid to, wf_msg *m, uint64_t timeout_ms);
 
 /* wf_node_call is wf_ask for a thread that is not the loop's: it blocks
@@ -131,6 +141,9 @@ WF_API wf_deferred *wf_defer_to_thread(wf_node *n, wf_result (*fn)(void *arg), v
 typedef struct wf_node_stats {
     uint64_t asks, tells, replies;
     uint64_t late_replies;   /* replies that came after their ask ended */
+    uint64_t cancels;        /* asks cancelled by their asker */
+    uint64_t cancelled;      /* requests here whose asker gave up: not answered */
+    uint64_t expired;        /* requests not started (or asks not made): deadline passed */
     uint64_t node_down;      /* asks failed because their node went down */
     uint64_t double_replies; /* second replies to one request, rejected */
     uint64_t timeouts, overloaded, dropped;

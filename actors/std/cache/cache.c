@@ -48,6 +48,7 @@ struct entry {
     uint64_t retry_at;
     struct waiter *waiters;
     size_t nwait, capwait;
+    wf_deferred *fetch_d; /* the fetch under way (our reference), to cancel it */
     size_t keylen;
     char key[];
 };
@@ -162,6 +163,8 @@ static void remove_entry(struct cache *c, struct entry *e)
     for (size_t i = 0; i < e->nwait; i++)
         wf_deferred_release(e->waiters[i].d);
     wf_free(e->waiters);
+    if (e->fetch_d != NULL)
+        wf_deferred_release(e->fetch_d);
     c->st.bytes -= sizeof *e + e->keylen;
     c->st.entries--;
     wf_free(e);
@@ -257,7 +260,55 @@ static void answer_waiters(struct cache *c, struct entry *e, wf_failure *f, uint
     wf_free(w);
 }
 
-static wf_result wait_for(struct entry *e, uint32_t status)
+/* What a waiter's canceller needs to find it: the key, not the entry,
+ * which a fetch's end may have freed. */
+struct waiter_ref {
+    struct cache *c;
+    size_t keylen;
+    char key[];
+};
+
+/* Stops e's fetch: nobody waits for it. e is gone (or at rest again) after. */
+static void cancel_fetch(struct cache *c, struct entry *e)
+{
+    wf_deferred *fd = e->fetch_d;
+    e->fetch_d = NULL;
+    e->fetch_id = ++c->next_fetch_id; /* its end, if it comes, is ignored */
+    c->st.fetches_cancelled++;
+    if (e->value == NULL) {
+        remove_entry(c, e);
+    } else {
+        set_state(c, e, E_CACHED); /* expired: the next request fetches */
+        lru_front(c, e);
+    }
+    wf_deferred_cancel(fd);
+    wf_deferred_release(fd);
+}
+
+/* The canceller of a waiter's deferred: its asker gave up. */
+static void waiter_cancel(wf_deferred *d, void *arg)
+{
+    struct waiter_ref *ref = arg;
+    struct cache *c = ref->c;
+    struct entry *e = *slot(c, ref->key, ref->keylen);
+    if (e == NULL)
+        return;
+    for (size_t i = 0; i < e->nwait; i++) {
+        if (e->waiters[i].d != d)
+            continue;
+        e->waiters[i] = e->waiters[--e->nwait]; /* order does not matter: all get one answer */
+        c->st.waiters_cancelled++;
+        wf_deferred_errback(d,
+                            wf_failure_new(WF_ECANCELED, "stopped waiting for %.*s",
+                                           (int)(ref->keylen < 64 ? ref->keylen : 64), ref->key));
+        wf_deferred_release(d);
+        if (e->nwait == 0 && e->state == E_FETCHING && !e->revalidating && e->fetch_d != NULL)
+            cancel_fetch(c, e);
+        return;
+    }
+}
+
+static wf_result wait_for(struct cache *c, struct entry *e, uint32_t status)
 {
     if (e->nwait == e->capwait) {
         size_t cap = e->capwait ? e->capwait * 2 : 4;
@@ -267,9 +318,17 @@ static wf_result wait_for(struct entry *e, uint32_t status)
         e->waiters = w;
         e->capwait = cap;
     }
-    wf_deferred *d = wf_deferred_new();
-    if (d == NULL)
+    struct waiter_ref *ref = wf_malloc(sizeof *ref + e->keylen);
+    if (ref == NULL)
         return WF_FAIL(WF_ENOMEM, "no memory to wait for a fetch");
+    ref->c = c;
+    ref->keylen = e->keylen;
+    memcpy(ref->key, e->key, e->keylen);
+    wf_deferred *d = wf_deferred_new_cancellable_full(waiter_cancel, ref, wf_free);
+    if (d == NULL) {
+        wf_free(ref);
+        return WF_FAIL(WF_ENOMEM, "no memory to wait for a fetch");
+    }
     e->waiters[e->nwait++] = (struct waiter){wf_deferred_ref(d), status};
     return wf_result_deferred(d);
 }
@@ -282,8 +341,12 @@ static wf_result fetch_done(wf_result r, void *arg)
     struct cache *c = f->c;
     struct entry *e = *slot(c, f->key, f->keylen);
     if (e == NULL || e->fetch_id != f->id) {
-        wf_result_free(r); /* superseded */
+        wf_result_free(r); /* superseded, or cancelled */
         return wf_result_none();
+    }
+    if (e->fetch_d != NULL) {
+        wf_deferred_release(e->fetch_d); /* it has fired: this is its end */
+        e->fetch_d = NULL;
     }
     uint64_t now = now_ms(c);
     bool background = e->revalidating;
@@ -372,11 +435,16 @@ static void start_fetch(wf_ctx *ctx, struct cache *c, struct entry *e)
     memcpy(f->key, e->key, e->keylen);
     c->st.fetches++;
     wf_pid src = wf_resolve(wf_ctx_node(ctx), c->cfg->source);
+    /* Shared by every waiter: bounded by its own timeout, not by what is
+     * left of the request that happens to start it. */
     wf_deferred *d =
         wf_pid_is_none(src)
             ? wf_fail(wf_failure_new(WF_ENOSUCHACTOR, "cache source %s not found", c->cfg->source))
-            : wf_ctx_ask(ctx, src, wf_msg_new(c->cfg->fetch_type, e->key, e->keylen),
-                         c->fetch_timeout);
+            : wf_ctx_ask_detached(ctx, src, wf_msg_new(c->cfg->fetch_type, e->key, e->keylen),
+                                  c->fetch_timeout);
+    if (e->fetch_d != NULL)
+        wf_deferred_release(e->fetch_d); /* a superseded fetch's */
+    e->fetch_d = wf_deferred_ref(d);
     wf_deferred_add_callbacks_full(d, fetch_done, fetch_done, f, wf_free);
     wf_deferred_release(d);
 }
@@ -410,7 +478,7 @@ static wf_result on_get(wf_ctx *ctx, wf_msg *m)
         c->st.misses++;
         lru_remove(c, e);
         set_state(c, e, E_FETCHING);
-        wf_result r = wait_for(e, WF_CACHE_MISS);
+        wf_result r = wait_for(c, e, WF_CACHE_MISS);
         start_fetch(ctx, c, e);
         return r;
     }
@@ -429,14 +497,14 @@ static wf_result on_get(wf_ctx *ctx, wf_msg *m)
         if (c->st.entries > c->nbuckets)
             grow(c);
         c->st.misses++;
-        wf_result r = wait_for(e, WF_CACHE_MISS);
+        wf_result r = wait_for(c, e, WF_CACHE_MISS);
         start_fetch(ctx, c, e);
         evict(c);
         return r;
     }
     if (e->state == E_FETCHING) {
         c->st.coalesced++;
-        return wait_for(e, WF_CACHE_COALESCED);
+        return wait_for(c, e, WF_CACHE_COALESCED);
     }
     /* Cached. */
     if (now < e->expires) {
@@ -473,9 +541,9 @@ static wf_result on_get(wf_ctx *ctx, wf_msg *m)
     if (e->revalidating) {
         /* A background refetch is already under way: wait for it. */
         e->revalidating = false;
-        return wait_for(e, WF_CACHE_MISS);
+        return wait_for(c, e, WF_CACHE_MISS);
     }
-    wf_result r = wait_for(e, WF_CACHE_MISS);
+    wf_result r = wait_for(c, e, WF_CACHE_MISS);
     start_fetch(ctx, c, e);
     return r;
 }

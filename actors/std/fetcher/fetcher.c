@@ -49,6 +49,8 @@ struct job {
     uv_timer_t timer;
     int open_handles;
     uint64_t started;
+    uint64_t total_to;    /* the fetcher's total timeout, or less: what its asker has left */
+    uint64_t deadline_at; /* its request's deadline on the loop clock; 0: none */
     char req[NAME_MAX_LEN + 512];
     char *body;
     size_t len, cap;
@@ -149,8 +151,10 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = uv_now(wf_node_loop(f->node));
     if (j->phase == P_CONNECT)
         fail(j, WF_ETIMEDOUT, "connect timed out after %llu ms", (unsigned long long)f->connect_to);
-    else if (now - j->started >= f->total_to)
-        fail(j, WF_ETIMEDOUT, "no complete answer within %llu ms", (unsigned long long)f->total_to);
+    else if (now - j->started >= j->total_to)
+        fail(j, WF_ETIMEDOUT, "no complete answer within %llu ms%s",
+             (unsigned long long)j->total_to,
+             j->total_to < f->total_to ? " (its request's deadline)" : "");
     else
         fail(j, WF_ETIMEDOUT, "upstream silent for %llu ms", (unsigned long long)f->idle_to);
 }
@@ -159,7 +163,7 @@ static void on_timer(uv_timer_t *t)
 static void arm(struct job *j, uint64_t phase_ms)
 {
     uint64_t now = uv_now(wf_node_loop(j->f->node));
-    uint64_t left = j->started + j->f->total_to > now ? j->started + j->f->total_to - now : 0;
+    uint64_t left = j->started + j->total_to > now ? j->started + j->total_to - now : 0;
     uv_timer_start(&j->timer, on_timer, phase_ms < left ? phase_ms : left, 0);
 }
 
@@ -327,6 +331,12 @@ static void start(struct fetcher *f, struct job *j)
     uv_loop_t *loop = wf_node_loop(f->node);
     j->phase = P_CONNECT;
     j->started = uv_now(loop);
+    j->total_to = f->total_to;
+    if (j->deadline_at != 0) {
+        uint64_t left = j->deadline_at > j->started ? j->deadline_at - j->started : 0;
+        if (left < j->total_to)
+            j->total_to = left;
+    }
     j->next = f->running;
     j->prev = NULL;
     if (f->running)
@@ -392,6 +402,11 @@ static wf_result on_get(wf_ctx *ctx, wf_msg *m)
     memset(j, 0, sizeof *j);
     memcpy(j->name, name, n);
     j->f = f;
+    /* No fetch outlives the request it is for; one queued behind others
+     * has less left when it starts (start). */
+    uint64_t left = wf_ctx_time_left(ctx);
+    if (left != UINT64_MAX)
+        j->deadline_at = uv_now(wf_node_loop(f->node)) + left;
     j->phase = P_QUEUED;
     j->d = wf_deferred_new_cancellable(job_cancel, j);
     if (j->d == NULL) {

@@ -417,9 +417,13 @@ void wf__lst_conn_close(struct conn *c)
         next = r->next;
         r->c = NULL;
         if (!r->written) {
-            if (r->chain != NULL && !wf_deferred_called(r->chain))
+            if (r->chain != NULL && !wf_deferred_called(r->chain)) {
+                /* The cancel travels to whatever works on it (the cache,
+                 * the fetch behind it, on this node or another). */
+                if (c->l != NULL)
+                    c->l->abandoned++;
                 wf_deferred_cancel(r->chain); /* its last step frees it */
-            else if (r->ready)
+            } else if (r->ready)
                 wf__lst_req_free(r);
         }
     }
@@ -427,6 +431,8 @@ void wf__lst_conn_close(struct conn *c)
     if (c->poetry_ask != NULL) {
         wf_deferred *d = c->poetry_ask;
         c->poetry_ask = NULL;
+        if (c->l != NULL)
+            c->l->abandoned++;
         wf_deferred_cancel(d); /* its step sees c closing, while c still exists */
         wf_deferred_release(d);
     }

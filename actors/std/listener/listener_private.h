@@ -48,6 +48,7 @@ struct lst {
     double lat_sum;
     uint64_t lat_count, poetry_served, poetry_failed, faults_after;
     uint64_t evictions, timeouts[NTIMEOUTS];
+    uint64_t abandoned; /* requests whose client left first: their asks cancelled */
     uint64_t paused_pipeline, paused_output; /* reads stopped, by cause */
     uint64_t lost[2], half_closes[2];        /* [0] HTTP, [1] poetry */
     size_t out_held, in_held; /* bytes of answers not yet written, of requests not yet read */

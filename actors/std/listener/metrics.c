@@ -55,13 +55,22 @@ void wf__lst_metrics_respond(struct lst *l, struct req *r, const wf_cache_stats 
                          (unsigned long long)cs->fetches, (unsigned long long)cs->fetch_failures,
                          (unsigned long long)cs->entries, (unsigned long long)cs->bytes,
                          (unsigned long long)cs->evicted);
-        wf_strbuf_printf(&b,
-                         "# TYPE weft_upstream_backoff_suppressed_total counter\n"
-                         "weft_upstream_backoff_suppressed_total %llu\n"
-                         "# TYPE weft_cache_negative_hits_total counter\n"
-                         "weft_cache_negative_hits_total %llu\n",
-                         (unsigned long long)cs->backoff_suppressed,
-                         (unsigned long long)cs->negative_hits);
+        wf_strbuf_printf(
+            &b,
+            "# TYPE weft_upstream_backoff_suppressed_total counter\n"
+            "weft_upstream_backoff_suppressed_total %llu\n"
+            "# TYPE weft_cache_negative_hits_total counter\n"
+            "weft_cache_negative_hits_total %llu\n"
+            "# HELP weft_cache_waiters_cancelled_total Requests that stopped "
+            "waiting for a fetch (their client left or their deadline passed).\n"
+            "# TYPE weft_cache_waiters_cancelled_total counter\n"
+            "weft_cache_waiters_cancelled_total %llu\n"
+            "# HELP weft_upstream_fetches_cancelled_total Fetches stopped because "
+            "nobody waited for them any more.\n"
+            "# TYPE weft_upstream_fetches_cancelled_total counter\n"
+            "weft_upstream_fetches_cancelled_total %llu\n",
+            (unsigned long long)cs->backoff_suppressed, (unsigned long long)cs->negative_hits,
+            (unsigned long long)cs->waiters_cancelled, (unsigned long long)cs->fetches_cancelled);
     }
     wf_strbuf_puts(&b, "# HELP weft_http_request_seconds Time from request to answer.\n"
                        "# TYPE weft_http_request_seconds histogram\n");
@@ -97,8 +106,12 @@ void wf__lst_metrics_respond(struct lst *l, struct req *r, const wf_cache_stats 
                      "# HELP weft_connections_evicted_total Connections closed to make room "
                      "for a new one.\n"
                      "# TYPE weft_connections_evicted_total counter\n"
-                     "weft_connections_evicted_total %llu\n",
-                     (unsigned long long)l->evictions);
+                     "weft_connections_evicted_total %llu\n"
+                     "# HELP weft_requests_abandoned_total Requests whose client left before "
+                     "the answer; their work was cancelled.\n"
+                     "# TYPE weft_requests_abandoned_total counter\n"
+                     "weft_requests_abandoned_total %llu\n",
+                     (unsigned long long)l->evictions, (unsigned long long)l->abandoned);
     static const char *phases[NTIMEOUTS] = {"header", "body", "request", "write", "idle"};
     wf_strbuf_puts(&b, "# HELP weft_http_timeouts_total Connections timed out, by phase.\n"
                        "# TYPE weft_http_timeouts_total counter\n");

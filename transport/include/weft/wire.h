@@ -1,6 +1,6 @@
-/* The wire format between weft nodes, version 1.
+/* The wire format between weft nodes, version 2.
  *
- * Every frame is one nng message: a fixed 72-byte header, then the target
+ * Every frame is one nng message: a fixed 80-byte header, then the target
  * actor's name (if addressed by name), then the payload. Integers are
  * big-endian. A frame whose length does not match its header exactly, or
  * that breaks any rule below, is rejected whole.
@@ -21,12 +21,21 @@
  *                 80 in a trace that is not sampled (no ids), 0 in none
  *   67     1     reserved, 0
  *   68     4     payload length P
- *   72     N     target name (no NUL)
- *   72+N   P     payload
+ *   72     4     ASK: milliseconds left of its deadline when sent, 0 for
+ *                 none; 0 in every other kind
+ *   76     4     reserved, 0
+ *   80     N     target name (no NUL)
+ *   80+N   P     payload
  *
  * Payloads: TELL, ASK and REPLY carry the message body. FAIL carries a
  * failure (wf_wire_put_failure). HELLO carries the sender's node name and a
  * 32-byte nonce; AUTH carries a 32-byte HMAC-SHA256 proof (transport.h).
+ * CANCEL carries nothing: the asker no longer waits for the answer to its
+ * ASK corr, sent to the target named in the header (type 0).
+ *
+ * Version 2 added the budget and CANCEL: the deadline and the cancel of a
+ * request travel with it, so a callee on another host knows the time left
+ * and stops work nobody waits for.
  */
 #ifndef WEFT_WIRE_H
 #define WEFT_WIRE_H
@@ -42,8 +51,8 @@
 extern "C" {
 #endif
 
-#define WF_WIRE_VERSION  1
-#define WF_WIRE_HEADER   72
+#define WF_WIRE_VERSION  2
+#define WF_WIRE_HEADER   80
 #define WF_WIRE_NAME_MAX 255
 /* Limits a decoded failure may not exceed: nobody can make a node build an
  * unbounded trace. */
@@ -57,6 +66,7 @@ enum wf_wire_kind {
     WF_WIRE_ASK = 4,
     WF_WIRE_REPLY = 5,
     WF_WIRE_FAIL = 6,
+    WF_WIRE_CANCEL = 7,
 };
 
 /* A decoded frame. name and payload point into the decoded buffer
@@ -69,7 +79,8 @@ typedef struct wf_wire_frame {
     uint8_t trace_id[16];
     uint64_t span_id, parent_span_id;
     uint8_t trace_flags;
-    const char *name; /* not NUL-terminated */
+    uint32_t budget_ms; /* ASK only */
+    const char *name;   /* not NUL-terminated */
     size_t name_len;
     const void *payload;
     size_t payload_len;

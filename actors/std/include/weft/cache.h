@@ -25,7 +25,13 @@
  *
  * Misses are fetched by asking another actor (the source, local or remote):
  * a message of type fetch_type whose body is the key; the reply's body is
- * the value.
+ * the value. A fetch serves every waiter, so it is bounded by
+ * fetch_timeout_ms, not by the deadline of the request that started it;
+ * each waiter is bounded by its own (the runtime cancels a request whose
+ * asker gives up). A waiter that is cancelled leaves; when the last one
+ * has left, the fetch is cancelled too (the cancel reaches the source,
+ * which closes its upstream connection), unless it refreshes a value in
+ * the background.
  */
 #ifndef WEFT_CACHE_H
 #define WEFT_CACHE_H
@@ -74,6 +80,8 @@ typedef struct wf_cache_stats {
     uint64_t entries, bytes;
     uint64_t backoff_suppressed; /* requests a backoff answered (stale or failure), no fetch */
     uint64_t negative_entries;   /* not-found answers remembered now */
+    uint64_t waiters_cancelled;  /* waiters whose asker gave up before the fetch ended */
+    uint64_t fetches_cancelled;  /* fetches stopped: every waiter had gone */
 } wf_cache_stats;
 
 /* wf_cache_behaviour's init takes a const wf_cache_config * (borrowed: it
