@@ -1,7 +1,9 @@
 /* The caching poetry proxy: four standard actors composed into a service.
  *
  *   browser -> listener -> cache -> fetcher -> slow upstream poetry server
- *                       -> renderer (thread pool) -> HTML
+ *                       -> renderer -> HTML (a poem text's first page is
+ *                          prepared on the thread pool, later ones are made
+ *                          from it on the loop)
  *
  *   poetry_proxy [--upstream poetry://127.0.0.1:10000] [--http 127.0.0.1:8080]
  *                [--poetry 127.0.0.1:8081] [--ttl-ms MS] [--deadline-ms MS] [--send-name]

@@ -618,3 +618,83 @@ Test(proxy, trace_control_on_a_node_that_does_not_trace_is_a_conflict, .init = s
     cr_assert(strstr(r.body, "weft_http_requests_total{status=\"409\"} 1"), "%s", r.body);
     tu_http_free(&r);
 }
+
+/* A source whose poem changes with every fetch: "edition N" of it. */
+#define EDITION_GET 0x54450001u
+
+static wf_result edition_get(wf_ctx *ctx, wf_msg *m)
+{
+    unsigned *n = wf_ctx_state(ctx);
+    char text[128];
+    /* Every edition the same length: only the words tell them apart. */
+    int len =
+        snprintf(text, sizeof text, "Ozymandias\nedition %04u of <the> poem\nthe end\n", ++*n);
+    return wf_result_msg(wf_msg_new(EDITION_GET, text, (size_t)len));
+}
+
+static const wf_handler edition_handlers[] = {{EDITION_GET, "get", edition_get, 0}};
+static const wf_behaviour edition_behaviour = {.name = "editions",
+                                               .state_size = sizeof(unsigned),
+                                               .handlers = edition_handlers,
+                                               .nhandlers = 1};
+
+/* The edition a page shows (0 if none), checking it shows only one. */
+static unsigned edition_of(const tu_http *r)
+{
+    const char *p = strstr(r->body, "edition ");
+    cr_assert_not_null(p, "%s", r->body);
+    cr_assert_null(strstr(p + 1, "edition "), "two editions on one page: %s", r->body);
+    cr_assert(strstr(r->body, "of &lt;the&gt; poem"), "%s", r->body);
+    return (unsigned)atoi(p + 8);
+}
+
+Test(proxy, a_refetched_poem_with_new_text_is_never_served_with_its_old_page, .fini = stop)
+{
+    base();
+    ccfg = (wf_cache_config){.source = "editions", .fetch_type = EDITION_GET, .ttl_ms = 300};
+    memset(&px, 0, sizeof px);
+    px.node = wf_node_new(&(wf_node_config){.name = "px"});
+    cr_assert_eq(wf_spawn(px.node, "editions", &edition_behaviour, NULL, NULL), 0);
+    cr_assert_eq(wf_cache_spawn(px.node, "cache", &ccfg, NULL), 0);
+    cr_assert_eq(wf_renderer_spawn(px.node, "renderer", &rcfg, NULL), 0);
+    cr_assert_eq(wf_listener_spawn(px.node, "listener", &lcfg, &px.listener), 0);
+    wf_node_start(px.node);
+    wf_result res =
+        wf_node_call(px.node, px.listener, wf_msg_new(WF_LISTENER_PORTS, NULL, 0), 2000);
+    cr_assert(wf_result_is_msg(res));
+    http_port = ((const uint16_t *)wf_msg_body(res.u.ptr))[0];
+    wf_result_free(res);
+
+    /* The first edition: a miss, then hits made from its prepared page. */
+    tu_http r;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        cr_assert_str_eq(tu_http_header(&r, "X-Cache"), i == 0 ? "MISS" : "HIT");
+        cr_assert_eq(edition_of(&r), 1);
+        tu_http_free(&r);
+    }
+    /* Past the TTL the cache refetches: from the answer that brings the
+     * second edition on, every page (hits included) shows it. */
+    unsigned seen = 1;
+    int after = 0;
+    for (int i = 0; i < 200 && after < 5; i++) {
+        cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        unsigned e = edition_of(&r);
+        /* A MISS past the TTL is a refetch: a new edition. */
+        if (strcmp(tu_http_header(&r, "X-Cache"), "MISS") == 0)
+            cr_assert_gt(e, seen, "a refetch shows edition %u after edition %u", e, seen);
+        cr_assert_geq(e, seen, "edition %u served after edition %u", e, seen);
+        if (e > 1 && e == seen && strcmp(tu_http_header(&r, "X-Cache"), "HIT") == 0)
+            after++;
+        seen = e;
+        tu_http_free(&r);
+        if (seen == 1) {
+            struct timespec ts = {0, 20 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_assert_geq(seen, 2, "the poem was never refetched");
+    cr_assert_eq(after, 5, "no hits for the new edition");
+}

@@ -154,39 +154,55 @@ uint64_t wf__lst_now(const struct lst *l)
     return uv_now(wf_node_loop(l->node));
 }
 
-static void after_write(uv_write_t *w, int status)
+/* The "after" fault: a failure raised once r's answer is out must touch
+ * nothing else: it is reported, and the connection goes on. */
+static void fault_after(struct req *r)
 {
-    struct req *r = w->data;
-    struct conn *c = r->c;
     if (r->l != NULL && strcmp(r->fault, "after") == 0) {
-        /* A failure raised after the response went out must touch nothing
-         * else: it is reported, and the connection goes on. */
         r->l->faults_after++;
         wf_log(WF_LOG_WARN, "failure after the response was finished (injected fault): ignored "
                             "for this request, which had its answer");
     }
+}
+
+/* r, the head of c's queue, is answered whole: it leaves the queue and is
+ * freed. Returns false when that closed c (r's answer was its last). */
+static bool answered(struct conn *c, struct req *r)
+{
+    c->head = r->next;
+    if (c->head == NULL)
+        c->tail = NULL;
+    c->inflight--;
+    if (c->l != NULL) {
+        c->last_write = c->last_active = wf__lst_now(c->l);
+        c->wq_seen = c->tcp.write_queue_size;
+    }
+    bool last = !r->keep_alive;
+    wf__lst_req_free(r);
+    if (last)
+        wf__lst_conn_close(c);
+    return !last;
+}
+
+static void after_write(uv_write_t *w, int status)
+{
+    struct req *r = w->data;
+    struct conn *c = r->c;
+    fault_after(r);
     if (c != NULL) {
-        c->head = r->next;
-        if (c->head == NULL)
-            c->tail = NULL;
-        c->inflight--;
         c->writing--;
         if (status < 0) {
+            c->head = r->next;
+            if (c->head == NULL)
+                c->tail = NULL;
+            c->inflight--;
             if (c->l != NULL)
                 c->l->lost[0]++;
             wf__lst_req_free(r);
             wf__lst_conn_close(c);
             return;
         }
-        if (c->l != NULL) {
-            c->last_write = c->last_active = wf__lst_now(c->l);
-            c->wq_seen = c->tcp.write_queue_size;
-        }
-        bool last = !r->keep_alive;
-        wf__lst_req_free(r);
-        if (last)
-            wf__lst_conn_close(c);
-        else
+        if (answered(c, r))
             wf__lst_flush(c);
         return;
     }
@@ -201,11 +217,32 @@ void wf__lst_flush(struct conn *c)
 {
     if (c->closing)
         return;
-    for (struct req *r = c->head; r != NULL && r->ready && !r->written; r = r->next) {
+    struct req *r = c->head;
+    while (r != NULL && r->ready && !r->written) {
         r->written = true;
         if (c->l != NULL)
             wf__lst_metrics_count(c->l, r->status, r->t0);
         uv_buf_t b = uv_buf_init(r->resp, (unsigned)r->resp_len);
+        /* Nothing queued before it: try the write at once. An answer the
+         * socket takes whole needs no write request and no callback, and
+         * spares the loop re-arming the socket's poll after it (uv_write's
+         * drain: an epoll_ctl per answer). What is left goes to uv_write;
+         * so does any error, reported by its callback. */
+        if (c->writing == 0 && c->tcp.write_queue_size == 0) {
+            int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+            if (n == (int)b.len) {
+                struct req *next = r->next;
+                fault_after(r);
+                if (!answered(c, r))
+                    return;
+                r = next;
+                continue;
+            }
+            if (n > 0) {
+                b.base += n;
+                b.len -= (size_t)n;
+            }
+        }
         r->wreq.data = r;
         size_t before = c->tcp.write_queue_size;
         if (uv_write(&r->wreq, (uv_stream_t *)&c->tcp, &b, 1, after_write) != 0) {
@@ -219,6 +256,7 @@ void wf__lst_flush(struct conn *c)
         c->wq_seen += c->tcp.write_queue_size - before;
         if (!r->keep_alive)
             break; /* nothing after a closing answer */
+        r = r->next;
     }
     if (c->eof && c->head == NULL) {
         wf__lst_conn_close(c); /* half-closed, and every answer written */

@@ -1,10 +1,18 @@
-/* The renderer actor: HTML pages from template files, on the thread pool.
+/* The renderer actor: HTML pages from template files.
  *
- * A blocking actor (its handlers run on libuv's thread pool, one at a time):
- * it renders a poem page with a per-session page-view counter ("Page view #N
+ * It renders a poem page with a per-session page-view counter ("Page view #N
  * in this session"), and error pages. Templates are files (poem.html,
  * error.html) with {{name}} placeholders; every value put into a page is
  * HTML-escaped.
+ *
+ * The first page for a poem's text is prepared on libuv's thread pool
+ * (template and escaped poem, holes left for the per-request values) and
+ * kept, keyed by the exact text; later pages for the same text are made on
+ * the loop from those parts, without a trip to the pool. Prepared pages are
+ * bounded (max_prepared_bytes, least recently used forgotten first); a new
+ * text is a new key, so a changed poem is never shown with an old page.
+ * Error pages are made on the pool. The actor's handlers still run one at
+ * a time, so the sessions live in this one actor.
  */
 #ifndef WEFT_RENDERER_H
 #define WEFT_RENDERER_H
@@ -23,7 +31,7 @@ extern "C" {
 /* Messages the renderer handles. WF_RENDER_POEM's body is a wf_render_poem
  * then the poem text; its reply, a wf_render_page then the HTML.
  * WF_RENDER_ERROR's body is a wf_render_error then the trace text; its
- * reply, the HTML. */
+ * reply, the HTML. 0x52450003 is taken: the renderer asks itself with it. */
 #define WF_RENDER_POEM  0x52450001u
 #define WF_RENDER_ERROR 0x52450002u
 
@@ -55,8 +63,10 @@ typedef struct wf_render_error {
 } wf_render_error;
 
 typedef struct wf_renderer_config {
-    const char *template_dir; /* holds poem.html and error.html */
-    size_t max_sessions;      /* sessions remembered; 0: 100000 (oldest forgotten) */
+    const char *template_dir;  /* holds poem.html and error.html */
+    size_t max_sessions;       /* sessions remembered; 0: 100000 (oldest forgotten) */
+    size_t max_prepared_bytes; /* prepared poem pages kept (texts, pages and their
+                                  bookkeeping); 0: 4 MiB (least recently used forgotten) */
 } wf_renderer_config;
 
 /* Its init reads the templates (a missing one fails the spawn with
