@@ -71,7 +71,8 @@ struct conn {
      * request's first byte, the last bytes read, the last write progress,
      * and the later of the two */
     uint64_t req_start, last_read, last_write, last_active;
-    unsigned nrequests; /* requests read: tells when a new one began */
+    unsigned nrequests; /* requests read: tells when a new one began (transform port:
+                         * requests answered) */
     unsigned writing;   /* answers handed to uv_write, not yet done */
     size_t wq_seen;     /* the write queue's size at the last look */
     size_t out_bytes;   /* bytes of answers held for this connection */

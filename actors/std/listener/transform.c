@@ -1,6 +1,9 @@
-/* The raw transform port, as the Twisted tutorial's proxy offers it: a
+/* The raw transform port, the Twisted tutorial's transform protocol: a
  * client sends netstrings "XFORM.POEM" and gets each transformed poem back
  * as a netstring, in order, through the transformer actor (and its cache).
+ * Once every request received is answered, the connection closes, as the
+ * tutorial's server (transformedpoetry.py) closes after its answer: its
+ * transform-test (netcat -q -1) waits for that close.
  * The protocol has no error message: a malformed or oversized netstring,
  * a bad transform name or a failed transform resets the connection, so
  * that a client cannot take it for an answer; each is counted and logged
@@ -68,6 +71,7 @@ static void xform_written(uv_write_t *w, int status)
         return;
     }
     c->last_write = c->last_active = wf__lst_now(c->l);
+    c->nrequests++; /* answered */
     xform_next(c);
 }
 
@@ -164,6 +168,10 @@ static void xform_next(struct conn *c)
         return;
     }
     if (st == WF__NS_MORE) {
+        if (c->pend_len == 0 && c->nrequests > 0) {
+            wf__lst_conn_close(c); /* every request answered */
+            return;
+        }
         if (c->eof) {
             if (c->pend_len > 0)
                 xform_failed(c, WF_EINVAL, "the client closed in the middle of a request");

@@ -91,7 +91,9 @@
  * gives a 502 page naming it, one that does not answer in time a 504.
  * The transform port (transform_addr) speaks the tutorial's transform
  * protocol: the client sends netstrings "XFORM.POEM" and gets each
- * transformed poem back as a netstring, in order; a malformed or oversized
+ * transformed poem back as a netstring, in order; once every request it
+ * sent is answered, the connection closes (as the tutorial's server does
+ * after its answer). A malformed or oversized
  * netstring (over max_body), a bad name or a failed transform resets the
  * connection. A request must arrive within request_timeout_ms of its first
  * byte; a connection with nothing under way closes after idle_timeout_ms.
