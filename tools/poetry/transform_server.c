@@ -39,6 +39,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "listen.h"
 #include "netstring.h"
 
 #define MAX_CONNS       1024 /* the default --max-conns */
@@ -120,17 +121,6 @@ static void usage(void)
             "  --read-timeout-ms T  close a connection silent for T ms (default %d)\n"
             "  --max-conns N     reset new connections while N are open (default %d)\n",
             DELAY_MS, MAX_BYTES, READ_TIMEOUT_MS, MAX_CONNS);
-}
-
-static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
 }
 
 /* ---- the transforms ---- */
@@ -474,7 +464,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (ch) {
         case 'p':
-            if (!parse_u64(optarg, 0, 65535, &v))
+            if (!tp_parse_u64(optarg, 0, 65535, &v))
                 goto bad;
             o->port = (int)v;
             break;
@@ -485,24 +475,24 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->slow = true;
             break;
         case 'D':
-            if (!parse_u64(optarg, 0, MAX_DELAY_MS, &o->delay_ms))
+            if (!tp_parse_u64(optarg, 0, MAX_DELAY_MS, &o->delay_ms))
                 goto bad;
             break;
         case 'f':
-            if (!parse_u64(optarg, 1, UINT32_MAX, &o->fail_every))
+            if (!tp_parse_u64(optarg, 1, UINT32_MAX, &o->fail_every))
                 goto bad;
             break;
         case 'b':
-            if (!parse_u64(optarg, 1, MAX_BYTES_LIMIT, &v))
+            if (!tp_parse_u64(optarg, 1, MAX_BYTES_LIMIT, &v))
                 goto bad;
             o->max_bytes = (size_t)v;
             break;
         case 'r':
-            if (!parse_u64(optarg, 1, MAX_DELAY_MS, &o->read_timeout_ms))
+            if (!tp_parse_u64(optarg, 1, MAX_DELAY_MS, &o->read_timeout_ms))
                 goto bad;
             break;
         case 'm':
-            if (!parse_u64(optarg, 1, 1000000, &v))
+            if (!tp_parse_u64(optarg, 1, 1000000, &v))
                 goto bad;
             o->max_conns = (int)v;
             break;
@@ -520,38 +510,10 @@ bad:
 
 static int start_listening(struct server *srv)
 {
-    struct sockaddr_storage ss;
     /* Initialised first: main closes the handle whatever happens here. */
     srv->listener.data = srv;
-    uv_tcp_init(&srv->loop, &srv->listener);
-    int rv = uv_ip4_addr(srv->o.host, srv->o.port, (struct sockaddr_in *)&ss);
-    if (rv != 0)
-        rv = uv_ip6_addr(srv->o.host, srv->o.port, (struct sockaddr_in6 *)&ss);
-    if (rv != 0) {
-        fprintf(stderr, "transform-server: --host wants a numeric address: %s\n", srv->o.host);
-        return -1;
-    }
-    rv = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
-    if (rv == 0)
-        rv = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN, on_connection);
-    int len = sizeof ss;
-    if (rv == 0)
-        rv = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
-    if (rv != 0) {
-        fprintf(stderr, "transform-server: listen on %s:%d: %s\n", srv->o.host, srv->o.port,
-                uv_strerror(rv));
-        return -1;
-    }
-    char ip[64];
-    if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-        printf("listening on [%s]:%d\n", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-        printf("listening on %s:%d\n", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    }
-    fflush(stdout);
-    return 0;
+    return tp_listen(&srv->loop, &srv->listener, srv->o.host, srv->o.port, on_connection,
+                     "transform-server");
 }
 
 int main(int argc, char **argv)
