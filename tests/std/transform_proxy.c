@@ -27,6 +27,7 @@ static wf_cache_config ccfg = {.source = "fetcher", .fetch_type = WF_FETCH_GET};
 static wf_renderer_config rcfg;
 static wf_transformer_config xcfg;
 static wf_listener_config lcfg;
+static uint64_t deadline_ms = 5000;
 
 /* Starts both upstreams (transform-server with extra) and the proxy;
  * with_transformer 0 leaves the transformer out. */
@@ -156,4 +157,18 @@ Test(transform_proxy, the_raw_transform_port, .fini = stop)
     cr_assert(has(&r, "weft_transform_served_total 2\n"), "%s", r.body);
     cr_assert(has(&r, "weft_transform_failed_total 5\n"), "%s", r.body);
     tu_http_free(&r);
+}
+
+Test(transform_proxy, a_slow_transform_is_a_504_and_its_upstream_is_closed, .fini = stop)
+{
+    const char *slow[] = {"--slow", "--delay-ms", "5000", NULL};
+    deadline_ms = 1000;
+    start(slow, 1);
+    tu_http r;
+    cr_assert_eq(get("/poems/ozymandias?transform=cummingsify", &r), 504, "%s", r.body);
+    cr_assert(has(&r, "cummingsify"), "%s", r.body);
+    tu_http_free(&r);
+    /* The transformer gave up with the request: the service sees it. */
+    cr_assert_not_null(tu_proc_expect(&xsrv, "client closed its side with an answer pending", 3000),
+                       "%s", xsrv.log);
 }

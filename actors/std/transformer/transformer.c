@@ -191,12 +191,13 @@ static wf_failure *failure_for(const wf_failure *f)
     return wf_failure_new_bare(wf_failure_code(f), wf_failure_message(f));
 }
 
-/* Answers every waiter of fl: with value[0..len), or failure f (borrowed). */
-static void answer_waiters(struct flight *fl, const char *value, size_t len, const wf_failure *f)
+/* Answers every waiter of the list ws (taken off its flight): with
+ * value[0..len), or failure f (borrowed). */
+static void answer_waiters(struct waiter *ws, const char *value, size_t len, const wf_failure *f)
 {
-    while (fl->waiters != NULL) {
-        struct waiter *w = fl->waiters;
-        fl->waiters = w->next;
+    while (ws != NULL) {
+        struct waiter *w = ws;
+        ws = w->next;
         w->fl = NULL; /* firing frees w (its arg_free) */
         wf_deferred *d = w->d;
         wf_msg *m = f ? NULL : wf_msg_new(WF_TRANSFORM, value, len);
@@ -304,8 +305,7 @@ static void fail(struct flight *fl, int code, const char *fmt, ...)
     struct waiter *ws = fl->waiters;
     fl->waiters = NULL;
     flight_end(fl);
-    struct flight tmp = {.waiters = ws};
-    answer_waiters(&tmp, NULL, 0, f);
+    answer_waiters(ws, NULL, 0, f);
     wf_failure_release(f);
 }
 
@@ -341,8 +341,7 @@ static void succeed(struct flight *fl, size_t start, size_t len)
     } else {
         wf_free(v);
     }
-    struct flight tmp = {.waiters = ws};
-    answer_waiters(&tmp, fl->in + start, len, NULL);
+    answer_waiters(ws, fl->in + start, len, NULL);
     flight_end(fl);
     evict(x);
 }
@@ -689,8 +688,7 @@ static void transformer_terminate(wf_ctx *ctx, const wf_failure *reason)
         fl->waiters = NULL;
         flight_end(fl); /* unlinks it; its handles' callbacks need no actor */
         wf_failure *f = wf_failure_new(WF_EACTORSTOPPED, "transformer stopped");
-        struct flight tmp = {.waiters = ws};
-        answer_waiters(&tmp, NULL, 0, f);
+        answer_waiters(ws, NULL, 0, f);
         wf_failure_release(f);
     }
     for (size_t i = 0; i < x->nbuckets; i++)
