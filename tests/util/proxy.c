@@ -34,7 +34,7 @@ static void proxy_start(tu_proxy *px, const char *name, const wf_trace_config *t
     cr_assert_eq(wf_cache_spawn(px->node, "cache", c, NULL), 0);
     cr_assert_eq(wf_renderer_spawn(px->node, "renderer", r, NULL), 0);
     if (x != NULL)
-        cr_assert_eq(wf_transformer_spawn(px->node, "transformer", x, NULL), 0);
+        cr_assert_eq(wf_transformer_spawn(px->node, "transformer", x, &px->transformer), 0);
     cr_assert_eq(wf_listener_spawn(px->node, "listener", l, &px->listener), 0);
     wf_node_start(px->node);
     wf_result res =

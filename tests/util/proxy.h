@@ -27,6 +27,7 @@ typedef struct tu_proxy {
     wf_pid listener;
     int http_port, poetry_port; /* poetry_port 0 if the listener has none */
     int transform_port;         /* 0 if the listener has none */
+    wf_pid transformer;         /* none if not started */
 } tu_proxy;
 
 /* Starts a node named name (traced with trace if not NULL) running
