@@ -10,7 +10,7 @@ if(NOT SRC)
 endif()
 
 set(runtime_headers "weft/(node|actor|msg|supervisor|link|trace)\\.h|runtime\\.h|trace_ring\\.h")
-set(std_headers "weft/(cache|fetcher|listener|renderer)\\.h")
+set(std_headers "weft/(cache|fetcher|listener|renderer|transformer)\\.h")
 set(transport_headers "weft/(transport|wire)\\.h")
 
 # util: libc and weft's allocator only.

@@ -8,6 +8,7 @@
  *   poetry_proxy [--upstream poetry://127.0.0.1:10000] [--http 127.0.0.1:8080]
  *                [--poetry 127.0.0.1:8081] [--ttl-ms MS] [--deadline-ms MS] [--send-name]
  *                [--debug] [--faults] [--trace "file=proxy.jsonl;sample=1"]  (GET /trace tunes it)
+ *                [--transform HOST:PORT [--transform-port 127.0.0.1:8082]]
  *
  * --deadline-ms (default 30000) is a request's whole budget: it travels with
  * the request from the listener to the cache and the fetcher, which give up
@@ -18,6 +19,9 @@
  * the server closes; every name gets the poem that server serves.
  * --send-name writes "NAME\n" first, for servers that choose the poem by
  * name (tools/poetry/poetry-server); the tutorial's never read it.
+ * --transform names the tutorial's transform service (transformedpoetry.py,
+ * tools/poetry/transform-server): /poems/NAME?transform=cummingsify, and
+ * the raw transform protocol on --transform-port.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +32,7 @@
 #include <weft/fetcher.h>
 #include <weft/listener.h>
 #include <weft/renderer.h>
+#include <weft/transformer.h>
 #include <weft/transport.h>
 #include <weft/weft.h>
 
@@ -78,6 +83,12 @@ int main(int argc, char **argv)
                                    .deadline_ms = deadline,
                                    .debug = flag(argc, argv, "--debug"),
                                    .allow_faults = flag(argc, argv, "--faults")};
+    wf_transformer_config transformer = {.upstream = arg(argc, argv, "--transform", NULL),
+                                         .total_timeout_ms = deadline};
+    if (transformer.upstream != NULL) {
+        listener.transformer = "transformer";
+        listener.transform_addr = arg(argc, argv, "--transform-port", "127.0.0.1:8082");
+    }
 
     wf_node *node = wf_node_new(&(wf_node_config){.name = "proxy"});
     int rv;
@@ -98,6 +109,8 @@ int main(int argc, char **argv)
     if ((rv = wf_fetcher_spawn(node, "fetcher", &fetcher, NULL)) != 0 ||
         (rv = wf_cache_spawn(node, "cache", &cache, NULL)) != 0 ||
         (rv = wf_renderer_spawn(node, "renderer", &renderer, NULL)) != 0 ||
+        (transformer.upstream != NULL &&
+         (rv = wf_transformer_spawn(node, "transformer", &transformer, NULL)) != 0) ||
         (rv = wf_listener_spawn(node, "listener", &listener, NULL)) != 0) {
         fprintf(stderr, "poetry_proxy: cannot start: %s\n", wf_strerror(rv));
         wf_node_free(node);
@@ -111,6 +124,9 @@ int main(int argc, char **argv)
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     printf("poetry proxy: http://%s/poems/ozymandias (poetry port %s, upstream %s)\n",
            listener.http_addr, listener.poetry_addr, fetcher.upstream);
+    if (transformer.upstream != NULL)
+        printf("transforms: ?transform=cummingsify, transform port %s (service %s)\n",
+               listener.transform_addr, transformer.upstream);
     fflush(stdout);
     wf_node_run(node); /* until SIGINT or SIGTERM */
     wf_node_free(node);

@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -155,4 +156,39 @@ size_t tu_read_all(int fd, char *buf, size_t size, int timeout_ms)
     }
     buf[n] = '\0';
     return n;
+}
+
+size_t tu_read_n(int fd, char *buf, size_t n, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    size_t got = 0;
+    while (got < n) {
+        long long left = end - now_ms();
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            break;
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    return got;
+}
+
+int tu_wait_closed(int fd, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    char b[4096];
+    for (;;) {
+        long long left = end - now_ms();
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return TU_OPEN;
+        ssize_t r = read(fd, b, sizeof b);
+        if (r == 0)
+            return TU_CLOSED;
+        if (r < 0)
+            return errno == ECONNRESET ? TU_RESET : TU_CLOSED;
+    }
 }

@@ -28,5 +28,12 @@ const char *tu_http_header(const tu_http *r, const char *name);
 void tu_http_free(tu_http *r);
 /* Reads until the peer closes or timeout_ms: returns bytes read (into buf). */
 size_t tu_read_all(int fd, char *buf, size_t size, int timeout_ms);
+/* Reads exactly n bytes into buf (NUL-terminated, so n + 1 bytes of room)
+ * unless the peer closes or timeout_ms passes first; returns bytes read. */
+size_t tu_read_n(int fd, char *buf, size_t n, int timeout_ms);
+/* How the peer ends the connection within timeout_ms, data sent before
+ * the end ignored: TU_CLOSED (a clean close), TU_RESET, or TU_OPEN. */
+enum { TU_OPEN, TU_CLOSED, TU_RESET };
+int tu_wait_closed(int fd, int timeout_ms);
 
 #endif

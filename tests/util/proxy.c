@@ -20,9 +20,10 @@ void tu_poetry_start(tu_proc *p, const char *server, const char *const *extra, c
     snprintf(url, n, "poetry://127.0.0.1:%d", atoi(strrchr(l, ':') + 1));
 }
 
-void tu_proxy_start(tu_proxy *px, const char *name, const wf_trace_config *trace,
-                    const wf_fetcher_config *f, const wf_cache_config *c,
-                    const wf_renderer_config *r, const wf_listener_config *l)
+static void proxy_start(tu_proxy *px, const char *name, const wf_trace_config *trace,
+                        const wf_fetcher_config *f, const wf_cache_config *c,
+                        const wf_renderer_config *r, const wf_transformer_config *x,
+                        const wf_listener_config *l)
 {
     memset(px, 0, sizeof *px);
     px->node = wf_node_new(&(wf_node_config){.name = name});
@@ -32,6 +33,8 @@ void tu_proxy_start(tu_proxy *px, const char *name, const wf_trace_config *trace
     cr_assert_eq(wf_fetcher_spawn(px->node, "fetcher", f, NULL), 0);
     cr_assert_eq(wf_cache_spawn(px->node, "cache", c, NULL), 0);
     cr_assert_eq(wf_renderer_spawn(px->node, "renderer", r, NULL), 0);
+    if (x != NULL)
+        cr_assert_eq(wf_transformer_spawn(px->node, "transformer", x, &px->transformer), 0);
     cr_assert_eq(wf_listener_spawn(px->node, "listener", l, &px->listener), 0);
     wf_node_start(px->node);
     wf_result res =
@@ -40,7 +43,22 @@ void tu_proxy_start(tu_proxy *px, const char *name, const wf_trace_config *trace
     const uint16_t *ports = wf_msg_body(res.u.ptr);
     px->http_port = ports[0];
     px->poetry_port = ports[1];
+    px->transform_port = ports[2];
     wf_result_free(res);
+}
+
+void tu_proxy_start(tu_proxy *px, const char *name, const wf_trace_config *trace,
+                    const wf_fetcher_config *f, const wf_cache_config *c,
+                    const wf_renderer_config *r, const wf_listener_config *l)
+{
+    proxy_start(px, name, trace, f, c, r, NULL, l);
+}
+
+void tu_proxy_start_transform(tu_proxy *px, const char *name, const wf_fetcher_config *f,
+                              const wf_cache_config *c, const wf_renderer_config *r,
+                              const wf_transformer_config *x, const wf_listener_config *l)
+{
+    proxy_start(px, name, NULL, f, c, r, x, l);
 }
 
 void tu_proxy_stop(tu_proxy *px)

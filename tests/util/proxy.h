@@ -11,6 +11,7 @@
 #include <weft/fetcher.h>
 #include <weft/listener.h>
 #include <weft/renderer.h>
+#include <weft/transformer.h>
 #include <weft/weft.h>
 
 #include "proc.h"
@@ -25,6 +26,8 @@ typedef struct tu_proxy {
     wf_node *node;
     wf_pid listener;
     int http_port, poetry_port; /* poetry_port 0 if the listener has none */
+    int transform_port;         /* 0 if the listener has none */
+    wf_pid transformer;         /* none if not started */
 } tu_proxy;
 
 /* Starts a node named name (traced with trace if not NULL) running
@@ -34,6 +37,12 @@ typedef struct tu_proxy {
 void tu_proxy_start(tu_proxy *px, const char *name, const wf_trace_config *trace,
                     const wf_fetcher_config *f, const wf_cache_config *c,
                     const wf_renderer_config *r, const wf_listener_config *l);
+
+/* tu_proxy_start_transform is tu_proxy_start with a "transformer" too,
+ * configured with x (borrowed), spawned before the listener. */
+void tu_proxy_start_transform(tu_proxy *px, const char *name, const wf_fetcher_config *f,
+                              const wf_cache_config *c, const wf_renderer_config *r,
+                              const wf_transformer_config *x, const wf_listener_config *l);
 
 /* Shuts the node down and frees it; nothing if it was not started. */
 void tu_proxy_stop(tu_proxy *px);

@@ -48,6 +48,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "listen.h"
 #include "request.h"
 #include "response.h"
 
@@ -154,17 +155,6 @@ static void usage(void)
             "  --never-read    never read: send the first poem and close (the tutorial's servers)\n"
             "  --reset-after B send only B bytes of the poem, then reset the connection\n",
             POETRY_DEFAULT_DIR, MAX_CONNS, NAME_WAIT_MS);
-}
-
-static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
 }
 
 /* ---- the poems ---- */
@@ -674,18 +664,19 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    static const struct option longs[] = {
-        {"port", 1, 0, 'p'},         {"host", 1, 0, 'H'},       {"poems", 1, 0, 'd'},
-        {"slow", 0, 0, 's'},         {"delay-ms", 1, 0, 'D'},   {"chunk", 1, 0, 'c'},
-        {"http", 0, 0, 't'},         {"fail-every", 1, 0, 'f'}, {"max-conns", 1, 0, 'm'},
-        {"name-wait-ms", 1, 0, 'n'}, {"never-read", 0, 0, 'N'},  {"reset-after", 1, 0, 'r'},
-        {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+    static const struct option longs[] = {{"port", 1, 0, 'p'},       {"host", 1, 0, 'H'},
+                                          {"poems", 1, 0, 'd'},      {"slow", 0, 0, 's'},
+                                          {"delay-ms", 1, 0, 'D'},   {"chunk", 1, 0, 'c'},
+                                          {"http", 0, 0, 't'},       {"fail-every", 1, 0, 'f'},
+                                          {"max-conns", 1, 0, 'm'},  {"name-wait-ms", 1, 0, 'n'},
+                                          {"never-read", 0, 0, 'N'}, {"reset-after", 1, 0, 'r'},
+                                          {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     uint64_t v;
     int ch;
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (ch) {
         case 'p':
-            if (!parse_u64(optarg, 0, 65535, &v))
+            if (!tp_parse_u64(optarg, 0, 65535, &v))
                 goto bad;
             o->port = (int)v;
             break;
@@ -699,11 +690,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->slow = true;
             break;
         case 'D':
-            if (!parse_u64(optarg, 0, MAX_DELAY_MS, &o->delay_ms))
+            if (!tp_parse_u64(optarg, 0, MAX_DELAY_MS, &o->delay_ms))
                 goto bad;
             break;
         case 'c':
-            if (!parse_u64(optarg, 1, MAX_CHUNK, &v))
+            if (!tp_parse_u64(optarg, 1, MAX_CHUNK, &v))
                 goto bad;
             o->chunk = (size_t)v;
             break;
@@ -711,23 +702,23 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->http = true;
             break;
         case 'f':
-            if (!parse_u64(optarg, 1, UINT32_MAX, &o->fail_every))
+            if (!tp_parse_u64(optarg, 1, UINT32_MAX, &o->fail_every))
                 goto bad;
             break;
         case 'm':
-            if (!parse_u64(optarg, 1, 1000000, &v))
+            if (!tp_parse_u64(optarg, 1, 1000000, &v))
                 goto bad;
             o->max_conns = (int)v;
             break;
         case 'n':
-            if (!parse_u64(optarg, 1, MAX_DELAY_MS, &o->name_wait_ms))
+            if (!tp_parse_u64(optarg, 1, MAX_DELAY_MS, &o->name_wait_ms))
                 goto bad;
             break;
         case 'N':
             o->never_read = true;
             break;
         case 'r':
-            if (!parse_u64(optarg, 1, MAX_POEM_BYTES, &o->reset_after))
+            if (!tp_parse_u64(optarg, 1, MAX_POEM_BYTES, &o->reset_after))
                 goto bad;
             break;
         default:
@@ -744,38 +735,10 @@ bad:
 
 static int start_listening(struct server *srv)
 {
-    struct sockaddr_storage ss;
     /* Initialised first: main closes the handle whatever happens here. */
     srv->listener.data = srv;
-    uv_tcp_init(&srv->loop, &srv->listener);
-    int rv = uv_ip4_addr(srv->o.host, srv->o.port, (struct sockaddr_in *)&ss);
-    if (rv != 0)
-        rv = uv_ip6_addr(srv->o.host, srv->o.port, (struct sockaddr_in6 *)&ss);
-    if (rv != 0) {
-        fprintf(stderr, "poetry-server: --host wants a numeric address: %s\n", srv->o.host);
-        return -1;
-    }
-    rv = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
-    if (rv == 0)
-        rv = uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN, on_connection);
-    int len = sizeof ss;
-    if (rv == 0)
-        rv = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
-    if (rv != 0) {
-        fprintf(stderr, "poetry-server: listen on %s:%d: %s\n", srv->o.host, srv->o.port,
-                uv_strerror(rv));
-        return -1;
-    }
-    char ip[64];
-    if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-        printf("listening on [%s]:%d\n", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-        printf("listening on %s:%d\n", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    }
-    fflush(stdout);
-    return 0;
+    return tp_listen(&srv->loop, &srv->listener, srv->o.host, srv->o.port, on_connection,
+                     "poetry-server");
 }
 
 int main(int argc, char **argv)

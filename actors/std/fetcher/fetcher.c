@@ -2,21 +2,17 @@
  * fetch, on the node's loop, at most max_connections at once (the rest wait
  * in order). Each fetch's deferred fires exactly once; cancelling it closes
  * the connection. */
-#define _DEFAULT_SOURCE /* struct tcp_info, which POSIX leaves out */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
 #include <weft/alloc.h>
 #include <weft/fetcher.h>
 
 #include "client.h"
+#include "tcp.h"
 
 #define NAME_MAX_LEN 200
 
@@ -169,31 +165,6 @@ static void arm(struct job *j, uint64_t phase_ms)
 
 /* ---- reading ---- */
 
-/* Whether the connection behind an end-of-stream was reset rather than
- * closed. When the last data and a reset arrive together, epoll reports
- * them with POLLHUP, and libuv (1.44, uv__stream_io) reads the data and
- * then reports end-of-stream without reading the error, so UV_EOF alone
- * does not tell a whole poem from a cut one. The socket still knows: its
- * pending error, or (if a write already took that error) its state, which
- * a reset leaves closed and a peer's orderly close leaves in CLOSE_WAIT. */
-static bool was_reset(struct job *j)
-{
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&j->tcp, &fd) != 0)
-        return false;
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
-        return true;
-#ifdef TCP_INFO
-    struct tcp_info ti;
-    len = sizeof ti;
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_CLOSE)
-        return true;
-#endif
-    return false;
-}
-
 static int append(struct job *j, const char *data, size_t n)
 {
     if (j->len + n > j->f->max_body)
@@ -271,7 +242,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     if (n != UV_EOF) {
         fail_uv(j, (int)n);
-    } else if (was_reset(j)) {
+    } else if (wf__tcp_was_reset(&j->tcp)) {
         /* Never a whole answer, whatever came before. */
         fail(j, WF_EUPSTREAM, "connection reset after %zu bytes", j->len);
     } else if (j->f->http) {
@@ -441,22 +412,7 @@ static int parse_upstream(struct fetcher *f, const char *url)
     memcpy(f->hostport, rest, hl);
     f->hostport[hl] = '\0';
     snprintf(f->path, sizeof f->path, "%s", slash ? slash : "/");
-    char host[128];
-    const char *colon = strrchr(f->hostport, ':');
-    if (colon == NULL)
-        return WF_EINVAL;
-    int port = atoi(colon + 1);
-    size_t n = (size_t)(colon - f->hostport);
-    if (f->hostport[0] == '[' && n >= 2 && f->hostport[n - 1] == ']') {
-        memcpy(host, f->hostport + 1, n - 2);
-        host[n - 2] = '\0';
-        return uv_ip6_addr(host, port, (struct sockaddr_in6 *)&f->addr) ? WF_EINVAL : 0;
-    }
-    memcpy(host, f->hostport, n);
-    host[n] = '\0';
-    return port <= 0 || port > 65535 || uv_ip4_addr(host, port, (struct sockaddr_in *)&f->addr)
-               ? WF_EINVAL
-               : 0;
+    return wf__tcp_addr_parse(f->hostport, &f->addr);
 }
 
 static int fetcher_init(wf_ctx *ctx, void *arg)

@@ -581,8 +581,10 @@ static uint64_t stale_since(const struct conn *c)
         return NEVER;
     if (c->writing > 0)
         return c->last_write; /* not taking its answers */
-    if (c->poetry || c->head != NULL)
+    if (c->poetry || c->head != NULL || c->poetry_ask != NULL)
         return NEVER; /* its answer is being made */
+    if (c->transform)
+        return c->last_active; /* idle, or sending its request */
     if (reading_request(c))
         return c->req_start;
     return c->last_active; /* idle, or has said nothing yet */

@@ -34,6 +34,7 @@ static void on_connection(uv_stream_t *server, int status)
     memset(c, 0, sizeof *c);
     c->l = l;
     c->poetry = server == (uv_stream_t *)l->poetry;
+    c->transform = server == (uv_stream_t *)l->xform;
     uv_tcp_init(wf_node_loop(l->node), &c->tcp);
     uv_timer_init(wf_node_loop(l->node), &c->timer);
     c->tcp.data = c->timer.data = c;
@@ -49,10 +50,17 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    if (c->poetry && l->nconns > l->max_conn) {
-        l->poetry_failed++; /* the protocol has no error to send */
+    if ((c->poetry || c->transform) && l->nconns > l->max_conn) {
+        /* The protocols have no error to send: a reset says it. */
+        if (c->poetry)
+            l->poetry_failed++;
+        else
+            l->xform_failed++;
+        c->reset_on_close = c->transform;
         wf__lst_conn_close(c);
-    } else if (c->poetry)
+    } else if (c->transform)
+        wf__lst_transform_start(c);
+    else if (c->poetry)
         wf__lst_poetry_start(c);
     else
         wf__lst_conn_start(c);
@@ -98,7 +106,7 @@ static int listen_on(struct lst *l, const char *addr, uv_tcp_t **out, uint16_t *
 static wf_result on_ports(wf_ctx *ctx, wf_msg *m)
 {
     struct lst *l = wf_ctx_state(ctx);
-    uint16_t ports[2] = {l->http_port, l->poetry_port};
+    uint16_t ports[3] = {l->http_port, l->poetry_port, l->xform_port};
     return wf_result_msg(wf_msg_new(WF_LISTENER_PORTS, ports, sizeof ports));
 }
 
@@ -132,7 +140,8 @@ static int listener_init(wf_ctx *ctx, void *arg)
 {
     struct lst *l = wf_ctx_state(ctx);
     const wf_listener_config *cfg = arg;
-    if (cfg == NULL || cfg->cache == NULL || cfg->renderer == NULL)
+    if (cfg == NULL || cfg->cache == NULL || cfg->renderer == NULL ||
+        (cfg->transform_addr != NULL && cfg->transformer == NULL))
         return WF_EINVAL;
     l->cfg = cfg;
     l->node = wf_ctx_node(ctx);
@@ -154,8 +163,11 @@ static int listener_init(wf_ctx *ctx, void *arg)
         rv = listen_on(l, cfg->http_addr, &l->http, &l->http_port);
     if (rv == 0 && cfg->poetry_addr != NULL)
         rv = listen_on(l, cfg->poetry_addr, &l->poetry, &l->poetry_port);
+    if (rv == 0 && cfg->transform_addr != NULL)
+        rv = listen_on(l, cfg->transform_addr, &l->xform, &l->xform_port);
     if (rv != 0) {
         close_server(l->http);
+        close_server(l->poetry);
         return rv;
     }
     return 0;
@@ -166,6 +178,7 @@ static void listener_terminate(wf_ctx *ctx, const wf_failure *reason)
     struct lst *l = wf_ctx_state(ctx);
     close_server(l->http);
     close_server(l->poetry);
+    close_server(l->xform);
     while (l->conns != NULL) {
         struct conn *c = l->conns;
         wf__lst_conn_close(c); /* unlinks it */

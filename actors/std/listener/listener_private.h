@@ -1,9 +1,9 @@
 /* The listener's parts (see weft/listener.h): listener.c (the actor:
  * ports, accepting, start and stop), conn.c (one HTTP connection: reading,
  * pipelining, timeouts, writing), routes.c (what a request asks for: poems,
- * /metrics, /healthz, /trace), metrics.c (counters and Prometheus text) and
- * poetry.c (the raw poetry port). Everything here runs on the node's loop
- * thread. Private to libweft_std. */
+ * /metrics, /healthz, /trace), metrics.c (counters and Prometheus text),
+ * poetry.c (the raw poetry port) and transform.c (the raw transform port). Everything here runs on
+ * the node's loop thread. Private to libweft_std. */
 #ifndef WF_LISTENER_PRIVATE_H
 #define WF_LISTENER_PRIVATE_H
 
@@ -33,8 +33,8 @@ struct lst {
     const wf_listener_config *cfg;
     wf_node *node;
     wf_pid self;
-    uv_tcp_t *http, *poetry; /* on the heap: freed by their close callbacks */
-    uint16_t http_port, poetry_port;
+    uv_tcp_t *http, *poetry, *xform; /* on the heap: freed by their close callbacks */
+    uint16_t http_port, poetry_port, xform_port;
     struct conn *conns;
     unsigned nconns;
     struct req *reqs; /* every request still in flight, for terminate */
@@ -47,6 +47,7 @@ struct lst {
     uint64_t lat[LAT_BUCKETS + 1];
     double lat_sum;
     uint64_t lat_count, poetry_served, poetry_failed, faults_after;
+    uint64_t xform_served, xform_failed; /* the transform port's answers, and resets */
     uint64_t evictions, timeouts[NTIMEOUTS];
     uint64_t abandoned; /* requests whose client left first: their asks cancelled */
     uint64_t paused_pipeline, paused_output; /* reads stopped, by cause */
@@ -54,7 +55,7 @@ struct lst {
     size_t out_held, in_held; /* bytes of answers not yet written, of requests not yet read */
     /* routes.c: one log line per failed request, rate-limited */
     wf__ratelog failure_log;
-    char scratch[65536];      /* what a read leaves unparsed goes to conn.pend: one will do */
+    char scratch[65536]; /* what a read leaves unparsed goes to conn.pend: one will do */
 };
 
 /* One accepted connection, HTTP or poetry. */
@@ -65,18 +66,21 @@ struct conn {
     uv_timer_t timer;
     int handles;
     bool poetry, closing, close_after, reading, paused, feeding, eof;
-    bool reset_on_close; /* a poetry-port failure: RST, not an empty poem */
+    bool transform;      /* accepted on the transform port */
+    bool reset_on_close; /* a poetry- or transform-port failure: RST, not an answer */
     /* times (ms, the loop's clock) for the timeouts and eviction: the
      * request's first byte, the last bytes read, the last write progress,
      * and the later of the two */
     uint64_t req_start, last_read, last_write, last_active;
-    unsigned nrequests; /* requests read: tells when a new one began */
+    unsigned nrequests; /* requests read: tells when a new one began (transform port:
+                         * requests answered) */
     unsigned writing;   /* answers handed to uv_write, not yet done */
     size_t wq_seen;     /* the write queue's size at the last look */
     size_t out_bytes;   /* bytes of answers held for this connection */
-    char *pend;         /* bytes read but not yet parsed (pipeline or output full) */
+    char *pend;         /* bytes read but not yet parsed (pipeline or output full; the
+                         * transform port: its requests) */
     size_t pend_len, pend_off;
-    wf_deferred *poetry_ask; /* the poetry port's one ask, cancelled on close */
+    wf_deferred *poetry_ask; /* the poetry or transform port's ask, cancelled on close */
     wf_trace_ctx pspan;      /* the poetry port's request */
     /* the request being read, and the two headers the listener wants */
     wf__http_reader reader;
@@ -106,6 +110,8 @@ struct req {
     char name[NAME_MAX_LEN + 1];
     char session[33];
     char fault[24];
+    char xform[34];    /* ?transform=NAME (one byte past the longest, to tell), or "" */
+    bool xform_failed; /* the transformer failed it */
     char xcache[16];
     wf_trace_ctx span; /* the request's span: traced or not, it is answered */
     bool traced_reply;
@@ -148,6 +154,9 @@ void wf__lst_metrics_respond(struct lst *l, struct req *r, const wf_cache_stats 
 
 /* poetry.c: serves one poem on c, accepted on the poetry port. */
 void wf__lst_poetry_start(struct conn *c);
+/* transform.c: serves netstring transform requests on c, accepted on the
+ * transform port. */
+void wf__lst_transform_start(struct conn *c);
 /* Logs the counts of failure lines the rate limit held back, once their
  * interval is over (listener.c calls it as connections come and go). */
 void wf__lst_log_flush(struct lst *l);

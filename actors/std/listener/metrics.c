@@ -102,6 +102,14 @@ void wf__lst_metrics_respond(struct lst *l, struct req *r, const wf_cache_stats 
                      "# TYPE weft_poetry_failed_total counter\nweft_poetry_failed_total %llu\n",
                      l->nconns, (unsigned long long)l->poetry_served,
                      (unsigned long long)l->poetry_failed);
+    wf_strbuf_printf(
+        &b,
+        "# HELP weft_transform_served_total Transform-port answers written.\n"
+        "# TYPE weft_transform_served_total counter\nweft_transform_served_total %llu\n"
+        "# HELP weft_transform_failed_total Transform-port clients reset without "
+        "an answer.\n"
+        "# TYPE weft_transform_failed_total counter\nweft_transform_failed_total %llu\n",
+        (unsigned long long)l->xform_served, (unsigned long long)l->xform_failed);
     wf_strbuf_printf(&b,
                      "# HELP weft_connections_evicted_total Connections closed to make room "
                      "for a new one.\n"

@@ -9,6 +9,7 @@
 #include <weft/alloc.h>
 #include <weft/log.h>
 #include <weft/renderer.h>
+#include <weft/transformer.h>
 
 #include "bytes.h"
 #include "listener_private.h"
@@ -46,6 +47,9 @@ static uint64_t remaining(struct req *r)
     return r->deadline_at > now + 1 ? r->deadline_at - now : 1;
 }
 
+static wf_result ask_transform(struct req *r, const void *poem, size_t len);
+static wf_result ask_render(struct req *r, const void *v, size_t len);
+
 static wf_result got_poem(wf_result res, void *arg)
 {
     struct req *r = arg;
@@ -66,12 +70,51 @@ static wf_result got_poem(wf_result res, void *arg)
     if (head.status >= 1 && head.status <= 4)
         r->l->xcache[head.status - 1]++;
     r->age = head.age_s;
-    wf_msg *m = wf_msg_alloc(WF_RENDER_POEM, sizeof(wf_render_poem) + len);
-    if (m == NULL) {
+    wf_result next = r->xform[0] ? ask_transform(r, v, len) : ask_render(r, v, len);
+    wf_result_free(res);
+    return next;
+}
+
+/* The transformed poem: the page is made of it. */
+static wf_result got_transformed(wf_result res, void *arg)
+{
+    struct req *r = arg;
+    if (r->l == NULL) {
         wf_result_free(res);
-        return WF_FAIL(WF_ENOMEM, "no memory to ask for a page");
+        return WF_FAIL(WF_EACTORSTOPPED, "listener stopped");
     }
-    wf_render_poem rp = {.age_s = head.age_s};
+    wf_result next = ask_render(r, wf_msg_body(res.u.ptr), wf_msg_len(res.u.ptr));
+    wf_result_free(res);
+    return next;
+}
+
+/* The transformer's failure: the error page names the transform. */
+static wf_result transform_failed(wf_result res, void *arg)
+{
+    struct req *r = arg;
+    r->xform_failed = true;
+    return res;
+}
+
+static wf_result ask_transform(struct req *r, const void *poem, size_t len)
+{
+    uint64_t left = remaining(r);
+    wf_msg *m = wf_transform_msg_new(r->xform, poem, len, (uint32_t)left);
+    if (m == NULL)
+        return WF_FAIL(WF_ENOMEM, "no memory to ask for a transform");
+    wf_pid to = wf_resolve(r->l->node, r->l->cfg->transformer);
+    wf_deferred *d = wf_ask_as(r->l->node, r->l->self, to, m, left);
+    wf_deferred_add_callbacks(d, got_transformed, transform_failed, r);
+    return wf_result_deferred(d);
+}
+
+/* Asks the renderer for the page of poem[0..len) (copied). */
+static wf_result ask_render(struct req *r, const void *v, size_t len)
+{
+    wf_msg *m = wf_msg_alloc(WF_RENDER_POEM, sizeof(wf_render_poem) + len);
+    if (m == NULL)
+        return WF_FAIL(WF_ENOMEM, "no memory to ask for a page");
+    wf_render_poem rp = {.age_s = r->age};
     memcpy(rp.session, r->session, sizeof rp.session);
     snprintf(rp.cache, sizeof rp.cache, "%s", r->xcache);
     if (strcmp(r->fault, "render_before") == 0)
@@ -80,7 +123,6 @@ static wf_result got_poem(wf_result res, void *arg)
         rp.fault = WF_RENDER_FAULT_ENCODING;
     memcpy(wf_msg_body(m), &rp, sizeof rp);
     memcpy((char *)wf_msg_body(m) + sizeof rp, v, len);
-    wf_result_free(res);
     wf_pid to = wf_resolve(r->l->node, r->l->cfg->renderer);
     return wf_result_deferred(wf_ask_as(r->l->node, r->l->self, to, m, remaining(r)));
 }
@@ -206,6 +248,8 @@ static wf_result request_failed(wf_result res, void *arg)
     struct req *r = arg;
     wf_failure *fl = res.u.failure;
     int status = status_of(wf_failure_code(fl));
+    if (r->xform_failed && status != 504)
+        status = 502; /* the transform service's fault, whatever its code */
     struct failed *f = wf_malloc(sizeof *f);
     if (f == NULL || r->l == NULL) {
         wf_free(f);
@@ -217,8 +261,15 @@ static wf_result request_failed(wf_result res, void *arg)
     f->r = r;
     f->status = status;
     random_id(f->id);
-    snprintf(f->message, sizeof f->message, "%s",
-             r->l->cfg->debug ? wf_failure_message(fl) : public_message(status));
+    if (r->xform_failed && !r->l->cfg->debug)
+        snprintf(f->message, sizeof f->message,
+                 status == 504 ? "the transform \"%s\" did not answer in time"
+                               : "the transform \"%s\" failed, or the transform service does "
+                                 "not know it",
+                 r->xform);
+    else
+        snprintf(f->message, sizeof f->message, "%s",
+                 r->l->cfg->debug ? wf_failure_message(fl) : public_message(status));
     log_failure(r, f->id, f->status, fl);
     char *text = r->l->cfg->debug ? wf_failure_format(fl, WF_FORMAT_TEXT) : NULL;
     if (r->l->cfg->debug)
@@ -447,10 +498,13 @@ void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr)
     session_from_cookie(c->cookie, r->session);
     /* The path and, for tests, ?fault=STAGE. */
     char *q = strchr(target, '?');
+    bool has_xform = false;
     if (q != NULL) {
         *q++ = '\0';
         if (l->cfg->allow_faults) /* the field itself: ?default=.. is not a fault */
             query_get(q, "fault", r->fault, sizeof r->fault);
+        /* One byte more than a name may have, to tell a long one. */
+        has_xform = query_get(q, "transform", r->xform, WF_TRANSFORM_NAME_MAX + 2);
     }
     if (hr->method != HTTP_GET && hr->method != HTTP_HEAD) {
         wf__lst_respond_plain_error(r, 405, "only GET and HEAD are served here", NULL, NULL);
@@ -474,14 +528,21 @@ void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr)
         wf__lst_respond(r, 302, "text/plain", "", 0, loc);
     } else if (strncmp(target, "/poems/", 7) == 0) {
         int bad = poem_name(target + 7, r->name, sizeof r->name);
-        if (bad == 0) {
+        if (bad == 0 && has_xform && l->cfg->transformer == NULL) {
+            wf__lst_respond_plain_error(r, 404, "no transform service", NULL, NULL);
+        } else if (bad == 0 && has_xform && !wf_transform_name_valid(r->xform, strlen(r->xform))) {
+            wf__lst_respond_plain_error(r, 400, "bad transform name: 1 to 32 letters, digits or _",
+                                        NULL, NULL);
+        } else if (bad == 0) {
             dispatch_poem(l, r);
             return;
+        } else {
+            wf__lst_respond_plain_error(r, bad,
+                                        bad == 400
+                                            ? "malformed poem name"
+                                            : "no such poem; names are letters, digits, _ - .",
+                                        NULL, NULL);
         }
-        wf__lst_respond_plain_error(r, bad,
-                                    bad == 400 ? "malformed poem name"
-                                               : "no such poem; names are letters, digits, _ - .",
-                                    NULL, NULL);
     } else {
         wf__lst_respond_plain_error(r, 404, "no such page; poems are at /poems/NAME", NULL, NULL);
     }

@@ -81,6 +81,24 @@
  *
  * The poetry port: a client connects, receives the poem, and the listener
  * closes (the protocol of the Twisted poetry tutorial).
+ *
+ * Transforms (weft/transformer.h), when a transformer is configured:
+ * GET /poems/NAME?transform=XFORM gets the poem from the cache, then asks
+ * the transformer for XFORM of it, and renders the result (X-Cache is the
+ * poem cache's). XFORM is 1 to 32 ASCII letters, digits or '_', else 400;
+ * without a transformer, 404 ("no transform service"); a transform that
+ * fails (or that the service does not know: the protocol cannot tell)
+ * gives a 502 page naming it, one that does not answer in time a 504.
+ * The transform port (transform_addr) speaks the tutorial's transform
+ * protocol: the client sends netstrings "XFORM.POEM" and gets each
+ * transformed poem back as a netstring, in order; once every request it
+ * sent is answered, the connection closes (as the tutorial's server does
+ * after its answer). A malformed or oversized
+ * netstring (over max_body), a bad name or a failed transform resets the
+ * connection. A request must arrive within request_timeout_ms of its first
+ * byte; a connection with nothing under way closes after idle_timeout_ms.
+ * /metrics counts weft_transform_served_total and
+ * weft_transform_failed_total (transform-port clients reset).
  */
 #ifndef WEFT_LISTENER_H
 #define WEFT_LISTENER_H
@@ -102,6 +120,8 @@ typedef struct wf_listener_config {
     const char *poetry_default;  /* the poem the poetry port serves */
     const char *cache;           /* address of the cache ("cache", "cache@n2") */
     const char *renderer;        /* address of the renderer */
+    const char *transformer;     /* address of the transformer; NULL: no transforms */
+    const char *transform_addr;  /* the raw transform port; NULL: none (needs transformer) */
     uint64_t deadline_ms;        /* per request; 0: 10000 */
     uint64_t header_timeout_ms;  /* a request's headers must arrive within; 0: 10000 */
     uint64_t idle_timeout_ms;    /* keep-alive idle; 0: 30000 */
@@ -118,8 +138,8 @@ typedef struct wf_listener_config {
     int trace_control;           /* GET /trace[?sample=&actors=&types=] shows or sets tracing */
 } wf_listener_config;
 
-/* Message: the listener's bound ports (reply body: two uint16_t, HTTP then
- * poetry, 0 where not listening). */
+/* Message: the listener's bound ports (reply body: three uint16_t, HTTP,
+ * poetry, then transform, 0 where not listening). */
 #define WF_LISTENER_PORTS 0x4C490001u
 
 /* Its init binds and listens (failing the spawn with WF_EINVAL when it
