@@ -34,7 +34,8 @@ static void start(const char *const *extra)
     poetry_port = tu_free_port();
     snprintf(http, sizeof http, "127.0.0.1:%d", http_port);
     snprintf(poetry, sizeof poetry, "127.0.0.1:%d", poetry_port);
-    const char *argv[] = {POETRY_PROXY, "--upstream", url, "--http", http, "--poetry", poetry, NULL};
+    const char *argv[] = {POETRY_PROXY, "--upstream", url,    "--http",
+                          http,         "--poetry",   poetry, NULL};
     tu_proc_start(&proxy, (char *const *)argv);
     cr_assert_not_null(tu_proc_expect(&proxy, "poetry proxy:", 20000), "%s", proxy.log);
 }
@@ -117,8 +118,8 @@ Test(interop, a_poem_cut_by_a_reset_is_never_a_200_nor_cached, .fini = stop)
     ssize_t got = read(fd, b, sizeof b);
     cr_assert(got < 0 && errno == ECONNRESET, "a failure read as %zd bytes of poem", got);
     close(fd);
-    cr_assert_not_null(tu_proc_expect(&proxy, "poetry-port client got no poem (reset)", 5000),
-                       "%s", proxy.log);
+    cr_assert_not_null(tu_proc_expect(&proxy, "poetry-port client got no poem (reset)", 5000), "%s",
+                       proxy.log);
     tu_http r;
     cr_assert_eq(tu_http_get(http_port, "/metrics", &r), 0);
     cr_assert(strstr(r.body, "weft_poetry_failed_total 1\n") != NULL, "%s", r.body);

@@ -13,8 +13,8 @@
 
 #include <criterion/criterion.h>
 
-#include <weft/wire.h>
 #include <nng/nng.h>
+#include <weft/wire.h>
 
 #include "proc.h"
 

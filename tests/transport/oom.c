@@ -129,8 +129,11 @@ static bool workload(void)
     if (r.kind == WF_RESULT_FAILURE) {
         int code = wf_failure_code(r.u.failure);
         if (code == WF_ETIMEDOUT ||
-            (code == WF_ENODEDOWN && strstr(wf_failure_message(r.u.failure), "not connected")))
-            { hangs++; fprintf(stderr, "HANG at k=%ld: %s\n", (long)atomic_load(&fail_at), wf_failure_message(r.u.failure)); }
+            (code == WF_ENODEDOWN && strstr(wf_failure_message(r.u.failure), "not connected"))) {
+            hangs++;
+            fprintf(stderr, "HANG at k=%ld: %s\n", (long)atomic_load(&fail_at),
+                    wf_failure_message(r.u.failure));
+        }
     }
     ok = wf_result_is_msg(r) && wf_msg_len(r.u.ptr) == 2 &&
          memcmp(wf_msg_body(r.u.ptr), "hi", 2) == 0;

@@ -39,12 +39,12 @@ enum wf_link_kind {
 typedef struct wf_link_out {
     int kind; /* enum wf_link_kind */
     uint16_t peer;
-    uint64_t corr;             /* ASK, CANCEL: the asker's pending id; REPLY/FAIL: the one answered */
-    uint32_t budget_ms;        /* ASK: ms left of its deadline (at least 1); 0: none */
-    uint64_t from;             /* sending actor (local id) or 0 */
-    uint64_t to;               /* target actor id on the peer, or 0 with name */
-    const char *name;          /* target actor name on the peer, or NULL */
-    wf_msg *msg;               /* TELL, ASK, REPLY: the message (borrowed) */
+    uint64_t corr;      /* ASK, CANCEL: the asker's pending id; REPLY/FAIL: the one answered */
+    uint32_t budget_ms; /* ASK: ms left of its deadline (at least 1); 0: none */
+    uint64_t from;      /* sending actor (local id) or 0 */
+    uint64_t to;        /* target actor id on the peer, or 0 with name */
+    const char *name;   /* target actor name on the peer, or NULL */
+    wf_msg *msg;        /* TELL, ASK, REPLY: the message (borrowed) */
     const wf_failure *failure; /* FAIL (borrowed) */
     const wf_trace_ctx *tc;    /* the message's span (REPLY/FAIL: the ask's), or NULL */
 } wf_link_out;
