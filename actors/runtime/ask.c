@@ -545,24 +545,26 @@ wf_deferred *wf_ask(wf_node *n, wf_pid to, wf_msg *m, uint64_t timeout_ms)
     return wf__ask(n, NULL, to, m, timeout_ms, false);
 }
 
-wf_deferred *wf_ctx_ask(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms)
+/* An ask from inside an actor's turn; fn names the caller for messages. */
+static wf_deferred *ctx_ask(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms, bool detached,
+                            const char *fn)
 {
     if (ctx->on_pool) {
         wf_msg_free(m);
-        return wf_fail(wf_failure_new(WF_ESTATE, "wf_ctx_ask from a blocking handler"));
+        return wf_fail(wf_failure_new(WF_ESTATE, "%s from a blocking handler", fn));
     }
-    WF__ON_LOOP(ctx->a->node, "wf_ctx_ask");
-    return wf__ask(ctx->a->node, ctx->a, to, m, timeout_ms, false);
+    WF__ON_LOOP(ctx->a->node, fn);
+    return wf__ask(ctx->a->node, ctx->a, to, m, timeout_ms, detached);
+}
+
+wf_deferred *wf_ctx_ask(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms)
+{
+    return ctx_ask(ctx, to, m, timeout_ms, false, "wf_ctx_ask");
 }
 
 wf_deferred *wf_ctx_ask_detached(wf_ctx *ctx, wf_pid to, wf_msg *m, uint64_t timeout_ms)
 {
-    if (ctx->on_pool) {
-        wf_msg_free(m);
-        return wf_fail(wf_failure_new(WF_ESTATE, "wf_ctx_ask_detached from a blocking handler"));
-    }
-    WF__ON_LOOP(ctx->a->node, "wf_ctx_ask_detached");
-    return wf__ask(ctx->a->node, ctx->a, to, m, timeout_ms, true);
+    return ctx_ask(ctx, to, m, timeout_ms, true, "wf_ctx_ask_detached");
 }
 
 uint64_t wf_ctx_time_left(wf_ctx *ctx)
