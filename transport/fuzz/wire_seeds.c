@@ -1,10 +1,12 @@
 /* Writes the wire target's seed corpus: about 30 valid frames of every
- * kind (HELLO and AUTH as the handshake sends them, TELL, ASK, REPLY and
- * FAIL as the transport sends them), made with the real encoder
- * (wf_wire_put_header, wf_wire_put_failure), so the fuzzer starts past the
- * header checks instead of having to guess a 72-byte header.
+ * kind (HELLO and AUTH as the handshake sends them, TELL, ASK (with and
+ * without a budget), REPLY, FAIL and CANCEL as the transport sends them),
+ * made with the real encoder (wf_wire_put_header, wf_wire_put_failure), so
+ * the fuzzer starts past the header checks instead of having to guess an
+ * 80-byte header.
  *
- *   fuzz_wire_seeds DIR      (tools/weft fuzz --seeds; the files are committed)
+ *   build/transport/fuzz_wire_seeds transport/fuzz/seeds   (the files are committed;
+ *   the test wire_seeds checks they are current)
  *
  * Deterministic: the same files every run. */
 #include <stdio.h>
@@ -83,6 +85,9 @@ static void messages(int kind, const char *label)
         f.type = types[i % 7];
         if (kind != WF_WIRE_TELL)
             f.corr = (uint64_t)i + 1;
+        /* Asks made for a request carry what is left of its deadline. */
+        if (kind == WF_WIRE_ASK && i % 3 != 0)
+            f.budget_ms = i % 3 == 1 ? rnd() % 30000 + 1 : 0xffffffffu;
         if (f.to == 0 && kind != WF_WIRE_REPLY) {
             f.name = names[i % 9];
             f.name_len = strlen(f.name);
@@ -164,6 +169,16 @@ static void fails(void)
     }
 }
 
+/* A CANCEL names the ask it withdraws by correlation id, nothing else. */
+static void cancels(void)
+{
+    for (int i = 0; i < PER_KIND; i++) {
+        wf_wire_frame f = {.kind = WF_WIRE_CANCEL, .corr = (uint64_t)rnd() + 1};
+        common(&f, i);
+        emit("cancel", i, &f, NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -177,6 +192,7 @@ int main(int argc, char **argv)
     messages(WF_WIRE_ASK, "ask");
     messages(WF_WIRE_REPLY, "reply");
     fails();
+    cancels();
     printf("%d seeds in %s\n", written, dir);
     return 0;
 }

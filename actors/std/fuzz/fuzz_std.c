@@ -1,6 +1,6 @@
 /* libFuzzer target: the standard actors' message decoding, as another node
  * could exercise it. A real node (on its own thread) runs the cache, the
- * fetcher and the renderer; each input is a sequence of messages of their
+ * fetcher, the renderer and the transformer; each input is a sequence of messages of their
  * types (or any type) with fuzzed bodies, each asked of its actor as a
  * remote asker would. Asserted: no crash, no leak (LeakSanitizer), and
  * every request answered exactly once, in time, with a reply of the right
@@ -11,8 +11,8 @@
  * type the actor does not handle.
  *
  * The cache's source is a stub on the node (keys starting "bad" fail, the
- * rest answer with the key), the fetcher's upstream a closed loopback port
- * (every fetch fails fast).
+ * rest answer with the key), the fetcher's and the transformer's upstream
+ * a closed loopback port (every fetch fails fast).
  * WEFT_FUZZ_NEGATIVE_TTL_MS turns on the cache's negative caching (off by
  * default). Seeds: seeds/, dictionary std.dict. */
 #include <stdbool.h>
@@ -24,6 +24,7 @@
 #include <weft/cache.h>
 #include <weft/fetcher.h>
 #include <weft/renderer.h>
+#include <weft/transformer.h>
 #include <weft/weft.h>
 
 #define SRC_FETCH  0x53520001u
@@ -42,7 +43,8 @@ static const wf_handler src_h[] = {{SRC_FETCH, "fetch", src_fetch, 0}};
 static const wf_behaviour src = {.name = "source", .handlers = src_h, .nhandlers = 1};
 
 static wf_node *node;
-static wf_pid pids[3]; /* cache, fetcher, renderer */
+#define NACTORS 4
+static wf_pid pids[NACTORS]; /* cache, fetcher, renderer, transformer */
 static wf_cache_config cache_cfg = {.source = "source",
                                     .fetch_type = SRC_FETCH,
                                     .fetch_timeout_ms = 1000,
@@ -57,6 +59,13 @@ static wf_fetcher_config fetcher_cfg = {.upstream = "poetry://127.0.0.1:1",
                                         .max_body = 4096,
                                         .max_connections = 4};
 static wf_renderer_config renderer_cfg = {.max_sessions = 64};
+static wf_transformer_config transformer_cfg = {.upstream = "127.0.0.1:1",
+                                                .connect_timeout_ms = 200,
+                                                .idle_timeout_ms = 200,
+                                                .total_timeout_ms = 500,
+                                                .max_body = 4096,
+                                                .max_connections = 4,
+                                                .max_bytes = 1 << 16};
 
 static void setup(void)
 {
@@ -69,6 +78,7 @@ static void setup(void)
         wf_cache_spawn(node, "cache", &cache_cfg, &pids[0]) != 0 ||
         wf_fetcher_spawn(node, "fetcher", &fetcher_cfg, &pids[1]) != 0 ||
         wf_renderer_spawn(node, "renderer", &renderer_cfg, &pids[2]) != 0 ||
+        wf_transformer_spawn(node, "transformer", &transformer_cfg, &pids[3]) != 0 ||
         wf_node_start(node) != 0) {
         fprintf(stderr, "fuzz_std: cannot start the node\n");
         abort();
@@ -76,9 +86,10 @@ static void setup(void)
 }
 
 /* The types each actor handles. */
-static const uint32_t types[3][2] = {{WF_CACHE_GET, WF_CACHE_STATS},
-                                     {WF_FETCH_GET, WF_FETCH_GET},
-                                     {WF_RENDER_POEM, WF_RENDER_ERROR}};
+static const uint32_t types[NACTORS][2] = {{WF_CACHE_GET, WF_CACHE_STATS},
+                                           {WF_FETCH_GET, WF_FETCH_GET},
+                                           {WF_RENDER_POEM, WF_RENDER_ERROR},
+                                           {WF_TRANSFORM, WF_TRANSFORM_STATS}};
 
 /* A reply must have the shape its request promises. */
 static void check_reply(int actor, uint32_t type, wf_msg *m)
@@ -96,6 +107,11 @@ static void check_reply(int actor, uint32_t type, wf_msg *m)
     } else if (actor == 2 && type == WF_RENDER_POEM) {
         if (wf_msg_len(m) < sizeof(wf_render_page))
             __builtin_trap();
+    } else if (actor == 3 && type == WF_TRANSFORM_STATS) {
+        if (wf_msg_len(m) != sizeof(wf_transformer_stats))
+            __builtin_trap();
+    } else if (actor == 3 && type == WF_TRANSFORM) {
+        __builtin_trap(); /* its upstream is a closed port: no transform can succeed */
     }
 }
 
@@ -104,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (node == NULL)
         setup();
     for (size_t off = 0; off + 3 <= size;) {
-        int actor = data[off] % 3;
+        int actor = data[off] % NACTORS;
         uint8_t tsel = data[off + 1];
         size_t len = data[off + 2];
         off += 3;
