@@ -1,6 +1,7 @@
 /* Two nodes in one process, each on its own thread, joined by real
  * transports over ipc: order across the wire, an actor's own remote asks,
- * remote monitors and node down. */
+ * remote monitors and node down, and a request's deadline and cancel
+ * reaching the callee on the other node. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +15,13 @@
 
 TestSuite(remote, .init = tu_capture_log, .timeout = 60);
 
-enum { NUM = 1, COUNT, RUN, READY, WATCH, DOWNS, ASK_REMOTE };
+enum { NUM = 1, COUNT, RUN, READY, WATCH, DOWNS, ASK_REMOTE, LEFT, HANG, CANCELS, ASK_LEFT, ASK_HANG, ASK_HANG_CANCEL };
 #define N 5000
 
 struct sink {
     long next, count;
     int out_of_order;
+    int hangs_cancelled; /* HANG requests whose work was cancelled */
 };
 
 static wf_result sink_num(wf_ctx *ctx, wf_msg *m)
@@ -40,9 +42,39 @@ static wf_result sink_count(wf_ctx *ctx, wf_msg *m)
     return wf_result_msg(wf_msg_new(COUNT, out, sizeof out));
 }
 
-static const wf_handler sink_h[] = {{NUM, "num", sink_num, 0}, {COUNT, "count", sink_count, 0}};
-static const wf_behaviour sink = {
-    .name = "sink", .state_size = sizeof(struct sink), .handlers = sink_h, .nhandlers = 2};
+/* The budget this request arrived with, as the callee's handler sees it. */
+static wf_result sink_left(wf_ctx *ctx, wf_msg *m)
+{
+    uint64_t left = wf_ctx_time_left(ctx);
+    return wf_result_msg(wf_msg_new(LEFT, &left, sizeof left));
+}
+
+static void hang_cancel(wf_deferred *d, void *arg)
+{
+    ((struct sink *)arg)->hangs_cancelled++;
+}
+
+/* Work that never ends by itself: only a cancel ends it. */
+static wf_result sink_hang(wf_ctx *ctx, wf_msg *m)
+{
+    return wf_result_deferred(wf_deferred_new_cancellable(hang_cancel, wf_ctx_state(ctx)));
+}
+
+static wf_result sink_cancels(wf_ctx *ctx, wf_msg *m)
+{
+    struct sink *s = wf_ctx_state(ctx);
+    return wf_result_msg(wf_msg_new(CANCELS, &s->hangs_cancelled, sizeof s->hangs_cancelled));
+}
+
+static const wf_handler sink_h[] = {{NUM, "num", sink_num, 0},
+                                    {COUNT, "count", sink_count, 0},
+                                    {LEFT, "left", sink_left, 0},
+                                    {HANG, "hang", sink_hang, 0},
+                                    {CANCELS, "cancels", sink_cancels, 0}};
+static const wf_behaviour sink = {.name = "sink",
+                                  .state_size = sizeof(struct sink),
+                                  .handlers = sink_h,
+                                  .nhandlers = sizeof sink_h / sizeof sink_h[0]};
 
 struct driver {
     int downs, down_code;
@@ -93,10 +125,44 @@ static wf_result drv_ask_remote(wf_ctx *ctx, wf_msg *m)
     return wf_result_deferred(wf_ctx_ask(ctx, to, wf_msg_new(COUNT, NULL, 0), 10000));
 }
 
-static const wf_handler drv_h[] = {
-    {READY, "ready", drv_ready, 0}, {RUN, "run", drv_run, 0},
-    {WATCH, "watch", drv_watch, 0}, {WF_MSG_DOWN, "down", drv_down, 0},
-    {DOWNS, "downs", drv_downs, 0}, {ASK_REMOTE, "ask_remote", drv_ask_remote, 0}};
+/* Asks the sink for the type in the body, with a generous timeout of its
+ * own: the deadline of the request being handled must win. */
+static wf_result drv_relay(wf_ctx *ctx, wf_msg *m)
+{
+    uint32_t type = wf_msg_type(m) == ASK_LEFT ? LEFT : wf_msg_type(m) == ASK_HANG ? HANG : CANCELS;
+    return wf_result_deferred(wf_ctx_ask(ctx, wf_resolve(wf_ctx_node(ctx), "sink@b"),
+                                         wf_msg_new(type, NULL, 0), 10000));
+}
+
+/* The answer to an ask made after the HANG, on the same link, comes after
+ * the HANG reached the sink: then the HANG is withdrawn. */
+static wf_result cancel_then_wait(wf_result r, void *arg)
+{
+    wf_deferred *hang = arg;
+    wf_result_free(r);
+    wf_deferred_cancel(hang);
+    return wf_result_deferred(hang);
+}
+
+static wf_result drv_hang_cancel(wf_ctx *ctx, wf_msg *m)
+{
+    wf_pid to = wf_resolve(wf_ctx_node(ctx), "sink@b");
+    wf_deferred *hang = wf_ctx_ask(ctx, to, wf_msg_new(HANG, NULL, 0), 10000);
+    wf_deferred *probe = wf_ctx_ask(ctx, to, wf_msg_new(COUNT, NULL, 0), 10000);
+    wf_deferred_add_callback(probe, cancel_then_wait, hang);
+    return wf_result_deferred(probe);
+}
+
+static const wf_handler drv_h[] = {{READY, "ready", drv_ready, 0},
+                                   {RUN, "run", drv_run, 0},
+                                   {WATCH, "watch", drv_watch, 0},
+                                   {WF_MSG_DOWN, "down", drv_down, 0},
+                                   {DOWNS, "downs", drv_downs, 0},
+                                   {ASK_REMOTE, "ask_remote", drv_ask_remote, 0},
+                                   {ASK_LEFT, "ask_left", drv_relay, 0},
+                                   {ASK_HANG, "ask_hang", drv_relay, 0},
+                                   {CANCELS, "cancels", drv_relay, 0},
+                                   {ASK_HANG_CANCEL, "ask_hang_cancel", drv_hang_cancel, 0}};
 static const wf_behaviour driver = {.name = "driver",
                                     .state_size = sizeof(struct driver),
                                     .handlers = drv_h,
@@ -187,4 +253,52 @@ Test(remote, monitors_of_a_remote_actor_get_down_when_its_node_goes, .init = sta
     }
     cr_assert_eq(downs, 1);
     cr_assert_eq(code, WF_ENODEDOWN);
+}
+
+/* How many HANGs the sink saw cancelled, once it is n (a CANCEL frame
+ * travels on its own: give it time). */
+static int sink_cancels_reach(int n)
+{
+    int got = -1;
+    for (int i = 0; i < 300 && got != n; i++) {
+        wf_result r = wf_node_call(na, drv, wf_msg_new(CANCELS, NULL, 0), 1000);
+        cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+        got = *(int *)wf_msg_body(r.u.ptr);
+        wf_result_free(r);
+        if (got != n)
+            tu_sleep_ms(10);
+    }
+    return got;
+}
+
+Test(remote, a_callee_on_another_node_knows_the_budget_its_asker_inherited, .init = start,
+     .fini = stop)
+{
+    /* The driver's request has 400 ms; its 10 s ask to node b keeps only
+     * what is left of them, and b's handler sees that. */
+    wf_result r = wf_node_call(na, drv, wf_msg_new(ASK_LEFT, NULL, 0), 400);
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    uint64_t left = *(uint64_t *)wf_msg_body(r.u.ptr);
+    wf_result_free(r);
+    cr_assert_gt(left, 0);
+    cr_assert_leq(left, 400, "the callee saw %llu ms", (unsigned long long)left);
+}
+
+Test(remote, a_remote_ask_timed_out_by_its_requests_deadline_cancels_the_callees_work,
+     .init = start, .fini = stop)
+{
+    wf_result r = wf_node_call(na, drv, wf_msg_new(ASK_HANG, NULL, 0), 300);
+    cr_assert(wf_result_is_failure(r));
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_ETIMEDOUT, "%s", tu_text(r));
+    wf_result_free(r);
+    cr_assert_eq(sink_cancels_reach(1), 1, "the cancel crossed to node b");
+}
+
+Test(remote, cancelling_a_remote_ask_cancels_the_callees_work, .init = start, .fini = stop)
+{
+    wf_result r = wf_node_call(na, drv, wf_msg_new(ASK_HANG_CANCEL, NULL, 0), 5000);
+    cr_assert(wf_result_is_failure(r));
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_ECANCELED, "%s", tu_text(r));
+    wf_result_free(r);
+    cr_assert_eq(sink_cancels_reach(1), 1, "the cancel crossed to node b");
 }
