@@ -15,7 +15,21 @@
 
 TestSuite(remote, .init = tu_capture_log, .timeout = 60);
 
-enum { NUM = 1, COUNT, RUN, READY, WATCH, DOWNS, ASK_REMOTE, LEFT, HANG, CANCELS, ASK_LEFT, ASK_HANG, ASK_HANG_CANCEL };
+enum {
+    NUM = 1,
+    COUNT,
+    RUN,
+    READY,
+    WATCH,
+    DOWNS,
+    ASK_REMOTE,
+    LEFT,
+    HANG,
+    CANCELS,
+    ASK_LEFT,
+    ASK_HANG,
+    ASK_HANG_CANCEL
+};
 #define N 5000
 
 struct sink {
@@ -130,8 +144,8 @@ static wf_result drv_ask_remote(wf_ctx *ctx, wf_msg *m)
 static wf_result drv_relay(wf_ctx *ctx, wf_msg *m)
 {
     uint32_t type = wf_msg_type(m) == ASK_LEFT ? LEFT : wf_msg_type(m) == ASK_HANG ? HANG : CANCELS;
-    return wf_result_deferred(wf_ctx_ask(ctx, wf_resolve(wf_ctx_node(ctx), "sink@b"),
-                                         wf_msg_new(type, NULL, 0), 10000));
+    return wf_result_deferred(
+        wf_ctx_ask(ctx, wf_resolve(wf_ctx_node(ctx), "sink@b"), wf_msg_new(type, NULL, 0), 10000));
 }
 
 /* The answer to an ask made after the HANG, on the same link, comes after
@@ -153,16 +167,12 @@ static wf_result drv_hang_cancel(wf_ctx *ctx, wf_msg *m)
     return wf_result_deferred(probe);
 }
 
-static const wf_handler drv_h[] = {{READY, "ready", drv_ready, 0},
-                                   {RUN, "run", drv_run, 0},
-                                   {WATCH, "watch", drv_watch, 0},
-                                   {WF_MSG_DOWN, "down", drv_down, 0},
-                                   {DOWNS, "downs", drv_downs, 0},
-                                   {ASK_REMOTE, "ask_remote", drv_ask_remote, 0},
-                                   {ASK_LEFT, "ask_left", drv_relay, 0},
-                                   {ASK_HANG, "ask_hang", drv_relay, 0},
-                                   {CANCELS, "cancels", drv_relay, 0},
-                                   {ASK_HANG_CANCEL, "ask_hang_cancel", drv_hang_cancel, 0}};
+static const wf_handler drv_h[] = {
+    {READY, "ready", drv_ready, 0},       {RUN, "run", drv_run, 0},
+    {WATCH, "watch", drv_watch, 0},       {WF_MSG_DOWN, "down", drv_down, 0},
+    {DOWNS, "downs", drv_downs, 0},       {ASK_REMOTE, "ask_remote", drv_ask_remote, 0},
+    {ASK_LEFT, "ask_left", drv_relay, 0}, {ASK_HANG, "ask_hang", drv_relay, 0},
+    {CANCELS, "cancels", drv_relay, 0},   {ASK_HANG_CANCEL, "ask_hang_cancel", drv_hang_cancel, 0}};
 static const wf_behaviour driver = {.name = "driver",
                                     .state_size = sizeof(struct driver),
                                     .handlers = drv_h,

@@ -253,8 +253,7 @@ Test(wire, every_committed_fuzz_seed_decodes_and_every_kind_is_seeded)
         fclose(f);
         wf_wire_frame g;
         const char *why = NULL;
-        cr_assert_eq(wf_wire_decode(b, len, 1 << 20, &g, &why), 0, "seed %s: %s", e->d_name,
-                     why);
+        cr_assert_eq(wf_wire_decode(b, len, 1 << 20, &g, &why), 0, "seed %s: %s", e->d_name, why);
         kinds[g.kind]++;
         n++;
     }
