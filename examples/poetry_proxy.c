@@ -7,13 +7,14 @@
  *
  *   poetry_proxy [--upstream poetry://127.0.0.1:10000] [--http 127.0.0.1:8080]
  *                [--poetry 127.0.0.1:8081] [--ttl-ms MS] [--deadline-ms MS] [--send-name]
- *                [--debug] [--faults] [--trace "file=proxy.jsonl;sample=1"]  (GET /trace tunes it)
+ *                [--fin-abandons] [--debug] [--faults] [--trace "file=proxy.jsonl;sample=1"]  (GET /trace tunes it)
  *                [--transform HOST:PORT [--transform-port 127.0.0.1:8082]]
  *
  * --deadline-ms (default 30000) is a request's whole budget: it travels with
  * the request from the listener to the cache and the fetcher, which give up
  * when it is spent (504), and a client that hangs up cancels what was
- * started for it.
+ * started for it: a reset always, a FIN with --fin-abandons (without it, a
+ * FIN is a half-close and the client still gets its answer).
  *
  * The upstream speaks the tutorial's protocol: connect, read the poem until
  * the server closes; every name gets the poem that server serves.
@@ -81,6 +82,7 @@ int main(int argc, char **argv)
                                    .cache = "cache",
                                    .renderer = "renderer",
                                    .deadline_ms = deadline,
+                                   .fin_abandons = flag(argc, argv, "--fin-abandons"),
                                    .debug = flag(argc, argv, "--debug"),
                                    .allow_faults = flag(argc, argv, "--faults")};
     wf_transformer_config transformer = {.upstream = arg(argc, argv, "--transform", NULL),

@@ -630,8 +630,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         uv_read_stop(s);
         c->reading = false;
         c->eof = true;
-        if (c->head == NULL) {
-            wf__lst_conn_close(c);
+        if (c->head == NULL || c->l->cfg->fin_abandons) {
+            wf__lst_conn_close(c); /* cancels what is still being made */
             return;
         }
         c->l->half_closes[0]++;

@@ -117,7 +117,11 @@ static void on_poetry_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n == UV_EOF) {
         /* A half-close: the client has nothing to say, and still reads. */
         uv_read_stop(s);
-        if (!c->closing && c->l != NULL && (c->poetry_ask != NULL || c->writing > 0))
+        if (c->closing || c->l == NULL)
+            return;
+        if (c->poetry_ask != NULL && c->l->cfg->fin_abandons)
+            wf__lst_conn_close(c); /* a hang-up: the ask is cancelled */
+        else if (c->poetry_ask != NULL || c->writing > 0)
             c->l->half_closes[1]++;
     } else if (n < 0) {
         wf__lst_conn_close(c); /* the client left before its poem */

@@ -208,6 +208,10 @@ static void on_xform_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         uv_read_stop(s);
         c->reading = false;
         c->eof = true;
+        if (c->poetry_ask != NULL && l->cfg->fin_abandons) {
+            wf__lst_conn_close(c); /* a hang-up: the ask is cancelled */
+            return;
+        }
         if (c->poetry_ask != NULL || c->writing > 0)
             l->half_closes[1]++;
         xform_next(c);

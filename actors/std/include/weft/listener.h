@@ -136,6 +136,13 @@ typedef struct wf_listener_config {
     int debug;                   /* error pages show the failure's trace */
     int allow_faults;            /* honour ?fault=STAGE (tests only) */
     int trace_control;           /* GET /trace[?sample=&actors=&types=] shows or sets tracing */
+    /* What a client's FIN means while its answers are still being made. TCP
+     * cannot tell a client that closed from one that only shut its sending
+     * side: 0 (default) takes it for a half-close and still answers, within
+     * the request's deadline; 1 takes it for a hang-up (as nginx does for
+     * proxied requests) and cancels the requests, which cancels the work
+     * done for them. A reset is a hang-up either way. */
+    int fin_abandons;
 } wf_listener_config;
 
 /* Message: the listener's bound ports (reply body: three uint16_t, HTTP,
