@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include <criterion/criterion.h>
 
@@ -293,4 +294,24 @@ Test(transformer, a_waiter_that_gives_up_leaves_the_others_their_answer, .fini =
     cr_assert_eq(m.st.cancelled, 1);
     cr_assert_eq(m.st.abandoned, 0, "others still waited");
     cr_assert_null(tu_proc_expect(&up, "with an answer pending", 300), "%s", up.log);
+}
+
+Test(transformer, a_requests_deadline_ends_its_wait_and_closes_the_upstream_connection,
+     .fini = stop)
+{
+    const char *slow[] = {"--slow", "--delay-ms", "3000", NULL};
+    upstream(TRANSFORM_SERVER, slow);
+    start();
+    /* No wait_ms of its own: the 300 ms the asker gives the request rule. */
+    uint64_t t0 = uv_hrtime();
+    wf_result r =
+        wf_node_call(node, xpid, wf_transform_msg_new("cummingsify", "A POEM", 6, 0), 300);
+    double ms = (double)(uv_hrtime() - t0) / 1e6;
+    expect_failure(r, WF_ETIMEDOUT, "");
+    cr_assert_lt(ms, 1500.0, "%.0f ms", ms);
+    wf_transformer_stats st = stats();
+    cr_assert_eq(st.cancelled, 1);
+    cr_assert_eq(st.abandoned, 1);
+    cr_assert_not_null(tu_proc_expect(&up, "client closed its side with an answer pending", 1500),
+                       "%s", up.log);
 }

@@ -524,9 +524,16 @@ wf_msg *wf_transform_msg_new(const char *name, const void *poem, size_t len, uin
     return m;
 }
 
-/* A new waiter on e's flight; its deferred is the handler's answer. */
-static wf_result wait_for(struct xf *x, struct entry *e, uint32_t wait_ms)
+/* A new waiter on e's flight; its deferred is the handler's answer. It
+ * waits no longer than wait_ms (0: no limit of its own) nor than its
+ * request's deadline: the asker's cancel would end it then, but a cancel
+ * can be lost with a link, and the deadline cannot. */
+static wf_result wait_for(wf_ctx *ctx, struct xf *x, struct entry *e, uint32_t wait_ms)
 {
+    uint64_t left = wf_ctx_time_left(ctx);
+    if (left == 0)
+        return WF_FAIL(WF_ETIMEDOUT, "the request's deadline passed before its transform");
+    uint64_t wait = wait_ms > 0 && wait_ms < left ? wait_ms : left;
     struct waiter *w = wf_malloc(sizeof *w);
     if (w == NULL)
         return WF_FAIL(WF_ENOMEM, "no memory to wait for a transform");
@@ -536,7 +543,7 @@ static wf_result wait_for(struct xf *x, struct entry *e, uint32_t wait_ms)
         return WF_FAIL(WF_ENOMEM, "no memory to wait for a transform");
     w->d = d;
     /* The timeout first: undoing it needs no flight. */
-    if (wait_ms > 0 && wf_deferred_timeout(d, wf_node_clock(x->node), wait_ms) != 0) {
+    if (wait != UINT64_MAX && wf_deferred_timeout(d, wf_node_clock(x->node), wait) != 0) {
         wf_deferred_cancel(d);
         wf_deferred_release(d); /* frees w */
         return WF_FAIL(WF_ENOMEM, "no memory for a transform's wait");
@@ -624,13 +631,13 @@ static wf_result on_transform(wf_ctx *ctx, wf_msg *m)
     }
     if (e != NULL) {
         x->st.coalesced++;
-        return wait_for(x, e, h.wait_ms);
+        return wait_for(ctx, x, e, h.wait_ms);
     }
     e = entry_new(x, pp, hash, key, kn, nl);
     if (e == NULL)
         return WF_FAIL(WF_ENOMEM, "no memory for a transform");
     struct flight *fl = e->fl;
-    wf_result r = wait_for(x, e, h.wait_ms);
+    wf_result r = wait_for(ctx, x, e, h.wait_ms);
     if (r.kind != WF_RESULT_DEFERRED) {
         flight_end(fl); /* nobody waits: removes e */
         return r;

@@ -19,10 +19,11 @@
  * used evicted first, each for ttl_ms; failures are not kept, so the next
  * request asks again. Concurrent requests for the same (transform, poem)
  * make exactly one upstream request (single flight): all of them get its
- * answer or its failure. A request's wait_ms (see wf_transform_head) or a
- * wf_deferred_cancel of the deferred its handler returned takes that one
- * request out; when every request waiting for an upstream request is gone,
- * its connection is closed.
+ * answer or its failure. A request's deadline (it travels with the
+ * request), its wait_ms (see wf_transform_head) or a cancel (the asker's,
+ * which reaches it across nodes) takes that one request out; when every
+ * request waiting for an upstream request is gone, its connection is
+ * closed.
  */
 #ifndef WEFT_TRANSFORMER_H
 #define WEFT_TRANSFORMER_H
@@ -49,7 +50,7 @@ extern "C" {
 /* The head of a WF_TRANSFORM request's body; the poem follows it. */
 typedef struct wf_transform_head {
     char name[WF_TRANSFORM_NAME_MAX]; /* NUL-padded (no NUL when 32 long) */
-    uint32_t wait_ms;                 /* this request gives up after; 0: the total timeout */
+    uint32_t wait_ms;                 /* gives up after (and at its deadline); 0: deadline only */
     uint32_t reserved;                /* 0 */
 } wf_transform_head;
 
@@ -68,7 +69,7 @@ typedef struct wf_transformer_config {
 typedef struct wf_transformer_stats {
     uint64_t requests, hits, coalesced; /* coalesced: joined an upstream request under way */
     uint64_t upstream, failures;        /* upstream requests made, and failed */
-    uint64_t cancelled;                 /* requests that gave up (wait_ms or a cancel) */
+    uint64_t cancelled;                 /* requests that gave up (deadline, wait_ms or cancel) */
     uint64_t abandoned;                 /* upstream requests closed: nobody waited any more */
     uint64_t entries, bytes, evicted, expired;
 } wf_transformer_stats;
