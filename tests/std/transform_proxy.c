@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -28,6 +29,8 @@ static wf_renderer_config rcfg;
 static wf_transformer_config xcfg;
 static wf_listener_config lcfg;
 static uint64_t deadline_ms = 5000;
+static unsigned max_connections;    /* 0: the listener's default */
+static uint64_t request_timeout_ms; /* 0: the listener's default */
 
 /* Starts both upstreams (transform-server with extra) and the proxy;
  * with_transformer 0 leaves the transformer out. */
@@ -46,8 +49,12 @@ static void start(const char *const *extra, int with_transformer)
     snprintf(xaddr, sizeof xaddr, "127.0.0.1:%d", atoi(strrchr(l, ':') + 1));
     fcfg = (wf_fetcher_config){.upstream = purl, .send_name = 1};
     xcfg = (wf_transformer_config){.upstream = xaddr};
-    lcfg = (wf_listener_config){
-        .http_addr = "127.0.0.1:0", .cache = "cache", .renderer = "renderer", .deadline_ms = 5000};
+    lcfg = (wf_listener_config){.http_addr = "127.0.0.1:0",
+                                .cache = "cache",
+                                .renderer = "renderer",
+                                .deadline_ms = deadline_ms,
+                                .max_connections = max_connections,
+                                .request_timeout_ms = request_timeout_ms};
     if (with_transformer) {
         lcfg.transformer = "transformer";
         lcfg.transform_addr = "127.0.0.1:0";
@@ -72,6 +79,27 @@ static int get(const char *path, tu_http *r)
 static bool has(const tu_http *r, const char *s)
 {
     return memmem(r->body, r->body_len, s, strlen(s)) != NULL;
+}
+
+/* The value of one series of /metrics; -1 if it is not there. */
+static double metric(const char *series)
+{
+    tu_http r;
+    cr_assert_eq(get("/metrics", &r), 200);
+    double v = -1;
+    size_t n = strlen(series);
+    for (const char *p = r.body; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            v = strtod(p + n + 1, NULL);
+    tu_http_free(&r);
+    return v;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 Test(transform_proxy, a_cummingsified_poem_in_the_page, .fini = stop)
@@ -183,4 +211,74 @@ Test(transform_proxy, a_slow_transform_is_a_504_and_its_upstream_is_closed, .fin
     cr_assert_not_null(seen, "%s(requests %llu upstream %llu cancelled %llu abandoned %llu)",
                        xsrv.log, (unsigned long long)st.requests, (unsigned long long)st.upstream,
                        (unsigned long long)st.cancelled, (unsigned long long)st.abandoned);
+}
+
+/* Hostile clients on the transform port hold nothing for long: a full
+ * house dribbling requests that never end (a byte every 2 ms, so that none
+ * is ever quiet) makes room for newcomers, as slowloris on HTTP does; a
+ * half-closed client gets its answer; junk and a request that stops
+ * arriving are reset. */
+Test(transform_proxy, hostile_transform_clients_hold_nothing, .fini = stop)
+{
+    max_connections = 4;
+    request_timeout_ms = 1500;
+    start(NULL, 1);
+    static const char slow[] = "100000:cummingsify.";
+    int fd[4];
+    for (int i = 0; i < 4; i++) {
+        fd[i] = tu_http_connect(px.transform_port);
+        tu_http_send(fd[i], slow, sizeof slow - 1);
+    }
+    long long t0 = now_ms();
+    while (now_ms() - t0 < 300) {
+        for (int i = 0; i < 4; i++)
+            send(fd[i], "x", 1, MSG_NOSIGNAL);
+        tu_sleep_ms(2);
+    }
+    /* A newcomer on HTTP, then one on the transform port that half-closes
+     * at once (nc -N, the tutorial's clients): both answered, while the
+     * dribbling goes on. */
+    int good = tu_http_connect(px.http_port);
+    static const char get_req[] = "GET /poems/ozymandias HTTP/1.1\r\nHost: t\r\n\r\n";
+    tu_http_send(good, get_req, sizeof get_req - 1);
+    for (int k = 0; k < 50; k++) {
+        for (int i = 0; i < 4; i++)
+            send(fd[i], "x", 1, MSG_NOSIGNAL);
+        tu_sleep_ms(2);
+    }
+    tu_http r;
+    cr_assert_eq(tu_http_read(good, &r, 5000), 0, "the HTTP newcomer got no answer");
+    cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+    tu_http_free(&r);
+    int half = tu_http_connect(px.transform_port); /* the good one stays: a full house again */
+    static const char req[] = "27:cummingsify.HERE IS MY POEM,";
+    tu_http_send(half, req, sizeof req - 1);
+    shutdown(half, SHUT_WR);
+    for (int k = 0; k < 50; k++) {
+        for (int i = 0; i < 4; i++)
+            send(fd[i], "x", 1, MSG_NOSIGNAL);
+        tu_sleep_ms(2);
+    }
+    char got[32] = {0};
+    static const char want[] = "15:here is my poem,";
+    cr_assert_eq(tu_read_n(half, got, sizeof want - 1, 5000), sizeof want - 1, "got '%s'", got);
+    cr_assert_str_eq(got, want);
+    cr_assert_eq(tu_wait_closed(half, 2000), TU_CLOSED);
+    close(half);
+    close(good);
+    cr_assert_geq(metric("weft_connections_evicted_total"), 2);
+    cr_assert_eq(metric("weft_http_requests_total{status=\"503\"}"), 0, "nobody got a 503");
+    /* Junk: reset at once. */
+    int junk = tu_http_connect(px.transform_port);
+    tu_http_send(junk, "GET / HTTP/1.1\r\n\r\n", 18);
+    cr_assert_eq(tu_wait_closed(junk, 2000), TU_RESET);
+    close(junk);
+    /* The dribblers still standing stop: reset once their request is
+     * request_timeout_ms old. */
+    for (int i = 0; i < 4; i++) {
+        int st = tu_wait_closed(fd[i], 5000);
+        cr_assert(st == TU_RESET || st == TU_CLOSED, "dribbler %d still open", i);
+        close(fd[i]);
+    }
+    cr_assert_geq(metric("weft_transform_failed_total"), 1);
 }

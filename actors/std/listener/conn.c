@@ -583,8 +583,8 @@ static uint64_t stale_since(const struct conn *c)
         return c->last_write; /* not taking its answers */
     if (c->poetry || c->head != NULL || c->poetry_ask != NULL)
         return NEVER; /* its answer is being made */
-    if (c->transform)
-        return c->last_active; /* idle, or sending its request */
+    if (c->transform) /* sending its request (as old as it is), or idle */
+        return c->pend_len > 0 ? c->req_start : c->last_active;
     if (reading_request(c))
         return c->req_start;
     return c->last_active; /* idle, or has said nothing yet */
