@@ -61,6 +61,19 @@ Attacks (HTTP port unless said):
                      must the client still get its poem (yes)
   poetry_idle_10k    10,000 connections to the poetry port that never read
   poetry_junk        50 connections writing 64 KB of junk to the poetry port
+  transform_slowloris  the transform port (the tutorial's netstrings; a
+                     transform-server upstream): limit+64 connections sending
+                     "100000:cummingsify." and then a byte a second
+  transform_never_reading  50 connections to the transform port, each writing
+                     64 KB of pipelined requests and never reading (4 KB)
+  transform_half_close  a request, then shutdown(SHUT_WR) at once: the answer
+                     must come all the same (a cached transform, and one the
+                     transform service is asked for)
+  transform_idle_10k 10,000 connections to the transform port that send nothing
+  transform_junk     50 connections writing 64 KB of junk to the transform port:
+                     each must be reset
+  During the transform attacks a good transform client (a fresh connection
+  per request) must get every answer, with the same p99 bound.
 
 The connection limit and the body limit are read from the proxy's /metrics
 when it exports them (a gauge named weft_connections_max or
@@ -218,7 +231,8 @@ class Bins:
     def __init__(self, bin_dir):
         self.proxy = os.path.join(bin_dir, "examples", "poetry_proxy")
         self.server = os.path.join(bin_dir, "tools", "poetry", "poetry-server")
-        for p in (self.proxy, self.server):
+        self.xform = os.path.join(bin_dir, "tools", "poetry", "transform-server")
+        for p in (self.proxy, self.server, self.xform):
             if not os.access(p, os.X_OK):
                 raise benchlib.BenchError(
                     f"{p} is missing: build it first (ninja -C {bin_dir} bench_attack)")
@@ -230,10 +244,15 @@ def start_upstream(bins, tmp, name, port=0):
 
 
 class Proxy:
-    def __init__(self, bins, tmp, name, upstream_port, extra):
+    def __init__(self, bins, tmp, name, upstream_port, extra, xform_port=None):
         self.http, self.poetry = benchlib.free_port(), benchlib.free_port()
         cmd = [bins.proxy, *extra, "--send-name", "--upstream", f"poetry://127.0.0.1:{upstream_port}",
                "--http", f"127.0.0.1:{self.http}", "--poetry", f"127.0.0.1:{self.poetry}"]
+        self.transform = None
+        if xform_port is not None:
+            self.transform = benchlib.free_port()
+            cmd += ["--transform", f"127.0.0.1:{xform_port}",
+                    "--transform-port", f"127.0.0.1:{self.transform}"]
         self.proc = benchlib.Proc(name, cmd, tmp, ready_line=r"poetry proxy: http://",
                                   ready_port=self.http)
         self.pid = self.proc.p.pid
@@ -900,6 +919,146 @@ async def a_poetry_junk(ctx, deadline):
     return {"sent_kb": sum(sent) / 1024, "outcomes": seen}, [], note
 
 
+# ---- the transform port ----
+
+XFORM_REQ, XFORM_ANSWER = b"27:cummingsify.HERE IS MY POEM,", b"15:here is my poem,"
+
+
+def xform_request(text):
+    body = b"cummingsify." + text
+    return b"%d:%s," % (len(body), body), b"%d:%s," % (len(text), text.lower())
+
+
+async def good_transform(ctx, deadline):
+    """The well-behaved transform client: a fresh connection per request,
+    until deadline; (answered, asked, latencies of all in ms)."""
+    ok, n, lat = 0, 0, []
+    while time.monotonic() < deadline:
+        t = time.monotonic()
+        data, closed, _ = await exchange(ctx.proxy.transform, XFORM_REQ, timeout=REQ_TIMEOUT_S)
+        lat.append((time.monotonic() - t) * 1000)
+        n += 1
+        ok += data == XFORM_ANSWER and closed
+        await asyncio.sleep(0.01)
+    return ok, n, lat
+
+
+def good_transform_checks(ok, n, lat):
+    p99 = percentile(lat, 99) if lat else None
+    note = (f"the good transform client (a fresh connection per request, the tutorial's "
+            f"example): {ok}/{n} answered whole during the attack, p50 "
+            f"{'-' if not lat else format(percentile(lat, 50), '.2f')} ms")
+    return [("good_transform_ok_pct", "%", 100.0 * ok / n if n else None, {"min": 100}, note),
+            ("good_transform_p99_ms", "ms", None if p99 is None else round(p99, 2),
+             {"max": GOOD_P99_MAX_MS}, "p99 of every good transform request, failed ones at "
+             f"the time they took (timeout {REQ_TIMEOUT_S:g} s)")]
+
+
+def with_good_transform(attack):
+    """Runs attack(ctx, deadline) while the good transform client runs;
+    its figures join the attack's checks."""
+    async def run(ctx, deadline):
+        good = asyncio.ensure_future(good_transform(ctx, deadline))
+        try:
+            f, checks, note = await attack(ctx, deadline)
+        finally:
+            ok, n, lat = await good
+        return f, checks + good_transform_checks(ok, n, lat), \
+            note + f"; good transform {ok}/{n}"
+    return run
+
+
+async def a_transform_slowloris(ctx, deadline):
+    f = await hold_crowd(ctx, deadline, b"100000:cummingsify.", dribble_src=b"a",
+                         port=ctx.proxy.transform)
+    return f, [], "transform port: " + crowd_note(f) + " (open: still dribbling a request)"
+
+
+async def a_transform_never_reading(ctx, deadline):
+    payload = XFORM_REQ * (NEVER_READ_BYTES // len(XFORM_REQ))
+    crowd = Crowd(ctx.proxy.transform, rcvbuf=4096)
+    rss0 = rss_mb(ctx.proxy.pid)
+    top = rss0
+    sent = []
+    try:
+        await crowd.open(NEVER_READ_N)
+        opened = len(crowd.socks)
+        pushing = asyncio.ensure_future(crowd.push(payload, deadline))
+        while not pushing.done():
+            top = max(top or 0, rss_mb(ctx.proxy.pid) or 0)
+            await asyncio.sleep(0.1)
+        sent = pushing.result()
+        await sleep_until(deadline)
+        top = max(top or 0, rss_mb(ctx.proxy.pid) or 0)
+        seen = crowd.outcomes()
+    finally:
+        crowd.close()
+    growth = None if rss0 is None else top - rss0
+    note = (f"{opened} connections to the transform port (SO_RCVBUF 4 KB) wrote "
+            f"{sum(sent) / 1024:.0f} KB ({sum(sent) // len(XFORM_REQ)} pipelined requests) and "
+            f"read nothing; RSS {mb(rss0)} -> {mb(top)} MB at most; at the end: {fmt_counts(seen)}")
+    return {"sent_kb": sum(sent) / 1024, "outcomes": seen}, \
+        [("rss_growth_mb", "MB", growth, {"max": NEVER_READ_RSS_MAX_MB}, note)], note
+
+
+async def a_transform_half_close(ctx, deadline):
+    """Workers alternate: a transform the proxy has kept, and a new poem
+    each time, which the transform service is asked for while the FIN is
+    already in."""
+    tries = {"cached": [0, 0], "uncached": [0, 0]}
+    got = {}
+    seq = iter(range(1 << 30))
+
+    async def worker(w):
+        i = w
+        while time.monotonic() < deadline or i < 2:
+            kind = "cached" if i % 2 == 0 else "uncached"
+            if kind == "cached":
+                req, want = XFORM_REQ, XFORM_ANSWER
+            else:
+                req, want = xform_request(b"POEM NUMBER %d OF %d" % (next(seq), w))
+            data, closed, err = await exchange(ctx.proxy.transform, req, timeout=REQ_TIMEOUT_S,
+                                               shut_wr=True)
+            tries[kind][0] += 1
+            tries[kind][1] += data == want and closed
+            key = f"{len(data)}" + (f" {err}" if err else "")
+            got[key] = got.get(key, 0) + 1
+            i += 1
+            await asyncio.sleep(0.02)
+
+    await asyncio.gather(*(worker(w) for w in range(4)))
+    total = sum(v[0] for v in tries.values())
+    ok = sum(v[1] for v in tries.values())
+    summary = "; ".join(f"{k} {v[1]}/{v[0]}" for k, v in tries.items()) + " answered"
+    note = ("transform port: a request, then shutdown(SHUT_WR) at once (nc -N), read to EOF: "
+            f"{summary} (uncached: a new poem each time, so the transform service is asked "
+            f"after the FIN); bytes received: {fmt_counts(got)}")
+    return {}, [("answered_pct", "%", 100.0 * ok / max(1, total), {"min": 100}, note)], summary
+
+
+async def a_transform_idle_10k(ctx, deadline):
+    return await a_idle_10k(ctx, deadline, port=ctx.proxy.transform, what="transform")
+
+
+async def a_transform_junk(ctx, deadline):
+    crowd = Crowd(ctx.proxy.transform, rcvbuf=4096)
+    junk = bytes(random.randrange(256) for _ in range(4096)) * 16
+    sent = []
+    try:
+        await crowd.open(NEVER_READ_N)
+        sent = await crowd.push(junk, deadline)
+        await sleep_until(deadline)
+        seen = crowd.outcomes()
+    finally:
+        crowd.close()
+    still = seen.get("open", 0) + seen.get("data", 0)
+    note = (f"{NEVER_READ_N} connections to the transform port wrote {sum(sent) / 1024:.0f} KB "
+            f"of random bytes; at the end: {fmt_counts(seen)} (none may be open or answered: "
+            f"junk is not a netstring)")
+    return {"sent_kb": sum(sent) / 1024, "outcomes": seen}, \
+        [("left_open", "connections", still, {"max": 0}, note)], note
+
+
 class FakeUpstream:
     """Listens on the upstream's port and resets every connection at once,
     counting them: an upstream that is down but still accepts."""
@@ -1023,6 +1182,11 @@ ATTACKS = [
     ("poetry_half_close", a_poetry_half_close),
     ("poetry_idle_10k", a_poetry_idle_10k),
     ("poetry_junk", a_poetry_junk),
+    ("transform_slowloris", with_good_transform(a_transform_slowloris)),
+    ("transform_never_reading", with_good_transform(a_transform_never_reading)),
+    ("transform_half_close", with_good_transform(a_transform_half_close)),
+    ("transform_idle_10k", with_good_transform(a_transform_idle_10k)),
+    ("transform_junk", with_good_transform(a_transform_junk)),
     ("upstream_outage", a_upstream_outage),
 ]
 
@@ -1261,7 +1425,7 @@ async def run_all(ctx, only):
             ctx.restarts += 1
             benchlib.stop(ctx.proxy.proc)
             ctx.proxy = Proxy(ctx.bins, ctx.tmp, f"proxy-{ctx.restarts}", ctx.upstream.port,
-                              ctx.proxy_args)
+                              ctx.proxy_args, ctx.xsrv.port)
             warm(ctx.proxy, ctx.good_poems)
     return results
 
@@ -1330,7 +1494,9 @@ def main():
         # holds as many, plus its own.
         ctx.fd_budget = max(0, fds - 256)
         ctx.upstream = start_upstream(ctx.bins, tmp, "upstream")
-        ctx.proxy = Proxy(ctx.bins, tmp, "proxy", ctx.upstream.port, proxy_args)
+        ctx.xsrv = benchlib.Proc("transform-upstream", [ctx.bins.xform, "--port", "0"], tmp,
+                                 ready_line=LISTENING)
+        ctx.proxy = Proxy(ctx.bins, tmp, "proxy", ctx.upstream.port, proxy_args, ctx.xsrv.port)
         poems = poem_names()
         if len(poems) < 3 or "ozymandias" not in poems:
             raise benchlib.BenchError(f"{POEMS}: want ozymandias and two more poems")
