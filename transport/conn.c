@@ -146,6 +146,7 @@ int wf__conn_queue(struct conn *c, struct out *o)
         return WF_EOVERLOADED;
     }
     t->stats.frames_out++;
+    c->last_tx = uv_now(wf_node_loop(t->node));
     return 0;
 }
 
@@ -159,6 +160,7 @@ void wf__conn_queue_list(struct conn *c, struct out *head, struct out *tail, siz
     c->queued += bytes;
     write_next(c);
     uv_mutex_unlock(&c->wlock);
+    c->last_tx = uv_now(wf_node_loop(c->t->node));
 }
 
 /* Encodes f (payload copied) and queues it on c. */
@@ -285,6 +287,7 @@ void wf__conn_on_read(struct conn *c, int rv, size_t count)
         wf__conn_close(c, rv == NNG_ECLOSED || rv == NNG_ECONNSHUT ? "connection closed"
                                                                    : nng_strerror(rv));
     } else if (!c->closing) {
+        c->last_rx = uv_now(wf_node_loop(c->t->node));
         c->filled += count;
         parse(c);
         start_read(c);
@@ -316,6 +319,7 @@ struct conn *wf__conn_new(wf_transport *t, nng_stream *s, struct dialer *d)
     c->t = t;
     c->s = s;
     c->dialer = d;
+    c->born = c->last_rx = c->last_tx = uv_now(wf_node_loop(t->node));
     c->rx_done = (struct item){.kind = I_READ, .conn = c};
     c->tx_done = (struct item){.kind = I_WRITTEN, .conn = c};
     uv_mutex_init(&c->wlock);

@@ -22,6 +22,9 @@ static void dial_now(uv_timer_t *h)
 {
     struct dialer *d = h->data;
     d->busy = true;
+    /* A dial into a black hole would wait for the kernel's SYN retries
+     * (two minutes); the path may be back long before. */
+    nng_aio_set_timeout(d->aio, (nng_duration)d->t->peer_timeout);
     nng_stream_dialer_dial(d->d, d->aio);
 }
 

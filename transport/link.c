@@ -10,7 +10,7 @@
 
 /* ---- frames in ---- */
 
-/* A TELL, ASK, REPLY, FAIL or CANCEL frame on c, authenticated. */
+/* A TELL, ASK, REPLY, FAIL, CANCEL or TICK frame on c, authenticated. */
 void wf__link_frame_in(struct conn *c, const wf_wire_frame *f)
 {
     wf_transport *t = c->t;
@@ -45,6 +45,8 @@ void wf__link_frame_in(struct conn *c, const wf_wire_frame *f)
                         f->budget_ms, m);
         break;
     }
+    case WF_WIRE_TICK:
+        break; /* its arrival was the news (heartbeat.c) */
     case WF_WIRE_CANCEL:
         wf_link_cancel(n, c->peer, f->corr, f->to, f->name_len ? f->name : NULL, f->name_len);
         break;

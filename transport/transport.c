@@ -26,7 +26,7 @@ int wf__set_tls(const char *url, nng_tls_config *cfg, void *obj, bool listener)
 
 /* ---- closing ---- */
 
-/* The close callback of the async and the park timer: t goes with the
+/* The close callback of the async and the two timers: t goes with the
  * last. */
 static void free_transport(uv_handle_t *h)
 {
@@ -81,6 +81,7 @@ void wf__transport_close(void *ctx)
     if (t->tls_dial)
         nng_tls_config_free(t->tls_dial);
     uv_close((uv_handle_t *)&t->park_timer, free_transport);
+    uv_close((uv_handle_t *)&t->tick_timer, free_transport);
     uv_close((uv_handle_t *)&t->async, free_transport);
 }
 
@@ -100,6 +101,8 @@ int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **
     t->backoff_min = cfg->reconnect_min_ms ? cfg->reconnect_min_ms : 100;
     t->backoff_max = cfg->reconnect_max_ms ? cfg->reconnect_max_ms : 2000;
     t->connect_wait = cfg->connect_wait_ms ? cfg->connect_wait_ms : 5000;
+    t->heartbeat = cfg->heartbeat_ms ? cfg->heartbeat_ms : 500;
+    t->peer_timeout = cfg->peer_timeout_ms ? cfg->peer_timeout_ms : 3000;
     if ((t->secret = wf_strdup(cfg->secret)) == NULL) {
         wf_free(t);
         return WF_ENOMEM;
@@ -109,7 +112,10 @@ int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **
     t->async.data = t;
     uv_timer_init(wf_node_loop(n), &t->park_timer);
     t->park_timer.data = t;
-    t->open_handles = 2;
+    uv_timer_init(wf_node_loop(n), &t->tick_timer);
+    t->tick_timer.data = t;
+    t->open_handles = 3;
+    wf__heartbeat_start(t);
     int rv = 0;
     if (cfg->tls_cert_key || cfg->tls_ca) {
         if ((rv = nng_tls_config_alloc(&t->tls_listen, NNG_TLS_MODE_SERVER)) != 0 ||

@@ -7,6 +7,7 @@
  *   handshake.c  proving the cluster secret, both ways
  *   peer.c       peers by name, their up and down, frames waiting for one
  *   dialer.c     dialling a peer, again and again with back-off
+ *   heartbeat.c  ticks on quiet connections, silent peers taken down
  *   link.c       the runtime's side (weft/link.h): frames out and in
  *
  * Threads: everything here belongs to the loop thread, except what a
@@ -90,6 +91,9 @@ struct conn {
     char name[NAME_MAX_LEN + 1];
     bool hello, authed;
     uint16_t peer;
+    /* liveness (loop time, ms): when it was made, when a frame last came in
+     * and last went out (queued) */
+    uint64_t born, last_rx, last_tx;
 };
 
 struct dialer {
@@ -134,9 +138,12 @@ struct wf_transport {
     size_t max_payload;
     uint32_t backoff_min, backoff_max;
     uint32_t connect_wait; /* ms a frame waits for an expected peer */
+    uint32_t heartbeat, peer_timeout; /* ms (weft/transport.h) */
+    uv_timer_t tick_timer;            /* every heartbeat ms: ticks and silences */
+    uint64_t last_tick;               /* when it last ran (loop time, ms) */
     nng_tls_config *tls_listen, *tls_dial;
     uv_timer_t park_timer; /* the earliest park_deadline of any peer */
-    int open_handles;      /* async and park_timer: t is freed when both closed */
+    int open_handles;      /* async, park_timer, tick_timer: t is freed when all closed */
     struct conn *conns;
     struct dialer *dialers;
     struct listener *listeners;
@@ -144,6 +151,9 @@ struct wf_transport {
     uint16_t npeers;
     wf_transport_stats stats;
 };
+
+/* heartbeat.c */
+void wf__heartbeat_start(wf_transport *t);
 
 /* handover.c */
 void wf__handover_push(wf_transport *t, struct item *it); /* any thread */

@@ -55,7 +55,7 @@ int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_fram
         *why = "unsupported wire version";
         return WF_EPROTO;
     }
-    if (p[3] < WF_WIRE_HELLO || p[3] > WF_WIRE_CANCEL) {
+    if (p[3] < WF_WIRE_HELLO || p[3] > WF_WIRE_TICK) {
         *why = "unknown frame kind";
         return WF_EPROTO;
     }
@@ -81,6 +81,13 @@ int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_fram
     }
     if (f->kind == WF_WIRE_CANCEL && (f->type != 0 || f->payload_len != 0)) {
         *why = "a cancel with a type or a payload";
+        return WF_EPROTO;
+    }
+    if (f->kind == WF_WIRE_TICK &&
+        (f->type != 0 || f->corr != 0 || f->from != 0 || f->to != 0 || f->trace_flags != 0 ||
+         f->span_id != 0 || f->parent_span_id != 0 || f->name_len != 0 || f->payload_len != 0 ||
+         memcmp(f->trace_id, (const uint8_t[16]){0}, 16) != 0)) {
+        *why = "a tick with something in it";
         return WF_EPROTO;
     }
     if (f->name_len > WF_WIRE_NAME_MAX) {

@@ -36,6 +36,20 @@ Test(cluster_conf, reads_urls_peers_actors_and_the_secret)
     wf__cluster_conf_free(&c);
 }
 
+Test(cluster_conf, reads_the_heartbeat_and_the_peer_timeout)
+{
+    wf__cluster_conf c;
+    char err[256] = "";
+    cr_assert_eq(parse("secret = s\nheartbeat = 250\npeer-timeout = 2000\n", "a", &c, err), 0, "%s",
+                 err);
+    cr_assert_eq(c.heartbeat_ms, 250);
+    cr_assert_eq(c.peer_timeout_ms, 2000);
+    wf__cluster_conf_free(&c);
+    cr_assert_eq(parse("secret = s\n", "a", &c, err), 0, "%s", err);
+    cr_assert_eq(c.heartbeat_ms + c.peer_timeout_ms, 0, "the transport's defaults");
+    wf__cluster_conf_free(&c);
+}
+
 Test(cluster_conf, the_first_secret_line_counts)
 {
     wf__cluster_conf c;
@@ -58,6 +72,12 @@ static const struct {
     {"node b =\n", "c.conf:1: node without a URL"},
     {"secret =   \n", "c.conf:1: empty secret"},
     {"secret a = x\n", "c.conf:1: secret and secret-file take no node name"},
+    {"heartbeat = 0\n", "c.conf:1: a time in milliseconds, 1 to 3600000"},
+    {"heartbeat = 5s\n", "c.conf:1: a time in milliseconds"},
+    {"peer-timeout = 99999999\n", "c.conf:1: a time in milliseconds"},
+    {"peer-timeout = -1\n", "c.conf:1: a time in milliseconds"},
+    {"heartbeat a = 100\n", "c.conf:1: heartbeat and peer-timeout take no node name"},
+    {"heartbeat = 500\n\npeer-timeout = 500\n", "c.conf:3: peer-timeout must be longer"},
 };
 
 Test(cluster_conf, a_mistake_names_its_file_and_line)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <criterion/criterion.h>
 
@@ -28,7 +29,8 @@ enum {
     CANCELS,
     ASK_LEFT,
     ASK_HANG,
-    ASK_HANG_CANCEL
+    ASK_HANG_CANCEL,
+    FREEZE
 };
 #define N 5000
 
@@ -74,6 +76,14 @@ static wf_result sink_hang(wf_ctx *ctx, wf_msg *m)
     return wf_result_deferred(wf_deferred_new_cancellable(hang_cancel, wf_ctx_state(ctx)));
 }
 
+/* A host that stops answering without closing anything: the loop of node
+ * b is stuck for the milliseconds in the body. */
+static wf_result sink_freeze(wf_ctx *ctx, wf_msg *m)
+{
+    tu_sleep_ms(*(int *)wf_msg_body(m));
+    return wf_result_none();
+}
+
 static wf_result sink_cancels(wf_ctx *ctx, wf_msg *m)
 {
     struct sink *s = wf_ctx_state(ctx);
@@ -84,7 +94,8 @@ static const wf_handler sink_h[] = {{NUM, "num", sink_num, 0},
                                     {COUNT, "count", sink_count, 0},
                                     {LEFT, "left", sink_left, 0},
                                     {HANG, "hang", sink_hang, 0},
-                                    {CANCELS, "cancels", sink_cancels, 0}};
+                                    {CANCELS, "cancels", sink_cancels, 0},
+                                    {FREEZE, "freeze", sink_freeze, 0}};
 static const wf_behaviour sink = {.name = "sink",
                                   .state_size = sizeof(struct sink),
                                   .handlers = sink_h,
@@ -180,7 +191,8 @@ static const wf_behaviour driver = {.name = "driver",
 
 static char dir[256];
 static wf_node *na, *nb;
-static wf_pid drv;
+static wf_pid drv, sinkb;
+static uint32_t heartbeat_ms, peer_timeout_ms; /* 0: the transport's defaults */
 
 static void start(void)
 {
@@ -190,7 +202,8 @@ static void start(void)
     char ua[300], ub[300];
     snprintf(ua, sizeof ua, "ipc://%s/a", dir);
     snprintf(ub, sizeof ub, "ipc://%s/b", dir);
-    wf_transport_config cfg = {.secret = "s"};
+    wf_transport_config cfg = {
+        .secret = "s", .heartbeat_ms = heartbeat_ms, .peer_timeout_ms = peer_timeout_ms};
     wf_transport *ta, *tb;
     na = wf_node_new(&(wf_node_config){.name = "a"});
     nb = wf_node_new(&(wf_node_config){.name = "b"});
@@ -199,7 +212,7 @@ static void start(void)
     cr_assert_eq(wf_transport_listen(tb, ub), 0);
     cr_assert_eq(wf_transport_listen(ta, ua), 0);
     cr_assert_eq(wf_transport_dial(ta, ub), 0);
-    wf_spawn(nb, "sink", &sink, NULL, NULL);
+    wf_spawn(nb, "sink", &sink, NULL, &sinkb);
     wf_spawn(na, "driver", &driver, NULL, &drv);
     wf_node_start(na);
     wf_node_start(nb);
@@ -311,4 +324,76 @@ Test(remote, cancelling_a_remote_ask_cancels_the_callees_work, .init = start, .f
     cr_assert_eq(wf_failure_code(r.u.failure), WF_ECANCELED, "%s", tu_text(r));
     wf_result_free(r);
     cr_assert_eq(sink_cancels_reach(1), 1, "the cancel crossed to node b");
+}
+
+/* Heartbeats of 200 ms, silence of 1.2 s takes a peer down. */
+static void start_heartbeat(void)
+{
+    heartbeat_ms = 200;
+    peer_timeout_ms = 1200;
+    start();
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How many Downs the driver has had. */
+static int driver_downs(void)
+{
+    wf_result r = wf_node_call(na, drv, wf_msg_new(DOWNS, NULL, 0), 5000);
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    int downs = ((int *)wf_msg_body(r.u.ptr))[0];
+    wf_result_free(r);
+    return downs;
+}
+
+Test(remote, a_quiet_peer_stays_up, .init = start_heartbeat, .fini = stop)
+{
+    wf_result r = wf_node_call(na, drv, wf_msg_new(WATCH, NULL, 0), 5000);
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    wf_result_free(r);
+    /* Nothing to say for three times the peer timeout: the ticks keep the
+     * link up. */
+    tu_sleep_ms(3600);
+    cr_assert_eq(driver_downs(), 0, "%s", tu_log_text());
+    cr_assert_null(strstr(tu_log_text(), "sent nothing for"), "%s", tu_log_text());
+    r = wf_node_call(na, drv, wf_msg_new(ASK_REMOTE, NULL, 0), 5000);
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    wf_result_free(r);
+}
+
+/* Node b stops answering and closes nothing (a frozen host, a cut cable):
+ * within the peer timeout node a takes it down, the ask waiting on it
+ * fails with WF_ENODEDOWN long before its own 10 s or the 3 s freeze, and
+ * monitors hear of it; once b is back, the link is too. */
+Test(remote, a_silent_peer_is_taken_down_and_comes_back, .init = start_heartbeat, .fini = stop)
+{
+    wf_result r = wf_node_call(na, drv, wf_msg_new(WATCH, NULL, 0), 5000);
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    wf_result_free(r);
+    int freeze_ms = 3000;
+    cr_assert_eq(wf_tell(nb, sinkb, wf_msg_new(FREEZE, &freeze_ms, sizeof freeze_ms)), 0);
+    long long t0 = now_ms();
+    r = wf_node_call(na, drv, wf_msg_new(ASK_REMOTE, NULL, 0), 15000);
+    long long took = now_ms() - t0;
+    cr_assert(wf_result_is_failure(r), "answered after %lld ms: %s", took, tu_text(r));
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_ENODEDOWN, "%s", tu_text(r));
+    wf_result_free(r);
+    cr_assert_lt(took, 2500, "node down after %lld ms", took);
+    cr_assert_eq(driver_downs(), 1);
+    cr_assert_not_null(strstr(tu_log_text(), "peer b sent nothing for"), "%s", tu_log_text());
+    /* Back: the dialer dials again, and an ask goes through. */
+    for (int i = 0;; i++) {
+        r = wf_node_call(na, drv, wf_msg_new(ASK_REMOTE, NULL, 0), 2000);
+        bool ok = wf_result_is_msg(r);
+        wf_result_free(r);
+        if (ok)
+            break;
+        cr_assert_lt(now_ms() - t0, freeze_ms + 10000, "never back: %s", tu_log_text());
+        tu_sleep_ms(50);
+    }
 }

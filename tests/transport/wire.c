@@ -124,6 +124,25 @@ Test(wire, every_malformed_frame_is_rejected_with_its_reason)
     cr_assert_eq(g.kind, WF_WIRE_CANCEL);
     cr_assert_eq(g.corr, 5);
     free(b);
+    /* A tick is a bare header: anything in it is refused. */
+    wf_wire_frame tk = {.kind = WF_WIRE_TICK};
+    b = build(&tk, NULL, NULL, 0, &len);
+    cr_assert_eq(wf_wire_decode(b, len, 1024, &g, &why), 0, "%s", why);
+    cr_assert_eq(g.kind, WF_WIRE_TICK);
+    free(b);
+    wf_wire_frame bad_ticks[] = {{.kind = WF_WIRE_TICK, .corr = 1},
+                                 {.kind = WF_WIRE_TICK, .type = 2},
+                                 {.kind = WF_WIRE_TICK, .to = 3},
+                                 {.kind = WF_WIRE_TICK, .span_id = 4},
+                                 {.kind = WF_WIRE_TICK, .trace_id = {5}}};
+    for (size_t i = 0; i < sizeof bad_ticks / sizeof bad_ticks[0]; i++) {
+        b = build(&bad_ticks[i], NULL, NULL, 0, &len);
+        expect_reject(b, len, 1024, "a tick with something in it");
+        free(b);
+    }
+    b = build(&tk, NULL, "x", 1, &len);
+    expect_reject(b, len, 1024, "a tick with something in it");
+    free(b);
 }
 
 static wf_failure *sample_failure(void)
@@ -238,7 +257,7 @@ Test(wire, every_committed_fuzz_seed_decodes_and_every_kind_is_seeded)
 {
     DIR *d = opendir(WIRE_SEEDS);
     cr_assert_not_null(d, "%s", WIRE_SEEDS);
-    int kinds[WF_WIRE_CANCEL + 1] = {0};
+    int kinds[WF_WIRE_TICK + 1] = {0};
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -259,6 +278,6 @@ Test(wire, every_committed_fuzz_seed_decodes_and_every_kind_is_seeded)
     }
     closedir(d);
     cr_assert_gt(n, 0);
-    for (int k = WF_WIRE_HELLO; k <= WF_WIRE_CANCEL; k++)
+    for (int k = WF_WIRE_HELLO; k <= WF_WIRE_TICK; k++)
         cr_expect_gt(kinds[k], 0, "no seed of kind %d", k);
 }

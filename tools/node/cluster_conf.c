@@ -70,9 +70,23 @@ static const char *parse_line(char *l, const char *self, wf__cluster_conf *c)
                           : "secret-file path longer than 255 bytes";
         return NULL;
     }
+    bool hb = strcmp(key, "heartbeat") == 0, pt = strcmp(key, "peer-timeout") == 0;
+    if (hb || pt) {
+        if (who != NULL)
+            return "heartbeat and peer-timeout take no node name";
+        size_t digits = strspn(value, "0123456789");
+        if (digits == 0 || value[digits] != '\0' || digits > 7 || atol(value) < 1 ||
+            atol(value) > 3600000)
+            return "a time in milliseconds, 1 to 3600000";
+        *(hb ? &c->heartbeat_ms : &c->peer_timeout_ms) = (unsigned)atol(value);
+        if (c->heartbeat_ms && c->peer_timeout_ms && c->peer_timeout_ms <= c->heartbeat_ms)
+            return "peer-timeout must be longer than heartbeat";
+        return NULL;
+    }
     bool node = strcmp(key, "node") == 0, actors = strcmp(key, "actors") == 0;
     if (!node && !actors)
-        return "unknown key (secret, secret-file, node NAME, actors NAME)";
+        return "unknown key (secret, secret-file, node NAME, actors NAME, heartbeat, "
+               "peer-timeout)";
     if (who == NULL || *who == '\0')
         return "a node name is missing (node NAME = URL, actors NAME = ...)";
     if (who[strcspn(who, " \t")] != '\0')

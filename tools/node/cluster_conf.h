@@ -5,6 +5,8 @@
  *   secret = S                 (or: secret-file = PATH; the first one counts)
  *   node NAME = URL            (one line per node, this one included)
  *   actors NAME = echo fail    (the actors NAME runs; optional)
+ *   heartbeat = MS             (weft/transport.h heartbeat_ms; optional)
+ *   peer-timeout = MS          (peer_timeout_ms, longer than the heartbeat)
  *
  * Every node reads the same file: the node named self listens on its URLs,
  * knows every other node by name, and dials those whose names sort after
@@ -24,10 +26,11 @@ typedef struct wf__cluster_conf {
     /* the other nodes, by name; url NULL when that node dials this one */
     char *peer_name[WF__CLUSTER_MAX_URLS], *peer_url[WF__CLUSTER_MAX_URLS];
     int npeer;
-    char actors[512];      /* the actors of this node, if has_actors */
-    int has_actors;        /* an "actors" line named this node ("" is none) */
-    char secret[256];      /* "" when the file has none (or a secret-file) */
-    char secret_file[256]; /* "" unless the first secret line was secret-file */
+    char actors[512];                       /* the actors of this node, if has_actors */
+    int has_actors;                         /* an "actors" line named this node ("" is none) */
+    char secret[256];                       /* "" when the file has none (or a secret-file) */
+    char secret_file[256];                  /* "" unless the first secret line was secret-file */
+    unsigned heartbeat_ms, peer_timeout_ms; /* 0 when the file says nothing */
 } wf__cluster_conf;
 
 /* wf__cluster_conf_parse reads the cluster file text[0..len) (borrowed;

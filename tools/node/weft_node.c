@@ -25,7 +25,9 @@
  * whose names sort after its own, so each pair has one connection. Every
  * node knows the others by name from the start (wf_transport_peer), so an
  * ask to a node not connected yet waits for it (--connect-wait MS, default
- * 5000) instead of failing.
+ * 5000) instead of failing. "heartbeat = MS" and "peer-timeout = MS" (or
+ * --heartbeat, --peer-timeout, which win) set how soon a silent peer is
+ * taken down (weft/transport.h).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -253,10 +255,12 @@ static void command(struct app *a, char *line)
         wf_transport_stats_get(a->t, &s);
         wf_node_stats_get(a->node, &ns);
         printf("stats frames_in=%llu frames_out=%llu rejected=%llu auth_failures=%llu "
-               "peers_up=%llu peers_down=%llu node_down=%llu late_replies=%llu\n",
+               "peers_up=%llu peers_down=%llu peers_silent=%llu send_failures=%llu "
+               "node_down=%llu late_replies=%llu\n",
                (unsigned long long)s.frames_in, (unsigned long long)s.frames_out,
                (unsigned long long)s.rejected, (unsigned long long)s.auth_failures,
                (unsigned long long)s.peers_up, (unsigned long long)s.peers_down,
+               (unsigned long long)s.peers_silent, (unsigned long long)s.send_failures,
                (unsigned long long)ns.node_down, (unsigned long long)ns.late_replies);
     } else if (strcmp(cmd, "trace") == 0) {
         /* Alone it shows the settings; given a sample it changes them. */
@@ -393,6 +397,10 @@ static int read_config(struct opts *o)
         o->listen[o->nlisten++] = c->listen[i];
     if (c->has_actors)
         snprintf(o->actors, sizeof o->actors, "%s", c->actors);
+    if (o->tc.heartbeat_ms == 0) /* the command line wins */
+        o->tc.heartbeat_ms = c->heartbeat_ms;
+    if (o->tc.peer_timeout_ms == 0)
+        o->tc.peer_timeout_ms = c->peer_timeout_ms;
     if (o->secret[0] == '\0') {
         if (c->secret[0] != '\0')
             snprintf(o->secret, sizeof o->secret, "%s", c->secret);
@@ -409,7 +417,7 @@ static void usage(void)
             "usage: weft-node --name NAME [--config FILE] [--listen URL]... [--peer URL]...\n"
             "                 [--secret S | --secret-file F] [--actors a,b,...] [--timeout MS]\n"
             "                 [--tls-cert-key PEM] [--tls-ca PEM] [--tls-server-name NAME]\n"
-            "                 [--connect-wait MS]\n"
+            "                 [--connect-wait MS] [--heartbeat MS] [--peer-timeout MS]\n"
             "                 [--trace \"file=F;pub=URL;sample=P;actors=A,B;types=T\"]\n");
 }
 
@@ -429,6 +437,8 @@ int main(int argc, char **argv)
                                           {"tls-server-name", 1, 0, 'N'},
                                           {"trace", 1, 0, 'T'},
                                           {"connect-wait", 1, 0, 'W'},
+                                          {"heartbeat", 1, 0, 'H'},
+                                          {"peer-timeout", 1, 0, 'P'},
                                           {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -477,6 +487,12 @@ int main(int argc, char **argv)
             break;
         case 'W':
             o.tc.connect_wait_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'H':
+            o.tc.heartbeat_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'P':
+            o.tc.peer_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         default:
             usage();

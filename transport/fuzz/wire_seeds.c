@@ -1,6 +1,6 @@
 /* Writes the wire target's seed corpus: about 30 valid frames of every
  * kind (HELLO and AUTH as the handshake sends them, TELL, ASK (with and
- * without a budget), REPLY, FAIL and CANCEL as the transport sends them),
+ * without a budget), REPLY, FAIL, CANCEL and TICK as the transport sends them),
  * made with the real encoder (wf_wire_put_header, wf_wire_put_failure), so
  * the fuzzer starts past the header checks instead of having to guess an
  * 80-byte header.
@@ -179,6 +179,13 @@ static void cancels(void)
     }
 }
 
+/* A TICK is a bare header: there is one. */
+static void ticks(void)
+{
+    wf_wire_frame f = {.kind = WF_WIRE_TICK};
+    emit("tick", 0, &f, NULL);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -193,6 +200,7 @@ int main(int argc, char **argv)
     messages(WF_WIRE_REPLY, "reply");
     fails();
     cancels();
+    ticks();
     printf("%d seeds in %s\n", written, dir);
     return 0;
 }

@@ -35,6 +35,21 @@
  * Each side refuses the other's proof ("wrong proof of the cluster
  * secret"), so a cluster must be upgraded as a whole.
  *
+ * Failure detection: TCP alone does not notice a peer that went silent (a
+ * cut cable, a partition, a host that froze): its connection looks open for
+ * as long as nothing is written, and for minutes when something is. So a
+ * connection that has sent nothing for heartbeat_ms sends a TICK, and a
+ * peer from which nothing at all has arrived for peer_timeout_ms is taken
+ * down: its connection is closed, every ask waiting on it fails with
+ * WF_ENODEDOWN, monitors hear of it, and its dialer dials again at once.
+ * The same bound applies to a connection that has not finished its
+ * handshake, and to a dial that has not connected. Erlang's net_ticktime
+ * is the same idea with a default of 60 s; weft's default is 3 s, because
+ * a request's whole deadline is usually shorter than that. The check is
+ * suspended while this node's own loop has been stalled (a tick late by
+ * more than half of peer_timeout_ms), so a busy node does not take down
+ * the peers whose frames it has not read yet.
+ *
  * Life cycle: wf_transport_new plugs the transport into a node; it is closed
  * and freed when the node shuts down.
  */
@@ -64,6 +79,8 @@ typedef struct wf_transport_config {
     const char *tls_ca;          /* PEM file of the CA that signs peers' certificates */
     const char *tls_server_name; /* name the dialer expects in the listener's certificate */
     uint32_t connect_wait_ms;    /* how long frames to a named peer wait for it; 0: 5000 */
+    uint32_t heartbeat_ms;       /* a TICK on a connection quiet this long; 0: 500 */
+    uint32_t peer_timeout_ms;    /* silence that takes a peer down (see below); 0: 3000 */
 } wf_transport_config;
 
 /* wf_transport_new creates the transport of node n (which must not have one)
@@ -105,6 +122,7 @@ typedef struct wf_transport_stats {
     uint64_t auth_failures; /* connections closed for failing the handshake */
     uint64_t peers_up, peers_down;
     uint64_t send_failures; /* frames not sent: peer gone, queue full, waited in vain */
+    uint64_t peers_silent;  /* connections closed for peer_timeout_ms of silence */
 } wf_transport_stats;
 
 /* wf_transport_stats_get copies t's counters into the caller's out. Loop

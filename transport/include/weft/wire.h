@@ -7,7 +7,7 @@
  *
  *   offset size  field
  *   0      2     magic "WF"
- *   2      1     version (1)
+ *   2      1     version (2)
  *   3      1     kind (enum wf_wire_kind)
  *   4      4     message type (TELL, ASK, REPLY) or 0
  *   8      8     correlation id (ASK, REPLY, FAIL) or 0
@@ -31,11 +31,15 @@
  * failure (wf_wire_put_failure). HELLO carries the sender's node name and a
  * 32-byte nonce; AUTH carries a 32-byte HMAC-SHA256 proof (transport.h).
  * CANCEL carries nothing: the asker no longer waits for the answer to its
- * ASK corr, sent to the target named in the header (type 0).
+ * ASK corr, sent to the target named in the header (type 0). TICK carries
+ * nothing and every field after the kind is 0: the sender is alive (sent
+ * on a connection that has carried nothing else for a while, so that a
+ * silent peer can be told from a quiet one).
  *
- * Version 2 added the budget and CANCEL: the deadline and the cancel of a
- * request travel with it, so a callee on another host knows the time left
- * and stops work nobody waits for.
+ * Version 2 added the budget, CANCEL and TICK: the deadline and the cancel
+ * of a request travel with it, so a callee on another host knows the time
+ * left and stops work nobody waits for, and a peer cut off without a word
+ * is noticed.
  */
 #ifndef WEFT_WIRE_H
 #define WEFT_WIRE_H
@@ -67,6 +71,7 @@ enum wf_wire_kind {
     WF_WIRE_REPLY = 5,
     WF_WIRE_FAIL = 6,
     WF_WIRE_CANCEL = 7,
+    WF_WIRE_TICK = 8,
 };
 
 /* A decoded frame. name and payload point into the decoded buffer
