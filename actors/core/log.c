@@ -1,13 +1,24 @@
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <weft/log.h>
 
+/* Each line starts with its UTC time to the millisecond: lines from the
+ * nodes of a cluster can then be put side by side. One fprintf per line,
+ * so that lines from several threads do not interleave. */
 static void log_stderr(void *arg, int level, const char *text)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
     (void)arg;
-    fprintf(stderr, "weft %s: %s\n", names[level & 3], text);
+    struct timespec ts;
+    struct tm tm;
+    char when[32] = "";
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && gmtime_r(&ts.tv_sec, &tm) != NULL) {
+        size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(when + n, sizeof when - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+    }
+    fprintf(stderr, "%sweft %s: %s\n", when, names[level & 3], text);
 }
 
 /* Process-wide configuration, set at start-up (see log.h). */

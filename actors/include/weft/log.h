@@ -22,7 +22,8 @@ enum wf_log_level { WF_LOG_DEBUG, WF_LOG_INFO, WF_LOG_WARN, WF_LOG_ERROR };
 typedef void (*wf_log_fn)(void *arg, int level, const char *text);
 
 /* wf_log_set_hook installs fn (with arg) as the process's log hook; NULL
- * restores the default, which writes to stderr. Process-wide configuration:
+ * restores the default, which writes a line to stderr: its UTC time
+ * ("2026-12-05T23:44:55.123Z"), the level and the report. Process-wide configuration:
  * set it at start-up, before other threads call into weft. */
 WF_API void wf_log_set_hook(wf_log_fn fn, void *arg);
 
