@@ -698,3 +698,38 @@ Test(proxy, a_refetched_poem_with_new_text_is_never_served_with_its_old_page, .f
     cr_assert_geq(seen, 2, "the poem was never refetched");
     cr_assert_eq(after, 5, "no hits for the new edition");
 }
+
+/* A part of the service that is not there is the service's outage (503),
+ * never an internal error (500), and the page and the log say which part. */
+Test(proxy, a_part_that_cannot_be_reached_is_a_503_naming_it, .init = setup, .fini = stop)
+{
+    lcfg.cache = "cache@nowhere";
+    lcfg.debug = 0;
+    start();
+    tu_http r;
+    cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
+    cr_assert_eq(r.status, 503, "%s", r.body);
+    cr_assert(strstr(r.body, "a part of this service is unavailable"), "%s", r.body);
+    cr_assert_null(strstr(r.body, "nowhere"), "the page names no host outside --debug");
+    tu_http_free(&r);
+    cr_assert(strstr(tu_log_text(), "the cache (cache@nowhere) cannot be reached"), "%s",
+              tu_log_text());
+    /* /metrics still answers, without the cache's figures. */
+    cr_assert_eq(tu_http_get(http_port, "/metrics", &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    tu_http_free(&r);
+}
+
+Test(proxy, a_cache_node_that_goes_away_is_a_5xx_naming_it, .init = setup, .fini = stop)
+{
+    char dir[64] = "/tmp/weft-px2.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    wf_node *nb = two_nodes(dir, false);
+    end_node(nb);
+    tu_http r;
+    cr_assert_eq(tu_http_get(http_port, "/poems/ozymandias", &r), 0);
+    cr_assert(r.status == 502 || r.status == 503, "%d %s", r.status, r.body);
+    cr_assert(strstr(r.body, "node b went down") || strstr(r.body, "cache@b"), "%s", r.body);
+    tu_http_free(&r);
+    remove_dir(dir);
+}

@@ -145,6 +145,10 @@ void wf__lst_respond_plain_error(struct req *r, int status, const char *message,
 
 /* routes.c: answers r, the request hr of c, or starts the work that will. */
 void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr);
+/* Asks the part at addr (role: "cache", "renderer", "transformer") for m
+ * (consumed); fails at once, naming it, when addr resolves to nothing. */
+wf_deferred *wf__lst_ask_part(struct lst *l, const char *role, const char *addr, wf_msg *m,
+                              uint64_t timeout_ms);
 
 /* metrics.c */
 void wf__lst_metrics_count(struct lst *l, int status, uint64_t t0);

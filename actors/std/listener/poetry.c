@@ -132,12 +132,11 @@ void wf__lst_poetry_start(struct conn *c)
 {
     struct lst *l = c->l;
     uv_read_start((uv_stream_t *)&c->tcp, wf__lst_on_alloc, on_poetry_read);
-    wf_pid cache = wf_resolve(l->node, l->cfg->cache);
     const char *name = l->cfg->poetry_default ? l->cfg->poetry_default : "ozymandias";
     wf_trace_ctx prev = wf_trace_begin(l->node, NULL, &c->pspan);
     wf_trace_note(l->node, "recv", l->self, &c->pspan, "poetry connection", 0);
-    wf_deferred *d = wf_ask_as(l->node, l->self, cache,
-                               wf_msg_new(WF_CACHE_GET, name, strlen(name)), l->deadline);
+    wf_deferred *d = wf__lst_ask_part(l, "cache", l->cfg->cache,
+                                      wf_msg_new(WF_CACHE_GET, name, strlen(name)), l->deadline);
     wf_trace_end(l->node, &prev);
     c->poetry_ask = d;
     wf_deferred_add_both(d, poetry_got, c);

@@ -35,10 +35,31 @@ static int status_of(int code)
     case WF_ENODEDOWN:
         return 502;
     case WF_EOVERLOADED:
+    case WF_ENOSUCHACTOR:  /* a part of the service is not running */
+    case WF_EACTORSTOPPED: /* or stopped while it had the request */
         return 503;
     default:
         return 500;
     }
+}
+
+/* Asks the part of the service at addr (the cache, the renderer or the
+ * transformer, role naming it) for m, which is consumed. A part that
+ * cannot be resolved, on a node nobody knows or not running here, fails at
+ * once, saying which: a request must not read as an internal error because
+ * a host is gone. */
+wf_deferred *wf__lst_ask_part(struct lst *l, const char *role, const char *addr, wf_msg *m,
+                              uint64_t timeout_ms)
+{
+    wf_pid to = wf_resolve(l->node, addr);
+    if (wf_pid_is_none(to)) {
+        wf_msg_free(m);
+        return wf_fail(wf_failure_new(WF_ENOSUCHACTOR,
+                                      "the %s (%s) cannot be reached: no such actor here, or "
+                                      "no such node",
+                                      role, addr));
+    }
+    return wf_ask_as(l->node, l->self, to, m, timeout_ms);
 }
 
 static uint64_t remaining(struct req *r)
@@ -102,8 +123,7 @@ static wf_result ask_transform(struct req *r, const void *poem, size_t len)
     wf_msg *m = wf_transform_msg_new(r->xform, poem, len, (uint32_t)left);
     if (m == NULL)
         return WF_FAIL(WF_ENOMEM, "no memory to ask for a transform");
-    wf_pid to = wf_resolve(r->l->node, r->l->cfg->transformer);
-    wf_deferred *d = wf_ask_as(r->l->node, r->l->self, to, m, left);
+    wf_deferred *d = wf__lst_ask_part(r->l, "transformer", r->l->cfg->transformer, m, left);
     wf_deferred_add_callbacks(d, got_transformed, transform_failed, r);
     return wf_result_deferred(d);
 }
@@ -123,8 +143,8 @@ static wf_result ask_render(struct req *r, const void *v, size_t len)
         rp.fault = WF_RENDER_FAULT_ENCODING;
     memcpy(wf_msg_body(m), &rp, sizeof rp);
     memcpy((char *)wf_msg_body(m) + sizeof rp, v, len);
-    wf_pid to = wf_resolve(r->l->node, r->l->cfg->renderer);
-    return wf_result_deferred(wf_ask_as(r->l->node, r->l->self, to, m, remaining(r)));
+    return wf_result_deferred(
+        wf__lst_ask_part(r->l, "renderer", r->l->cfg->renderer, m, remaining(r)));
 }
 
 static wf_result got_page(wf_result res, void *arg)
@@ -185,8 +205,10 @@ static void failed_free(void *arg)
 /* What a page says of a failure outside debug mode: the failure's own
  * message names upstream addresses, actors and internals, which are for
  * the log (found there by the page's failure id). */
-static const char *public_message(int status)
+static const char *public_message(int status, int code)
 {
+    if (code == WF_ENOSUCHACTOR || code == WF_EACTORSTOPPED || code == WF_ENODEDOWN)
+        return "a part of this service is unavailable; try again shortly";
     switch (status) {
     case 404:
         return "no such poem";
@@ -253,7 +275,8 @@ static wf_result request_failed(wf_result res, void *arg)
     struct failed *f = wf_malloc(sizeof *f);
     if (f == NULL || r->l == NULL) {
         wf_free(f);
-        wf__lst_respond_plain_error(r, status, public_message(status), NULL, NULL);
+        wf__lst_respond_plain_error(r, status, public_message(status, wf_failure_code(fl)), NULL,
+                                    NULL);
         wf_result_free(res);
         return wf_result_none();
     }
@@ -269,7 +292,8 @@ static wf_result request_failed(wf_result res, void *arg)
                  r->xform);
     else
         snprintf(f->message, sizeof f->message, "%s",
-                 r->l->cfg->debug ? wf_failure_message(fl) : public_message(status));
+                 r->l->cfg->debug ? wf_failure_message(fl)
+                                  : public_message(status, wf_failure_code(fl)));
     log_failure(r, f->id, f->status, fl);
     char *text = r->l->cfg->debug ? wf_failure_format(fl, WF_FORMAT_TEXT) : NULL;
     if (r->l->cfg->debug)
@@ -286,11 +310,10 @@ static wf_result request_failed(wf_result res, void *arg)
         memcpy(wf_msg_body(m), &re, sizeof re);
         if (tl)
             memcpy((char *)wf_msg_body(m) + sizeof re, text, tl);
-        wf_pid to = wf_resolve(r->l->node, r->l->cfg->renderer);
         /* The error page must come quickly; if the renderer is what broke,
          * the fallback page is ready at once. */
         uint64_t t = remaining(r) < 1000 ? remaining(r) : 1000;
-        d = wf_ask_as(r->l->node, r->l->self, to, m, t);
+        d = wf__lst_ask_part(r->l, "renderer", r->l->cfg->renderer, m, t);
     }
     wf_free(text);
     wf_result_free(res);
@@ -320,9 +343,8 @@ static void dispatch_poem(struct lst *l, struct req *r)
         d = wf_fail(wf_failure_new(WF_EUSER + 503, "listener failed while dispatching (injected "
                                                    "fault)"));
     } else {
-        wf_pid cache = wf_resolve(l->node, l->cfg->cache);
-        d = wf_ask_as(l->node, l->self, cache, wf_msg_new(WF_CACHE_GET, r->name, strlen(r->name)),
-                      l->deadline);
+        d = wf__lst_ask_part(l, "cache", l->cfg->cache,
+                             wf_msg_new(WF_CACHE_GET, r->name, strlen(r->name)), l->deadline);
     }
     if (d == NULL) {
         wf__lst_respond_plain_error(r, 500, "out of memory", NULL, NULL);
@@ -513,9 +535,8 @@ void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr)
     } else if (strcmp(target, "/healthz") == 0) {
         wf__lst_respond(r, 200, "text/plain", "ok\n", 3, NULL);
     } else if (strcmp(target, "/metrics") == 0) {
-        wf_pid cache = wf_resolve(l->node, l->cfg->cache);
         wf_deferred *d =
-            wf_ask_as(l->node, l->self, cache, wf_msg_new(WF_CACHE_STATS, NULL, 0), 1000);
+            wf__lst_ask_part(l, "cache", l->cfg->cache, wf_msg_new(WF_CACHE_STATS, NULL, 0), 1000);
         r->chain = wf_deferred_ref(d);
         wf_deferred_add_both(d, got_stats, r);
         wf_deferred_add_both(d, request_done, r);

@@ -142,8 +142,7 @@ static void xform_ask(struct conn *c, const char *data, size_t n)
         xform_failed(c, WF_ENOMEM, "no memory for a transform request");
         return;
     }
-    wf_pid to = wf_resolve(l->node, l->cfg->transformer);
-    wf_deferred *d = wf_ask_as(l->node, l->self, to, m, l->deadline);
+    wf_deferred *d = wf__lst_ask_part(l, "transformer", l->cfg->transformer, m, l->deadline);
     if (d == NULL) {
         xform_failed(c, WF_ENOMEM, "no memory to ask the transformer");
         return;
