@@ -45,6 +45,8 @@ void wf__dialer_connected(struct dialer *d)
 void wf__dialer_on_dialed(struct dialer *d, int rv, nng_stream *s)
 {
     d->busy = false;
+    if (rv != 0 && rv != NNG_ECLOSED && d->expect != 0)
+        wf__peer_dial_failed(d->t, d->expect, nng_strerror(rv));
     /* A connection that could not be set up is dialled again, like one
      * that failed to connect: a dialer never gives up. */
     if (rv == 0 ? wf__conn_new(d->t, s, d) == NULL : rv != NNG_ECLOSED)

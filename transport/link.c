@@ -94,7 +94,7 @@ int wf__link_send(void *ctx, const wf_link_out *o)
     if (o->peer == 0 || o->peer > t->npeers)
         return WF_ENODEDOWN;
     struct peer *pe = &t->peers[o->peer - 1];
-    if (pe->conn == NULL && !pe->expected)
+    if (pe->conn == NULL && (!pe->expected || pe->unreachable))
         return WF_ENODEDOWN;
     wf_wire_frame f = {.kind = (uint8_t)o->kind,
                        .corr = o->corr,

@@ -104,6 +104,33 @@ void wf__peer_park_expired(uv_timer_t *h)
     park_arm(t);
 }
 
+/* A dial to expected peer p failed. A peer that was up and went down is
+ * unreachable from here until it is back: what waits for it, and what is
+ * sent to it meanwhile, fails now rather than at connect_wait (a dead host
+ * should not hold requests for their whole deadline). A peer never seen
+ * yet is still waited for: at start-up nodes come up in any order. */
+void wf__peer_dial_failed(wf_transport *t, uint16_t p, const char *why)
+{
+    struct peer *pe = &t->peers[p - 1];
+    if (pe->conn != NULL || !pe->was_up || pe->unreachable)
+        return;
+    pe->unreachable = true;
+    size_t n = 0;
+    for (struct out *o = pe->parked; o != NULL; o = o->next)
+        n++;
+    wf__out_free_all(pe->parked);
+    pe->parked = pe->parked_tail = NULL;
+    pe->parked_bytes = 0;
+    t->stats.send_failures += n;
+    park_arm(t);
+    char text[160];
+    snprintf(text, sizeof text, "cannot connect: %s", why);
+    wf_log(WF_LOG_WARN, "node %s: peer %s %s: %zu frame(s) dropped, more fail until it is back",
+           wf_node_name(t->node), pe->name, text, n);
+    if (n > 0) /* their asks fail now; it is down already for the rest */
+        wf_link_peer_down(t->node, p, text);
+}
+
 /* c has passed the handshake: its peer is up, if it was not. */
 void wf__peer_up(struct conn *c)
 {
@@ -122,6 +149,8 @@ void wf__peer_up(struct conn *c)
         /* Frames to a peer go out on one connection, so they keep their
          * order; a second one (both sides dialled) stands by. */
         pe->conn = c;
+        pe->was_up = true;
+        pe->unreachable = false;
         t->stats.peers_up++;
         wf_log(WF_LOG_INFO, "node %s: peer %s up", wf_node_name(t->node), pe->name);
         if (pe->parked != NULL) {

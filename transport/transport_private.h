@@ -121,6 +121,8 @@ struct peer {
     char *name;
     struct conn *conn; /* frames go out on this one; NULL when down */
     bool expected;     /* named up front: frames wait for it to connect */
+    bool was_up;       /* it has been connected */
+    bool unreachable;  /* was up, went down, and a dial to it has failed since */
     /* frames sent to an expected peer while it is not connected, in order;
      * dropped at park_deadline (loop time, ms) if it has not come */
     struct out *parked, *parked_tail;
@@ -184,6 +186,7 @@ void wf__peer_up(struct conn *c);
 void wf__peer_conn_closed(struct conn *c, const char *why);
 int wf__peer_park(wf_transport *t, uint16_t p, struct out *o);
 void wf__peer_park_expired(uv_timer_t *h);
+void wf__peer_dial_failed(wf_transport *t, uint16_t p, const char *why);
 void wf__peer_free_all(wf_transport *t);
 
 /* dialer.c */

@@ -522,9 +522,12 @@ wf_deferred *wf__ask(wf_node *n, struct actor *asker, wf_pid to, wf_msg *m, uint
         uint64_t corr = m->corr;
         int rv = wf__send_remote(n, WF_LINK_ASK, to, corr, m);
         wf_msg_free(m);
-        if (rv != 0)
-            wf__pending_complete(
-                n, corr, WF_FAIL(rv, "ask to a remote actor not sent: %s", wf_strerror(rv)));
+        if (rv != 0) {
+            const char *peer = n->link ? n->link->peer_name(n->link_ctx, wf_pid_peer(to)) : NULL;
+            wf__pending_complete(n, corr,
+                                 WF_FAIL(rv, "ask to an actor on node %s not sent: %s",
+                                         peer ? peer : "?", wf_strerror(rv)));
+        }
         return d;
     }
     wf__enqueue(target, m, false); /* room was checked above */

@@ -50,6 +50,26 @@ Test(cluster_conf, reads_the_heartbeat_and_the_peer_timeout)
     wf__cluster_conf_free(&c);
 }
 
+Test(cluster_conf, reads_where_the_standard_actors_run_and_their_options)
+{
+    wf__cluster_conf c;
+    char err[256] = "";
+    const char *text = "actors front = listener renderer\nactors store = cache\n"
+                       "actors fetch = fetcher echo\nfetcher.upstream = poetry://h:1\n"
+                       "listener.debug = yes\ncache.ttl-ms = 60000\n";
+    cr_assert_eq(parse(text, "store", &c, err), 0, "%s", err);
+    cr_assert_str_eq(c.runs_on[wf__cluster_std_actor("listener")], "front");
+    cr_assert_str_eq(c.runs_on[wf__cluster_std_actor("cache")], "store");
+    cr_assert_str_eq(c.runs_on[wf__cluster_std_actor("fetcher")], "fetch");
+    cr_assert_null(c.runs_on[wf__cluster_std_actor("transformer")]);
+    cr_assert_str_eq(c.actors, "cache");
+    cr_assert_str_eq(wf__cluster_opt_get(&c, wf__cluster_std_actor("fetcher"), "upstream"),
+                     "poetry://h:1");
+    cr_assert_str_eq(wf__cluster_opt_get(&c, wf__cluster_std_actor("cache"), "ttl-ms"), "60000");
+    cr_assert_null(wf__cluster_opt_get(&c, wf__cluster_std_actor("cache"), "source"));
+    wf__cluster_conf_free(&c);
+}
+
 Test(cluster_conf, the_first_secret_line_counts)
 {
     wf__cluster_conf c;
@@ -78,6 +98,19 @@ static const struct {
     {"peer-timeout = -1\n", "c.conf:1: a time in milliseconds"},
     {"heartbeat a = 100\n", "c.conf:1: heartbeat and peer-timeout take no node name"},
     {"heartbeat = 500\n\npeer-timeout = 500\n", "c.conf:3: peer-timeout must be longer"},
+    {"cache.ttl = 5\n", "c.conf:1: cache has no option ttl (it has: source ttl-ms"},
+    {"cashe.ttl-ms = 5\n", "c.conf:1: unknown actor in ACTOR.OPTION"},
+    {".x = 5\n", "c.conf:1: unknown actor in ACTOR.OPTION"},
+    {"cache.ttl-ms = 0\n", "c.conf:1: a whole number from 1"},
+    {"cache.ttl-ms = 99999999999\n", "c.conf:1: a whole number from 1"},
+    {"fetcher.send-name = 1\n", "c.conf:1: yes or no wanted"},
+    {"fetcher.upstream = a b\n", "c.conf:1: an address has no spaces"},
+    {"fetcher.upstream =\n", "c.conf:1: an option without a value"},
+    {"cache.ttl-ms = 5\ncache.ttl-ms = 6\n", "c.conf:2: option set twice"},
+    {"cache a.ttl-ms = 5\n", "c.conf:1: unknown key"},
+    {"actors a = cache\nactors b = cache\n", "c.conf:2: a standard actor runs on one node only"},
+    {"actors a = echo nosuch\n", "c.conf:1: unknown actor"},
+    {"actors a = echo\nactors a = fail\n", "c.conf:2: actors named twice for this node"},
 };
 
 Test(cluster_conf, a_mistake_names_its_file_and_line)

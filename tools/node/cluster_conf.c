@@ -30,8 +30,161 @@ static bool copy_fits(char *buf, size_t size, const char *s)
     return true;
 }
 
+const char *const wf__cluster_std_actors[WF__CLUSTER_STD_ACTORS] = {"listener", "cache", "fetcher",
+                                                                    "renderer", "transformer"};
+
+static const char *const demo_actors[] = {"echo", "fail", "slow", "relay"};
+
+/* The options of the standard actors: kind 'u' a whole number (1 to
+ * 2^32-1), 'b' yes or no, 'a' an address or URL (no spaces). */
+static const struct {
+    int actor;
+    const char *name;
+    char kind;
+} options[] = {
+    {0, "http", 'a'},
+    {0, "poetry", 'a'},
+    {0, "transform-port", 'a'},
+    {0, "poetry-default", 'a'},
+    {0, "cache", 'a'},
+    {0, "renderer", 'a'},
+    {0, "transformer", 'a'},
+    {0, "deadline-ms", 'u'},
+    {0, "max-connections", 'u'},
+    {0, "fin-abandons", 'b'},
+    {0, "debug", 'b'},
+    {1, "source", 'a'},
+    {1, "ttl-ms", 'u'},
+    {1, "negative-ttl-ms", 'u'},
+    {1, "stale-if-error-ms", 'u'},
+    {1, "stale-while-revalidate-ms", 'u'},
+    {1, "fetch-timeout-ms", 'u'},
+    {2, "upstream", 'a'},
+    {2, "send-name", 'b'},
+    {2, "connect-timeout-ms", 'u'},
+    {2, "idle-timeout-ms", 'u'},
+    {2, "total-timeout-ms", 'u'},
+    {2, "max-connections", 'u'},
+    {3, "templates", 'a'},
+    {4, "upstream", 'a'},
+    {4, "total-timeout-ms", 'u'},
+};
+
+int wf__cluster_std_actor(const char *name)
+{
+    for (int i = 0; i < WF__CLUSTER_STD_ACTORS; i++)
+        if (strcmp(wf__cluster_std_actors[i], name) == 0)
+            return i;
+    return -1;
+}
+
+const char *wf__cluster_opt_get(const wf__cluster_conf *c, int actor, const char *name)
+{
+    for (int i = 0; i < c->nopt; i++)
+        if (c->opt[i].actor == actor && strcmp(c->opt[i].name, name) == 0)
+            return c->opt[i].value;
+    return NULL;
+}
+
+void wf__cluster_opt_names(int actor, char *out, size_t size)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
+        if (options[i].actor == actor && n < size)
+            n += (size_t)snprintf(out + n, size - n, "%s%s", n ? " " : "", options[i].name);
+}
+
+/* KEY = value where KEY is ACTOR.OPTION (key has a '.'). scratch (of
+ * size 400) may hold the problem returned. */
+static const char *parse_option(const char *key, const char *value, wf__cluster_conf *c,
+                                char *scratch)
+{
+    const char *dot = strchr(key, '.');
+    char actor[32];
+    size_t an = (size_t)(dot - key);
+    if (an == 0 || an >= sizeof actor)
+        return "unknown actor in ACTOR.OPTION (listener, cache, fetcher, renderer, "
+               "transformer)";
+    memcpy(actor, key, an);
+    actor[an] = '\0';
+    int a = wf__cluster_std_actor(actor);
+    if (a < 0)
+        return "unknown actor in ACTOR.OPTION (listener, cache, fetcher, renderer, "
+               "transformer)";
+    size_t i = 0;
+    while (i < sizeof options / sizeof options[0] &&
+           (options[i].actor != a || strcmp(options[i].name, dot + 1) != 0))
+        i++;
+    if (i == sizeof options / sizeof options[0]) {
+        char names[300];
+        wf__cluster_opt_names(a, names, sizeof names);
+        snprintf(scratch, 400, "%s has no option %.40s (it has: %s)", actor, dot + 1, names);
+        return scratch;
+    }
+    if (*value == '\0')
+        return "an option without a value";
+    if (options[i].kind == 'u') {
+        size_t digits = strspn(value, "0123456789");
+        if (digits == 0 || value[digits] != '\0' || digits > 10 || strtoull(value, NULL, 10) < 1 ||
+            strtoull(value, NULL, 10) > 4294967295ull)
+            return "a whole number from 1 to 4294967295 wanted";
+    } else if (options[i].kind == 'b') {
+        if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
+            return "yes or no wanted";
+    } else if (value[strcspn(value, " \t")] != '\0') {
+        return "an address has no spaces";
+    }
+    if (wf__cluster_opt_get(c, a, options[i].name) != NULL)
+        return "option set twice";
+    if (c->nopt == WF__CLUSTER_MAX_OPTS)
+        return "more than 64 options";
+    char *v = strdup(value);
+    if (v == NULL)
+        return "out of memory";
+    c->opt[c->nopt++] = (struct wf__cluster_opt){.actor = a, .name = options[i].name, .value = v};
+    return NULL;
+}
+
+/* An actors line, for node who (self is this node): each name must be an
+ * actor weft-node has, and a standard one may run on one node only. */
+static const char *parse_actors(const char *who, const char *self, const char *value,
+                                wf__cluster_conf *c)
+{
+    char list[512];
+    if (!copy_fits(list, sizeof list, value))
+        return "actors list longer than 511 bytes";
+    for (char *save = NULL, *k = strtok_r(list, " \t", &save); k != NULL;
+         k = strtok_r(NULL, " \t", &save)) {
+        int a = wf__cluster_std_actor(k);
+        bool demo = false;
+        for (size_t i = 0; i < sizeof demo_actors / sizeof demo_actors[0]; i++)
+            demo = demo || strcmp(demo_actors[i], k) == 0;
+        if (a < 0 && !demo)
+            return "unknown actor (have listener, cache, fetcher, renderer, transformer, echo, "
+                   "fail, slow, relay)";
+        if (a >= 0) {
+            if (c->runs_on[a] != NULL && strcmp(c->runs_on[a], who) != 0)
+                return "a standard actor runs on one node only";
+            if (c->runs_on[a] == NULL && (c->runs_on[a] = strdup(who)) == NULL)
+                return "out of memory";
+        }
+    }
+    if (strcmp(who, self) == 0) {
+        if (c->has_actors)
+            return "actors named twice for this node";
+        snprintf(c->actors, sizeof c->actors, "%s", value);
+        c->has_actors = 1;
+    }
+    return NULL;
+}
+
 void wf__cluster_conf_free(wf__cluster_conf *c)
 {
+    for (int i = 0; i < WF__CLUSTER_STD_ACTORS; i++)
+        free(c->runs_on[i]);
+    for (int i = 0; i < c->nopt; i++)
+        free(c->opt[i].value);
     for (int i = 0; i < c->nlisten; i++)
         free(c->listen[i]);
     for (int i = 0; i < c->npeer; i++) {
@@ -43,7 +196,7 @@ void wf__cluster_conf_free(wf__cluster_conf *c)
 
 /* One line, l (trimmed, not a comment), into c. Returns NULL or the
  * problem. */
-static const char *parse_line(char *l, const char *self, wf__cluster_conf *c)
+static const char *parse_line(char *l, const char *self, wf__cluster_conf *c, char *scratch)
 {
     char *eq = strchr(l, '=');
     if (eq == NULL)
@@ -70,6 +223,11 @@ static const char *parse_line(char *l, const char *self, wf__cluster_conf *c)
                           : "secret-file path longer than 255 bytes";
         return NULL;
     }
+    if (strchr(key, '.') != NULL) {
+        if (who != NULL)
+            return "ACTOR.OPTION takes no node name";
+        return parse_option(key, value, c, scratch);
+    }
     bool hb = strcmp(key, "heartbeat") == 0, pt = strcmp(key, "peer-timeout") == 0;
     if (hb || pt) {
         if (who != NULL)
@@ -91,14 +249,8 @@ static const char *parse_line(char *l, const char *self, wf__cluster_conf *c)
         return "a node name is missing (node NAME = URL, actors NAME = ...)";
     if (who[strcspn(who, " \t")] != '\0')
         return "a node name has no spaces";
-    if (actors) {
-        if (strcmp(who, self) == 0) {
-            if (!copy_fits(c->actors, sizeof c->actors, value))
-                return "actors list longer than 511 bytes";
-            c->has_actors = 1;
-        }
-        return NULL;
-    }
+    if (actors)
+        return parse_actors(who, self, value, c);
     if (*value == '\0')
         return "node without a URL";
     int cmp = strcmp(who, self);
@@ -133,6 +285,7 @@ int wf__cluster_conf_parse(const char *text, size_t len, const char *file, const
     char line[WF__CLUSTER_LINE_MAX + 2];
     int lineno = 0;
     const char *problem = NULL;
+    char scratch[400];
     for (size_t off = 0; off < len && problem == NULL;) {
         lineno++;
         const char *nl = memchr(text + off, '\n', len - off);
@@ -146,7 +299,7 @@ int wf__cluster_conf_parse(const char *text, size_t len, const char *file, const
             line[n] = '\0';
             char *l = trim(line);
             if (*l != '\0' && *l != '#')
-                problem = parse_line(l, self, out);
+                problem = parse_line(l, self, out, scratch);
         }
         off += n + (nl != NULL);
     }

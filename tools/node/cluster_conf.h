@@ -7,6 +7,18 @@
  *   actors NAME = echo fail    (the actors NAME runs; optional)
  *   heartbeat = MS             (weft/transport.h heartbeat_ms; optional)
  *   peer-timeout = MS          (peer_timeout_ms, longer than the heartbeat)
+ *   ACTOR.OPTION = VALUE       (an option of a standard actor, e.g.
+ *                               fetcher.upstream = poetry://10.0.0.4:10000;
+ *                               wf__cluster_opt_names lists them)
+ *
+ * Actors: the demonstration ones (echo, fail, slow, relay) and the
+ * standard ones (listener, cache, fetcher, renderer, transformer), each
+ * standard one on at most one node: the others find it there by default
+ * (the listener's cache is "cache@NODE" for the node whose actors line
+ * names cache), so moving an actor to another host is an edit of its
+ * actors lines. An option overrides such an address (listener.cache =
+ * cache@x). Options are checked here, by actor, name and kind of value,
+ * with the line of the mistake.
  *
  * Every node reads the same file: the node named self listens on its URLs,
  * knows every other node by name, and dials those whose names sort after
@@ -16,8 +28,10 @@
 
 #include <stddef.h>
 
-#define WF__CLUSTER_MAX_URLS 16
-#define WF__CLUSTER_LINE_MAX 1023 /* bytes of a line, without its newline */
+#define WF__CLUSTER_MAX_URLS   16
+#define WF__CLUSTER_LINE_MAX   1023 /* bytes of a line, without its newline */
+#define WF__CLUSTER_STD_ACTORS 5
+#define WF__CLUSTER_MAX_OPTS   64
 
 typedef struct wf__cluster_conf {
     /* this node's URLs to listen on */
@@ -31,7 +45,30 @@ typedef struct wf__cluster_conf {
     char secret[256];                       /* "" when the file has none (or a secret-file) */
     char secret_file[256];                  /* "" unless the first secret line was secret-file */
     unsigned heartbeat_ms, peer_timeout_ms; /* 0 when the file says nothing */
+    /* the standard actors: where each runs (NULL: nowhere), and options */
+    char *runs_on[WF__CLUSTER_STD_ACTORS];
+    struct wf__cluster_opt {
+        int actor;        /* index into wf__cluster_std_actors */
+        const char *name; /* static: the option's name */
+        char *value;      /* owned */
+    } opt[WF__CLUSTER_MAX_OPTS];
+    int nopt;
 } wf__cluster_conf;
+
+/* The standard actors, by index: listener, cache, fetcher, renderer,
+ * transformer. */
+extern const char *const wf__cluster_std_actors[WF__CLUSTER_STD_ACTORS];
+
+/* wf__cluster_std_actor: the index of standard actor name, or -1. */
+int wf__cluster_std_actor(const char *name);
+
+/* wf__cluster_opt_get: the value of option name of standard actor
+ * actor (an index) in c, or NULL if the file does not set it (borrowed). */
+const char *wf__cluster_opt_get(const wf__cluster_conf *c, int actor, const char *name);
+
+/* wf__cluster_opt_names writes the options of standard actor actor, space
+ * separated, into out[0..size) (for messages). */
+void wf__cluster_opt_names(int actor, char *out, size_t size);
 
 /* wf__cluster_conf_parse reads the cluster file text[0..len) (borrowed;
  * need not be NUL-terminated) for the node named self into out, which then

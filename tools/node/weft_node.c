@@ -43,6 +43,7 @@
 #include <weft/weft.h>
 
 #include "cluster_conf.h"
+#include "std_actors.h"
 
 #define TEXT     1
 #define MAX_URLS 16
@@ -393,6 +394,12 @@ static int read_config(struct opts *o)
         return -1;
     }
     wf__cluster_conf *c = &o->conf;
+    if (c->nlisten == 0) {
+        /* It would listen nowhere, and no peer could reach it. */
+        fprintf(stderr, "%s: no \"node %s = URL\" line: this node is not in the cluster\n",
+                o->config, o->name);
+        return -1;
+    }
     for (int i = 0; i < c->nlisten && o->nlisten < MAX_URLS; i++)
         o->listen[o->nlisten++] = c->listen[i];
     if (c->has_actors)
@@ -536,12 +543,25 @@ int main(int argc, char **argv)
     for (int i = 0; i < o.conf.npeer; i++)
         if (wf_transport_peer(a.t, o.conf.peer_name[i], o.conf.peer_url[i]) != 0)
             goto out;
-    for (char *k = strtok(o.actors, " "); k != NULL; k = strtok(NULL, " ")) {
+    static wf__std_configs std; /* borrowed by the standard actors for the node's life */
+    for (char *k = strtok(o.actors, " \t"); k != NULL; k = strtok(NULL, " \t")) {
+        int s = wf__cluster_std_actor(k);
+        if (s >= 0) {
+            char err[512];
+            if (wf__std_spawn(node, o.name, &o.conf, s, &std, err, sizeof err) != 0) {
+                fprintf(stderr, "weft-node: %s\n", err);
+                goto out;
+            }
+            continue;
+        }
         size_t i = 0;
         while (i < sizeof kinds / sizeof kinds[0] && strcmp(kinds[i].name, k) != 0)
             i++;
         if (i == sizeof kinds / sizeof kinds[0]) {
-            fprintf(stderr, "weft-node: unknown actor %s (have echo, fail, slow, relay)\n", k);
+            fprintf(stderr,
+                    "weft-node: unknown actor %s (have listener, cache, fetcher, renderer, "
+                    "transformer, echo, fail, slow, relay)\n",
+                    k);
             goto out;
         }
         wf_spawn(node, k, &kinds[i].b, NULL, NULL);
