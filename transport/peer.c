@@ -183,6 +183,14 @@ void wf__peer_conn_closed(struct conn *c, const char *why)
     }
     t->stats.peers_down++;
     wf_log(WF_LOG_INFO, "node %s: peer %s down (%s)", wf_node_name(t->node), pe->name, why);
+    /* A peer this node does not dial comes back when it dials again; until
+     * then, what is sent to it fails at once (a peer this node dials is
+     * judged by its next dial: wf__peer_dial_failed). */
+    bool dialled = false;
+    for (struct dialer *d = t->dialers; d != NULL && !dialled; d = d->next)
+        dialled = d->expect == c->peer;
+    if (!dialled)
+        pe->unreachable = true;
     if (!t->closed)
         wf_link_peer_down(t->node, c->peer, why);
 }

@@ -122,7 +122,8 @@ struct peer {
     struct conn *conn; /* frames go out on this one; NULL when down */
     bool expected;     /* named up front: frames wait for it to connect */
     bool was_up;       /* it has been connected */
-    bool unreachable;  /* was up, went down, and a dial to it has failed since */
+    bool unreachable;  /* was up and went down: this node dials it and a dial has
+                          failed since, or it dials this node and has not yet */
     /* frames sent to an expected peer while it is not connected, in order;
      * dropped at park_deadline (loop time, ms) if it has not come */
     struct out *parked, *parked_tail;

@@ -208,3 +208,27 @@ Test(proxy_cluster, a_bad_cluster_file_is_refused_with_its_line, .init = setup, 
                        front.log);
     tu_proc_stop(&front);
 }
+
+/* The fetch node dials the others (its name sorts first): killed, the
+ * cache node cannot dial it back, and fails at once what it would send it;
+ * cached poems are still served. */
+Test(proxy_cluster, a_killed_fetch_node_leaves_the_cached_poems_and_fails_misses_at_once,
+     .init = setup, .fini = teardown)
+{
+    start_all();
+    tu_http r;
+    cr_assert_eq(get("/poems/ozymandias", &r), 200, "%s", r.body);
+    tu_http_free(&r);
+    tu_proc_kill(&fetch);
+    cr_assert_not_null(tu_proc_expect(&store, "peer fetch down", 5000), "%s", store.log);
+    cr_assert_eq(get("/poems/ozymandias", &r), 200, "%s", r.body);
+    cr_assert_str_eq(tu_http_header(&r, "X-Cache"), "HIT");
+    tu_http_free(&r);
+    long long t0 = now_ms();
+    int st = get("/poems/the_tyger", &r);
+    long long took = now_ms() - t0;
+    cr_assert(st == 502 || st == 503, "%d %s", st, r.body);
+    cr_assert(strstr(r.body, "fetch"), "the page (debug) names the node: %s", r.body);
+    cr_assert_lt(took, 1500, "answered after %lld ms", took);
+    tu_http_free(&r);
+}
