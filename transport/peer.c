@@ -77,6 +77,20 @@ int wf__peer_park(wf_transport *t, uint16_t p, struct out *o)
     return 0;
 }
 
+/* Drops the frames waiting for pe, counted as send failures; returns how
+ * many. */
+static size_t drop_parked(wf_transport *t, struct peer *pe)
+{
+    size_t n = 0;
+    for (struct out *o = pe->parked; o != NULL; o = o->next)
+        n++;
+    wf__out_free_all(pe->parked);
+    pe->parked = pe->parked_tail = NULL;
+    pe->parked_bytes = 0;
+    t->stats.send_failures += n;
+    return n;
+}
+
 /* t's park timer: peers whose frames waited in vain are down. */
 void wf__peer_park_expired(uv_timer_t *h)
 {
@@ -86,13 +100,7 @@ void wf__peer_park_expired(uv_timer_t *h)
         struct peer *pe = &t->peers[i];
         if (pe->parked == NULL || pe->park_deadline > now)
             continue;
-        size_t n = 0;
-        for (struct out *o = pe->parked; o != NULL; o = o->next)
-            n++;
-        wf__out_free_all(pe->parked);
-        pe->parked = pe->parked_tail = NULL;
-        pe->parked_bytes = 0;
-        t->stats.send_failures += n;
+        size_t n = drop_parked(t, pe);
         char why[64];
         snprintf(why, sizeof why, "not connected within %u ms", (unsigned)t->connect_wait);
         wf_log(WF_LOG_WARN, "node %s: peer %s %s: %zu frame(s) dropped", wf_node_name(t->node),
@@ -115,13 +123,7 @@ void wf__peer_dial_failed(wf_transport *t, uint16_t p, const char *why)
     if (pe->conn != NULL || !pe->was_up || pe->unreachable)
         return;
     pe->unreachable = true;
-    size_t n = 0;
-    for (struct out *o = pe->parked; o != NULL; o = o->next)
-        n++;
-    wf__out_free_all(pe->parked);
-    pe->parked = pe->parked_tail = NULL;
-    pe->parked_bytes = 0;
-    t->stats.send_failures += n;
+    size_t n = drop_parked(t, pe);
     park_arm(t);
     char text[160];
     snprintf(text, sizeof text, "cannot connect: %s", why);

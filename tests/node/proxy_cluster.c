@@ -100,18 +100,6 @@ static int get(const char *path, tu_http *r)
     return r->status;
 }
 
-/* Times the upstream served name so far. */
-static int served(const char *name)
-{
-    char needle[128];
-    snprintf(needle, sizeof needle, "served %s", name);
-    tu_proc_expect(&upstream, "\x01never\x01", 200);
-    int n = 0;
-    for (const char *p = upstream.log; (p = strstr(p, needle)) != NULL; p++)
-        n++;
-    return n;
-}
-
 Test(proxy_cluster, three_nodes_serve_and_coalesce, .init = setup, .fini = teardown)
 {
     start_all();
@@ -137,8 +125,8 @@ Test(proxy_cluster, three_nodes_serve_and_coalesce, .init = setup, .fini = teard
         tu_http_free(&r);
         close(fd[i]);
     }
-    cr_assert_eq(served("the_tyger"), 1, "%s", upstream.log);
-    cr_assert_eq(served("ozymandias"), 1, "%s", upstream.log);
+    cr_assert_eq(tu_poetry_served(&upstream, "the_tyger"), 1, "%s", upstream.log);
+    cr_assert_eq(tu_poetry_served(&upstream, "ozymandias"), 1, "%s", upstream.log);
 }
 
 /* kill -9 of the cache's node: requests get a complete 5xx at once (far

@@ -90,18 +90,6 @@ static void setup(void)
     start_upstream(NULL);
 }
 
-static int upstream_fetches(const char *name)
-{
-    char needle[128];
-    snprintf(needle, sizeof needle, "served %s", name);
-    /* Read what the upstream has printed so far. */
-    tu_proc_expect(&upstream, "\x01never\x01", 200);
-    int n = 0;
-    for (const char *p = upstream.log; (p = strstr(p, needle)) != NULL; p++)
-        n++;
-    return n;
-}
-
 Test(proxy, a_miss_then_a_hit_with_the_headers_and_a_session_counter, .init = setup, .fini = stop)
 {
     start();
@@ -140,7 +128,7 @@ Test(proxy, a_miss_then_a_hit_with_the_headers_and_a_session_counter, .init = se
     cr_assert_str_neq(fresh, cookie);
     tu_http_free(&r);
     close(fd);
-    cr_assert_eq(upstream_fetches("ozymandias"), 1);
+    cr_assert_eq(tu_poetry_served(&upstream, "ozymandias"), 1);
 }
 
 Test(proxy, a_hundred_concurrent_requests_make_one_upstream_fetch, .init = base, .fini = stop)
@@ -166,7 +154,7 @@ Test(proxy, a_hundred_concurrent_requests_make_one_upstream_fetch, .init = base,
     }
     cr_assert_eq(miss, 1);
     cr_assert_eq(coalesced, 99);
-    cr_assert_eq(upstream_fetches("the_raven"), 1);
+    cr_assert_eq(tu_poetry_served(&upstream, "the_raven"), 1);
 }
 
 Test(proxy, pipelined_requests_are_answered_in_order_on_one_connection, .init = setup, .fini = stop)

@@ -70,3 +70,14 @@ void tu_proxy_stop(tu_proxy *px)
     wf_node_free(px->node);
     px->node = NULL;
 }
+
+int tu_poetry_served(tu_proc *p, const char *name)
+{
+    char needle[128];
+    snprintf(needle, sizeof needle, "served %s ", name);
+    tu_proc_expect(p, "\x01never\x01", 200);
+    int n = 0;
+    for (const char *q = p->log; (q = strstr(q, needle)) != NULL; q++)
+        n++;
+    return n;
+}

@@ -20,6 +20,9 @@
  * NULL-ended arguments), waits for it to listen and writes its
  * "poetry://127.0.0.1:PORT" into url[n]. */
 void tu_poetry_start(tu_proc *p, const char *server, const char *const *extra, char *url, size_t n);
+/* How many times the poetry server p has served poem name so far (its
+ * "served NAME" lines, after reading what it printed for 200 ms). */
+int tu_poetry_served(tu_proc *p, const char *name);
 
 /* What a started proxy gives its test. */
 typedef struct tu_proxy {

@@ -902,21 +902,27 @@ async def a_poetry_idle_10k(ctx, deadline):
     return await a_idle_10k(ctx, deadline, port=ctx.proxy.poetry, what="poetry")
 
 
-async def a_poetry_junk(ctx, deadline):
-    crowd = Crowd(ctx.proxy.poetry, rcvbuf=4096)
+async def junk_crowd(port, deadline):
+    """NEVER_READ_N connections writing 64 KB of random bytes to port and
+    reading nothing: (KB sent, what became of them at the end)."""
+    crowd = Crowd(port, rcvbuf=4096)
     junk = bytes(random.randrange(256) for _ in range(4096)) * 16
     sent = []
     try:
         await crowd.open(NEVER_READ_N)
-
         sent = await crowd.push(junk, deadline)
         await sleep_until(deadline)
         seen = crowd.outcomes()
     finally:
         crowd.close()
-    note = (f"{NEVER_READ_N} connections to the poetry port wrote {sum(sent) / 1024:.0f} KB of "
+    return sum(sent) / 1024, seen
+
+
+async def a_poetry_junk(ctx, deadline):
+    kb, seen = await junk_crowd(ctx.proxy.poetry, deadline)
+    note = (f"{NEVER_READ_N} connections to the poetry port wrote {kb:.0f} KB of "
             f"random bytes and read nothing; at the end: {fmt_counts(seen)}")
-    return {"sent_kb": sum(sent) / 1024, "outcomes": seen}, [], note
+    return {"sent_kb": kb, "outcomes": seen}, [], note
 
 
 # ---- the transform port ----
@@ -1041,21 +1047,12 @@ async def a_transform_idle_10k(ctx, deadline):
 
 
 async def a_transform_junk(ctx, deadline):
-    crowd = Crowd(ctx.proxy.transform, rcvbuf=4096)
-    junk = bytes(random.randrange(256) for _ in range(4096)) * 16
-    sent = []
-    try:
-        await crowd.open(NEVER_READ_N)
-        sent = await crowd.push(junk, deadline)
-        await sleep_until(deadline)
-        seen = crowd.outcomes()
-    finally:
-        crowd.close()
+    kb, seen = await junk_crowd(ctx.proxy.transform, deadline)
     still = seen.get("open", 0) + seen.get("data", 0)
-    note = (f"{NEVER_READ_N} connections to the transform port wrote {sum(sent) / 1024:.0f} KB "
+    note = (f"{NEVER_READ_N} connections to the transform port wrote {kb:.0f} KB "
             f"of random bytes; at the end: {fmt_counts(seen)} (none may be open or answered: "
             f"junk is not a netstring)")
-    return {"sent_kb": sum(sent) / 1024, "outcomes": seen}, \
+    return {"sent_kb": kb, "outcomes": seen}, \
         [("left_open", "connections", still, {"max": 0}, note)], note
 
 
