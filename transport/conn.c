@@ -16,6 +16,8 @@
  * c->tx and c->s) is either guarded by wlock or, like c->s and c->tx, freed
  * by the loop only once `writing` is false under wlock (wf__conn_reap), and
  * on_tx keeps `writing` set whenever it hands the write's end to the loop. */
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -307,6 +309,30 @@ void wf__conn_on_write_failed(struct conn *c, int rv)
 
 /* ---- life cycle (loop thread) ---- */
 
+/* Where c leads, for the log: the URL dialled, or the address it came
+ * from. */
+static void describe(struct conn *c)
+{
+    if (c->dialer != NULL) {
+        snprintf(c->addr, sizeof c->addr, "%.319s", c->dialer->url);
+        return;
+    }
+    nng_sockaddr sa;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    snprintf(c->addr, sizeof c->addr, "an unknown address");
+    if (nng_stream_get_addr(c->s, NNG_OPT_REMADDR, &sa) != 0)
+        return;
+    if (sa.s_family == NNG_AF_INET) {
+        inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof ip);
+        snprintf(c->addr, sizeof c->addr, "%s:%u", ip, ntohs(sa.s_in.sa_port));
+    } else if (sa.s_family == NNG_AF_INET6) {
+        inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof ip);
+        snprintf(c->addr, sizeof c->addr, "[%s]:%u", ip, ntohs(sa.s_in6.sa_port));
+    } else if (sa.s_family == NNG_AF_IPC) {
+        snprintf(c->addr, sizeof c->addr, "ipc://%.300s", sa.s_ipc.sa_path);
+    }
+}
+
 /* Takes s (freed on failure). Returns NULL when c could not be set up; c
  * may be closing already (and freed) when its first frame or read could not
  * start: a dialer hears of it through wf__conn_close. */
@@ -328,6 +354,7 @@ struct conn *wf__conn_new(wf_transport *t, nng_stream *s, struct dialer *d)
     if (nng_aio_alloc(&c->tx, on_tx, c) != 0)
         goto fail;
     nng_stream_set_bool(s, NNG_OPT_TCP_NODELAY, true); /* not every stream has it */
+    describe(c);
     c->next = t->conns;
     t->conns = c;
     if (wf__handshake_start(c) != 0)

@@ -71,7 +71,9 @@ void wf__handshake_reject(struct conn *c, const char *why)
 {
     wf_transport *t = c->t;
     t->stats.auth_failures++;
-    wf_log(WF_LOG_WARN, "node %s: connection refused: %s", wf_node_name(t->node), why);
+    wf_log(WF_LOG_WARN, "node %s: connection %s %s%s%s refused: %s", wf_node_name(t->node),
+           c->dialer != NULL ? "to" : "from", c->addr, c->name[0] ? ", claiming to be node " : "",
+           c->name, why);
     wf__conn_close(c, why);
 }
 

@@ -89,6 +89,7 @@ struct conn {
     /* handshake */
     uint8_t nonce[NONCE], theirs[NONCE];
     char name[NAME_MAX_LEN + 1];
+    char addr[320]; /* the peer's address (accepted) or the URL dialled, for logs */
     bool hello, authed;
     uint16_t peer;
     /* liveness (loop time, ms): when it was made, when a frame last came in

@@ -186,7 +186,11 @@ Test(cluster, a_peer_without_the_secret_is_refused, .init = setup, .fini = teard
 {
     pair();
     start_node(&c, "c", url("c"), url("a"), "wrong-secret", NULL);
-    cr_assert_not_null(tu_proc_expect(&a, "wrong proof of the cluster secret", 5000), "%s", a.log);
+    const char *why = tu_proc_expect(&a, "wrong proof of the cluster secret", 5000);
+    cr_assert_not_null(why, "%s", a.log);
+    /* The refusal says where it came from and who it claimed to be. */
+    cr_assert(strstr(why, "connection from ipc://") && strstr(why, "claiming to be node c"), "%s",
+              why);
     tu_proc_send(&c, "ask echo@a let me in");
     const char *l = tu_proc_expect(&c, "fail", 5000);
     cr_assert(l && strstr(l, "WF_ENOSUCHACTOR"), "c reached a: %s", c.log);
