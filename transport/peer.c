@@ -142,6 +142,19 @@ void wf__peer_up(struct conn *c)
         wf__handshake_reject(c, "no room for another peer");
         return;
     }
+    /* A peer named up front has one connection (one side dials, the file
+     * says which): a second one while it is up is another process using
+     * its name, which would take its traffic when the first one goes. (A
+     * restarted node whose old connection is not yet known dead is turned
+     * away until the heartbeat takes that one down.) Peers met by dialling
+     * both ways keep a second connection standing by. */
+    if (t->peers[p - 1].conn != NULL && t->peers[p - 1].expected) {
+        char why[700];
+        snprintf(why, sizeof why, "node %s is connected already (%s)", c->name,
+                 t->peers[p - 1].conn->addr);
+        wf__handshake_reject(c, why);
+        return;
+    }
     c->authed = true;
     c->peer = p;
     if (c->dialer != NULL)

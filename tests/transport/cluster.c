@@ -269,6 +269,23 @@ Test(cluster, two_nodes_from_one_cluster_file, .init = setup, .fini = teardown)
                        "a runs only echo: %s", a.log);
 }
 
+/* A second process calling itself b, while b is up: refused and logged,
+ * and b keeps its traffic. */
+Test(cluster, a_second_node_with_a_name_in_use_is_refused, .init = setup, .fini = teardown)
+{
+    const char *conf = cluster_file();
+    start_from_file(&b, conf, "b", NULL);
+    start_from_file(&a, conf, "a", NULL);
+    cr_assert_not_null(tu_proc_expect(&a, "peer b up", 5000), "%s", a.log);
+    start_node(&c, "b", url("b2"), url("a"), "from-a-file", NULL);
+    const char *l = tu_proc_expect(&a, "is connected already", 5000);
+    cr_assert(l && strstr(l, "claiming to be node b"), "%s", a.log);
+    tu_proc_send(&a, "stats");
+    cr_assert_not_null(tu_proc_expect(&a, "peers_up=1 ", 5000), "%s", a.log);
+    tu_proc_send(&a, "ask echo@b still you");
+    cr_assert_not_null(tu_proc_expect(&a, "ok echo from b: still you", 5000), "%s", a.log);
+}
+
 Test(cluster, an_ask_to_a_named_node_waits_for_it_to_connect, .init = setup, .fini = teardown)
 {
     const char *conf = cluster_file();
