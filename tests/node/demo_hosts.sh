@@ -19,6 +19,12 @@ if ! command -v ip >/dev/null || ! ip netns add wf-probe 2>"$out/probe"; then
     echo "SKIPPED: cannot make a network namespace here: $(cat "$out/probe" 2>/dev/null)"
     exit 77
 fi
+# A chroot (a fresh Debian root, say) can make one and not enter it.
+if ! ip netns exec wf-probe true 2>"$out/probe"; then
+    ip netns del wf-probe
+    echo "SKIPPED: cannot run a program in a network namespace here: $(cat "$out/probe")"
+    exit 77
+fi
 ip netns del wf-probe
 
 log=$out/tour.log
