@@ -15,11 +15,17 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "SKIPPED: the multi-host tour needs root (network namespaces); run as root"
     exit 77
 fi
+# In a chroot (a fresh Debian root, say) ip netns would mount /run/netns
+# inside it and could not enter what it made: not even try.
+if [ "$(stat -c %d:%i /)" != "$(stat -c %d:%i /proc/1/root/. 2>/dev/null)" ]; then
+    echo "SKIPPED: this is a chroot; network namespaces need the machine's own root"
+    exit 77
+fi
 if ! command -v ip >/dev/null || ! ip netns add wf-probe 2>"$out/probe"; then
     echo "SKIPPED: cannot make a network namespace here: $(cat "$out/probe" 2>/dev/null)"
     exit 77
 fi
-# A chroot (a fresh Debian root, say) can make one and not enter it.
+# A container may make one and not enter it.
 if ! ip netns exec wf-probe true 2>"$out/probe"; then
     ip netns del wf-probe
     echo "SKIPPED: cannot run a program in a network namespace here: $(cat "$out/probe")"
