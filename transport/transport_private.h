@@ -141,7 +141,7 @@ struct wf_transport {
     char *secret;
     size_t max_payload;
     uint32_t backoff_min, backoff_max;
-    uint32_t connect_wait; /* ms a frame waits for an expected peer */
+    uint32_t connect_wait;            /* ms a frame waits for an expected peer */
     uint32_t heartbeat, peer_timeout; /* ms (weft/transport.h) */
     uv_timer_t tick_timer;            /* every heartbeat ms: ticks and silences */
     uint64_t last_tick;               /* when it last ran (loop time, ms) */
