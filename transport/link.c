@@ -10,7 +10,7 @@
 
 /* ---- frames in ---- */
 
-/* A TELL, ASK, REPLY, FAIL, CANCEL or TICK frame on c, authenticated. */
+/* A frame on c, authenticated, past the handshake. */
 void wf__link_frame_in(struct conn *c, const wf_wire_frame *f)
 {
     wf_transport *t = c->t;
@@ -50,6 +50,29 @@ void wf__link_frame_in(struct conn *c, const wf_wire_frame *f)
     case WF_WIRE_CANCEL:
         wf_link_cancel(n, c->peer, f->corr, f->to, f->name_len ? f->name : NULL, f->name_len);
         break;
+    case WF_WIRE_MONITOR:
+        wf_link_monitor(n, c->peer, f->corr, f->from, f->to, f->name_len ? f->name : NULL,
+                        f->name_len);
+        break;
+    case WF_WIRE_DEMONITOR:
+        wf_link_demonitor(n, c->peer, f->corr, f->to, f->name_len ? f->name : NULL, f->name_len);
+        break;
+    case WF_WIRE_DOWN: {
+        wf_failure *fl = NULL;
+        if (f->payload_len != 0) {
+            const char *why = NULL;
+            fl = wf_wire_get_failure(f->payload, f->payload_len, &why);
+            if (fl == NULL) {
+                t->stats.rejected++;
+                wf_log(WF_LOG_WARN, "node %s: bad down reason from %s: %s", wf_node_name(n),
+                       c->name, why);
+                fl = wf_failure_new(WF_EPROTO, "peer %s sent a malformed down reason (%s)", c->name,
+                                    why);
+            }
+        }
+        wf_link_down(n, c->peer, f->corr, fl);
+        break;
+    }
     case WF_WIRE_REPLY: {
         wf_msg *m = wf_msg_new(f->type, f->payload, f->payload_len);
         wf_link_answer(n, c->peer, f->corr,
@@ -113,9 +136,10 @@ int wf__link_send(void *ctx, const wf_link_out *o)
         f.name_len = strlen(o->name);
     }
     struct out *out;
-    if (o->kind == WF_LINK_CANCEL) {
+    if (o->kind == WF_LINK_CANCEL || o->kind == WF_LINK_MONITOR || o->kind == WF_LINK_DEMONITOR ||
+        (o->kind == WF_LINK_DOWN && o->failure == NULL)) {
         out = wf__out_new(&f, NULL, NULL);
-    } else if (o->kind == WF_LINK_FAIL) {
+    } else if (o->kind == WF_LINK_FAIL || o->kind == WF_LINK_DOWN) {
         f.payload_len = wf_wire_failure_size(o->failure);
         out = wf__out_new(&f, o->failure, fill_failure);
     } else {

@@ -55,7 +55,7 @@ int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_fram
         *why = "unsupported wire version";
         return WF_EPROTO;
     }
-    if (p[3] < WF_WIRE_HELLO || p[3] > WF_WIRE_TICK) {
+    if (p[3] < WF_WIRE_HELLO || p[3] > WF_WIRE_DOWN) {
         *why = "unknown frame kind";
         return WF_EPROTO;
     }
@@ -81,6 +81,16 @@ int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_fram
     }
     if (f->kind == WF_WIRE_CANCEL && (f->type != 0 || f->payload_len != 0)) {
         *why = "a cancel with a type or a payload";
+        return WF_EPROTO;
+    }
+    if ((f->kind == WF_WIRE_MONITOR || f->kind == WF_WIRE_DEMONITOR) &&
+        (f->type != 0 || f->payload_len != 0 || f->corr == 0)) {
+        *why = "a monitor with a type, a payload or no reference";
+        return WF_EPROTO;
+    }
+    if (f->kind == WF_WIRE_DOWN &&
+        (f->type != 0 || f->corr == 0 || f->to != 0 || f->name_len != 0)) {
+        *why = "a down with a type, a target or no reference";
         return WF_EPROTO;
     }
     if (f->kind == WF_WIRE_TICK &&

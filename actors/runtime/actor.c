@@ -101,6 +101,7 @@ void wf__actor_unref(struct actor *a)
     if (--a->refs > 0)
         return;
     wf_free(a->watchers);
+    wf_free(a->rwatchers);
     wf_free(a->name);
     wf_free(a);
 }
@@ -643,6 +644,7 @@ void wf__actor_stop(struct actor *a, wf_failure *reason)
     wf__registry_remove(n, a);
     for (uint32_t i = 0; i < a->nwatchers; i++)
         wf__send_down(n, a->watchers[i], a->pid, reason);
+    wf__link_actor_stopped(n, a, reason);
     wf_failure_release(reason);
     wf__actor_unref(a);
 }

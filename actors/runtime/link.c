@@ -8,9 +8,17 @@
 
 #include "runtime.h"
 
-/* Local actors monitoring remote ones. */
+/* A local actor monitoring a remote one, under a reference of this node's
+ * that the target's node sends back in its DOWN. */
 struct rwatch {
     wf_pid watcher, target;
+    uint64_t ref;
+};
+
+/* An actor on another node watching a local one. */
+struct rwatcher {
+    uint16_t peer;
+    uint64_t ref;
 };
 
 int wf_node_set_link(wf_node *n, const wf_link_ops *ops, void *ctx)
@@ -209,14 +217,142 @@ void wf_link_answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r)
     wf__reply(n, corr, r);
 }
 
+/* The id or name a frame to remote pid p carries. */
+static void remote_target(wf_node *n, wf_pid p, wf_link_out *o)
+{
+    o->peer = wf_pid_peer(p);
+    o->to = (p.id & WF__PID_NAME_BIT) ? 0 : p.id & ((1ull << 48) - 1);
+    o->name = remote_name(n, p);
+}
+
 int wf__monitor_remote(wf_node *n, wf_pid watcher, wf_pid target)
 {
+    /* Room first: a watch sent must be one the DOWN can find. */
     struct rwatch *w = wf_realloc(n->rwatch, (n->nrwatch + 1) * sizeof *w);
     if (w == NULL)
         return WF_ENOMEM;
     n->rwatch = w;
-    w[n->nrwatch++] = (struct rwatch){watcher, target};
+    uint64_t ref = ++n->last_mref;
+    wf_link_out o = {.kind = WF_LINK_MONITOR, .corr = ref, .from = watcher.id};
+    remote_target(n, target, &o);
+    int rv = n->link != NULL ? n->link->send(n->link_ctx, &o) : WF_ENODEDOWN;
+    if (rv == WF_ENOMEM)
+        return rv;
+    if (rv != 0) {
+        /* As for a local actor that does not exist: Down at once. */
+        const char *peer = wf__peer_name(n, o.peer);
+        wf_failure *f = wf_failure_new(WF_ENODEDOWN, "node %s cannot be reached (%s)",
+                                       peer ? peer : "?", wf_strerror(rv));
+        wf__send_down(n, watcher, target, f);
+        wf_failure_release(f);
+        return 0;
+    }
+    w[n->nrwatch++] = (struct rwatch){watcher, target, ref};
     return 0;
+}
+
+static void send_remote_down(wf_node *n, uint16_t peer, uint64_t ref, const wf_failure *reason)
+{
+    wf_link_out o = {.kind = WF_LINK_DOWN, .peer = peer, .corr = ref, .failure = reason};
+    n->link->send(n->link_ctx, &o); /* a watcher's node that is gone has ended its watch */
+}
+
+void wf__link_actor_stopped(wf_node *n, struct actor *a, const wf_failure *reason)
+{
+    for (uint32_t i = 0; i < a->nrwatchers && n->link != NULL; i++)
+        send_remote_down(n, a->rwatchers[i].peer, a->rwatchers[i].ref, reason);
+    wf_free(a->rwatchers);
+    a->rwatchers = NULL;
+    a->nrwatchers = 0;
+    /* Its own watches of remote actors: their nodes can forget them. */
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n->nrwatch; i++) {
+        struct rwatch *rw = &n->rwatch[i];
+        if (rw->watcher.id != a->pid.id) {
+            n->rwatch[kept++] = *rw;
+            continue;
+        }
+        if (n->link != NULL) {
+            wf_link_out o = {.kind = WF_LINK_DEMONITOR, .corr = rw->ref};
+            remote_target(n, rw->target, &o);
+            n->link->send(n->link_ctx, &o);
+        }
+    }
+    n->nrwatch = kept;
+}
+
+void wf_link_monitor(wf_node *n, uint16_t peer, uint64_t ref, uint64_t from, uint64_t to,
+                     const char *name, size_t name_len)
+{
+    WF__ON_LOOP(n, "wf_link_monitor");
+    (void)from; /* the watcher is the peer's business: the ref names it there */
+    char buf[WF_NAME_MAX + 1];
+    struct actor *a = addressed(n, to, name, name_len, buf);
+    int rv = a == NULL || a->dead || n->shutting_down ? WF_ENOSUCHACTOR : 0;
+    if (rv == 0) {
+        struct rwatcher *w = wf_realloc(a->rwatchers, (a->nrwatchers + 1) * sizeof *w);
+        if (w != NULL) {
+            a->rwatchers = w;
+            w[a->nrwatchers++] = (struct rwatcher){peer, ref};
+            return;
+        }
+        rv = WF_ENOMEM;
+    }
+    wf_failure *f = rv == WF_ENOMEM ? wf_failure_new(rv, "node %s had no memory to watch %s",
+                                                     n->name, name ? buf : "an actor")
+                                    : wf_failure_new(rv, "monitored actor %s@%s does not exist",
+                                                     name ? buf : "(actor id)", n->name);
+    send_remote_down(n, peer, ref, f);
+    wf_failure_release(f);
+}
+
+void wf_link_demonitor(wf_node *n, uint16_t peer, uint64_t ref, uint64_t to, const char *name,
+                       size_t name_len)
+{
+    WF__ON_LOOP(n, "wf_link_demonitor");
+    char buf[WF_NAME_MAX + 1];
+    struct actor *a = addressed(n, to, name, name_len, buf);
+    if (a == NULL)
+        return;
+    for (uint32_t i = 0; i < a->nrwatchers; i++) {
+        if (a->rwatchers[i].peer == peer && a->rwatchers[i].ref == ref) {
+            a->rwatchers[i] = a->rwatchers[--a->nrwatchers];
+            return;
+        }
+    }
+}
+
+void wf_link_down(wf_node *n, uint16_t peer, uint64_t ref, wf_failure *reason)
+{
+    WF__ON_LOOP(n, "wf_link_down");
+    for (uint32_t i = 0; i < n->nrwatch; i++) {
+        struct rwatch rw = n->rwatch[i];
+        if (rw.ref != ref || wf_pid_peer(rw.target) != peer)
+            continue;
+        memmove(&n->rwatch[i], &n->rwatch[i + 1], (n->nrwatch - i - 1) * sizeof rw);
+        n->nrwatch--;
+        if (reason != NULL) {
+            /* The hop back across the wire is part of the trace. */
+            const char *from = wf__peer_name(n, peer);
+            char func[96];
+            snprintf(func, sizeof func, "down from node %s", from ? from : "?");
+            wf_failure_add_frame(reason, &(wf_frame){.func = func, .node = n->name});
+        }
+        wf__send_down(n, rw.watcher, rw.target, reason);
+        break;
+    }
+    wf_failure_release(reason);
+}
+
+/* The watches peer held of a's: over with the link. */
+static void forget_watchers(struct actor *a, void *arg)
+{
+    uint16_t peer = *(uint16_t *)arg;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < a->nrwatchers; i++)
+        if (a->rwatchers[i].peer != peer)
+            a->rwatchers[kept++] = a->rwatchers[i];
+    a->nrwatchers = kept;
 }
 
 void wf_link_peer_up(wf_node *n, uint16_t peer)
@@ -241,6 +377,7 @@ void wf_link_peer_down(wf_node *n, uint16_t peer, const char *why)
     }
     n->nrwatch = kept;
     wf_failure_release(f);
+    wf__each_actor(n, forget_watchers, &peer);
 }
 
 void wf__link_fini(wf_node *n)

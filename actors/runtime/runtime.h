@@ -59,6 +59,8 @@ struct actor {
     struct request *requests; /* requests it answers later (deferreds) */
     wf_pid *watchers;
     uint32_t nwatchers, capwatchers;
+    struct rwatcher *rwatchers; /* actors on other nodes watching it (link.c) */
+    uint32_t nrwatchers;
     _Alignas(16) unsigned char state[];
 };
 
@@ -308,6 +310,7 @@ struct wf_node {
     uint32_t nrnames;
     struct rwatch *rwatch; /* local actors monitoring remote ones */
     uint32_t nrwatch;
+    uint64_t last_mref; /* the last reference given to a remote monitor */
 };
 
 static inline bool wf__on_loop(const wf_node *n)
@@ -493,7 +496,12 @@ int wf__send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m);
 void wf__send_cancel(wf_node *n, wf_pid to, uint64_t corr);
 /* Sends answer r (consumed) to ask corr of peer. */
 void wf__send_answer(wf_node *n, uint16_t peer, uint64_t corr, const wf_trace_ctx *tc, wf_result r);
+/* Local actor watcher monitors remote actor target: 0 or WF_ENOMEM (a
+ * peer that cannot be reached gives Down at once). */
 int wf__monitor_remote(wf_node *n, wf_pid watcher, wf_pid target);
+/* Actor a is stopping for reason (borrowed, NULL: normal): its remote
+ * watchers get DOWN, its own remote watches end. */
+void wf__link_actor_stopped(wf_node *n, struct actor *a, const wf_failure *reason);
 const char *wf__remote_name(wf_node *n, wf_pid p, uint32_t *index);
 const char *wf__peer_name(wf_node *n, uint16_t peer);
 /* Frees what the link side holds (interned names, remote monitors). */

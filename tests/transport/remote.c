@@ -30,7 +30,8 @@ enum {
     ASK_LEFT,
     ASK_HANG,
     ASK_HANG_CANCEL,
-    FREEZE
+    FREEZE,
+    QUIT
 };
 #define N 5000
 
@@ -84,6 +85,14 @@ static wf_result sink_freeze(wf_ctx *ctx, wf_msg *m)
     return wf_result_none();
 }
 
+/* Stops the sink: normally for code 0, else with a failure of that code. */
+static wf_result sink_quit(wf_ctx *ctx, wf_msg *m)
+{
+    int code = *(int *)wf_msg_body(m);
+    wf_ctx_stop(ctx, code ? wf_failure_new(code, "the sink gave up") : NULL);
+    return wf_result_msg(wf_msg_new(QUIT, NULL, 0));
+}
+
 static wf_result sink_cancels(wf_ctx *ctx, wf_msg *m)
 {
     struct sink *s = wf_ctx_state(ctx);
@@ -95,7 +104,8 @@ static const wf_handler sink_h[] = {{NUM, "num", sink_num, 0},
                                     {LEFT, "left", sink_left, 0},
                                     {HANG, "hang", sink_hang, 0},
                                     {CANCELS, "cancels", sink_cancels, 0},
-                                    {FREEZE, "freeze", sink_freeze, 0}};
+                                    {FREEZE, "freeze", sink_freeze, 0},
+                                    {QUIT, "quit", sink_quit, 0}};
 static const wf_behaviour sink = {.name = "sink",
                                   .state_size = sizeof(struct sink),
                                   .handlers = sink_h,
@@ -103,6 +113,8 @@ static const wf_behaviour sink = {.name = "sink",
 
 struct driver {
     int downs, down_code;
+    wf_pid down_pid;
+    char reason[1024];
 };
 
 static wf_result drv_ready(wf_ctx *ctx, wf_msg *m)
@@ -121,9 +133,11 @@ static wf_result drv_run(wf_ctx *ctx, wf_msg *m)
     return wf_result_deferred(wf_ctx_ask(ctx, to, wf_msg_new(COUNT, NULL, 0), 10000));
 }
 
+/* Watches the actor whose address is the body ("sink@b" if none). */
 static wf_result drv_watch(wf_ctx *ctx, wf_msg *m)
 {
-    cr_assert_eq(wf_monitor(ctx, wf_resolve(wf_ctx_node(ctx), "sink@b")), 0);
+    const char *to = wf_msg_len(m) ? (const char *)wf_msg_body(m) : "sink@b";
+    cr_assert_eq(wf_monitor(ctx, wf_resolve(wf_ctx_node(ctx), to)), 0);
     return wf_result_msg(wf_msg_new(WATCH, NULL, 0));
 }
 
@@ -134,6 +148,8 @@ static wf_result drv_down(wf_ctx *ctx, wf_msg *m)
     cr_assert_eq(wf_down_parse(m, &down), 0);
     d->downs++;
     d->down_code = down.code;
+    d->down_pid = down.pid;
+    snprintf(d->reason, sizeof d->reason, "%s", down.reason);
     return wf_result_none();
 }
 
@@ -142,6 +158,13 @@ static wf_result drv_downs(wf_ctx *ctx, wf_msg *m)
     struct driver *d = wf_ctx_state(ctx);
     int out[2] = {d->downs, d->down_code};
     return wf_result_msg(wf_msg_new(DOWNS, out, sizeof out));
+}
+
+/* The last Down's reason text. */
+static wf_result drv_reason(wf_ctx *ctx, wf_msg *m)
+{
+    struct driver *d = wf_ctx_state(ctx);
+    return wf_result_msg(wf_msg_new(QUIT, d->reason, strlen(d->reason) + 1));
 }
 
 static wf_result drv_ask_remote(wf_ctx *ctx, wf_msg *m)
@@ -183,7 +206,8 @@ static const wf_handler drv_h[] = {
     {WATCH, "watch", drv_watch, 0},       {WF_MSG_DOWN, "down", drv_down, 0},
     {DOWNS, "downs", drv_downs, 0},       {ASK_REMOTE, "ask_remote", drv_ask_remote, 0},
     {ASK_LEFT, "ask_left", drv_relay, 0}, {ASK_HANG, "ask_hang", drv_relay, 0},
-    {CANCELS, "cancels", drv_relay, 0},   {ASK_HANG_CANCEL, "ask_hang_cancel", drv_hang_cancel, 0}};
+    {CANCELS, "cancels", drv_relay, 0},   {ASK_HANG_CANCEL, "ask_hang_cancel", drv_hang_cancel, 0},
+    {QUIT, "reason", drv_reason, 0}};
 static const wf_behaviour driver = {.name = "driver",
                                     .state_size = sizeof(struct driver),
                                     .handlers = drv_h,
@@ -276,6 +300,92 @@ Test(remote, monitors_of_a_remote_actor_get_down_when_its_node_goes, .init = sta
     }
     cr_assert_eq(downs, 1);
     cr_assert_eq(code, WF_ENODEDOWN);
+}
+
+static void watch(const char *address)
+{
+    wf_result r =
+        wf_node_call(na, drv, wf_msg_new(WATCH, address, address ? strlen(address) + 1 : 0), 5000);
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    wf_result_free(r);
+    if (address != NULL)
+        return;
+    /* An ask on the same link, answered: the watch reached node b first. */
+    r = wf_node_call(na, drv, wf_msg_new(ASK_REMOTE, NULL, 0), 5000);
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    wf_result_free(r);
+}
+
+/* The driver's Downs so far, once there are want (or after 3 s); its code
+ * and reason text in *code and reason. */
+static int downs_reach(int want, int *code, char *reason, size_t size)
+{
+    int downs = 0;
+    for (int i = 0; i < 300; i++) {
+        wf_result r = wf_node_call(na, drv, wf_msg_new(DOWNS, NULL, 0), 1000);
+        cr_assert(wf_result_is_msg(r));
+        downs = ((int *)wf_msg_body(r.u.ptr))[0];
+        *code = ((int *)wf_msg_body(r.u.ptr))[1];
+        wf_result_free(r);
+        if (downs >= want)
+            break;
+        tu_sleep_ms(10);
+    }
+    wf_result r = wf_node_call(na, drv, wf_msg_new(QUIT, NULL, 0), 1000);
+    cr_assert(wf_result_is_msg(r));
+    snprintf(reason, size, "%s", (char *)wf_msg_body(r.u.ptr));
+    wf_result_free(r);
+    return downs;
+}
+
+static void quit_sink(int code)
+{
+    wf_result r = wf_node_call(nb, sinkb, wf_msg_new(QUIT, &code, sizeof code), 5000);
+    cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+    wf_result_free(r);
+}
+
+Test(remote, a_remote_actor_that_stops_sends_down_with_its_reason, .init = start, .fini = stop)
+{
+    watch(NULL);
+    watch(NULL); /* two watches, two Downs, as for a local actor */
+    quit_sink(WF_EUPSTREAM);
+    int code = 0;
+    char reason[1024];
+    int downs = downs_reach(2, &code, reason, sizeof reason);
+    cr_assert_eq(downs, 2, "%d Downs (log: %s)", downs, tu_log_text());
+    cr_assert_eq(code, WF_EUPSTREAM, "code %d: %s", code, reason);
+    cr_assert(strstr(reason, "the sink gave up") != NULL, "%s", reason);
+    cr_assert(strstr(reason, "down from node b") != NULL, "%s", reason);
+    /* Node b is still up: the actor is gone, not the node. */
+    wf_result r = wf_node_call(na, drv, wf_msg_new(ASK_REMOTE, NULL, 0), 5000);
+    cr_assert_eq(r.kind, WF_RESULT_FAILURE);
+    cr_assert_eq(wf_failure_code(r.u.failure), WF_ENOSUCHACTOR, "%s", tu_text(r));
+    wf_result_free(r);
+    tu_sleep_ms(100);
+    cr_assert_eq(downs_reach(3, &code, reason, sizeof reason), 2, "no Down twice");
+}
+
+Test(remote, a_remote_actor_that_stops_normally_sends_down_with_code_0, .init = start, .fini = stop)
+{
+    watch(NULL);
+    quit_sink(0);
+    int code = -1;
+    char reason[1024];
+    cr_assert_eq(downs_reach(1, &code, reason, sizeof reason), 1, "%s", tu_log_text());
+    cr_assert_eq(code, 0);
+    cr_assert_str_eq(reason, "");
+}
+
+Test(remote, watching_a_remote_actor_that_does_not_exist_gives_down_at_once, .init = start,
+     .fini = stop)
+{
+    watch("nobody@b");
+    int code = 0;
+    char reason[1024];
+    cr_assert_eq(downs_reach(1, &code, reason, sizeof reason), 1, "%s", tu_log_text());
+    cr_assert_eq(code, WF_ENOSUCHACTOR);
+    cr_assert(strstr(reason, "nobody@b does not exist") != NULL, "%s", reason);
 }
 
 /* How many HANGs the sink saw cancelled, once it is n (a CANCEL frame

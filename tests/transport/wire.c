@@ -94,8 +94,8 @@ Test(wire, every_malformed_frame_is_rejected_with_its_reason)
         const char *why;
     } bad[] = {
         {0, 'X', "bad magic"},
-        {2, 1, "unsupported wire version"},
-        {2, 3, "unsupported wire version"},
+        {2, WF_WIRE_VERSION - 1, "unsupported wire version"},
+        {2, WF_WIRE_VERSION + 1, "unsupported wire version"},
         {3, 0, "unknown frame kind"},
         {3, 77, "unknown frame kind"},
         {67, 1, "reserved header bits set"},
@@ -142,6 +142,41 @@ Test(wire, every_malformed_frame_is_rejected_with_its_reason)
     }
     b = build(&tk, NULL, "x", 1, &len);
     expect_reject(b, len, 1024, "a tick with something in it");
+    free(b);
+    /* A monitor and a demonitor: a reference and a target, nothing else. */
+    for (uint8_t kind = WF_WIRE_MONITOR; kind <= WF_WIRE_DEMONITOR; kind++) {
+        wf_wire_frame mo = {.kind = kind, .corr = 7, .from = 3};
+        b = build(&mo, "cache", NULL, 0, &len);
+        cr_assert_eq(wf_wire_decode(b, len, 1024, &g, &why), 0, "%s", why);
+        cr_assert_eq(g.kind, kind);
+        cr_assert_eq(g.corr, 7);
+        cr_assert_eq(g.name_len, 5);
+        free(b);
+        b = build(&mo, "cache", "x", 1, &len);
+        expect_reject(b, len, 1024, "a monitor with a type, a payload or no reference");
+        free(b);
+        mo.corr = 0;
+        b = build(&mo, "cache", NULL, 0, &len);
+        expect_reject(b, len, 1024, "a monitor with a type, a payload or no reference");
+        free(b);
+    }
+    /* A down: a reference and a reason (or none), and no target. */
+    wf_wire_frame dn = {.kind = WF_WIRE_DOWN, .corr = 7};
+    b = build(&dn, NULL, "reason", 6, &len);
+    cr_assert_eq(wf_wire_decode(b, len, 1024, &g, &why), 0, "%s", why);
+    cr_assert_eq(g.kind, WF_WIRE_DOWN);
+    cr_assert_eq(g.payload_len, 6);
+    free(b);
+    wf_wire_frame bad_downs[] = {{.kind = WF_WIRE_DOWN},
+                                 {.kind = WF_WIRE_DOWN, .corr = 1, .to = 3},
+                                 {.kind = WF_WIRE_DOWN, .corr = 1, .type = 2}};
+    for (size_t i = 0; i < sizeof bad_downs / sizeof bad_downs[0]; i++) {
+        b = build(&bad_downs[i], NULL, NULL, 0, &len);
+        expect_reject(b, len, 1024, "a down with a type, a target or no reference");
+        free(b);
+    }
+    b = build(&dn, "cache", NULL, 0, &len);
+    expect_reject(b, len, 1024, "a down with a type, a target or no reference");
     free(b);
 }
 

@@ -179,6 +179,42 @@ static void cancels(void)
     }
 }
 
+/* MONITOR and DEMONITOR: a reference and a target, by id or by name. */
+static void monitors(int kind, const char *label)
+{
+    for (int i = 0; i < PER_KIND; i++) {
+        wf_wire_frame f = {.kind = (uint8_t)kind, .corr = (uint64_t)rnd() + 1};
+        common(&f, i);
+        if (f.to == 0) {
+            f.name = i % 3 ? "cache" : "fetcher";
+            f.name_len = strlen(f.name);
+        }
+        emit(label, i, &f, NULL);
+    }
+}
+
+/* DOWN: a reference and the reason, or nothing for a normal stop. */
+static void downs(void)
+{
+    for (int i = 0; i < PER_KIND; i++) {
+        wf_wire_frame f = {.kind = WF_WIRE_DOWN, .corr = (uint64_t)rnd() + 1};
+        common(&f, i);
+        f.to = 0;
+        unsigned char *p = NULL;
+        if (i % 3 != 0) {
+            wf_failure *g = wf_failure_new_bare(1 + (int)(rnd() % 30), "actor stopped");
+            wf_failure_add_frame(g, &(wf_frame){.func = "on_get", .actor = "cache", .node = "c"});
+            f.payload_len = wf_wire_failure_size(g);
+            if ((p = malloc(f.payload_len)) == NULL)
+                exit(1);
+            wf_wire_put_failure(g, p);
+            wf_failure_release(g);
+        }
+        emit("down", i, &f, p);
+        free(p);
+    }
+}
+
 /* A TICK is a bare header: there is one. */
 static void ticks(void)
 {
@@ -201,6 +237,9 @@ int main(int argc, char **argv)
     fails();
     cancels();
     ticks();
+    monitors(WF_WIRE_MONITOR, "monitor");
+    monitors(WF_WIRE_DEMONITOR, "demonitor");
+    downs();
     printf("%d seeds in %s\n", written, dir);
     return 0;
 }

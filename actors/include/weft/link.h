@@ -33,6 +33,10 @@ enum wf_link_kind {
     WF_LINK_REPLY = 5,
     WF_LINK_FAIL = 6,
     WF_LINK_CANCEL = 7, /* ask corr (to the actor to/name) is not awaited any more */
+    /* corr is a monitor's reference, chosen by the watcher's node: */
+    WF_LINK_MONITOR = 9,    /* actor from watches the actor to/name */
+    WF_LINK_DEMONITOR = 10, /* the watch corr (of the actor to/name) is over */
+    WF_LINK_DOWN = 11,      /* the actor watched under corr stopped (failure: why; NULL: normal) */
 };
 
 /* One outgoing message, as the runtime hands it to the transport. */
@@ -45,7 +49,7 @@ typedef struct wf_link_out {
     uint64_t to;        /* target actor id on the peer, or 0 with name */
     const char *name;   /* target actor name on the peer, or NULL */
     wf_msg *msg;        /* TELL, ASK, REPLY: the message (borrowed) */
-    const wf_failure *failure; /* FAIL (borrowed) */
+    const wf_failure *failure; /* FAIL, DOWN (borrowed; DOWN: NULL for a normal stop) */
     const wf_trace_ctx *tc;    /* the message's span (REPLY/FAIL: the ask's), or NULL */
 } wf_link_out;
 
@@ -95,13 +99,29 @@ WF_API void wf_link_cancel(wf_node *n, uint16_t peer, uint64_t corr, uint64_t to
  * pending ask corr, from peer. r is consumed. */
 WF_API void wf_link_answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r);
 
+/* From the transport: actor from on peer watches the local actor to (or
+ * name[0..name_len), borrowed) under reference ref. When that actor stops,
+ * or at once if there is none, a DOWN with ref goes back to peer. */
+WF_API void wf_link_monitor(wf_node *n, uint16_t peer, uint64_t ref, uint64_t from, uint64_t to,
+                            const char *name, size_t name_len);
+
+/* From the transport: peer's watch ref of the local actor to (or
+ * name[0..name_len)) is over (its watcher stopped). Nothing if unknown. */
+WF_API void wf_link_demonitor(wf_node *n, uint16_t peer, uint64_t ref, uint64_t to,
+                              const char *name, size_t name_len);
+
+/* From the transport: the remote actor a local actor watches under ref
+ * (wf_monitor) stopped, for reason (consumed; NULL for a normal stop). Its
+ * watcher gets WF_MSG_DOWN. Nothing if ref is unknown (the watch is over). */
+WF_API void wf_link_down(wf_node *n, uint16_t peer, uint64_t ref, wf_failure *reason);
+
 /* From the transport: peer is connected and authenticated (for tracing:
  * the runtime has nothing else to do). */
 WF_API void wf_link_peer_up(wf_node *n, uint16_t peer);
 
 /* From the transport: peer is gone, for the reason why (borrowed for the
- * call). Every pending ask to it fails now with WF_ENODEDOWN, and local
- * monitors of its actors get Down. */
+ * call). Every pending ask to it fails now with WF_ENODEDOWN, local
+ * monitors of its actors get Down, and its watches of local actors end. */
 WF_API void wf_link_peer_down(wf_node *n, uint16_t peer, const char *why);
 
 /* The peer number of a remote pid (0 for a local one). */

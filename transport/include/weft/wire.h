@@ -1,4 +1,4 @@
-/* The wire format between weft nodes, version 2.
+/* The wire format between weft nodes, version 3.
  *
  * Every frame is one nng message: a fixed 80-byte header, then the target
  * actor's name (if addressed by name), then the payload. Integers are
@@ -7,10 +7,11 @@
  *
  *   offset size  field
  *   0      2     magic "WF"
- *   2      1     version (2)
+ *   2      1     version (3)
  *   3      1     kind (enum wf_wire_kind)
  *   4      4     message type (TELL, ASK, REPLY) or 0
- *   8      8     correlation id (ASK, REPLY, FAIL) or 0
+ *   8      8     correlation id (ASK, REPLY, FAIL, CANCEL), monitor
+ *                 reference (MONITOR, DEMONITOR, DOWN), or 0
  *   16     8     sender actor id on the sending node, or 0
  *   24     8     target actor id on the receiving node, or 0 (then by name)
  *   32     16    trace id (W3C traceparent), zero when not traced
@@ -36,10 +37,19 @@
  * on a connection that has carried nothing else for a while, so that a
  * silent peer can be told from a quiet one).
  *
+ * Monitors: MONITOR carries nothing; the sender's actor "from" watches the
+ * target named in the header, under a reference (corr, not 0) the sender
+ * chose. When that actor stops (or at once, if there is none) its node
+ * sends DOWN with the reference, no target, and as payload the reason (a
+ * failure, as in FAIL) or nothing for a normal stop. DEMONITOR carries
+ * nothing: the watch under that reference of the named target is over
+ * (its watcher stopped). A link that goes down ends every watch across it.
+ *
  * Version 2 added the budget, CANCEL and TICK: the deadline and the cancel
  * of a request travel with it, so a callee on another host knows the time
  * left and stops work nobody waits for, and a peer cut off without a word
- * is noticed.
+ * is noticed. Version 3 added MONITOR, DEMONITOR and DOWN: a remote
+ * actor's stop reaches the actors watching it.
  */
 #ifndef WEFT_WIRE_H
 #define WEFT_WIRE_H
@@ -55,7 +65,7 @@
 extern "C" {
 #endif
 
-#define WF_WIRE_VERSION  2
+#define WF_WIRE_VERSION  3
 #define WF_WIRE_HEADER   80
 #define WF_WIRE_NAME_MAX 255
 /* Limits a decoded failure may not exceed: nobody can make a node build an
@@ -72,6 +82,9 @@ enum wf_wire_kind {
     WF_WIRE_FAIL = 6,
     WF_WIRE_CANCEL = 7,
     WF_WIRE_TICK = 8,
+    WF_WIRE_MONITOR = 9,
+    WF_WIRE_DEMONITOR = 10,
+    WF_WIRE_DOWN = 11,
 };
 
 /* A decoded frame. name and payload point into the decoded buffer
