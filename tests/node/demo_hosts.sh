@@ -58,13 +58,85 @@ check "within its deadline (slowest ${slowest}s < 6s)" \
     awk -v s="${slowest:-99}" 'BEGIN { exit !(s < 6) }'
 check "the restarted cache node is used again, nothing else restarted" \
     grep -q 'after the restart: 200' "$log"
-down=$(sed -n 's/.*front took cache down after \([0-9]*\) ms: peer cache sent nothing.*/\1/p' "$log")
+down=$(sed -n 's/^   front took cache down after \([0-9]*\) ms: peer cache sent nothing.*/\1/p' "$log")
 check "a cut link taken down by the heartbeat (${down:-never} ms, peer-timeout 1500)" \
     bash -c "[ -n '$down' ] && [ '$down' -lt 3000 ]"
 check "served again once the link is back" grep -q 'link restored: served again' "$log"
+
+# The slow and lossy link (fault 8): weft-relay between front and cache.
+part() { sed -n "s/^   $1 //p" "$log"; } # the line of step 8's part $1
+# between V LO HI: LO <= V < HI (decimals)
+between() { awk -v v="${1:-x}" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v != "x" && v + 0 >= lo && v + 0 < hi) }'; }
+field() { sed -n "s/$1/\1/p" <<<"$2"; } # field REGEX-WITH-ONE-GROUP TEXT
+complete() { ! grep -q INCOMPLETE <<<"$1"; }
+check "the front-cache link put through the relay, no node restarted" \
+    grep -qE '^   cache dials the front through the relay: up again after [0-9]+ ms' "$log"
+a=$(part a.)
+added=$(field '.*+\([0-9.]*\) s a round trip.*' "$a")
+all_200() { grep -qE " HITs: 200 x$2, [0-9.]+-" <<<"$1" && complete "$1"; } # all_200 LINE N
+check "a delay of 100 +- 20 ms each way: every request a complete 200" all_200 "$a" 20
+check "  ${added:-?} s more a round trip: the link's 2 x 80-120 ms, measured" between "$added" 0.16 0.5
+b=$(part b.)
+first=$(field '.* HITs: 504 x10, \([0-9.]*\)-.*' "$b")
+last=$(field '.* HITs: 504 x10, [0-9.]*-\([0-9.]*\) s.*' "$b")
+all_504() { grep -qE " HITs: 504 x10, [0-9.]+-" <<<"$b" && complete "$b"; }
+at_deadline() { between "$first" 5.95 6.5 && between "$last" 5.95 6.5; }
+check "a round trip past the 6 s deadline: every request a complete 504" all_504
+check "  at its deadline, not before nor later (${first:-?}-${last:-?} s)" at_deadline
+check "  the cache node stays up (the delay rose in steps under peer-timeout)" \
+    grep -q 'peer cache stayed up$' <<<"$b"
+c=$(part c.)
+stalls=$(field '.*; \([0-9]*\) stalls;.*' "$c")
+check "losses retransmitted under peer-timeout: every request a complete 200" all_200 "$c" 30
+check "  ${stalls:-no} stalls on the way" between "${stalls:-0}" 1 100000
+check "  the cache node stays up" grep -q 'peer cache stayed up$' <<<"$c"
+d=$(part d.)
+held=$(field '.*cache taken down by the front after \([0-9]*\) ms: peer cache sent nothing.*' "$d")
+check "a stall past peer-timeout: the cache node taken down (${held:-never} ms, peer-timeout 1500)" \
+    bash -c "[ -n '$held' ] && [ '$held' -lt 3000 ]"
+meanwhile=$(sed -n 's/^      meanwhile //p' "$log")
+fast_502() {
+    grep -qE '^50[23] x3, [0-9.]+-0\.[0-4][0-9]* s, .*up again through the relay after [0-9]+ ms' \
+        <<<"$meanwhile" && complete "$meanwhile"
+}
+check "  meanwhile complete 502s at once, then up again through the relay" fast_502
+check "the direct link back: served again" \
+    grep -qE '^   e\. the direct link back: up after [0-9]+ ms; then 200 in' "$log"
+once=$(sed -n 's/^   answered once each: //p' "$log")
+asked=$(field '^\([0-9]*\) requests, .*' "$once")
+written=$(field '^[0-9]* requests, \([0-9]*\) answers written.*' "$once")
+check "nothing answered twice: ${asked:-?} requests, ${written:-?} answers written by the front" \
+    bash -c "[ -n '$asked' ] && [ '$asked' -gt 0 ] && [ '$asked' = '$written' ]"
+
 check "the fetch host killed: cached poems served" grep -q 'cached:   200' "$log"
 check "the fetch host killed: misses fail at once" grep -qE 'uncached: 50[23] .* 0\.[0-4]' "$log"
-check "no namespace left" bash -c "! ip netns list | grep -q '^wf-'"
+
+# The MISS's path as the demo wrote it in HTML, in headless Chromium: a
+# lane per actor under its host's node, and the request's arrows from lane
+# to lane across front, cache and fetch (the upstream host runs no node: its
+# poem is in the fetcher's reply). tools/weft test installs Chromium.
+chromium=
+for c in ${CHROMIUM:-/usr/bin/chromium /usr/bin/chromium-browser /usr/bin/google-chrome}; do
+    if [ -x "$c" ]; then chromium=$c; break; fi
+done
+trace=$(sed -n "s/^4\. The MISS's path, host by host (trace \([0-9a-f]*\))$/\1/p" "$log")
+html=$out/hosts/request.html
+if [ -z "$chromium" ]; then
+    check "the HTML path view: no Chromium here (apt-get install chromium)" false
+elif [ ! -s "$html" ] || [ -z "$trace" ]; then
+    check "the demo wrote the MISS's path (trace ${trace:-none}) as HTML to $html" false
+else
+    timeout 60 "$chromium" --headless --no-sandbox --disable-gpu --no-first-run \
+        --user-data-dir="$out/chromium" --dump-dom "file://$html" >"$out/request.dom" 2>"$out/chromium.log"
+    check "Chromium ran the HTML path view's scripts ($(wc -c <"$out/request.dom") bytes of DOM)" \
+        grep -q '<g class="lane' "$out/request.dom"
+    check "it shows the MISS crossing the hosts' nodes" \
+        python3 "$root/tests/node/path_view.py" "$out/request.dom" "$trace"
+fi
+
+check "no namespace of the tour left" \
+    bash -c "! ip netns list | grep -qE '^wf-(front|cache|fetch|upstream|lan|probe)( |$)'"
 check "no link left" bash -c "! ip link show wf-root >/dev/null 2>&1"
 check "no weft-node left" bash -c "! pgrep -f '[w]eft-node --config $out' >/dev/null"
+check "no weft-relay left" bash -c "! pgrep -f '[w]eft-relay --listen 10.77.0.1:7100' >/dev/null"
 exit $fail
