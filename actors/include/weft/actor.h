@@ -150,7 +150,10 @@ WF_API int wf_ctx_tell(wf_ctx *ctx, wf_pid to, wf_msg *m);
 WF_API void wf_ctx_stop(wf_ctx *ctx, wf_failure *reason);
 
 /* wf_monitor makes this actor receive a WF_MSG_DOWN message when actor
- * target stops (at once if it is not alive). Returns 0 or WF_ENOMEM. Loop
+ * target stops (at once if it is not alive). A target on another node
+ * gives one Down too: its stop's reason, with the hop in the trace, or
+ * WF_ENODEDOWN when the link to its node goes first (or cannot be made).
+ * Each call is one watch and one Down. Returns 0 or WF_ENOMEM. Loop
  * thread. */
 WF_API int wf_monitor(wf_ctx *ctx, wf_pid target);
 
