@@ -173,7 +173,7 @@ check("SIGTERM ends it, exit 0, with its counters", code == 0 and "relay: connec
 
 # A server's close reaches the client after its data.
 hello_port, _ = server("hello")
-r = Relay(hello_port, "--delay-ms", "80")
+r = Relay(hello_port, "--delay-ms", "80", control=True)
 s = connect(r.port)
 t0 = time.monotonic()
 got = b""
@@ -185,7 +185,22 @@ while True:
 closed = (time.monotonic() - t0) * 1000
 check("the server's bytes, then its close, 80 ms later", got == b"hello" and 70 <= closed < 500,
       "%r, closed after %.0f ms" % (got, closed))
-r.stop()
+# Both sides close at once: both ends held by a stall come due together;
+# the first passed on closes the connection, and the relay goes on.
+for _ in range(5):
+    r.tell("stall 100")
+    s = connect(r.port)
+    s.sendall(b"bye")
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(100):
+        pass
+    s.close()
+s = connect(r.port)
+got = s.recv(100)
+s.close()
+code, out, _ = r.stop()
+check("both sides closing at once, five times: the relay goes on, and stops cleanly",
+      got == b"hello" and code == 0 and "connections=7 open=0" in out, out.strip())
 
 # Stalls: every read lost once holds it the retransmission timeout more.
 r = Relay(echo_port, "--delay-ms", "50", "--stall-prob", "1", "--stall-ms", "200")

@@ -106,7 +106,7 @@ struct dir {
     uint64_t bytes;            /* delivered */
     uv_timer_t timer;          /* the head's due time */
     uv_write_t wreq;
-    int nwriting;
+    int nwriting;        /* chunks in wreq; -1: the end is being passed on (sreq) */
     bool reading, ended; /* ended: the end of the stream is queued */
 };
 
@@ -119,8 +119,8 @@ struct conn {
     uv_shutdown_t sreq;
     struct dir dir[2]; /* 0: side 0 to side 1; 1: back */
     int handles;       /* open; the connection is freed when the last closes */
+    bool shutting;     /* sreq is under way: one end is being passed on */
     bool closing;
-    const char *why; /* why it closed, for its log line */
 };
 
 struct relay {
@@ -390,7 +390,6 @@ static void conn_close(struct conn *c, const char *why)
     if (c->closing)
         return;
     c->closing = true;
-    c->why = why;
     struct relay *r = c->r;
     if (c->prev)
         c->prev->next = c->next;
@@ -443,9 +442,8 @@ static void on_written(uv_write_t *req, int status)
         d->tail = NULL;
     d->nwriting = 0;
     /* The receiver took half of what was held: the sender may go on. */
-    if (!d->reading && !d->ended && d->held <= c->r->o.buffer / 2) {
+    if (!d->reading && !d->ended && d->held <= c->r->o.buffer / 2)
         start_reading(d);
-    }
     pump(d);
 }
 
@@ -464,7 +462,11 @@ static void pump(struct dir *d)
     }
     if (d->head->len == 0) {
         /* The sender closed and everything it sent is written: a FIN after
-         * it, then both sides close (on_shutdown). */
+         * it, then both sides close (on_shutdown), whatever the other
+         * direction still holds. If both ends came, the first one does. */
+        if (c->shutting)
+            return;
+        c->shutting = true;
         c->sreq.data = c;
         int rv = uv_shutdown(&c->sreq, (uv_stream_t *)d->to, on_shutdown);
         if (rv != 0)
