@@ -178,7 +178,7 @@ static wf_cache_stats stats(void)
 {
     wf_result r = wf_node_call(node, cache_pid, wf_msg_new(WF_CACHE_STATS, NULL, 0), 5000);
     wf_cache_stats s;
-    memcpy(&s, wf_msg_body(r.u.ptr), sizeof s);
+    cr_assert(wf_result_is_msg(r) && wf_cache_stats_parse(r.u.ptr, &s) == 0);
     wf_result_free(r);
     return s;
 }

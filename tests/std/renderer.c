@@ -34,12 +34,11 @@ static void stop(void)
 static wf_result render_as(const char *session, const char *poem, const char *cache, uint32_t age,
                            uint32_t fault)
 {
-    wf_msg *m = wf_msg_alloc(WF_RENDER_POEM, sizeof(wf_render_poem) + strlen(poem));
     wf_render_poem h = {.fault = fault, .age_s = age};
     snprintf(h.session, sizeof h.session, "%s", session);
     snprintf(h.cache, sizeof h.cache, "%s", cache);
-    memcpy(wf_msg_body(m), &h, sizeof h);
-    memcpy((char *)wf_msg_body(m) + sizeof h, poem, strlen(poem));
+    wf_msg *m = wf_render_poem_msg_new(&h, poem, strlen(poem));
+    cr_assert_not_null(m);
     return wf_node_call(node, rpid, m, 5000);
 }
 
@@ -112,10 +111,11 @@ static char *expected_page(const char *poem, unsigned views, const char *cache, 
 static char *page_of(wf_result r, wf_render_page *head)
 {
     cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
-    size_t n = wf_msg_len(r.u.ptr) - sizeof *head;
-    memcpy(head, wf_msg_body(r.u.ptr), sizeof *head);
+    const void *html;
+    size_t n;
+    cr_assert_eq(wf_render_page_parse(r.u.ptr, head, &html, &n), 0);
     char *s = malloc(n + 1);
-    memcpy(s, (char *)wf_msg_body(r.u.ptr) + sizeof *head, n);
+    memcpy(s, html, n);
     s[n] = '\0';
     wf_result_free(r);
     return s;
@@ -203,11 +203,12 @@ Test(renderer, a_poem_is_escaped_and_counted_per_session, .init = start, .fini =
     wf_result r = render("", "Title <b>&</b>\n<script>alert('x')</script>", 0);
     cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
     wf_render_page page;
-    memcpy(&page, wf_msg_body(r.u.ptr), sizeof page);
+    const void *hp;
+    size_t n;
+    cr_assert_eq(wf_render_page_parse(r.u.ptr, &page, &hp, &n), 0);
     cr_assert_eq(page.views, 1);
     cr_assert_eq(strlen(page.session), 32);
-    const char *html = (char *)wf_msg_body(r.u.ptr) + sizeof page;
-    size_t n = wf_msg_len(r.u.ptr) - sizeof page;
+    const char *html = hp;
     cr_assert_null(memmem(html, n, "<script>", 8), "unescaped");
     cr_assert_not_null(memmem(html, n, "&lt;script&gt;alert(&#39;x&#39;)", 32));
     cr_assert_not_null(memmem(html, n, "<title>Title &lt;b&gt;&amp;&lt;/b&gt;</title>", 44));
@@ -215,12 +216,12 @@ Test(renderer, a_poem_is_escaped_and_counted_per_session, .init = start, .fini =
     memcpy(session, page.session, sizeof session);
     wf_result_free(r);
     r = render(session, "again", 0);
-    memcpy(&page, wf_msg_body(r.u.ptr), sizeof page);
+    cr_assert_eq(wf_render_page_parse(r.u.ptr, &page, &hp, &n), 0);
     cr_assert_eq(page.views, 2);
     cr_assert_str_eq(page.session, session);
     wf_result_free(r);
     r = render("not-a-session-id", "other", 0);
-    memcpy(&page, wf_msg_body(r.u.ptr), sizeof page);
+    cr_assert_eq(wf_render_page_parse(r.u.ptr, &page, &hp, &n), 0);
     cr_assert_eq(page.views, 1, "an unknown id starts a new session");
     wf_result_free(r);
 }
@@ -239,12 +240,10 @@ Test(renderer, an_error_page_shows_the_trace_only_in_debug, .init = start, .fini
 {
     for (int debug = 0; debug <= 1; debug++) {
         const char *trace = "E1: <bad> & worse";
-        wf_msg *m = wf_msg_alloc(WF_RENDER_ERROR, sizeof(wf_render_error) + strlen(trace));
         wf_render_error h = {.status = 502, .debug = (uint32_t)debug};
         snprintf(h.id, sizeof h.id, "0123456789abcdef");
         snprintf(h.message, sizeof h.message, "upstream <down> & \"out\" 'now'");
-        memcpy(wf_msg_body(m), &h, sizeof h);
-        memcpy((char *)wf_msg_body(m) + sizeof h, trace, strlen(trace));
+        wf_msg *m = wf_render_error_msg_new(&h, trace, strlen(trace));
         wf_result r = wf_node_call(node, rpid, m, 5000);
         cr_assert(wf_result_is_msg(r));
         const char *html = wf_msg_body(r.u.ptr);
@@ -264,12 +263,10 @@ Test(renderer, every_value_of_an_error_page_is_escaped, .init = start, .fini = s
     /* The page's values come from the listener, but none is trusted: not
      * even the id or the status. */
     const char *trace = "</pre><script>x('1' & \"2\")</script>";
-    wf_msg *m = wf_msg_alloc(WF_RENDER_ERROR, sizeof(wf_render_error) + strlen(trace));
     wf_render_error h = {.status = 502, .debug = 1};
     snprintf(h.id, sizeof h.id, "<b>'\"&</b>");
     snprintf(h.message, sizeof h.message, "<script>");
-    memcpy(wf_msg_body(m), &h, sizeof h);
-    memcpy((char *)wf_msg_body(m) + sizeof h, trace, strlen(trace));
+    wf_msg *m = wf_render_error_msg_new(&h, trace, strlen(trace));
     wf_result r = wf_node_call(node, rpid, m, 5000);
     cr_assert(wf_result_is_msg(r));
     const char *html = wf_msg_body(r.u.ptr);

@@ -206,7 +206,7 @@ Test(transform_proxy, a_slow_transform_is_a_504_and_its_upstream_is_closed, .fin
     wf_result res =
         wf_node_call(px.node, px.transformer, wf_msg_new(WF_TRANSFORM_STATS, NULL, 0), 2000);
     if (wf_result_is_msg(res))
-        memcpy(&st, wf_msg_body(res.u.ptr), sizeof st);
+        wf_transformer_stats_parse(res.u.ptr, &st);
     wf_result_free(res);
     cr_assert_not_null(seen, "%s(requests %llu upstream %llu cancelled %llu abandoned %llu)",
                        xsrv.log, (unsigned long long)st.requests, (unsigned long long)st.upstream,

@@ -66,8 +66,7 @@ static wf_transformer_stats stats(void)
     wf_transformer_stats st;
     wf_result r = wf_node_call(node, xpid, wf_msg_new(WF_TRANSFORM_STATS, NULL, 0), 5000);
     cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
-    cr_assert_eq(wf_msg_len(r.u.ptr), sizeof st);
-    memcpy(&st, wf_msg_body(r.u.ptr), sizeof st);
+    cr_assert_eq(wf_transformer_stats_parse(r.u.ptr, &st), 0);
     wf_result_free(r);
     return st;
 }
@@ -130,8 +129,8 @@ struct many {
 static wf_result got_stats(wf_result r, void *arg)
 {
     struct many *m = arg;
-    if (wf_result_is_msg(r) && wf_msg_len(r.u.ptr) == sizeof m->st)
-        memcpy(&m->st, wf_msg_body(r.u.ptr), sizeof m->st);
+    if (wf_result_is_msg(r))
+        wf_transformer_stats_parse(r.u.ptr, &m->st);
     wf_node_shutdown(node);
     return r;
 }

@@ -212,15 +212,10 @@ static bool stale_ok(struct cache *c, const struct entry *e, uint64_t now)
 
 static wf_msg *value_msg(struct cache *c, const struct entry *e, uint32_t status)
 {
-    wf_msg *m = wf_msg_alloc(WF_CACHE_GET, sizeof(wf_cache_reply) + e->len);
-    if (m == NULL)
-        return NULL;
     uint64_t now = now_ms(c);
     wf_cache_reply head = {status,
                            (uint32_t)((now > e->fetched_at ? now - e->fetched_at : 0) / 1000)};
-    memcpy(wf_msg_body(m), &head, sizeof head);
-    memcpy((char *)wf_msg_body(m) + sizeof head, e->value, e->len);
-    return m;
+    return wf_cache_reply_new(&head, e->value, e->len);
 }
 
 /* A private copy of f for one asker: a failure's trace grows as it passes
@@ -551,7 +546,8 @@ static wf_result on_get(wf_ctx *ctx, wf_msg *m)
 static wf_result on_stats(wf_ctx *ctx, wf_msg *m)
 {
     struct cache *c = wf_ctx_state(ctx);
-    return wf_result_msg(wf_msg_new(WF_CACHE_STATS, &c->st, sizeof c->st));
+    wf_msg *r = wf_cache_stats_msg_new(&c->st);
+    return r ? wf_result_msg(r) : WF_FAIL(WF_ENOMEM, "no memory for stats");
 }
 
 static int cache_init(wf_ctx *ctx, void *arg)
@@ -605,13 +601,3 @@ const wf_behaviour wf_cache_behaviour = {
     .handlers = cache_handlers,
     .nhandlers = sizeof cache_handlers / sizeof cache_handlers[0],
 };
-
-int wf_cache_reply_parse(wf_msg *m, wf_cache_reply *head, const void **value, size_t *len)
-{
-    if (wf_msg_type(m) != WF_CACHE_GET || wf_msg_len(m) < sizeof *head)
-        return WF_EINVAL;
-    memcpy(head, wf_msg_body(m), sizeof *head);
-    *value = (const char *)wf_msg_body(m) + sizeof *head;
-    *len = wf_msg_len(m) - sizeof *head;
-    return 0;
-}

@@ -102,13 +102,18 @@ static void check_reply(int actor, uint32_t type, wf_msg *m)
             head.status > WF_CACHE_STALE)
             __builtin_trap();
     } else if (actor == 0 && type == WF_CACHE_STATS) {
-        if (wf_msg_len(m) != sizeof(wf_cache_stats))
+        wf_cache_stats st;
+        if (wf_cache_stats_parse(m, &st) != 0)
             __builtin_trap();
     } else if (actor == 2 && type == WF_RENDER_POEM) {
-        if (wf_msg_len(m) < sizeof(wf_render_page))
+        wf_render_page page;
+        const void *html;
+        size_t len;
+        if (wf_render_page_parse(m, &page, &html, &len) != 0 || page.session[0] == '\0')
             __builtin_trap();
     } else if (actor == 3 && type == WF_TRANSFORM_STATS) {
-        if (wf_msg_len(m) != sizeof(wf_transformer_stats))
+        wf_transformer_stats st;
+        if (wf_transformer_stats_parse(m, &st) != 0)
             __builtin_trap();
     } else if (actor == 3 && type == WF_TRANSFORM) {
         __builtin_trap(); /* its upstream is a closed port: no transform can succeed */

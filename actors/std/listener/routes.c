@@ -131,9 +131,6 @@ static wf_result ask_transform(struct req *r, const void *poem, size_t len)
 /* Asks the renderer for the page of poem[0..len) (copied). */
 static wf_result ask_render(struct req *r, const void *v, size_t len)
 {
-    wf_msg *m = wf_msg_alloc(WF_RENDER_POEM, sizeof(wf_render_poem) + len);
-    if (m == NULL)
-        return WF_FAIL(WF_ENOMEM, "no memory to ask for a page");
     wf_render_poem rp = {.age_s = r->age};
     memcpy(rp.session, r->session, sizeof rp.session);
     snprintf(rp.cache, sizeof rp.cache, "%s", r->xcache);
@@ -141,8 +138,9 @@ static wf_result ask_render(struct req *r, const void *v, size_t len)
         rp.fault = WF_RENDER_FAULT_BEFORE;
     else if (strcmp(r->fault, "render_encoding") == 0)
         rp.fault = WF_RENDER_FAULT_ENCODING;
-    memcpy(wf_msg_body(m), &rp, sizeof rp);
-    memcpy((char *)wf_msg_body(m) + sizeof rp, v, len);
+    wf_msg *m = wf_render_poem_msg_new(&rp, v, len);
+    if (m == NULL)
+        return WF_FAIL(WF_ENOMEM, "no memory to ask for a page");
     return wf_result_deferred(
         wf__lst_ask_part(r->l, "renderer", r->l->cfg->renderer, m, remaining(r)));
 }
@@ -152,24 +150,23 @@ static wf_result got_page(wf_result res, void *arg)
     struct req *r = arg;
     wf_msg *m = res.u.ptr;
     wf_render_page page;
-    if (wf_msg_len(m) < sizeof page) {
+    const void *html;
+    size_t len;
+    if (wf_render_page_parse(m, &page, &html, &len) != 0) {
         wf_result_free(res);
-        return WF_FAIL(WF_EPROTO, "the renderer's answer is too short");
+        return WF_FAIL(WF_EPROTO, "the renderer's answer is not a page");
     }
     if (strcmp(r->fault, "writing") == 0) {
         wf_result_free(res);
         return WF_FAIL(WF_EUSER + 502, "listener failed while writing the response (injected "
                                        "fault)");
     }
-    memcpy(&page, wf_msg_body(m), sizeof page);
-    page.session[32] = '\0';
     char extra[256];
     snprintf(extra, sizeof extra,
              "X-Cache: %s\r\nAge: %u\r\nSet-Cookie: weft_session=%s; Path=/; HttpOnly; "
              "SameSite=Lax\r\nCache-Control: no-store\r\n",
              r->xcache, r->age, page.session);
-    wf__lst_respond(r, 200, "text/html; charset=utf-8", (char *)wf_msg_body(m) + sizeof page,
-                    wf_msg_len(m) - sizeof page, extra);
+    wf__lst_respond(r, 200, "text/html; charset=utf-8", html, len, extra);
     wf_result_free(res);
     return wf_result_none();
 }
@@ -299,17 +296,14 @@ static wf_result request_failed(wf_result res, void *arg)
     if (r->l->cfg->debug)
         f->trace_html = wf_failure_format(fl, WF_FORMAT_HTML);
     size_t tl = r->l->cfg->debug && text ? strlen(text) : 0;
-    wf_msg *m = wf_msg_alloc(WF_RENDER_ERROR, sizeof(wf_render_error) + tl);
+    wf_render_error re = {.status = (uint32_t)f->status, .debug = r->l->cfg->debug ? 1 : 0};
+    memcpy(re.id, f->id, sizeof re.id);
+    snprintf(re.message, sizeof re.message, "%s", f->message);
+    wf_msg *m = wf_render_error_msg_new(&re, text, tl);
     wf_deferred *d;
     if (m == NULL) {
         d = wf_fail(wf_failure_new(WF_ENOMEM, "no memory for an error page"));
     } else {
-        wf_render_error re = {.status = (uint32_t)f->status, .debug = (uint32_t)r->l->cfg->debug};
-        memcpy(re.id, f->id, sizeof re.id);
-        snprintf(re.message, sizeof re.message, "%s", f->message);
-        memcpy(wf_msg_body(m), &re, sizeof re);
-        if (tl)
-            memcpy((char *)wf_msg_body(m) + sizeof re, text, tl);
         /* The error page must come quickly; if the renderer is what broke,
          * the fallback page is ready at once. */
         uint64_t t = remaining(r) < 1000 ? remaining(r) : 1000;
@@ -364,9 +358,7 @@ static wf_result got_stats(wf_result res, void *arg)
     struct req *r = arg;
     if (r->l != NULL) {
         wf_cache_stats cs;
-        bool ok = wf_result_is_msg(res) && wf_msg_len(res.u.ptr) == sizeof cs;
-        if (ok)
-            memcpy(&cs, wf_msg_body(res.u.ptr), sizeof cs);
+        bool ok = wf_result_is_msg(res) && wf_cache_stats_parse(res.u.ptr, &cs) == 0;
         wf__lst_metrics_respond(r->l, r, ok ? &cs : NULL);
     }
     wf_result_free(res);

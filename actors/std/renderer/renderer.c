@@ -21,6 +21,7 @@
 #include <weft/renderer.h>
 
 #include "bytes.h"
+#include "messages.h"
 #include "status.h"
 #include "strbuf.h"
 
@@ -441,15 +442,16 @@ static wf_result assemble(struct renderer *r, const struct prepared *p, const wf
     val[V_CACHE] = cache;
     wf_render_page page = {.views = s->views};
     memcpy(page.session, s->id, sizeof page.session);
-    size_t total = sizeof page + p->page_len;
+    size_t head_len = wf__render_page_head_size(&page);
+    size_t total = head_len + p->page_len;
     for (size_t i = 0; i < p->nholes; i++)
         total += vl[p->holes[i].var];
     wf_msg *m = wf_msg_alloc(WF_RENDER_POEM, total);
     if (m == NULL)
         return WF_FAIL(WF_ENOMEM, "no memory for a page");
     char *o = wf_msg_body(m);
-    memcpy(o, &page, sizeof page);
-    o += sizeof page;
+    wf__render_page_head_put(&page, (unsigned char *)o);
+    o += head_len;
     size_t from = 0;
     for (size_t i = 0; i < p->nholes; i++) {
         const struct hole *h = &p->holes[i];
@@ -503,14 +505,13 @@ static wf_result on_poem(wf_ctx *ctx, wf_msg *m)
 {
     struct renderer *r = wf_ctx_state(ctx);
     wf_render_poem head;
-    if (wf_msg_len(m) < sizeof head)
+    const void *tp;
+    size_t len;
+    if (wf_render_poem_parse(m, &head, &tp, &len) != 0)
         return WF_FAIL(WF_EINVAL, "cannot read a render request: %s", wf_strerror(WF_EINVAL));
-    memcpy(&head, wf_msg_body(m), sizeof head);
-    head.session[32] = head.cache[15] = '\0';
     if (head.fault == WF_RENDER_FAULT_BEFORE)
         return WF_FAIL(WF_EUSER + 500, "renderer failed before rendering (injected fault)");
-    const char *text = (const char *)wf_msg_body(m) + sizeof head;
-    size_t len = wf_msg_len(m) - sizeof head;
+    const char *text = tp;
     uint64_t hash = text_hash(text, len);
     struct prepared *p = prep_find(r, hash, text, len);
     if (p != NULL) {
@@ -594,38 +595,21 @@ done:
     return reply ? wf_result_msg(reply) : WF_FAIL(WF_ENOMEM, "no memory for a page");
 }
 
-/* The error page's request is a fixed head, then the trace text: copies
- * the head to *head and returns the text NUL-terminated (the caller frees
- * it), or NULL with *err set (WF_EINVAL: too short; WF_ENOMEM). */
-static char *split(wf_msg *m, void *head, size_t head_size, size_t *len, int *err)
-{
-    if (wf_msg_len(m) < head_size) {
-        *err = WF_EINVAL;
-        return NULL;
-    }
-    memcpy(head, wf_msg_body(m), head_size);
-    *len = wf_msg_len(m) - head_size;
-    char *text = wf_malloc(*len + 1);
-    if (text == NULL) {
-        *err = WF_ENOMEM;
-        return NULL;
-    }
-    memcpy(text, (char *)wf_msg_body(m) + head_size, *len);
-    text[*len] = '\0';
-    return text;
-}
-
 /* On the pool: error pages are rare and made whole. */
 static wf_result on_error(wf_ctx *ctx, wf_msg *m)
 {
     struct renderer *r = wf_ctx_state(ctx);
     wf_render_error head;
+    const void *tp;
     size_t len;
-    int err;
-    char *trace = split(m, &head, sizeof head, &len, &err);
+    if (wf_render_error_parse(m, &head, &tp, &len) != 0)
+        return WF_FAIL(WF_EINVAL, "cannot read an error page request: %s", wf_strerror(WF_EINVAL));
+    /* The trace is text for the page: up to its first NUL. */
+    char *trace = wf_malloc(len + 1);
     if (trace == NULL)
-        return WF_FAIL(err, "cannot read an error page request: %s", wf_strerror(err));
-    head.id[16] = head.message[255] = '\0';
+        return WF_FAIL(WF_ENOMEM, "no memory for an error page");
+    memcpy(trace, tp, len);
+    trace[len] = '\0';
     char status[8];
     snprintf(status, sizeof status, "%u", head.status);
     struct var vars[] = {{"status", status},

@@ -508,22 +508,6 @@ bool wf_transform_name_valid(const char *s, size_t n)
     return true;
 }
 
-wf_msg *wf_transform_msg_new(const char *name, const void *poem, size_t len, uint32_t wait_ms)
-{
-    size_t nl = name ? strlen(name) : 0;
-    if (!wf_transform_name_valid(name, nl) || (len > 0 && poem == NULL))
-        return NULL;
-    wf_transform_head h = {.wait_ms = wait_ms};
-    memcpy(h.name, name, nl);
-    wf_msg *m = wf_msg_alloc(WF_TRANSFORM, sizeof h + len);
-    if (m == NULL)
-        return NULL;
-    memcpy(wf_msg_body(m), &h, sizeof h);
-    if (len > 0)
-        memcpy((char *)wf_msg_body(m) + sizeof h, poem, len);
-    return m;
-}
-
 /* A new waiter on e's flight; its deferred is the handler's answer. It
  * waits no longer than wait_ms (0: no limit of its own) nor than its
  * request's deadline: the asker's cancel would end it then, but a cancel
@@ -592,24 +576,21 @@ static wf_result on_transform(wf_ctx *ctx, wf_msg *m)
 {
     struct xf *x = wf_ctx_state(ctx);
     wf_transform_head h;
-    size_t n = wf_msg_len(m);
+    const void *poem;
+    size_t plen;
     x->st.requests++;
-    if (n < sizeof h)
-        return WF_FAIL(WF_EINVAL, "transform request of %zu bytes, shorter than its head", n);
-    memcpy(&h, wf_msg_body(m), sizeof h);
-    size_t nl = strnlen(h.name, sizeof h.name);
-    for (size_t i = nl; i < sizeof h.name; i++)
-        if (h.name[i] != '\0')
-            nl = 0; /* bytes after the NUL: not a name */
-    if (!wf_transform_name_valid(h.name, nl))
-        return WF_FAIL(WF_EINVAL, "not a transform name (1 to %d letters, digits or _)",
+    if (wf_transform_parse(m, &h, &poem, &plen) != 0)
+        return WF_FAIL(WF_EINVAL,
+                       "not a transform name (1 to %d letters, digits or _), or a malformed "
+                       "request",
                        WF_TRANSFORM_NAME_MAX);
-    size_t plen = n - sizeof h;
+    size_t nl = strnlen(h.name, sizeof h.name);
     if (plen > x->max_body)
         return WF_FAIL(WF_EINVAL, "poem of %zu bytes, over the limit of %zu", plen, x->max_body);
-    /* The key is what goes upstream: "XFORM.POEM". The poem is copied
-     * once, beside the name, in place in the message's body. */
-    char *key = (char *)wf_msg_body(m) + sizeof h - nl - 1;
+    /* The key is what goes upstream: "XFORM.POEM". It is made in place in
+     * the message's body, over the head (read already): the encoded head
+     * (length, name, wait) is longer than the name and the dot. */
+    char *key = (char *)poem - nl - 1;
     memcpy(key, h.name, nl);
     key[nl] = '.';
     size_t kn = nl + 1 + plen;
@@ -655,7 +636,7 @@ static wf_result on_transform(wf_ctx *ctx, wf_msg *m)
 static wf_result on_stats(wf_ctx *ctx, wf_msg *m)
 {
     struct xf *x = wf_ctx_state(ctx);
-    wf_msg *r = wf_msg_new(WF_TRANSFORM_STATS, &x->st, sizeof x->st);
+    wf_msg *r = wf_transformer_stats_msg_new(&x->st);
     return r ? wf_result_msg(r) : WF_FAIL(WF_ENOMEM, "no memory for stats");
 }
 

@@ -49,8 +49,8 @@ extern "C" {
 #endif
 
 /* Messages the cache handles (values in the application range). */
-#define WF_CACHE_GET   0x43410001u /* body: the key; reply: wf_cache_reply + value */
-#define WF_CACHE_STATS 0x43410002u /* reply body: wf_cache_stats */
+#define WF_CACHE_GET   0x43410001u /* body: the key; reply: wf_cache_reply_new */
+#define WF_CACHE_STATS 0x43410002u /* reply: wf_cache_stats_msg_new */
 
 enum wf_cache_status { WF_CACHE_HIT = 1, WF_CACHE_MISS, WF_CACHE_COALESCED, WF_CACHE_STALE };
 
@@ -95,11 +95,26 @@ static inline int wf_cache_spawn(wf_node *n, const char *name, const wf_cache_co
     return wf_spawn(n, name, &wf_cache_behaviour, (void *)cfg, pid);
 }
 
+/* The messages travel in one encoding, whatever the host (big-endian,
+ * checked on decoding; actors/std/common/messages.c has the layouts). Any
+ * thread. */
+
+/* wf_cache_reply_new makes the reply to a WF_CACHE_GET: head, then a copy
+ * of value[0..len) (the caller's). The caller owns the message. NULL if
+ * head->status is not a wf_cache_status or memory is short. */
+WF_API wf_msg *wf_cache_reply_new(const wf_cache_reply *head, const void *value, size_t len);
+
 /* wf_cache_reply_parse reads a WF_CACHE_GET reply m, which stays the
  * caller's: the caller's head is filled, *value points into m (valid while
- * m is) and *len is its length. Returns 0 or WF_EINVAL. Any thread that
- * holds m. */
+ * m is) and *len is its length. Returns 0 or WF_EINVAL (not a well-formed
+ * reply). */
 WF_API int wf_cache_reply_parse(wf_msg *m, wf_cache_reply *head, const void **value, size_t *len);
+
+/* The reply to WF_CACHE_STATS, and reading it into the caller's out (m
+ * stays the caller's; 0 or WF_EINVAL). Counters a peer does not have read
+ * as 0. */
+WF_API wf_msg *wf_cache_stats_msg_new(const wf_cache_stats *s);
+WF_API int wf_cache_stats_parse(wf_msg *m, wf_cache_stats *out);
 
 #ifdef __cplusplus
 }

@@ -31,7 +31,8 @@ extern "C" {
 /* Messages the renderer handles. WF_RENDER_POEM's body is a wf_render_poem
  * then the poem text; its reply, a wf_render_page then the HTML.
  * WF_RENDER_ERROR's body is a wf_render_error then the trace text; its
- * reply, the HTML. 0x52450003 is taken: the renderer asks itself with it. */
+ * reply, the HTML. The heads travel encoded (the functions below), not as
+ * these structs. 0x52450003 is taken: the renderer asks itself with it. */
 #define WF_RENDER_POEM  0x52450001u
 #define WF_RENDER_ERROR 0x52450002u
 
@@ -56,10 +57,10 @@ typedef struct wf_render_page {
 } wf_render_page;
 
 typedef struct wf_render_error {
-    uint32_t status;   /* HTTP status */
+    uint32_t status;   /* HTTP status (100..599) */
     char id[17];       /* the failure's short id */
     char message[256]; /* one line for people */
-    uint32_t debug;    /* include the trace text that follows */
+    uint32_t debug;    /* 1: include the trace text that follows */
 } wf_render_error;
 
 typedef struct wf_renderer_config {
@@ -80,6 +81,21 @@ static inline int wf_renderer_spawn(wf_node *n, const char *name, const wf_rende
 {
     return wf_spawn(n, name, &wf_renderer_behaviour, (void *)cfg, pid);
 }
+
+/* The messages in their encoding, whatever the host (big-endian, checked
+ * on decoding; actors/std/common/messages.c has the layouts). Each _new
+ * copies the head's fields and the caller's tail[0..len) into a message
+ * the caller owns; NULL if a field is out of range (a fault, a status) or
+ * memory is short. Strings longer than their field are cut. Each _parse
+ * fills the caller's head from m (which stays the caller's) and points
+ * *tail into m (valid while m is), *len its length: 0 or WF_EINVAL. Any
+ * thread. */
+WF_API wf_msg *wf_render_poem_msg_new(const wf_render_poem *head, const void *text, size_t len);
+WF_API int wf_render_poem_parse(wf_msg *m, wf_render_poem *head, const void **text, size_t *len);
+WF_API wf_msg *wf_render_page_msg_new(const wf_render_page *head, const void *html, size_t len);
+WF_API int wf_render_page_parse(wf_msg *m, wf_render_page *head, const void **html, size_t *len);
+WF_API wf_msg *wf_render_error_msg_new(const wf_render_error *head, const void *trace, size_t len);
+WF_API int wf_render_error_parse(wf_msg *m, wf_render_error *head, const void **trace, size_t *len);
 
 /* wf_renderer_default_templates: the template directory shipped with
  * weft's sources (for examples, demos and tests run from a build tree).

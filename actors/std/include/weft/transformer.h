@@ -41,13 +41,14 @@ extern "C" {
 #endif
 
 /* Messages the transformer handles (values in the application range). */
-#define WF_TRANSFORM       0x54520001u /* body: wf_transform_head + poem; reply: the new poem */
-#define WF_TRANSFORM_STATS 0x54520002u /* reply body: wf_transformer_stats */
+#define WF_TRANSFORM       0x54520001u /* body: wf_transform_msg_new; reply: the new poem */
+#define WF_TRANSFORM_STATS 0x54520002u /* reply: wf_transformer_stats_msg_new */
 
 /* A transform's name: 1 to 32 ASCII letters, digits and '_'. */
 #define WF_TRANSFORM_NAME_MAX 32
 
-/* The head of a WF_TRANSFORM request's body; the poem follows it. */
+/* The head of a WF_TRANSFORM request, as wf_transform_parse reads it (the
+ * body holds it encoded; the poem follows it). */
 typedef struct wf_transform_head {
     char name[WF_TRANSFORM_NAME_MAX]; /* NUL-padded (no NUL when 32 long) */
     uint32_t wait_ms;                 /* gives up after (and at its deadline); 0: deadline only */
@@ -96,6 +97,16 @@ WF_API bool wf_transform_name_valid(const char *s, size_t n);
  * not valid or memory is short. Any thread. */
 WF_API wf_msg *wf_transform_msg_new(const char *name, const void *poem, size_t len,
                                     uint32_t wait_ms);
+
+/* The messages travel in one encoding, whatever the host (big-endian,
+ * checked on decoding; actors/std/common/messages.c has the layouts).
+ * wf_transform_parse reads a WF_TRANSFORM request m (the caller's) into the
+ * caller's head and points *poem into m (valid while m is), *len its
+ * length; 0 or WF_EINVAL. The stats reply, and reading it (counters a peer
+ * does not have read as 0). Any thread. */
+WF_API int wf_transform_parse(wf_msg *m, wf_transform_head *head, const void **poem, size_t *len);
+WF_API wf_msg *wf_transformer_stats_msg_new(const wf_transformer_stats *s);
+WF_API int wf_transformer_stats_parse(wf_msg *m, wf_transformer_stats *out);
 
 #ifdef __cplusplus
 }
