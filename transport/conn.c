@@ -286,6 +286,7 @@ void wf__conn_on_read(struct conn *c, int rv, size_t count)
 {
     c->reading = false;
     if (rv != 0) {
+        c->io_err = c->io_err ? c->io_err : rv;
         wf__conn_close(c, rv == NNG_ECLOSED || rv == NNG_ECONNSHUT ? "connection closed"
                                                                    : nng_strerror(rv));
     } else if (!c->closing) {
@@ -303,6 +304,7 @@ void wf__conn_on_write_failed(struct conn *c, int rv)
     uv_mutex_lock(&c->wlock);
     c->writing = false;
     uv_mutex_unlock(&c->wlock);
+    c->io_err = c->io_err ? c->io_err : rv;
     wf__conn_close(c, rv == NNG_ECLOSED ? "connection closed" : nng_strerror(rv));
     wf__conn_reap(c);
 }
@@ -399,6 +401,44 @@ void wf__conn_reap(struct conn *c)
     wf_free(c);
 }
 
+/* c closes before its handshake ended, and not because the handshake
+ * refused it (that said why): TLS refusals are where an operator looks
+ * first, so they say what to check. */
+static void log_early_close(struct conn *c, const char *why)
+{
+    wf_transport *t = c->t;
+    const char *node = wf_node_name(t->node);
+    if (c->io_err == NNG_EPEERAUTH || c->io_err == NNG_ECRYPTO) {
+        t->stats.auth_failures++;
+        if (c->dialer != NULL) {
+            const char *name = c->dialer->server_name ? c->dialer->server_name
+                               : t->tls_server_name   ? t->tls_server_name
+                                                      : "the URL's host";
+            wf_log(WF_LOG_WARN,
+                   "node %s: TLS with %s failed (%s): is its certificate signed by our CA "
+                   "and made out to %s, and does it accept ours?",
+                   node, c->addr, why, name);
+        } else {
+            wf_log(WF_LOG_WARN,
+                   "node %s: TLS with the connection from %s failed (%s): it sent no "
+                   "certificate, or one our CA did not sign, or it refused ours",
+                   node, c->addr, why);
+        }
+    } else if (c->dialer != NULL && strncmp(c->dialer->url, "tls+", 4) == 0 &&
+               (c->io_err == NNG_ECONNSHUT || c->io_err == NNG_ECLOSED ||
+                c->io_err == NNG_ECONNRESET)) {
+        /* mbedtls on the other side hangs up without a word when it
+         * refuses our certificate, or the lack of one. */
+        wf_log(WF_LOG_WARN,
+               "node %s: %s closed the connection during TLS (%s): does it want a certificate "
+               "(tls-cert-key) signed by its CA?",
+               node, c->addr, why);
+    } else if (c->io_err != 0 || strcmp(why, "connection closed") == 0) {
+        wf_log(WF_LOG_INFO, "node %s: the connection %s %s closed before the handshake (%s)", node,
+               c->dialer != NULL ? "to" : "from", c->addr, why);
+    }
+}
+
 void wf__conn_close(struct conn *c, const char *why)
 {
     if (c->closing)
@@ -409,9 +449,8 @@ void wf__conn_close(struct conn *c, const char *why)
     c->wclosing = true;
     uv_mutex_unlock(&c->wlock);
     nng_stream_close(c->s); /* in-flight reads and writes complete with an error */
-    if (!c->authed && !t->closed && strcmp(why, "connection closed") == 0)
-        wf_log(WF_LOG_INFO, "node %s: a connection closed before the handshake",
-               wf_node_name(t->node));
+    if (!c->authed && !c->refused && !t->closed)
+        log_early_close(c, why);
     if (c->authed)
         wf__peer_conn_closed(c, why);
     if (c->dialer != NULL && !t->closed)

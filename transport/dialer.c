@@ -53,8 +53,24 @@ void wf__dialer_on_dialed(struct dialer *d, int rv, nng_stream *s)
         wf__dialer_redial(d);
 }
 
-/* Starts dialling url (copied); expect is the peer it must reach, or 0. */
-int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect)
+/* TLS settings of d's own: the transport's certificate and CA, d's server
+ * name. */
+static int own_tls(struct dialer *d)
+{
+    wf_transport *t = d->t;
+    int rv = nng_tls_config_alloc(&d->tls, NNG_TLS_MODE_CLIENT);
+    if (rv == 0 && t->tls_cert_key != NULL)
+        rv = nng_tls_config_cert_key_file(d->tls, t->tls_cert_key, NULL);
+    if (rv == 0 && t->tls_ca != NULL)
+        rv = nng_tls_config_ca_file(d->tls, t->tls_ca);
+    if (rv == 0 && t->tls_ca != NULL)
+        rv = nng_tls_config_auth_mode(d->tls, NNG_TLS_AUTH_MODE_REQUIRED);
+    if (rv == 0)
+        rv = nng_tls_config_server_name(d->tls, d->server_name);
+    return rv;
+}
+
+int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect, const char *server_name)
 {
     struct dialer *d = wf_malloc(sizeof *d);
     if (d == NULL)
@@ -64,18 +80,26 @@ int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect)
     d->expect = expect;
     d->done = (struct item){.kind = I_DIALED, .dialer = d};
     d->backoff_ms = t->backoff_min;
-    if ((d->url = wf_strdup(url)) == NULL) {
+    bool tls = strncmp(url, "tls+", 4) == 0;
+    if ((d->url = wf_strdup(url)) == NULL ||
+        (server_name != NULL && tls && (d->server_name = wf_strdup(server_name)) == NULL)) {
+        wf_free(d->url);
         wf_free(d);
         return WF_ENOMEM;
     }
     int rv = nng_stream_dialer_alloc(&d->d, url);
+    if (rv == 0 && d->server_name != NULL)
+        rv = own_tls(d);
     if (rv == 0)
-        rv = wf__set_tls(url, t->tls_dial, d->d, false);
+        rv = wf__set_tls(url, d->tls != NULL ? d->tls : t->tls_dial, d->d, false);
     if (rv == 0)
         rv = nng_aio_alloc(&d->aio, on_dial, d);
     if (rv != 0) {
         if (d->d)
             nng_stream_dialer_free(d->d);
+        if (d->tls)
+            nng_tls_config_free(d->tls);
+        wf_free(d->server_name);
         wf_free(d->url);
         wf_free(d);
         return wf__nng_fail("cannot dial", url, rv);
@@ -91,6 +115,9 @@ int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect)
 static void dialer_closed(uv_handle_t *h)
 {
     struct dialer *d = h->data;
+    if (d->tls)
+        nng_tls_config_free(d->tls);
+    wf_free(d->server_name);
     wf_free(d->url);
     wf_free(d);
 }

@@ -36,6 +36,9 @@ static void free_transport(uv_handle_t *h)
     uv_mutex_destroy(&t->lock);
     wf__peer_free_all(t);
     wf_free(t->secret);
+    wf_free(t->tls_cert_key);
+    wf_free(t->tls_ca);
+    wf_free(t->tls_server_name);
     wf_free(t);
 }
 
@@ -125,10 +128,22 @@ int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **
             ((rv = nng_tls_config_cert_key_file(t->tls_listen, cfg->tls_cert_key, NULL)) != 0 ||
              (rv = nng_tls_config_cert_key_file(t->tls_dial, cfg->tls_cert_key, NULL)) != 0))
             goto nng_error;
+        /* With a CA, both ends prove themselves: a listener asks dialling
+         * nodes for a certificate it signed, as a dialler checks the
+         * listener's. (Without one, nng's dialler checks nothing.) */
         if (cfg->tls_ca &&
             ((rv = nng_tls_config_ca_file(t->tls_dial, cfg->tls_ca)) != 0 ||
-             (rv = nng_tls_config_auth_mode(t->tls_dial, NNG_TLS_AUTH_MODE_REQUIRED)) != 0))
+             (rv = nng_tls_config_auth_mode(t->tls_dial, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
+             (rv = nng_tls_config_ca_file(t->tls_listen, cfg->tls_ca)) != 0 ||
+             (rv = nng_tls_config_auth_mode(t->tls_listen, NNG_TLS_AUTH_MODE_REQUIRED)) != 0))
             goto nng_error;
+        if ((cfg->tls_cert_key && (t->tls_cert_key = wf_strdup(cfg->tls_cert_key)) == NULL) ||
+            (cfg->tls_ca && (t->tls_ca = wf_strdup(cfg->tls_ca)) == NULL) ||
+            (cfg->tls_server_name &&
+             (t->tls_server_name = wf_strdup(cfg->tls_server_name)) == NULL)) {
+            rv = NNG_ENOMEM;
+            goto nng_error;
+        }
         if (cfg->tls_server_name &&
             (rv = nng_tls_config_server_name(t->tls_dial, cfg->tls_server_name)) != 0)
             goto nng_error;
@@ -184,10 +199,16 @@ int wf_transport_listen(wf_transport *t, const char *url)
 int wf_transport_dial(wf_transport *t, const char *url)
 {
     wf_link_check_thread(t->node, "wf_transport_dial", true);
-    return wf__dialer_new(t, url, 0);
+    return wf__dialer_new(t, url, 0, NULL);
 }
 
 int wf_transport_peer(wf_transport *t, const char *name, const char *url)
+{
+    return wf_transport_peer_tls(t, name, url, NULL);
+}
+
+int wf_transport_peer_tls(wf_transport *t, const char *name, const char *url,
+                          const char *server_name)
 {
     wf_link_check_thread(t->node, "wf_transport_peer", true);
     if (name == NULL || name[0] == '\0' || strlen(name) > NAME_MAX_LEN ||
@@ -198,7 +219,7 @@ int wf_transport_peer(wf_transport *t, const char *name, const char *url)
     if (rv != 0)
         return rv;
     t->peers[p - 1].expected = true;
-    return url != NULL ? wf__dialer_new(t, url, p) : 0;
+    return url != NULL ? wf__dialer_new(t, url, p, server_name) : 0;
 }
 
 void wf_transport_stats_get(const wf_transport *t, wf_transport_stats *out)

@@ -91,6 +91,8 @@ struct conn {
     char name[NAME_MAX_LEN + 1];
     char addr[320]; /* the peer's address (accepted) or the URL dialled, for logs */
     bool hello, authed;
+    bool refused; /* the handshake refused it (and said so) */
+    int io_err;   /* nng's error that ended a read or a write, 0 if none */
     uint16_t peer;
     /* liveness (loop time, ms): when it was made, when a frame last came in
      * and last went out (queued) */
@@ -101,7 +103,9 @@ struct dialer {
     struct dialer *next;
     wf_transport *t;
     char *url;
-    uint16_t expect; /* the peer it must reach (wf_transport_peer), or 0 */
+    uint16_t expect;     /* the peer it must reach (wf_transport_peer), or 0 */
+    char *server_name;   /* the name its listener's certificate must carry, or NULL */
+    nng_tls_config *tls; /* its own TLS settings (a server name of its own), or NULL */
     nng_stream_dialer *d;
     nng_aio *aio;
     uv_timer_t timer;
@@ -146,8 +150,10 @@ struct wf_transport {
     uv_timer_t tick_timer;            /* every heartbeat ms: ticks and silences */
     uint64_t last_tick;               /* when it last ran (loop time, ms) */
     nng_tls_config *tls_listen, *tls_dial;
-    uv_timer_t park_timer; /* the earliest park_deadline of any peer */
-    int open_handles;      /* async, park_timer, tick_timer: t is freed when all closed */
+    char *tls_cert_key, *tls_ca; /* kept for a dialer with a server name of its own */
+    char *tls_server_name;       /* the config's, for logs */
+    uv_timer_t park_timer;       /* the earliest park_deadline of any peer */
+    int open_handles;            /* async, park_timer, tick_timer: t is freed when all closed */
     struct conn *conns;
     struct dialer *dialers;
     struct listener *listeners;
@@ -192,7 +198,10 @@ void wf__peer_dial_failed(wf_transport *t, uint16_t p, const char *why);
 void wf__peer_free_all(wf_transport *t);
 
 /* dialer.c */
-int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect);
+/* Starts dialling url (copied); expect is the peer it must reach, or 0;
+ * server_name (copied, may be NULL) the name a tls+tcp listener's
+ * certificate must carry, instead of the transport's. */
+int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect, const char *server_name);
 void wf__dialer_on_dialed(struct dialer *d, int rv, nng_stream *s);
 void wf__dialer_redial(struct dialer *d);
 void wf__dialer_connected(struct dialer *d);

@@ -50,6 +50,28 @@ Test(cluster_conf, reads_the_heartbeat_and_the_peer_timeout)
     wf__cluster_conf_free(&c);
 }
 
+Test(cluster_conf, reads_the_tls_settings_and_the_timeouts)
+{
+    wf__cluster_conf c;
+    char err[256] = "";
+    const char *text = "secret = s\nnode a = tls+tcp://10.0.0.1:7100\n"
+                       "node b = tls+tcp://10.0.0.2:7100\nnode c = tls+tcp://10.0.0.3:7100\n"
+                       "tls-cert-key = /etc/weft/node.pem\ntls-ca = /etc/weft/ca.pem\n"
+                       "tls-server-name = weft.example\ntls-name b = b.weft.example\n"
+                       "timeout = 2500\nconnect-wait = 8000\n";
+    cr_assert_eq(parse(text, "a", &c, err), 0, "%s", err);
+    cr_assert_str_eq(c.tls_cert_key, "/etc/weft/node.pem");
+    cr_assert_str_eq(c.tls_ca, "/etc/weft/ca.pem");
+    cr_assert_str_eq(wf__cluster_tls_name(&c, "b"), "b.weft.example");
+    cr_assert_str_eq(wf__cluster_tls_name(&c, "c"), "weft.example", "the common name");
+    cr_assert_eq(c.timeout_ms, 2500);
+    cr_assert_eq(c.connect_wait_ms, 8000);
+    wf__cluster_conf_free(&c);
+    cr_assert_eq(parse("secret = s\n", "a", &c, err), 0, "%s", err);
+    cr_assert_null(wf__cluster_tls_name(&c, "b"), "no name: the URL's host");
+    wf__cluster_conf_free(&c);
+}
+
 Test(cluster_conf, reads_where_the_standard_actors_run_and_their_options)
 {
     wf__cluster_conf c;
@@ -96,7 +118,16 @@ static const struct {
     {"heartbeat = 5s\n", "c.conf:1: a time in milliseconds"},
     {"peer-timeout = 99999999\n", "c.conf:1: a time in milliseconds"},
     {"peer-timeout = -1\n", "c.conf:1: a time in milliseconds"},
-    {"heartbeat a = 100\n", "c.conf:1: heartbeat and peer-timeout take no node name"},
+    {"heartbeat a = 100\n", "c.conf:1: heartbeat, peer-timeout, connect-wait and timeout take"},
+    {"timeout = 0\n", "c.conf:1: a time in milliseconds"},
+    {"connect-wait = x\n", "c.conf:1: a time in milliseconds"},
+    {"tls-ca a = /x\n", "c.conf:1: tls-cert-key, tls-ca and tls-server-name take no node name"},
+    {"tls-name = b.example\n", "c.conf:1: tls-name needs a node name"},
+    {"tls-ca = /x\ntls-ca = /y\n", "c.conf:2: a TLS setting given twice"},
+    {"tls-name b = x\ntls-name b = y\n", "c.conf:2: tls-name set twice for a node"},
+    {"tls-ca = /a b\n", "c.conf:1: a TLS setting has no spaces"},
+    {"tls-server-name =\n", "c.conf:1: an empty TLS setting"},
+    {"tls-key = /x\n", "c.conf:1: unknown key"},
     {"heartbeat = 500\n\npeer-timeout = 500\n", "c.conf:3: peer-timeout must be longer"},
     {"cache.ttl = 5\n", "c.conf:1: cache has no option ttl (it has: source ttl-ms"},
     {"cashe.ttl-ms = 5\n", "c.conf:1: unknown actor in ACTOR.OPTION"},

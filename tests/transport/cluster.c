@@ -220,6 +220,101 @@ Test(cluster, over_tls, .init = setup, .fini = teardown)
     cr_assert_not_null(tu_proc_expect(&a, "ok echo from b: encrypted", 5000), "%s", a.log);
 }
 
+/* A CA in dir (ca.pem) and, for each name, a certificate it signed made
+ * out to that name, with its key (NAME.pem). */
+static void make_certs(const char *const *names)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-days 2 -subj /CN=weft-test-ca -keyout ca.key -out ca.pem >/dev/null 2>&1",
+             dir);
+    cr_assert_eq(system(cmd), 0, "openssl could not make a CA");
+    for (; *names; names++) {
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                 "-subj /CN=%s -keyout %s.key -out %s.csr >/dev/null 2>&1 && openssl x509 -req "
+                 "-in %s.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out %s.crt "
+                 ">/dev/null 2>&1 && cat %s.crt %s.key > %s.pem",
+                 dir, *names, *names, *names, *names, *names, *names, *names, *names);
+        cr_assert_eq(system(cmd), 0, "openssl could not make %s's certificate", *names);
+    }
+}
+
+/* dir/tls.conf: nodes a and b over TLS, a CA, and the name b's certificate
+ * carries (expect_b); each node gives its own certificate on its command
+ * line. Returns the file's path. */
+static const char *tls_file(const char *expect_b)
+{
+    static char conf[300];
+    snprintf(conf, sizeof conf, "%s/tls.conf", dir);
+    FILE *f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "secret = s3cret\nnode a = tls+tcp://127.0.0.1:%d\nnode b = tls+tcp://127.0.0.1:%d\n"
+            "tls-ca = %s/ca.pem\ntls-name b = %s\ntls-name a = a\ntimeout = 4000\n",
+            tu_free_port(), tu_free_port(), dir, expect_b);
+    fclose(f);
+    return conf;
+}
+
+static void start_tls_node(tu_proc *p, const char *conf, const char *name, const char *pem)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s", dir, pem);
+    const char *argv[] = {WEFT_NODE, "--config",       conf, "--name",
+                          name,      "--tls-cert-key", path, NULL};
+    tu_proc_start(p, (char *const *)(pem ? argv
+                                         : (const char *[]){WEFT_NODE, "--config", conf, "--name",
+                                                            name, NULL}));
+    cr_assert_not_null(tu_proc_expect(p, "ready", 5000), "%s did not start:\n%s", name, p->log);
+}
+
+Test(cluster, mutual_tls_with_a_certificate_per_node_from_the_cluster_file, .init = setup,
+     .fini = teardown)
+{
+    make_certs((const char *[]){"a", "b", NULL});
+    const char *conf = tls_file("b");
+    start_tls_node(&b, conf, "b", "b.pem");
+    start_tls_node(&a, conf, "a", "a.pem");
+    cr_assert_not_null(tu_proc_expect(&a, "peer b up", 10000), "%s\n---\n%s", a.log, b.log);
+    tu_proc_send(&a, "ask echo@b over-mutual-tls");
+    cr_assert_not_null(tu_proc_expect(&a, "ok echo from b: over-mutual-tls", 5000), "%s", a.log);
+}
+
+Test(cluster, a_node_without_a_client_certificate_is_refused_and_both_sides_say_why, .init = setup,
+     .fini = teardown)
+{
+    make_certs((const char *[]){"b", NULL});
+    const char *conf = tls_file("b");
+    start_tls_node(&b, conf, "b", "b.pem");
+    start_tls_node(&a, conf, "a", NULL); /* the CA, but no certificate of its own */
+    const char *l = tu_proc_expect(&b, "TLS with the connection from 127.0.0.1:", 10000);
+    cr_assert(l && strstr(l, "sent no certificate"), "%s", b.log);
+    l = tu_proc_expect(&a, "closed the connection during TLS", 5000);
+    cr_assert(l && strstr(l, "tls+tcp://127.0.0.1:"), "%s", a.log);
+    /* Never up: an ask waits for it (a node starting may come late), and
+     * fails within the file's timeout (4000 ms). */
+    tu_proc_send(&a, "ask echo@b hello");
+    l = tu_proc_expect(&a, "fail WF_", 8000);
+    cr_assert(l && strstr(l, "echo@b"), "%s", a.log);
+    cr_assert_null(strstr(b.log, "peer a up"), "%s", b.log);
+}
+
+Test(cluster, a_certificate_made_out_to_another_name_is_refused_and_logged, .init = setup,
+     .fini = teardown)
+{
+    make_certs((const char *[]){"a", "b", NULL});
+    const char *conf = tls_file("b.weft.example"); /* b's certificate says "b" */
+    start_tls_node(&b, conf, "b", "b.pem");
+    start_tls_node(&a, conf, "a", "a.pem");
+    const char *l = tu_proc_expect(&a, "TLS with tls+tcp://127.0.0.1:", 10000);
+    cr_assert(l && strstr(l, "made out to b.weft.example"), "%s", a.log);
+    cr_assert_not_null(tu_proc_expect(&b, "TLS with the connection from 127.0.0.1:", 5000), "%s",
+                       b.log);
+    cr_assert_null(strstr(a.log, "peer b up"), "%s", a.log);
+}
+
 /* Writes dir/cluster.conf naming nodes a and b (a runs echo; b echo and
  * relay) and its secret file; returns the file's path. */
 static const char *cluster_file(void)

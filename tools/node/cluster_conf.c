@@ -191,7 +191,70 @@ void wf__cluster_conf_free(wf__cluster_conf *c)
         free(c->peer_name[i]);
         free(c->peer_url[i]);
     }
+    for (int i = 0; i < c->ntls_name; i++) {
+        free(c->tls_name_node[i]);
+        free(c->tls_name[i]);
+    }
     memset(c, 0, sizeof *c);
+}
+
+const char *wf__cluster_tls_name(const wf__cluster_conf *c, const char *node)
+{
+    for (int i = 0; i < c->ntls_name; i++)
+        if (strcmp(c->tls_name_node[i], node) == 0)
+            return c->tls_name[i];
+    return c->tls_server_name[0] ? c->tls_server_name : NULL;
+}
+
+/* A time in ms, 1 to an hour, into *out; NULL or the problem. */
+static const char *parse_ms(const char *value, unsigned *out)
+{
+    size_t digits = strspn(value, "0123456789");
+    if (digits == 0 || value[digits] != '\0' || digits > 7 || atol(value) < 1 ||
+        atol(value) > 3600000)
+        return "a time in milliseconds, 1 to 3600000";
+    *out = (unsigned)atol(value);
+    return NULL;
+}
+
+/* tls-cert-key, tls-ca, tls-server-name (who NULL) or tls-name WHO. */
+static const char *parse_tls(const char *key, const char *who, const char *value,
+                             wf__cluster_conf *c)
+{
+    bool name = strcmp(key, "tls-name") == 0;
+    if (name != (who != NULL))
+        return name ? "tls-name needs a node name (tls-name NODE = NAME)"
+                    : "tls-cert-key, tls-ca and tls-server-name take no node name";
+    if (*value == '\0')
+        return "an empty TLS setting";
+    if (value[strcspn(value, " \t")] != '\0')
+        return "a TLS setting has no spaces";
+    if (name) {
+        if (*who == '\0' || who[strcspn(who, " \t")] != '\0')
+            return "a node name has no spaces";
+        for (int i = 0; i < c->ntls_name; i++)
+            if (strcmp(c->tls_name_node[i], who) == 0)
+                return "tls-name set twice for a node";
+        if (c->ntls_name == WF__CLUSTER_MAX_URLS + 1)
+            return "more tls-name lines than nodes";
+        char *n = strdup(who), *v = strdup(value);
+        if (n == NULL || v == NULL) {
+            free(n);
+            free(v);
+            return "out of memory";
+        }
+        c->tls_name_node[c->ntls_name] = n;
+        c->tls_name[c->ntls_name++] = v;
+        return NULL;
+    }
+    char *dst = strcmp(key, "tls-ca") == 0         ? c->tls_ca
+                : strcmp(key, "tls-cert-key") == 0 ? c->tls_cert_key
+                                                   : c->tls_server_name;
+    if (dst[0] != '\0')
+        return "a TLS setting given twice";
+    if (!copy_fits(dst, sizeof c->tls_ca, value))
+        return "a TLS setting longer than 255 bytes";
+    return NULL;
 }
 
 /* One line, l (trimmed, not a comment), into c. Returns NULL or the
@@ -228,15 +291,21 @@ static const char *parse_line(char *l, const char *self, wf__cluster_conf *c, ch
             return "ACTOR.OPTION takes no node name";
         return parse_option(key, value, c, scratch);
     }
-    bool hb = strcmp(key, "heartbeat") == 0, pt = strcmp(key, "peer-timeout") == 0;
-    if (hb || pt) {
+    if (strncmp(key, "tls-", 4) == 0 &&
+        (strcmp(key, "tls-cert-key") == 0 || strcmp(key, "tls-ca") == 0 ||
+         strcmp(key, "tls-server-name") == 0 || strcmp(key, "tls-name") == 0))
+        return parse_tls(key, who, value, c);
+    unsigned *ms = strcmp(key, "heartbeat") == 0      ? &c->heartbeat_ms
+                   : strcmp(key, "peer-timeout") == 0 ? &c->peer_timeout_ms
+                   : strcmp(key, "connect-wait") == 0 ? &c->connect_wait_ms
+                   : strcmp(key, "timeout") == 0      ? &c->timeout_ms
+                                                      : NULL;
+    if (ms != NULL) {
         if (who != NULL)
-            return "heartbeat and peer-timeout take no node name";
-        size_t digits = strspn(value, "0123456789");
-        if (digits == 0 || value[digits] != '\0' || digits > 7 || atol(value) < 1 ||
-            atol(value) > 3600000)
-            return "a time in milliseconds, 1 to 3600000";
-        *(hb ? &c->heartbeat_ms : &c->peer_timeout_ms) = (unsigned)atol(value);
+            return "heartbeat, peer-timeout, connect-wait and timeout take no node name";
+        const char *problem = parse_ms(value, ms);
+        if (problem != NULL)
+            return problem;
         if (c->heartbeat_ms && c->peer_timeout_ms && c->peer_timeout_ms <= c->heartbeat_ms)
             return "peer-timeout must be longer than heartbeat";
         return NULL;
@@ -244,7 +313,8 @@ static const char *parse_line(char *l, const char *self, wf__cluster_conf *c, ch
     bool node = strcmp(key, "node") == 0, actors = strcmp(key, "actors") == 0;
     if (!node && !actors)
         return "unknown key (secret, secret-file, node NAME, actors NAME, heartbeat, "
-               "peer-timeout)";
+               "peer-timeout, connect-wait, timeout, tls-cert-key, tls-ca, tls-server-name, "
+               "tls-name NODE)";
     if (who == NULL || *who == '\0')
         return "a node name is missing (node NAME = URL, actors NAME = ...)";
     if (who[strcspn(who, " \t")] != '\0')

@@ -7,6 +7,16 @@
  *   actors NAME = echo fail    (the actors NAME runs; optional)
  *   heartbeat = MS             (weft/transport.h heartbeat_ms; optional)
  *   peer-timeout = MS          (peer_timeout_ms, longer than the heartbeat)
+ *   connect-wait = MS          (connect_wait_ms: frames wait this long for a peer)
+ *   timeout = MS               (the asks typed at weft-node; default 5000)
+ *   tls-cert-key = PATH        (this node's certificate and key, PEM; every
+ *                               node reads the same file: name one that each
+ *                               host keeps at the same path)
+ *   tls-ca = PATH              (the CA that signs every node's certificate;
+ *                               with it, both ends of a connection show one)
+ *   tls-server-name = NAME     (the name every node's certificate carries)
+ *   tls-name NODE = NAME       (the name NODE's certificate carries: one
+ *                               certificate per node; wins over the above)
  *   ACTOR.OPTION = VALUE       (an option of a standard actor, e.g.
  *                               fetcher.upstream = poetry://10.0.0.4:10000;
  *                               wf__cluster_opt_names lists them)
@@ -45,6 +55,11 @@ typedef struct wf__cluster_conf {
     char secret[256];                       /* "" when the file has none (or a secret-file) */
     char secret_file[256];                  /* "" unless the first secret line was secret-file */
     unsigned heartbeat_ms, peer_timeout_ms; /* 0 when the file says nothing */
+    unsigned connect_wait_ms, timeout_ms;   /* 0 when the file says nothing */
+    char tls_cert_key[256], tls_ca[256], tls_server_name[256]; /* "" when not set */
+    /* tls-name lines: the name each node's certificate carries */
+    char *tls_name_node[WF__CLUSTER_MAX_URLS + 1], *tls_name[WF__CLUSTER_MAX_URLS + 1];
+    int ntls_name;
     /* the standard actors: where each runs (NULL: nowhere), and options */
     char *runs_on[WF__CLUSTER_STD_ACTORS];
     struct wf__cluster_opt {
@@ -54,6 +69,10 @@ typedef struct wf__cluster_conf {
     } opt[WF__CLUSTER_MAX_OPTS];
     int nopt;
 } wf__cluster_conf;
+
+/* The name node's certificate must carry (a tls-name line, else
+ * tls-server-name), or NULL: the URL's host. Borrowed from c. */
+const char *wf__cluster_tls_name(const wf__cluster_conf *c, const char *node);
 
 /* The standard actors, by index: listener, cache, fetcher, renderer,
  * transformer. */

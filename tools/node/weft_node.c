@@ -27,7 +27,10 @@
  * ask to a node not connected yet waits for it (--connect-wait MS, default
  * 5000) instead of failing. "heartbeat = MS" and "peer-timeout = MS" (or
  * --heartbeat, --peer-timeout, which win) set how soon a silent peer is
- * taken down (weft/transport.h).
+ * taken down (weft/transport.h). The file's TLS settings (tls-cert-key,
+ * tls-ca, tls-server-name, tls-name NODE) and timeouts (timeout,
+ * connect-wait) are tools/node/cluster_conf.h's; options on the command
+ * line win over them.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -58,6 +61,8 @@ struct opts {
     char secret[256];
     char *trace; /* the --trace spec */
     uint64_t timeout_ms;
+    bool timeout_set;     /* --timeout given: it wins over the file's */
+    bool server_name_set; /* --tls-server-name given: for every peer */
     wf_transport_config tc;
 };
 
@@ -408,6 +413,16 @@ static int read_config(struct opts *o)
         o->tc.heartbeat_ms = c->heartbeat_ms;
     if (o->tc.peer_timeout_ms == 0)
         o->tc.peer_timeout_ms = c->peer_timeout_ms;
+    if (o->tc.connect_wait_ms == 0)
+        o->tc.connect_wait_ms = c->connect_wait_ms;
+    if (!o->timeout_set && c->timeout_ms != 0)
+        o->timeout_ms = c->timeout_ms;
+    if (o->tc.tls_cert_key == NULL && c->tls_cert_key[0] != '\0')
+        o->tc.tls_cert_key = c->tls_cert_key;
+    if (o->tc.tls_ca == NULL && c->tls_ca[0] != '\0')
+        o->tc.tls_ca = c->tls_ca;
+    if (o->tc.tls_server_name == NULL && c->tls_server_name[0] != '\0')
+        o->tc.tls_server_name = c->tls_server_name;
     if (o->secret[0] == '\0') {
         if (c->secret[0] != '\0')
             snprintf(o->secret, sizeof o->secret, "%s", c->secret);
@@ -479,6 +494,7 @@ int main(int argc, char **argv)
             break;
         case 't':
             o.timeout_ms = strtoull(optarg, NULL, 10);
+            o.timeout_set = true;
             break;
         case 'K':
             o.tc.tls_cert_key = optarg;
@@ -488,6 +504,7 @@ int main(int argc, char **argv)
             break;
         case 'N':
             o.tc.tls_server_name = optarg;
+            o.server_name_set = true;
             break;
         case 'T':
             o.trace = optarg;
@@ -541,7 +558,10 @@ int main(int argc, char **argv)
         if (wf_transport_dial(a.t, o.dial[i]) != 0)
             goto out;
     for (int i = 0; i < o.conf.npeer; i++)
-        if (wf_transport_peer(a.t, o.conf.peer_name[i], o.conf.peer_url[i]) != 0)
+        if (wf_transport_peer_tls(a.t, o.conf.peer_name[i], o.conf.peer_url[i],
+                                  o.server_name_set
+                                      ? o.tc.tls_server_name
+                                      : wf__cluster_tls_name(&o.conf, o.conf.peer_name[i])) != 0)
             goto out;
     static wf__std_configs std; /* borrowed by the standard actors for the node's life */
     for (char *k = strtok(o.actors, " \t"); k != NULL; k = strtok(NULL, " \t")) {

@@ -26,7 +26,13 @@
  * (both nodes an outsider dials answer as 'L'; a node that accepted wants
  * 'D'). A connection that sends anything else first, or a wrong proof, is
  * logged, counted and closed. Over tls+tcp:// the whole exchange is also
- * encrypted (nng's TLS, mbedtls); over plain tcp:// and ipc:// the
+ * encrypted (nng's TLS, mbedtls), and with tls_ca both ends must show a
+ * certificate that CA signed: the dialler checks the listener's against
+ * the server name it expects, the listener asks the dialler for one and
+ * refuses a node without (nng 1.5 tells whether the dialler's certificate
+ * was verified, not the name in it, so the shared secret still says which
+ * node it is). A TLS failure is logged on both sides with the address and
+ * what to check. Over plain tcp:// and ipc:// the
  * handshake authenticates the peer when it connects but does not protect
  * the frames after it from someone on the path who can alter the stream.
  *
@@ -75,9 +81,11 @@ typedef struct wf_transport_config {
     size_t max_payload;          /* largest message body accepted; 0: 1 MiB */
     uint32_t reconnect_min_ms;   /* dial back-off, first wait; 0: 100 */
     uint32_t reconnect_max_ms;   /* dial back-off, longest wait; 0: 2000 */
-    const char *tls_cert_key;    /* PEM file with certificate and key (tls+tcp listen) */
-    const char *tls_ca;          /* PEM file of the CA that signs peers' certificates */
-    const char *tls_server_name; /* name the dialer expects in the listener's certificate */
+    const char *tls_cert_key;    /* PEM file with this node's certificate and key */
+    const char *tls_ca;          /* PEM file of the CA that signs nodes' certificates */
+    const char *tls_server_name; /* name a dialled listener's certificate must carry
+                                    (NULL: the URL's host); wf_transport_peer_tls
+                                    sets one per peer */
     uint32_t connect_wait_ms;    /* how long frames to a named peer wait for it; 0: 5000 */
     uint32_t heartbeat_ms;       /* a TICK on a connection quiet this long; 0: 500 */
     uint32_t peer_timeout_ms;    /* silence that takes a peer down (see below); 0: 3000 */
@@ -115,6 +123,13 @@ WF_API int wf_transport_dial(wf_transport *t, const char *url);
  * WF_ENOMEM, or WF_EPROTO for a bad url (logged). Loop thread, or before the
  * node runs. */
 WF_API int wf_transport_peer(wf_transport *t, const char *name, const char *url);
+
+/* wf_transport_peer_tls is wf_transport_peer for a tls+tcp:// url whose
+ * listener's certificate must carry server_name (copied; NULL: the
+ * config's tls_server_name), so that each peer can have a certificate of
+ * its own. Same returns and threads. */
+WF_API int wf_transport_peer_tls(wf_transport *t, const char *name, const char *url,
+                                 const char *server_name);
 
 typedef struct wf_transport_stats {
     uint64_t frames_in, frames_out;
