@@ -72,6 +72,29 @@ Test(cluster_conf, reads_the_tls_settings_and_the_timeouts)
     wf__cluster_conf_free(&c);
 }
 
+/* The example for real machines is a file every one of its nodes reads. */
+Test(cluster_conf, the_example_for_four_hosts_is_valid_for_each_node)
+{
+    FILE *f = fopen(EXAMPLES "/cluster-proxy.conf", "r");
+    cr_assert_not_null(f);
+    static char text[1 << 14];
+    size_t len = fread(text, 1, sizeof text, f);
+    fclose(f);
+    static const char *nodes[] = {"front", "cache", "fetch"};
+    for (int i = 0; i < 3; i++) {
+        wf__cluster_conf c;
+        char err[256] = "";
+        cr_assert_eq(wf__cluster_conf_parse(text, len, "cluster-proxy.conf", nodes[i], &c, err,
+                                            sizeof err),
+                     0, "%s", err);
+        cr_assert_eq(c.nlisten, 1, "%s has its URL", nodes[i]);
+        cr_assert_str_eq(c.tls_ca, "/etc/weft/ca.pem");
+        for (int k = 0; k < c.npeer; k++)
+            cr_assert_str_eq(wf__cluster_tls_name(&c, c.peer_name[k]), c.peer_name[k]);
+        wf__cluster_conf_free(&c);
+    }
+}
+
 Test(cluster_conf, reads_where_the_standard_actors_run_and_their_options)
 {
     wf__cluster_conf c;
