@@ -108,6 +108,14 @@ written=$(field '^[0-9]* requests, \([0-9]*\) answers written.*' "$once")
 check "nothing answered twice: ${asked:-?} requests, ${written:-?} answers written by the front" \
     bash -c "[ -n '$asked' ] && [ '$asked' -gt 0 ] && [ '$asked' = '$written' ]"
 
+# Fault 9: intruders, refused and logged with their address (and the name
+# claimed, once one is), changing nothing.
+check "a node with the cluster's certificate but the wrong secret is refused, with address and name" \
+    grep -qE '^      node front: connection from 10\.77\.0\.4:[0-9]+, claiming to be node cache refused: ' "$log"
+check "a node with the secret but no certificate is refused at TLS, with its address" \
+    grep -qE '^      node front: TLS with the connection from 10\.77\.0\.4:[0-9]+ failed .*sent no certificate' "$log"
+check "the intruders changed nothing (no peer down, the front still serves)" \
+    bash -c "grep -qE '^   nothing changed: peer cache down 0 more times; front.s peers (cache fetch|fetch cache)\$' '$log' && grep -qE '^   then: 200 ' '$log'"
 check "the fetch host killed: cached poems served" grep -q 'cached:   200' "$log"
 check "the fetch host killed: misses fail at once" grep -qE 'uncached: 50[23] .* 0\.[0-4]' "$log"
 
