@@ -56,6 +56,9 @@ check "under a cache node kill every request got a complete answer ($answers)" \
 slowest=$(sed -n 's/.*(slowest \([0-9.]*\)s).*/\1/p' "$log")
 check "within its deadline (slowest ${slowest}s < 6s)" \
     awk -v s="${slowest:-99}" 'BEGIN { exit !(s < 6) }'
+heard=$(sed -n 's/^   the front heard the cache node was down \([0-9]*\) ms after the kill$/\1/p' "$log")
+check "node down reached the front ${heard:-never} ms after the kill (under 1 s)" \
+    bash -c "[ -n '$heard' ] && [ '$heard' -lt 1000 ]"
 check "the restarted cache node is used again, nothing else restarted" \
     grep -q 'after the restart: 200' "$log"
 down=$(sed -n 's/^   front took cache down after \([0-9]*\) ms: peer cache sent nothing.*/\1/p' "$log")
