@@ -411,20 +411,17 @@ static void log_early_close(struct conn *c, const char *why)
     if (c->io_err == NNG_EPEERAUTH || c->io_err == NNG_ECRYPTO) {
         t->stats.auth_failures++;
         if (c->dialer != NULL) {
-            const char *name = c->dialer->server_name ? c->dialer->server_name
-                               : t->tls_server_name   ? t->tls_server_name
-                                                      : "the URL's host";
             wf_log(WF_LOG_WARN,
                    "node %s: TLS with %s failed (%s): is its certificate signed by our CA "
                    "and made out to %s, and does it accept ours?",
-                   node, c->addr, why, name);
+                   node, c->addr, why, c->dialer->server_name);
         } else {
             wf_log(WF_LOG_WARN,
                    "node %s: TLS with the connection from %s failed (%s): it sent no "
                    "certificate, or one our CA did not sign, or it refused ours",
                    node, c->addr, why);
         }
-    } else if (c->dialer != NULL && strncmp(c->dialer->url, "tls+", 4) == 0 &&
+    } else if (c->dialer != NULL && !c->hello && strncmp(c->dialer->url, "tls+", 4) == 0 &&
                (c->io_err == NNG_ECONNSHUT || c->io_err == NNG_ECLOSED ||
                 c->io_err == NNG_ECONNRESET)) {
         /* mbedtls on the other side hangs up without a word when it

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <weft/alloc.h>
+#include <weft/log.h>
 
 #include "transport_private.h"
 
@@ -53,21 +54,37 @@ void wf__dialer_on_dialed(struct dialer *d, int rv, nng_stream *s)
         wf__dialer_redial(d);
 }
 
-/* TLS settings of d's own: the transport's certificate and CA, d's server
- * name. */
+/* TLS settings of d's own: the transport's certificate and CA, and the
+ * name the listener's certificate must carry (d->server_name). */
 static int own_tls(struct dialer *d)
 {
     wf_transport *t = d->t;
     int rv = nng_tls_config_alloc(&d->tls, NNG_TLS_MODE_CLIENT);
     if (rv == 0 && t->tls_cert_key != NULL)
         rv = nng_tls_config_cert_key_file(d->tls, t->tls_cert_key, NULL);
-    if (rv == 0 && t->tls_ca != NULL)
+    if (rv == 0)
         rv = nng_tls_config_ca_file(d->tls, t->tls_ca);
-    if (rv == 0 && t->tls_ca != NULL)
+    if (rv == 0)
         rv = nng_tls_config_auth_mode(d->tls, NNG_TLS_AUTH_MODE_REQUIRED);
     if (rv == 0)
         rv = nng_tls_config_server_name(d->tls, d->server_name);
     return rv;
+}
+
+/* The name a tls+tcp listener at url must show: server_name, the
+ * transport's, or else the URL's host (as nng would, and as it does not
+ * once settings of our own replace its). A copy, or NULL (no memory, or
+ * no host). */
+static char *expected_name(wf_transport *t, const char *url, const char *server_name)
+{
+    if (server_name != NULL || t->tls_server_name != NULL)
+        return wf_strdup(server_name != NULL ? server_name : t->tls_server_name);
+    nng_url *u;
+    if (nng_url_parse(&u, url) != 0)
+        return NULL;
+    char *host = u->u_hostname[0] != '\0' ? wf_strdup(u->u_hostname) : NULL;
+    nng_url_free(u);
+    return host;
 }
 
 int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect, const char *server_name)
@@ -81,17 +98,27 @@ int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect, const char
     d->done = (struct item){.kind = I_DIALED, .dialer = d};
     d->backoff_ms = t->backoff_min;
     bool tls = strncmp(url, "tls+", 4) == 0;
+    if (tls && t->tls_ca == NULL) {
+        /* It could check nothing of the listener's (nng would refuse every
+         * handshake, saying less). */
+        wf_free(d);
+        wf_log(WF_LOG_ERROR,
+               "node %s: cannot dial %s: tls+tcp needs tls_ca, the CA that signs "
+               "the nodes' certificates",
+               wf_node_name(t->node), url);
+        return WF_EPROTO;
+    }
     if ((d->url = wf_strdup(url)) == NULL ||
-        (server_name != NULL && tls && (d->server_name = wf_strdup(server_name)) == NULL)) {
+        (tls && (d->server_name = expected_name(t, url, server_name)) == NULL)) {
         wf_free(d->url);
         wf_free(d);
         return WF_ENOMEM;
     }
     int rv = nng_stream_dialer_alloc(&d->d, url);
-    if (rv == 0 && d->server_name != NULL)
+    if (rv == 0 && tls)
         rv = own_tls(d);
-    if (rv == 0)
-        rv = wf__set_tls(url, d->tls != NULL ? d->tls : t->tls_dial, d->d, false);
+    if (rv == 0 && tls)
+        rv = wf__set_tls(url, d->tls, d->d, false);
     if (rv == 0)
         rv = nng_aio_alloc(&d->aio, on_dial, d);
     if (rv != 0) {

@@ -24,6 +24,12 @@ static void on_tick(uv_timer_t *h)
     for (struct conn *c = t->conns; c != NULL; c = c->next) {
         if (c->closing)
             continue;
+        if (c->doomed != NULL) {
+            wf_log(WF_LOG_WARN, "node %s: connection %s %s closed: %s", wf_node_name(t->node),
+                   c->dialer != NULL ? "to" : "from", c->addr, c->doomed);
+            wf__conn_close(c, c->doomed);
+            continue;
+        }
         if (stalled) {
             c->born = c->last_rx = now;
             continue;

@@ -163,9 +163,18 @@ int wf__link_send(void *ctx, const wf_link_out *o)
             wf_failure_release(fl);
         }
     }
-    if (out == NULL)
-        return WF_ENOMEM;
-    return pe->conn != NULL ? wf__conn_queue(pe->conn, out) : wf__peer_park(t, o->peer, out);
+    int rv = out == NULL        ? WF_ENOMEM
+             : pe->conn != NULL ? wf__conn_queue(pe->conn, out)
+                                : wf__peer_park(t, o->peer, out);
+    bool watch =
+        o->kind == WF_LINK_MONITOR || o->kind == WF_LINK_DEMONITOR || o->kind == WF_LINK_DOWN;
+    /* A watch's frame lost on a link that stays up would leave a watcher
+     * waiting for a Down that never comes: the link goes down instead (at
+     * the next tick, not inside the runtime's call), which ends every
+     * watch across it on both sides, with node down. */
+    if (rv != 0 && watch && pe->conn != NULL && pe->conn->doomed == NULL)
+        pe->conn->doomed = "a monitor's frame could not be queued";
+    return rv;
 }
 
 static uint16_t link_peer_of(void *ctx, const char *node_name)

@@ -81,8 +81,6 @@ void wf__transport_close(void *ctx)
     wf__dialer_free_all(t);
     if (t->tls_listen)
         nng_tls_config_free(t->tls_listen);
-    if (t->tls_dial)
-        nng_tls_config_free(t->tls_dial);
     uv_close((uv_handle_t *)&t->park_timer, free_transport);
     uv_close((uv_handle_t *)&t->tick_timer, free_transport);
     uv_close((uv_handle_t *)&t->async, free_transport);
@@ -121,20 +119,18 @@ int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **
     wf__heartbeat_start(t);
     int rv = 0;
     if (cfg->tls_cert_key || cfg->tls_ca) {
-        if ((rv = nng_tls_config_alloc(&t->tls_listen, NNG_TLS_MODE_SERVER)) != 0 ||
-            (rv = nng_tls_config_alloc(&t->tls_dial, NNG_TLS_MODE_CLIENT)) != 0)
+        /* Read now, so that a bad file is an error here; every tls+tcp
+         * dialer has settings of its own (dialer.c). With a CA, both ends
+         * prove themselves: the listener asks a dialling node for a
+         * certificate that CA signed, as the dialler checks the
+         * listener's. */
+        if ((rv = nng_tls_config_alloc(&t->tls_listen, NNG_TLS_MODE_SERVER)) != 0)
             goto nng_error;
         if (cfg->tls_cert_key &&
-            ((rv = nng_tls_config_cert_key_file(t->tls_listen, cfg->tls_cert_key, NULL)) != 0 ||
-             (rv = nng_tls_config_cert_key_file(t->tls_dial, cfg->tls_cert_key, NULL)) != 0))
+            (rv = nng_tls_config_cert_key_file(t->tls_listen, cfg->tls_cert_key, NULL)) != 0)
             goto nng_error;
-        /* With a CA, both ends prove themselves: a listener asks dialling
-         * nodes for a certificate it signed, as a dialler checks the
-         * listener's. (Without one, nng's dialler checks nothing.) */
         if (cfg->tls_ca &&
-            ((rv = nng_tls_config_ca_file(t->tls_dial, cfg->tls_ca)) != 0 ||
-             (rv = nng_tls_config_auth_mode(t->tls_dial, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
-             (rv = nng_tls_config_ca_file(t->tls_listen, cfg->tls_ca)) != 0 ||
+            ((rv = nng_tls_config_ca_file(t->tls_listen, cfg->tls_ca)) != 0 ||
              (rv = nng_tls_config_auth_mode(t->tls_listen, NNG_TLS_AUTH_MODE_REQUIRED)) != 0))
             goto nng_error;
         if ((cfg->tls_cert_key && (t->tls_cert_key = wf_strdup(cfg->tls_cert_key)) == NULL) ||
@@ -144,9 +140,6 @@ int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **
             rv = NNG_ENOMEM;
             goto nng_error;
         }
-        if (cfg->tls_server_name &&
-            (rv = nng_tls_config_server_name(t->tls_dial, cfg->tls_server_name)) != 0)
-            goto nng_error;
     }
     if (wf_node_set_link(n, &wf__link_ops, t) != 0) {
         rv = NNG_EBUSY;
@@ -210,7 +203,7 @@ int wf_transport_peer(wf_transport *t, const char *name, const char *url)
 int wf_transport_peer_tls(wf_transport *t, const char *name, const char *url,
                           const char *server_name)
 {
-    wf_link_check_thread(t->node, "wf_transport_peer", true);
+    wf_link_check_thread(t->node, "wf_transport_peer_tls", true);
     if (name == NULL || name[0] == '\0' || strlen(name) > NAME_MAX_LEN ||
         strcmp(name, wf_node_name(t->node)) == 0)
         return WF_EINVAL;

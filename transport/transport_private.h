@@ -91,8 +91,9 @@ struct conn {
     char name[NAME_MAX_LEN + 1];
     char addr[320]; /* the peer's address (accepted) or the URL dialled, for logs */
     bool hello, authed;
-    bool refused; /* the handshake refused it (and said so) */
-    int io_err;   /* nng's error that ended a read or a write, 0 if none */
+    bool refused;       /* the handshake refused it (and said so) */
+    const char *doomed; /* closed at the next tick, for this reason (static) */
+    int io_err;         /* nng's error that ended a read or a write, 0 if none */
     uint16_t peer;
     /* liveness (loop time, ms): when it was made, when a frame last came in
      * and last went out (queued) */
@@ -149,7 +150,7 @@ struct wf_transport {
     uint32_t heartbeat, peer_timeout; /* ms (weft/transport.h) */
     uv_timer_t tick_timer;            /* every heartbeat ms: ticks and silences */
     uint64_t last_tick;               /* when it last ran (loop time, ms) */
-    nng_tls_config *tls_listen, *tls_dial;
+    nng_tls_config *tls_listen;
     char *tls_cert_key, *tls_ca; /* kept for a dialer with a server name of its own */
     char *tls_server_name;       /* the config's, for logs */
     uv_timer_t park_timer;       /* the earliest park_deadline of any peer */

@@ -88,9 +88,14 @@ int wf_wire_decode(const void *buf, size_t len, size_t max_payload, wf_wire_fram
         *why = "a monitor with a type, a payload or no reference";
         return WF_EPROTO;
     }
+    if ((f->kind == WF_WIRE_MONITOR || f->kind == WF_WIRE_DEMONITOR) && f->to == 0 &&
+        f->name_len == 0) {
+        *why = "a monitor with no target";
+        return WF_EPROTO;
+    }
     if (f->kind == WF_WIRE_DOWN &&
-        (f->type != 0 || f->corr == 0 || f->to != 0 || f->name_len != 0)) {
-        *why = "a down with a type, a target or no reference";
+        (f->type != 0 || f->corr == 0 || f->to != 0 || f->name_len != 0 || f->from != 0)) {
+        *why = "a down with a type, a sender, a target or no reference";
         return WF_EPROTO;
     }
     if (f->kind == WF_WIRE_TICK &&

@@ -239,9 +239,11 @@ int wf__monitor_remote(wf_node *n, wf_pid watcher, wf_pid target)
     if (rv == WF_ENOMEM)
         return rv;
     if (rv != 0) {
-        /* As for a local actor that does not exist: Down at once. */
+        /* As for a local actor that does not exist: Down at once. (A watch
+         * that could not be queued takes its link down: node down either
+         * way.) */
         const char *peer = wf__peer_name(n, o.peer);
-        wf_failure *f = wf_failure_new(WF_ENODEDOWN, "node %s cannot be reached (%s)",
+        wf_failure *f = wf_failure_new(WF_ENODEDOWN, "the watch could not be sent to node %s (%s)",
                                        peer ? peer : "?", wf_strerror(rv));
         wf__send_down(n, watcher, target, f);
         wf_failure_release(f);
@@ -288,7 +290,7 @@ void wf_link_monitor(wf_node *n, uint16_t peer, uint64_t ref, uint64_t from, uin
     (void)from; /* the watcher is the peer's business: the ref names it there */
     char buf[WF_NAME_MAX + 1];
     struct actor *a = addressed(n, to, name, name_len, buf);
-    int rv = a == NULL || a->dead || n->shutting_down ? WF_ENOSUCHACTOR : 0;
+    int rv = n->shutting_down ? WF_ESHUTDOWN : a == NULL || a->dead ? WF_ENOSUCHACTOR : 0;
     if (rv == 0) {
         struct rwatcher *w = wf_realloc(a->rwatchers, (a->nrwatchers + 1) * sizeof *w);
         if (w != NULL) {
@@ -298,10 +300,15 @@ void wf_link_monitor(wf_node *n, uint16_t peer, uint64_t ref, uint64_t from, uin
         }
         rv = WF_ENOMEM;
     }
-    wf_failure *f = rv == WF_ENOMEM ? wf_failure_new(rv, "node %s had no memory to watch %s",
-                                                     n->name, name ? buf : "an actor")
-                                    : wf_failure_new(rv, "monitored actor %s@%s does not exist",
-                                                     name ? buf : "(actor id)", n->name);
+    wf_failure *f;
+    if (rv == WF_ENOMEM)
+        f = wf_failure_new(rv, "node %s had no memory to watch %s", n->name,
+                           name ? buf : "an actor");
+    else if (rv == WF_ESHUTDOWN)
+        f = wf_failure_new(rv, "node %s is shutting down", n->name);
+    else
+        f = wf_failure_new(rv, "monitored actor %s@%s does not exist", name ? buf : "(actor id)",
+                           n->name);
     send_remote_down(n, peer, ref, f);
     wf_failure_release(f);
 }
@@ -366,7 +373,8 @@ void wf_link_peer_down(wf_node *n, uint16_t peer, const char *why)
     WF__ON_LOOP(n, "wf_link_peer_down");
     const char *name = n->link ? n->link->peer_name(n->link_ctx, peer) : NULL;
     wf__trace_node(n, peer, false, why);
-    wf__fail_asks_to(n, peer, name, why);
+    /* The watches first: a callback of a failed ask below may watch an
+     * actor there again, and that new watch must outlive this. */
     wf_failure *f = wf_failure_new(WF_ENODEDOWN, "node %s went down (%s)", name ? name : "?", why);
     uint32_t kept = 0;
     for (uint32_t i = 0; i < n->nrwatch; i++) {
@@ -378,6 +386,7 @@ void wf_link_peer_down(wf_node *n, uint16_t peer, const char *why)
     n->nrwatch = kept;
     wf_failure_release(f);
     wf__each_actor(n, forget_watchers, &peer);
+    wf__fail_asks_to(n, peer, name, why);
 }
 
 void wf__link_fini(wf_node *n)

@@ -51,6 +51,11 @@ wf_node *wf_node_new(const wf_node_config *cfg)
     n->mailbox_limit = cfg && cfg->mailbox_limit ? cfg->mailbox_limit : 65536;
     n->ask_timeout_ms = cfg && cfg->ask_timeout_ms ? cfg->ask_timeout_ms : 5000;
     n->armed = UINT64_MAX;
+    /* Monitor references start at random: a peer that restarted must not
+     * take a DOWN meant for its former self's watch with the same number. */
+    if (uv_random(NULL, NULL, &n->last_mref, sizeof n->last_mref, 0, NULL) != 0)
+        n->last_mref = uv_hrtime() ^ (uint64_t)(uintptr_t)n;
+    n->last_mref &= (1ull << 62) - 1;
     atomic_init(&n->phase, PHASE_NEW);
     atomic_init(&n->shutdown_requested, false);
     if (n->name == NULL || uv_loop_init(&n->loop) != 0)
@@ -236,8 +241,12 @@ static void do_shutdown(wf_node *n)
      * callback, which the loop still runs. */
     wf__inject_refuse(n);
     wf__dispatch(n); /* actors stopped by now hold no mail; frees the queue */
-    if (n->link != NULL)
+    if (n->link != NULL) {
         n->link->close(n->link_ctx);
+        /* The transport is being freed: an actor whose blocking handler
+         * finishes its stop later (answers, Downs) has nobody to send to. */
+        n->link = NULL;
+    }
     wf_clock_free(n->clock);
     n->clock = NULL;
     uv_close((uv_handle_t *)&n->idle, NULL);

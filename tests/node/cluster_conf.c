@@ -84,9 +84,9 @@ Test(cluster_conf, the_example_for_four_hosts_is_valid_for_each_node)
     for (int i = 0; i < 3; i++) {
         wf__cluster_conf c;
         char err[256] = "";
-        cr_assert_eq(wf__cluster_conf_parse(text, len, "cluster-proxy.conf", nodes[i], &c, err,
-                                            sizeof err),
-                     0, "%s", err);
+        cr_assert_eq(
+            wf__cluster_conf_parse(text, len, "cluster-proxy.conf", nodes[i], &c, err, sizeof err),
+            0, "%s", err);
         cr_assert_eq(c.nlisten, 1, "%s has its URL", nodes[i]);
         cr_assert_str_eq(c.tls_ca, "/etc/weft/ca.pem");
         for (int k = 0; k < c.npeer; k++)
@@ -151,6 +151,8 @@ static const struct {
     {"tls-ca = /a b\n", "c.conf:1: a TLS setting has no spaces"},
     {"tls-server-name =\n", "c.conf:1: an empty TLS setting"},
     {"tls-key = /x\n", "c.conf:1: unknown key"},
+    {"node a = tcp://x\ntls-name a = a\ntls-name b = b\nnode c = tcp://y\n",
+     "c.conf:3: tls-name for a node the file does not name"},
     {"heartbeat = 500\n\npeer-timeout = 500\n", "c.conf:3: peer-timeout must be longer"},
     {"cache.ttl = 5\n", "c.conf:1: cache has no option ttl (it has: source ttl-ms"},
     {"cashe.ttl-ms = 5\n", "c.conf:1: unknown actor in ACTOR.OPTION"},

@@ -252,8 +252,10 @@ static const char *tls_file(const char *expect_b)
     cr_assert_not_null(f);
     fprintf(f,
             "secret = s3cret\nnode a = tls+tcp://127.0.0.1:%d\nnode b = tls+tcp://127.0.0.1:%d\n"
-            "tls-ca = %s/ca.pem\ntls-name b = %s\ntls-name a = a\ntimeout = 4000\n",
-            tu_free_port(), tu_free_port(), dir, expect_b);
+            "tls-ca = %s/ca.pem\ntls-name a = a\ntimeout = 4000\n",
+            tu_free_port(), tu_free_port(), dir);
+    if (expect_b != NULL)
+        fprintf(f, "tls-name b = %s\n", expect_b);
     fclose(f);
     return conf;
 }
@@ -313,6 +315,26 @@ Test(cluster, a_certificate_made_out_to_another_name_is_refused_and_logged, .ini
     cr_assert_not_null(tu_proc_expect(&b, "TLS with the connection from 127.0.0.1:", 5000), "%s",
                        b.log);
     cr_assert_null(strstr(a.log, "peer b up"), "%s", a.log);
+}
+
+Test(cluster, without_a_name_the_listeners_certificate_must_carry_the_urls_host, .init = setup,
+     .fini = teardown)
+{
+    make_certs((const char *[]){"a", "b", NULL});
+    const char *conf = tls_file(NULL); /* b's certificate says "b", its URL 127.0.0.1 */
+    start_tls_node(&b, conf, "b", "b.pem");
+    start_tls_node(&a, conf, "a", "a.pem");
+    const char *l = tu_proc_expect(&a, "TLS with tls+tcp://127.0.0.1:", 10000);
+    cr_assert(l && strstr(l, "made out to 127.0.0.1"), "%s", a.log);
+}
+
+Test(cluster, dialling_tls_without_a_ca_is_refused_saying_why, .init = setup, .fini = teardown)
+{
+    char durl[64];
+    snprintf(durl, sizeof durl, "tls+tcp://127.0.0.1:%d", tu_free_port());
+    const char *argv[] = {WEFT_NODE, "--name", "a", "--secret", "s", "--peer", durl, NULL};
+    tu_proc_start(&a, (char *const *)argv);
+    cr_assert_not_null(tu_proc_expect(&a, "tls+tcp needs tls_ca", 5000), "%s", a.log);
 }
 
 /* Writes dir/cluster.conf naming nodes a and b (a runs echo; b echo and

@@ -159,6 +159,10 @@ Test(wire, every_malformed_frame_is_rejected_with_its_reason)
         b = build(&mo, "cache", NULL, 0, &len);
         expect_reject(b, len, 1024, "a monitor with a type, a payload or no reference");
         free(b);
+        mo.corr = 7;
+        b = build(&mo, NULL, NULL, 0, &len);
+        expect_reject(b, len, 1024, "a monitor with no target");
+        free(b);
     }
     /* A down: a reference and a reason (or none), and no target. */
     wf_wire_frame dn = {.kind = WF_WIRE_DOWN, .corr = 7};
@@ -168,15 +172,16 @@ Test(wire, every_malformed_frame_is_rejected_with_its_reason)
     cr_assert_eq(g.payload_len, 6);
     free(b);
     wf_wire_frame bad_downs[] = {{.kind = WF_WIRE_DOWN},
+                                 {.kind = WF_WIRE_DOWN, .corr = 1, .from = 3},
                                  {.kind = WF_WIRE_DOWN, .corr = 1, .to = 3},
                                  {.kind = WF_WIRE_DOWN, .corr = 1, .type = 2}};
     for (size_t i = 0; i < sizeof bad_downs / sizeof bad_downs[0]; i++) {
         b = build(&bad_downs[i], NULL, NULL, 0, &len);
-        expect_reject(b, len, 1024, "a down with a type, a target or no reference");
+        expect_reject(b, len, 1024, "a down with a type, a sender, a target or no reference");
         free(b);
     }
     b = build(&dn, "cache", NULL, 0, &len);
-    expect_reject(b, len, 1024, "a down with a type, a target or no reference");
+    expect_reject(b, len, 1024, "a down with a type, a sender, a target or no reference");
     free(b);
 }
 

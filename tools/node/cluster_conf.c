@@ -244,6 +244,7 @@ static const char *parse_tls(const char *key, const char *who, const char *value
             return "out of memory";
         }
         c->tls_name_node[c->ntls_name] = n;
+        c->tls_name_line[c->ntls_name] = c->lineno;
         c->tls_name[c->ntls_name++] = v;
         return NULL;
     }
@@ -368,10 +369,22 @@ int wf__cluster_conf_parse(const char *text, size_t len, const char *file, const
             memcpy(line, text + off, n);
             line[n] = '\0';
             char *l = trim(line);
+            out->lineno = lineno;
             if (*l != '\0' && *l != '#')
                 problem = parse_line(l, self, out, scratch);
         }
         off += n + (nl != NULL);
+    }
+    /* A name for a node the file does not name is a typo: its node would
+     * be checked against another name without a word. */
+    for (int i = 0; problem == NULL && i < out->ntls_name; i++) {
+        bool known = strcmp(out->tls_name_node[i], self) == 0;
+        for (int k = 0; !known && k < out->npeer; k++)
+            known = strcmp(out->peer_name[k], out->tls_name_node[i]) == 0;
+        if (!known) {
+            lineno = out->tls_name_line[i];
+            problem = "tls-name for a node the file does not name";
+        }
     }
     if (problem != NULL) {
         snprintf(err, errlen, "%s:%d: %s", file, lineno, problem);

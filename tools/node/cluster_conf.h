@@ -59,7 +59,9 @@ typedef struct wf__cluster_conf {
     char tls_cert_key[256], tls_ca[256], tls_server_name[256]; /* "" when not set */
     /* tls-name lines: the name each node's certificate carries */
     char *tls_name_node[WF__CLUSTER_MAX_URLS + 1], *tls_name[WF__CLUSTER_MAX_URLS + 1];
+    int tls_name_line[WF__CLUSTER_MAX_URLS + 1]; /* where each was set, for errors */
     int ntls_name;
+    int lineno; /* the line being read */
     /* the standard actors: where each runs (NULL: nowhere), and options */
     char *runs_on[WF__CLUSTER_STD_ACTORS];
     struct wf__cluster_opt {

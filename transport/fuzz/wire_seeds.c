@@ -199,7 +199,7 @@ static void downs(void)
     for (int i = 0; i < PER_KIND; i++) {
         wf_wire_frame f = {.kind = WF_WIRE_DOWN, .corr = (uint64_t)rnd() + 1};
         common(&f, i);
-        f.to = 0;
+        f.to = f.from = 0;
         unsigned char *p = NULL;
         if (i % 3 != 0) {
             wf_failure *g = wf_failure_new_bare(1 + (int)(rnd() % 30), "actor stopped");

@@ -85,7 +85,7 @@ typedef struct wf_transport_config {
     const char *tls_ca;          /* PEM file of the CA that signs nodes' certificates */
     const char *tls_server_name; /* name a dialled listener's certificate must carry
                                     (NULL: the URL's host); wf_transport_peer_tls
-                                    sets one per peer */
+                                    sets one per peer. Dialling tls+tcp needs tls_ca */
     uint32_t connect_wait_ms;    /* how long frames to a named peer wait for it; 0: 5000 */
     uint32_t heartbeat_ms;       /* a TICK on a connection quiet this long; 0: 500 */
     uint32_t peer_timeout_ms;    /* silence that takes a peer down (see below); 0: 3000 */
