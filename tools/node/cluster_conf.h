@@ -16,7 +16,8 @@
  *                               with it, both ends of a connection show one)
  *   tls-server-name = NAME     (the name every node's certificate carries)
  *   tls-name NODE = NAME       (the name NODE's certificate carries: one
- *                               certificate per node; wins over the above)
+ *                               certificate per node; wins over the above;
+ *                               with neither, the host in NODE's URL)
  *   ACTOR.OPTION = VALUE       (an option of a standard actor, e.g.
  *                               fetcher.upstream = poetry://10.0.0.4:10000;
  *                               wf__cluster_opt_names lists them)
