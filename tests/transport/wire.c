@@ -297,7 +297,7 @@ Test(wire, every_committed_fuzz_seed_decodes_and_every_kind_is_seeded)
 {
     DIR *d = opendir(WIRE_SEEDS);
     cr_assert_not_null(d, "%s", WIRE_SEEDS);
-    int kinds[WF_WIRE_TICK + 1] = {0};
+    int kinds[WF_WIRE_DOWN + 1] = {0};
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -318,6 +318,6 @@ Test(wire, every_committed_fuzz_seed_decodes_and_every_kind_is_seeded)
     }
     closedir(d);
     cr_assert_gt(n, 0);
-    for (int k = WF_WIRE_HELLO; k <= WF_WIRE_TICK; k++)
+    for (int k = WF_WIRE_HELLO; k <= WF_WIRE_DOWN; k++)
         cr_expect_gt(kinds[k], 0, "no seed of kind %d", k);
 }
