@@ -487,13 +487,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http_get(port, path, timeout=30):
-    """One GET on a fresh connection to 127.0.0.1:port, read by
-    Content-Length (a server may ignore Connection: close): (status,
-    headers, body, response bytes)."""
+def http_get(port, path, timeout=30, host="127.0.0.1"):
+    """One GET on a fresh connection to host:port, read by Content-Length
+    (a server may ignore Connection: close): (status, headers, body,
+    response bytes)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                       f"Connection: close\r\n\r\n".encode("ascii"))
             data = b""
             while b"\r\n\r\n" not in data:
@@ -514,11 +514,11 @@ def http_get(port, path, timeout=30):
                     break
                 body += chunk
     except (OSError, ValueError) as e:
-        raise BenchError(f"GET 127.0.0.1:{port}{path}: {e}") from e
+        raise BenchError(f"GET {host}:{port}{path}: {e}") from e
     try:
         status = int(lines[0].split()[1])
     except (IndexError, ValueError):
-        raise BenchError(f"GET 127.0.0.1:{port}{path}: not an HTTP response: {data[:80]!r}")
+        raise BenchError(f"GET {host}:{port}{path}: not an HTTP response: {data[:80]!r}")
     return status, headers, body, len(head) + 4 + len(body)
 
 

@@ -15,15 +15,19 @@ usage: probe.py echo HOST PORT
 The round trips are the links' raw cost as weft's proxy is charged for it:
 the kernel's TCP over the veth pair and bridge, plus a Python recv and send
 at each end (a few microseconds, which the same probe over loopback shows).
-Standard library only.
+Standard library and benchlib only.
 """
 
 import json
+import os
 import socket
 import statistics
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import benchlib  # noqa: E402
 
 
 def echo(host, port):
@@ -72,29 +76,8 @@ def rtt(host, port, n):
 
 
 def get_once(host, port, path):
-    with socket.create_connection((host, port), timeout=10) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
-                  .encode("ascii"))
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        want = int(headers.get("content-length", "-1"))  # a server may keep it open
-        while want < 0 or len(body) < want:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-    return {"status": int(lines[0].split()[1]), "x_cache": headers.get("x-cache"),
-            "bytes": len(head) + 4 + len(body)}
+    status, headers, _, size = benchlib.http_get(port, path, timeout=10, host=host)
+    return {"status": status, "x_cache": headers.get("x-cache"), "bytes": size}
 
 
 def get(host, port, path, wait_s):
@@ -104,7 +87,7 @@ def get(host, port, path, wait_s):
             r = get_once(host, port, path)
             if r["status"] < 500 or time.monotonic() > deadline:
                 return r
-        except (OSError, ValueError, IndexError) as e:
+        except benchlib.BenchError as e:
             if time.monotonic() > deadline:
                 raise SystemExit(f"probe get {host}:{port}{path}: {e}")
         time.sleep(0.05)
