@@ -3,6 +3,7 @@
  * from a raw socket, a peer without the secret, TLS. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,6 +327,18 @@ Test(cluster, without_a_name_the_listeners_certificate_must_carry_the_urls_host,
     start_tls_node(&a, conf, "a", "a.pem");
     const char *l = tu_proc_expect(&a, "TLS with tls+tcp://127.0.0.1:", 10000);
     cr_assert(l && strstr(l, "made out to 127.0.0.1"), "%s", a.log);
+}
+
+/* systemctl stop sends SIGTERM: the node shuts down cleanly, and its peer
+ * hears of it at once. */
+Test(cluster, sigterm_shuts_a_node_down_cleanly, .init = setup, .fini = teardown)
+{
+    pair();
+    kill(b.pid, SIGTERM);
+    cr_assert_not_null(tu_proc_expect(&b, "node b: SIGTERM: shutting down", 5000), "%s", b.log);
+    cr_assert_not_null(tu_proc_expect(&a, "peer b down", 5000), "%s", a.log);
+    int status = tu_proc_stop(&b);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d: %s", status, b.log);
 }
 
 Test(cluster, dialling_tls_without_a_ca_is_refused_saying_why, .init = setup, .fini = teardown)

@@ -35,6 +35,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -193,6 +194,7 @@ struct app {
     char line[TEXT_MAX];
     size_t len;
     bool closing;
+    uv_signal_t sigint, sigterm;
 };
 
 static wf_result print_outcome(wf_result r, void *arg)
@@ -433,6 +435,14 @@ static int read_config(struct opts *o)
     return 0;
 }
 
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct app *a = h->data;
+    wf_log(WF_LOG_INFO, "node %s: %s: shutting down", wf_node_name(a->node),
+           signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    wf_node_shutdown(a->node);
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -604,6 +614,13 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    /* systemctl stop, or Ctrl-C: a clean shutdown, so that peers hear of
+     * each actor's stop rather than of a connection cut. */
+    uv_signal_init(wf_node_loop(node), &a.sigint);
+    uv_signal_init(wf_node_loop(node), &a.sigterm);
+    a.sigint.data = a.sigterm.data = &a;
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     printf("ready %s\n", o.name);
     wf_node_run(node);
     rv = 0;
