@@ -71,9 +71,13 @@ int wf__send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m)
                      .name = remote_name(n, to),
                      .msg = m,
                      .tc = &m->tc};
+    /* Stamped before it goes: the receiver may record its arrival before
+     * this thread runs again, and a send must not show after its receipt. */
+    bool traced = wf__traced(n, &m->tc);
+    uint64_t t = traced ? uv_hrtime() : 0;
     int rv = n->link->send(n->link_ctx, &o);
-    if (rv == 0 && wf__traced(n, &m->tc))
-        wf__trace_msg(n, TR_SEND, m->from, to, m, 0);
+    if (rv == 0 && traced)
+        wf__trace_msg_at(n, TR_SEND, m->from, to, m, 0, t);
     return rv;
 }
 

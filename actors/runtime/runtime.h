@@ -196,6 +196,11 @@ enum trace_outcome { OUT_NONE, OUT_REPLY, OUT_DEFERRED, OUT_FAIL, OUT_OK };
  * the filters). Loop thread. */
 void wf__trace_msg(wf_node *n, int kind, wf_pid actor, wf_pid other, const wf_msg *m,
                    unsigned depth);
+/* wf__trace_msg with the event's time t (uv_hrtime; 0: now): a remote send
+ * is stamped before the frame goes, as its receiver may record its
+ * arrival before the sender's thread runs again. */
+void wf__trace_msg_at(wf_node *n, int kind, wf_pid actor, wf_pid other, const wf_msg *m,
+                      unsigned depth, uint64_t t);
 void wf__trace_run(wf_node *n, int kind, struct actor *a, const wf_msg *m, const wf_handler *h,
                    int outcome, uint64_t t);
 void wf__trace_answer(wf_node *n, wf_pid self, const wf_trace_ctx *tc, uint64_t corr, uint32_t type,

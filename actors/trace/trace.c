@@ -485,6 +485,12 @@ static void set_preview(struct trace_rec *rec, const wf_msg *m)
 void wf__trace_msg(wf_node *n, int kind, wf_pid actor, wf_pid other, const wf_msg *m,
                    unsigned depth)
 {
+    wf__trace_msg_at(n, kind, actor, other, m, depth, 0);
+}
+
+void wf__trace_msg_at(wf_node *n, int kind, wf_pid actor, wf_pid other, const wf_msg *m,
+                      unsigned depth, uint64_t t)
+{
     struct tracer *tr = wf__nt(n)->on;
     if (!type_passes(tr, m->type) || !actor_passes(tr, actor, other))
         return;
@@ -492,6 +498,8 @@ void wf__trace_msg(wf_node *n, int kind, wf_pid actor, wf_pid other, const wf_ms
     struct trace_rec *rec = rec_claim(tr, kind);
     if (rec == NULL)
         return;
+    if (t != 0)
+        rec->t = t;
     rec->msg = m->kind;
     rec->type = m->type;
     rec->size = (uint32_t)m->len;

@@ -145,6 +145,13 @@ else
         python3 "$root/tests/node/path_view.py" "$out/request.dom" "$trace"
 fi
 
+# The hosts share one clock: nothing may be recorded as received before it
+# was sent (a send stamped late made the viewer warn that the clocks
+# disagree, and draw a reply before its cause).
+check "no message between hosts recorded as received before it left" \
+    python3 "$root/tests/node/causality.py" "$out/hosts/trace"
+check "the path view did not have to bend the clocks" \
+    bash -c "! grep -q 'clocks disagree' '$log'"
 check "no namespace of the tour left" \
     bash -c "! ip netns list | grep -qE '^wf-(front|cache|fetch|upstream|lan|probe)( |$)'"
 check "no link left" bash -c "! ip link show wf-root >/dev/null 2>&1"
