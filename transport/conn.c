@@ -24,6 +24,7 @@
 #include <weft/alloc.h>
 #include <weft/log.h>
 
+#include "bytes.h"
 #include "transport_private.h"
 
 /* ---- nng's threads ---- */
@@ -404,35 +405,58 @@ void wf__conn_reap(struct conn *c)
 /* c closes before its handshake ended, and not because the handshake
  * refused it (that said why): TLS refusals are where an operator looks
  * first, so they say what to check. */
+bool wf__conn_log_pass(struct conn *c, const char *kind, const char *why,
+                       char note[WF__RATELOG_NOTE_MAX])
+{
+    /* One source (the URL dialled, or the address it came from without
+     * its port: each new connection has another) and one reason: the same
+     * refusal again is news only once per interval; another one is news. */
+    char key[WF__RATELOG_KEY_MAX];
+    size_t n = strlen(c->addr);
+    const char *colon = c->dialer == NULL ? strrchr(c->addr, ':') : NULL;
+    if (colon != NULL && strncmp(c->addr, "ipc:", 4) != 0)
+        n = (size_t)(colon - c->addr);
+    const char *src = n > 28 ? c->addr + n - 28 : c->addr; /* the end tells paths apart */
+    snprintf(key, sizeof key, "%s %.*s #%06x", kind, (int)(c->addr + n - src), src,
+             (unsigned)(wf__fnv1a(why, strlen(why)) & 0xffffff));
+    return wf__ratelog_pass(&c->t->refusals, key, uv_now(wf_node_loop(c->t->node)), note,
+                            WF__RATELOG_NOTE_MAX);
+}
+
 static void log_early_close(struct conn *c, const char *why)
 {
     wf_transport *t = c->t;
     const char *node = wf_node_name(t->node);
+    char note[WF__RATELOG_NOTE_MAX];
     if (c->io_err == NNG_EPEERAUTH || c->io_err == NNG_ECRYPTO) {
         t->stats.auth_failures++;
+        if (!wf__conn_log_pass(c, "tls", why, note))
+            return;
         if (c->dialer != NULL) {
             wf_log(WF_LOG_WARN,
                    "node %s: TLS with %s failed (%s): is its certificate signed by our CA "
-                   "and made out to %s, and does it accept ours?",
-                   node, c->addr, why, c->dialer->server_name);
+                   "and made out to %s, and does it accept ours?%s",
+                   node, c->addr, why, c->dialer->server_name, note);
         } else {
             wf_log(WF_LOG_WARN,
                    "node %s: TLS with the connection from %s failed (%s): it sent no "
-                   "certificate, or one our CA did not sign, or it refused ours",
-                   node, c->addr, why);
+                   "certificate, or one our CA did not sign, or it refused ours%s",
+                   node, c->addr, why, note);
         }
     } else if (c->dialer != NULL && !c->hello && strncmp(c->dialer->url, "tls+", 4) == 0 &&
                (c->io_err == NNG_ECONNSHUT || c->io_err == NNG_ECLOSED ||
                 c->io_err == NNG_ECONNRESET)) {
         /* mbedtls on the other side hangs up without a word when it
          * refuses our certificate, or the lack of one. */
-        wf_log(WF_LOG_WARN,
-               "node %s: %s closed the connection during TLS (%s): does it want a certificate "
-               "(tls-cert-key) signed by its CA?",
-               node, c->addr, why);
+        if (wf__conn_log_pass(c, "tls", why, note))
+            wf_log(WF_LOG_WARN,
+                   "node %s: %s closed the connection during TLS (%s): does it want a "
+                   "certificate (tls-cert-key) signed by its CA?%s",
+                   node, c->addr, why, note);
     } else if (c->io_err != 0 || strcmp(why, "connection closed") == 0) {
-        wf_log(WF_LOG_INFO, "node %s: the connection %s %s closed before the handshake (%s)", node,
-               c->dialer != NULL ? "to" : "from", c->addr, why);
+        if (wf__conn_log_pass(c, "closed", why, note))
+            wf_log(WF_LOG_INFO, "node %s: the connection %s %s closed before the handshake (%s)%s",
+                   node, c->dialer != NULL ? "to" : "from", c->addr, why, note);
     }
 }
 

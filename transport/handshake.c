@@ -72,9 +72,11 @@ void wf__handshake_reject(struct conn *c, const char *why)
     wf_transport *t = c->t;
     t->stats.auth_failures++;
     c->refused = true;
-    wf_log(WF_LOG_WARN, "node %s: connection %s %s%s%s refused: %s", wf_node_name(t->node),
-           c->dialer != NULL ? "to" : "from", c->addr, c->name[0] ? ", claiming to be node " : "",
-           c->name, why);
+    char note[WF__RATELOG_NOTE_MAX];
+    if (wf__conn_log_pass(c, "refused", why, note))
+        wf_log(WF_LOG_WARN, "node %s: connection %s %s%s%s refused: %s%s", wf_node_name(t->node),
+               c->dialer != NULL ? "to" : "from", c->addr,
+               c->name[0] ? ", claiming to be node " : "", c->name, why, note);
     wf__conn_close(c, why);
 }
 

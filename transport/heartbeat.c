@@ -15,10 +15,19 @@
 
 #include "transport_private.h"
 
+/* Refusals held back by the rate limit, once their interval is over. */
+static void emit_held(void *arg, const char *key, uint64_t n, uint64_t span_ms)
+{
+    wf_transport *t = arg;
+    wf_log(WF_LOG_WARN, "node %s: %llu more like the last (%s) in the last %llu s",
+           wf_node_name(t->node), (unsigned long long)n, key, (unsigned long long)(span_ms / 1000));
+}
+
 static void on_tick(uv_timer_t *h)
 {
     wf_transport *t = h->data;
     uint64_t now = uv_now(wf_node_loop(t->node));
+    wf__ratelog_flush(&t->refusals, now, emit_held, t);
     bool stalled = now - t->last_tick > t->peer_timeout / 2;
     t->last_tick = now;
     for (struct conn *c = t->conns; c != NULL; c = c->next) {

@@ -27,6 +27,8 @@
 #include <weft/transport.h>
 #include <weft/wire.h>
 
+#include "ratelog.h"
+
 #define NONCE        32
 #define PROOF        32
 #define NAME_MAX_LEN 255
@@ -139,6 +141,9 @@ struct peer {
 
 struct wf_transport {
     wf_node *node;
+    /* Refusals and failed handshakes, logged once per source and interval:
+     * a node misconfigured elsewhere redials every few seconds, forever. */
+    wf__ratelog refusals;
     uv_async_t async;
     uv_mutex_t lock; /* guards head, tail and closed: any thread */
     struct item *head, *tail;
@@ -173,6 +178,11 @@ void wf__handover_run(uv_async_t *h);                     /* t->async's callback
 /* conn.c */
 struct conn *wf__conn_new(wf_transport *t, nng_stream *s, struct dialer *d);
 void wf__conn_close(struct conn *c, const char *why);
+/* Whether a line of kind (a short word) about c's failed handshake, for
+ * reason why, is logged now; note gets " (N more like this ...)" or "".
+ * Loop thread. */
+bool wf__conn_log_pass(struct conn *c, const char *kind, const char *why,
+                       char note[WF__RATELOG_NOTE_MAX]);
 void wf__conn_reap(struct conn *c);
 void wf__conn_on_read(struct conn *c, int rv, size_t count);
 void wf__conn_on_write_failed(struct conn *c, int rv);

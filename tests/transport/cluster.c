@@ -199,6 +199,33 @@ Test(cluster, a_peer_without_the_secret_is_refused, .init = setup, .fini = teard
     cr_assert_not_null(tu_proc_expect(&a, "peers b", 5000), "%s", a.log);
 }
 
+static int count_lines(const char *log, const char *needle)
+{
+    int n = 0;
+    for (const char *p = log; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* A node misconfigured elsewhere redials every few seconds, forever: its
+ * refusal is logged once, the repeats counted (and summed up later). */
+Test(cluster, a_refusal_that_repeats_is_logged_once_and_counted, .init = setup, .fini = teardown)
+{
+    pair();
+    start_node(&c, "c", url("c"), url("a"), "wrong-secret", NULL);
+    cr_assert_not_null(tu_proc_expect(&a, "wrong proof of the cluster secret", 5000), "%s", a.log);
+    unsigned long long failures = 0;
+    for (int i = 0; i < 60 && failures < 3; i++) {
+        tu_sleep_ms(100);
+        tu_proc_send(&a, "stats");
+        const char *l = tu_proc_expect(&a, "stats frames_in=", 2000);
+        const char *f = l ? strstr(l, "auth_failures=") : NULL;
+        failures = f ? strtoull(f + 14, NULL, 10) : 0;
+    }
+    cr_assert_geq(failures, 3, "c redialled: %s", a.log);
+    cr_assert_eq(count_lines(a.log, "wrong proof of the cluster secret"), 1, "%s", a.log);
+}
+
 Test(cluster, over_tls, .init = setup, .fini = teardown)
 {
     char cmd[1024];

@@ -369,7 +369,8 @@ Test(replay, frames_recorded_on_one_connection_are_refused_on_another, .fini = t
     char why[128] = "";
     cr_assert(refused(fd, why, sizeof why), "replayed after b's HELLO: %s", why);
     close(fd);
-    cr_assert_not_null(tu_proc_expect(&b, "wrong proof of the cluster secret", 5000), "%s", b.log);
+    /* The same refusal from the same address as the first: counted (b's
+     * auth_failures below), not logged again within the interval. */
 
     /* b's side (HELLO, AUTH, the REPLY), to a. */
     int bk = split(down, ndown, off, kind, 64);
