@@ -639,7 +639,9 @@ static unsigned edition_of(const tu_http *r)
 Test(proxy, a_refetched_poem_with_new_text_is_never_served_with_its_old_page, .fini = stop)
 {
     base();
-    ccfg = (wf_cache_config){.source = "editions", .fetch_type = EDITION_GET, .ttl_ms = 300};
+    /* Long enough for a miss and two hits under valgrind on a loaded
+     * machine (300 ms was not), short enough for the refetch below. */
+    ccfg = (wf_cache_config){.source = "editions", .fetch_type = EDITION_GET, .ttl_ms = 1000};
     memset(&px, 0, sizeof px);
     px.node = wf_node_new(&(wf_node_config){.name = "px"});
     cr_assert_eq(wf_spawn(px.node, "editions", &edition_behaviour, NULL, NULL), 0);
