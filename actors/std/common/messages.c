@@ -141,20 +141,31 @@ static wf_msg *msg_with_tail(uint32_t type, size_t head_len, const void *tail, s
 
 /* ---- counters ---- */
 
+/* The stats structs are counters only (uint64_t fields, in order): they
+ * travel as such, the struct read and written a counter at a time. */
 #define COUNTERS_MAX 255
+_Static_assert(sizeof(wf_cache_stats) % 8 == 0 && sizeof(wf_cache_stats) / 8 <= COUNTERS_MAX,
+               "counters only");
+_Static_assert(sizeof(wf_transformer_stats) % 8 == 0 &&
+                   sizeof(wf_transformer_stats) / 8 <= COUNTERS_MAX,
+               "counters only");
 
-static wf_msg *counters_new(uint32_t type, const uint64_t *v, size_t n)
+static wf_msg *counters_new(uint32_t type, const void *stats, size_t size)
 {
+    size_t n = size / 8;
     wf_msg *m = wf_msg_alloc(type, 2 + 8 * n);
     if (m == NULL)
         return NULL;
     unsigned char *p = put16(wf_msg_body(m), (uint32_t)n);
-    for (size_t i = 0; i < n; i++)
-        p = put64(p, v[i]);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        memcpy(&v, (const unsigned char *)stats + 8 * i, 8);
+        p = put64(p, v);
+    }
     return m;
 }
 
-static int counters_parse(wf_msg *m, uint32_t type, uint64_t *v, size_t n)
+static int counters_parse(wf_msg *m, uint32_t type, void *stats, size_t size)
 {
     struct rd r;
     if (rd_open(&r, m, type) != 0)
@@ -162,46 +173,31 @@ static int counters_parse(wf_msg *m, uint32_t type, uint64_t *v, size_t n)
     size_t count = (size_t)get(&r, 2);
     if (r.bad || count == 0 || count > COUNTERS_MAX || (size_t)(r.end - r.p) != 8 * count)
         return WF_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        v[i] = i < count ? get(&r, 8) : 0;
+    for (size_t i = 0; i < size / 8; i++) {
+        uint64_t v = i < count ? get(&r, 8) : 0;
+        memcpy((unsigned char *)stats + 8 * i, &v, 8);
+    }
     return 0;
 }
 
-/* The stats structs are counters only: they travel as such. */
-#define NCOUNTERS(T) (sizeof(T) / sizeof(uint64_t))
-_Static_assert(sizeof(wf_cache_stats) % sizeof(uint64_t) == 0, "counters only");
-_Static_assert(sizeof(wf_transformer_stats) % sizeof(uint64_t) == 0, "counters only");
-
 wf_msg *wf_cache_stats_msg_new(const wf_cache_stats *s)
 {
-    uint64_t v[NCOUNTERS(wf_cache_stats)];
-    memcpy(v, s, sizeof v);
-    return counters_new(WF_CACHE_STATS, v, NCOUNTERS(wf_cache_stats));
+    return counters_new(WF_CACHE_STATS, s, sizeof *s);
 }
 
 int wf_cache_stats_parse(wf_msg *m, wf_cache_stats *out)
 {
-    uint64_t v[NCOUNTERS(wf_cache_stats)];
-    if (counters_parse(m, WF_CACHE_STATS, v, NCOUNTERS(wf_cache_stats)) != 0)
-        return WF_EINVAL;
-    memcpy(out, v, sizeof v);
-    return 0;
+    return counters_parse(m, WF_CACHE_STATS, out, sizeof *out);
 }
 
 wf_msg *wf_transformer_stats_msg_new(const wf_transformer_stats *s)
 {
-    uint64_t v[NCOUNTERS(wf_transformer_stats)];
-    memcpy(v, s, sizeof v);
-    return counters_new(WF_TRANSFORM_STATS, v, NCOUNTERS(wf_transformer_stats));
+    return counters_new(WF_TRANSFORM_STATS, s, sizeof *s);
 }
 
 int wf_transformer_stats_parse(wf_msg *m, wf_transformer_stats *out)
 {
-    uint64_t v[NCOUNTERS(wf_transformer_stats)];
-    if (counters_parse(m, WF_TRANSFORM_STATS, v, NCOUNTERS(wf_transformer_stats)) != 0)
-        return WF_EINVAL;
-    memcpy(out, v, sizeof v);
-    return 0;
+    return counters_parse(m, WF_TRANSFORM_STATS, out, sizeof *out);
 }
 
 /* ---- the cache's reply ---- */

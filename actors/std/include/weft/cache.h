@@ -74,6 +74,7 @@ typedef struct wf_cache_config {
     wf_clock *clock;                    /* NULL: the node's clock */
 } wf_cache_config;
 
+/* Counters only, and new ones go at the end: they travel by position. */
 typedef struct wf_cache_stats {
     uint64_t hits, misses, coalesced, expired, evicted, stale_served;
     uint64_t fetches, fetch_failures, negative_hits;

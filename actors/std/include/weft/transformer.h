@@ -67,6 +67,7 @@ typedef struct wf_transformer_config {
     uint64_t ttl_ms;             /* how long an answer is kept; 0: 1 hour */
 } wf_transformer_config;
 
+/* Counters only, and new ones go at the end: they travel by position. */
 typedef struct wf_transformer_stats {
     uint64_t requests, hits, coalesced; /* coalesced: joined an upstream request under way */
     uint64_t upstream, failures;        /* upstream requests made, and failed */
