@@ -10,20 +10,22 @@
 
 enum { LISTENER, CACHE, FETCHER, RENDERER, TRANSFORMER };
 
-static const char *opt(const wf__cluster_conf *c, int actor, const char *name)
+/* An option's text, dflt if the file does not set it. */
+static const char *opt_s(const wf__cluster_conf *c, int actor, const char *name, const char *dflt)
 {
-    return wf__cluster_opt_get(c, actor, name);
+    const char *v = wf__cluster_opt_get(c, actor, name);
+    return v ? v : dflt;
 }
 
 static uint64_t opt_u(const wf__cluster_conf *c, int actor, const char *name, uint64_t dflt)
 {
-    const char *v = opt(c, actor, name);
+    const char *v = wf__cluster_opt_get(c, actor, name);
     return v ? strtoull(v, NULL, 10) : dflt;
 }
 
 static int opt_b(const wf__cluster_conf *c, int actor, const char *name)
 {
-    const char *v = opt(c, actor, name);
+    const char *v = wf__cluster_opt_get(c, actor, name);
     return v != NULL && strcmp(v, "yes") == 0;
 }
 
@@ -33,7 +35,7 @@ static int opt_b(const wf__cluster_conf *c, int actor, const char *name)
 static const char *addr(const wf__cluster_conf *c, const char *self, int user, const char *name,
                         int of, char *buf, size_t size)
 {
-    const char *v = opt(c, user, name);
+    const char *v = wf__cluster_opt_get(c, user, name);
     if (v != NULL)
         return v;
     const char *node = c->runs_on[of];
@@ -62,17 +64,15 @@ int wf__std_spawn(wf_node *n, const char *self, const wf__cluster_conf *c, int a
     case LISTENER: {
         wf_listener_config *l = &cfgs->listener;
         *l = (wf_listener_config){
-            .http_addr = opt(c, LISTENER, "http") ? opt(c, LISTENER, "http") : "127.0.0.1:8080",
-            .poetry_addr = opt(c, LISTENER, "poetry"),
-            .poetry_default = opt(c, LISTENER, "poetry-default")
-                                  ? opt(c, LISTENER, "poetry-default")
-                                  : "ozymandias",
+            .http_addr = opt_s(c, LISTENER, "http", "127.0.0.1:8080"),
+            .poetry_addr = opt_s(c, LISTENER, "poetry", NULL),
+            .poetry_default = opt_s(c, LISTENER, "poetry-default", "ozymandias"),
             .cache = addr(c, self, LISTENER, "cache", CACHE, cfgs->addr[0], sizeof cfgs->addr[0]),
             .renderer =
                 addr(c, self, LISTENER, "renderer", RENDERER, cfgs->addr[1], sizeof cfgs->addr[1]),
             .transformer = addr(c, self, LISTENER, "transformer", TRANSFORMER, cfgs->addr[2],
                                 sizeof cfgs->addr[2]),
-            .transform_addr = opt(c, LISTENER, "transform-port"),
+            .transform_addr = wf__cluster_opt_get(c, LISTENER, "transform-port"),
             .deadline_ms = opt_u(c, LISTENER, "deadline-ms", 30000),
             .max_connections = (unsigned)opt_u(c, LISTENER, "max-connections", 0),
             .fin_abandons = opt_b(c, LISTENER, "fin-abandons"),
@@ -101,7 +101,7 @@ int wf__std_spawn(wf_node *n, const char *self, const wf__cluster_conf *c, int a
         break;
     case FETCHER:
         cfgs->fetcher = (wf_fetcher_config){
-            .upstream = opt(c, FETCHER, "upstream"),
+            .upstream = wf__cluster_opt_get(c, FETCHER, "upstream"),
             .send_name = opt_b(c, FETCHER, "send-name"),
             .connect_timeout_ms = opt_u(c, FETCHER, "connect-timeout-ms", 0),
             .idle_timeout_ms = opt_u(c, FETCHER, "idle-timeout-ms", 0),
@@ -112,12 +112,13 @@ int wf__std_spawn(wf_node *n, const char *self, const wf__cluster_conf *c, int a
         rv = wf_fetcher_spawn(n, "fetcher", &cfgs->fetcher, NULL);
         break;
     case RENDERER:
-        cfgs->renderer = (wf_renderer_config){.template_dir = opt(c, RENDERER, "templates")};
+        cfgs->renderer =
+            (wf_renderer_config){.template_dir = wf__cluster_opt_get(c, RENDERER, "templates")};
         rv = wf_renderer_spawn(n, "renderer", &cfgs->renderer, NULL);
         break;
     case TRANSFORMER:
         cfgs->transformer = (wf_transformer_config){
-            .upstream = opt(c, TRANSFORMER, "upstream"),
+            .upstream = wf__cluster_opt_get(c, TRANSFORMER, "upstream"),
             .total_timeout_ms = opt_u(c, TRANSFORMER, "total-timeout-ms", 0)};
         NEEDS(cfgs->transformer.upstream, "transformer: transformer.upstream is not set "
                                           "(HOST:PORT of the transform service)");
