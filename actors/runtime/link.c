@@ -51,6 +51,14 @@ const char *wf__peer_name(wf_node *n, uint16_t peer)
     return n->link ? n->link->peer_name(n->link_ctx, peer) : NULL;
 }
 
+/* The id or name a frame to remote pid p carries. */
+static void remote_target(wf_node *n, wf_pid p, wf_link_out *o)
+{
+    o->peer = wf_pid_peer(p);
+    o->to = (p.id & WF__PID_NAME_BIT) ? 0 : p.id & ((1ull << 48) - 1);
+    o->name = remote_name(n, p);
+}
+
 int wf__send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m)
 {
     if (n->link == NULL)
@@ -64,13 +72,11 @@ int wf__send_remote(wf_node *n, int kind, wf_pid to, uint64_t corr, wf_msg *m)
     }
     wf_link_out o = {.kind = kind,
                      .budget_ms = budget,
-                     .peer = wf_pid_peer(to),
                      .corr = corr,
                      .from = m->from.id,
-                     .to = (to.id & WF__PID_NAME_BIT) ? 0 : to.id & ((1ull << 48) - 1),
-                     .name = remote_name(n, to),
                      .msg = m,
                      .tc = &m->tc};
+    remote_target(n, to, &o);
     /* Stamped before it goes: the receiver may record its arrival before
      * this thread runs again, and a send must not show after its receipt. */
     bool traced = wf__traced(n, &m->tc);
@@ -85,11 +91,8 @@ void wf__send_cancel(wf_node *n, wf_pid to, uint64_t corr)
 {
     if (n->link == NULL)
         return;
-    wf_link_out o = {.kind = WF_LINK_CANCEL,
-                     .peer = wf_pid_peer(to),
-                     .corr = corr,
-                     .to = (to.id & WF__PID_NAME_BIT) ? 0 : to.id & ((1ull << 48) - 1),
-                     .name = remote_name(n, to)};
+    wf_link_out o = {.kind = WF_LINK_CANCEL, .corr = corr};
+    remote_target(n, to, &o);
     n->link->send(n->link_ctx, &o); /* a peer that is gone has nothing to stop */
 }
 
@@ -219,14 +222,6 @@ void wf_link_answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r)
         wf_failure_add_frame(r.u.failure, &(wf_frame){.func = func, .node = n->name});
     }
     wf__reply(n, corr, r);
-}
-
-/* The id or name a frame to remote pid p carries. */
-static void remote_target(wf_node *n, wf_pid p, wf_link_out *o)
-{
-    o->peer = wf_pid_peer(p);
-    o->to = (p.id & WF__PID_NAME_BIT) ? 0 : p.id & ((1ull << 48) - 1);
-    o->name = remote_name(n, p);
 }
 
 int wf__monitor_remote(wf_node *n, wf_pid watcher, wf_pid target)
