@@ -51,8 +51,7 @@ void wf__link_frame_in(struct conn *c, const wf_wire_frame *f)
         wf_link_cancel(n, c->peer, f->corr, f->to, f->name_len ? f->name : NULL, f->name_len);
         break;
     case WF_WIRE_MONITOR:
-        wf_link_monitor(n, c->peer, f->corr, f->from, f->to, f->name_len ? f->name : NULL,
-                        f->name_len);
+        wf_link_monitor(n, c->peer, f->corr, f->to, f->name_len ? f->name : NULL, f->name_len);
         break;
     case WF_WIRE_DEMONITOR:
         wf_link_demonitor(n, c->peer, f->corr, f->to, f->name_len ? f->name : NULL, f->name_len);

@@ -282,11 +282,10 @@ void wf__link_actor_stopped(wf_node *n, struct actor *a, const wf_failure *reaso
     n->nrwatch = kept;
 }
 
-void wf_link_monitor(wf_node *n, uint16_t peer, uint64_t ref, uint64_t from, uint64_t to,
-                     const char *name, size_t name_len)
+void wf_link_monitor(wf_node *n, uint16_t peer, uint64_t ref, uint64_t to, const char *name,
+                     size_t name_len)
 {
     WF__ON_LOOP(n, "wf_link_monitor");
-    (void)from; /* the watcher is the peer's business: the ref names it there */
     char buf[WF_NAME_MAX + 1];
     struct actor *a = addressed(n, to, name, name_len, buf);
     int rv = n->shutting_down ? WF_ESHUTDOWN : a == NULL || a->dead ? WF_ENOSUCHACTOR : 0;

@@ -99,11 +99,12 @@ WF_API void wf_link_cancel(wf_node *n, uint16_t peer, uint64_t corr, uint64_t to
  * pending ask corr, from peer. r is consumed. */
 WF_API void wf_link_answer(wf_node *n, uint16_t peer, uint64_t corr, wf_result r);
 
-/* From the transport: actor from on peer watches the local actor to (or
- * name[0..name_len), borrowed) under reference ref. When that actor stops,
- * or at once if there is none, a DOWN with ref goes back to peer. */
-WF_API void wf_link_monitor(wf_node *n, uint16_t peer, uint64_t ref, uint64_t from, uint64_t to,
-                            const char *name, size_t name_len);
+/* From the transport: an actor on peer watches the local actor to (or
+ * name[0..name_len), borrowed) under reference ref (peer's: it knows which
+ * of its actors that is). When that actor stops, or at once if there is
+ * none, a DOWN with ref goes back to peer. */
+WF_API void wf_link_monitor(wf_node *n, uint16_t peer, uint64_t ref, uint64_t to, const char *name,
+                            size_t name_len);
 
 /* From the transport: peer's watch ref of the local actor to (or
  * name[0..name_len)) is over (its watcher stopped). Nothing if unknown. */
