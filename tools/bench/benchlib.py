@@ -34,6 +34,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -522,6 +523,15 @@ def http_get(port, path, timeout=30, host="127.0.0.1"):
     return status, headers, body, len(head) + 4 + len(body)
 
 
+def spread(xs):
+    """min, median and max of xs, Nones left out (None when nothing is left)."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None
+    return {"min": round(min(xs), 3), "median": round(statistics.median(xs), 3),
+            "max": round(max(xs), 3), "pairs": len(xs)}
+
+
 def parse_duration_ms(s):
     """wrk's durations ("250.00us", "1.20ms", "2s") in milliseconds."""
     m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", s)
@@ -530,9 +540,13 @@ def parse_duration_ms(s):
     return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}[m.group(2)]
 
 
-def wrk(binary, url, seconds, threads, conns):
-    """One wrk --latency run: {rps, p99_ms, requests, non2xx, socket_errors}."""
-    cmd = [binary, f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", url]
+def wrk(binary, url, seconds, threads, conns, script=None, script_args=(), wrap=()):
+    """One wrk --latency run: {rps, p50_ms, p99_ms, requests, non2xx,
+    socket_errors}; script: a Lua file given script_args; wrap: a command
+    prefix (ip netns exec NS, say)."""
+    cmd = [binary, f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency"]
+    cmd += (["-s", script, url, "--", *script_args] if script else [url])
+    cmd = [*wrap, *cmd]
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            timeout=seconds + 60)
@@ -540,12 +554,14 @@ def wrk(binary, url, seconds, threads, conns):
         raise BenchError(f"wrk: {e}") from e
     out = p.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
     total = re.search(r"(\d+) requests in", out)
-    if p.returncode != 0 or not rps or not p99 or not total:
+    if p.returncode != 0 or not rps or not p50 or not p99 or not total:
         raise BenchError(f"wrk failed (status {p.returncode}): {' '.join(cmd)}\n{out}")
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sockerr = re.search(r"Socket errors: (.*)", out)
-    return {"rps": float(rps.group(1)), "p99_ms": parse_duration_ms(p99.group(1)),
+    return {"rps": float(rps.group(1)), "p50_ms": parse_duration_ms(p50.group(1)),
+            "p99_ms": parse_duration_ms(p99.group(1)),
             "requests": int(total.group(1)), "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "socket_errors": sockerr.group(1).strip() if sockerr else None}

@@ -294,6 +294,21 @@ def fetches(upstream):
     return upstream.stderr().count(": served ")
 
 
+def settled_fetches(upstream, quiet_s=0.2, limit_s=3.0):
+    """fetches() once it has not changed for quiet_s (at most limit_s): the
+    requests in flight when a wrk run ends are fetched after it, and must
+    be counted with that run, not with the next."""
+    end = time.monotonic() + limit_s
+    n = fetches(upstream)
+    while time.monotonic() < end:
+        time.sleep(quiet_s)
+        m = fetches(upstream)
+        if m == n:
+            break
+        n = m
+    return n
+
+
 # ---- the links ----
 
 def round_trips(tmp, n):
@@ -314,33 +329,11 @@ def round_trips(tmp, n):
 # ---- wrk ----
 
 def wrk(bins, port, seconds, conns, prefix=None):
-    """One wrk --latency run from the front host: {rps, p50_ms, p99_ms,
-    requests, non2xx, socket_errors}; with prefix, every request a new
-    poem (miss.lua)."""
-    url = f"http://{HOSTS['front']}:{port}/poems/{HIT_POEM}"
-    cmd = [bins.wrk, "-t1", f"-c{conns}", f"-d{seconds}s", "--latency"]
-    if prefix is not None:
-        cmd += ["-s", MISS_LUA, url, "--", prefix, str(MISS_LIMIT)]
-    else:
-        cmd.append(url)
-    try:
-        p = subprocess.run(in_ns("front", cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, timeout=seconds + 60)
-    except subprocess.SubprocessError as e:
-        raise benchlib.BenchError(f"wrk: {e}") from e
-    out = p.stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
-    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
-    total = re.search(r"(\d+) requests in", out)
-    if p.returncode != 0 or not (rps and p50 and p99 and total):
-        raise benchlib.BenchError(f"wrk failed (status {p.returncode}): {' '.join(cmd)}\n{out}")
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    sockerr = re.search(r"Socket errors: (.*)", out)
-    return {"rps": float(rps.group(1)), "p50_ms": benchlib.parse_duration_ms(p50.group(1)),
-            "p99_ms": benchlib.parse_duration_ms(p99.group(1)), "requests": int(total.group(1)),
-            "non2xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": sockerr.group(1).strip() if sockerr else None}
+    """One wrk --latency run from the front host (benchlib.wrk); with
+    prefix, every request a new poem (miss.lua)."""
+    return benchlib.wrk(bins.wrk, f"http://{HOSTS['front']}:{port}/poems/{HIT_POEM}", seconds, 1,
+                        conns, script=MISS_LUA if prefix is not None else None,
+                        script_args=(prefix, str(MISS_LIMIT)), wrap=in_ns("front", []))
 
 
 # ---- the measurement ----
@@ -383,7 +376,7 @@ def measure(bins, tmp, quick):
              "hit_fetches": {}, "miss_fetches": {c: 0 for c in up},
              "miss_requests": {c: 0 for c in up},
              "hit_cpu_s": {k: 0.0 for k in hit_procs}, "hit_requests": {c: 0 for c in up}}
-    base = {c: fetches(up[c]) for c in up}
+    base = {c: settled_fetches(up[c]) for c in up}
     if not quick:  # one untimed second each: caches, allocators, connections
         for c in (CLUSTER, SINGLE):
             wrk(bins, port[c], 1, WRK_CONNS)
@@ -399,10 +392,9 @@ def measure(bins, tmp, quick):
         for c in order:
             samples[c]["one"].append(wrk(bins, port[c], one_s, 1))
         for c in order:
-            before = fetches(up[c])
+            before = settled_fetches(up[c])
             s = wrk(bins, port[c], miss_s, WRK_CONNS, prefix=f"m{c[0]}{r}")
-            time.sleep(0.1)  # the upstream logs a fetch once its FIN is acknowledged
-            s["fetches"] = fetches(up[c]) - before
+            s["fetches"] = settled_fetches(up[c]) - before
             samples[c]["miss"].append(s)
             facts["miss_fetches"][c] += s["fetches"]
             facts["miss_requests"][c] += s["requests"]
@@ -426,7 +418,7 @@ def measure(bins, tmp, quick):
                   f"{s['miss'][-1]['rps']:.0f} req/s (four hosts vs one process)", flush=True)
     # Hits must not have fetched: every fetch beyond the warm-up's is a miss run's.
     for c in up:
-        facts["hit_fetches"][c] = fetches(up[c]) - base[c] - facts["miss_fetches"][c]
+        facts["hit_fetches"][c] = settled_fetches(up[c]) - base[c] - facts["miss_fetches"][c]
         if facts["hit_fetches"][c] != 0:
             raise benchlib.BenchError(f"{c}: the upstream served {facts['hit_fetches'][c]} "
                                       f"poem(s) during the hit runs: not all hits")
@@ -437,13 +429,6 @@ def measure(bins, tmp, quick):
 
 
 # ---- the table ----
-
-def spread(xs):
-    if not xs:
-        return None
-    return {"min": round(min(xs), 3), "median": round(statistics.median(xs), 3),
-            "max": round(max(xs), 3), "pairs": len(xs)}
-
 
 def med(samples, key):
     return statistics.median(s[key] for s in samples)
@@ -457,10 +442,14 @@ def build_rows(samples, rtt, facts, quick):
     all_rtt_ms = sum(rtt[f"{a}-{b}"]["echo_us"] for a, b in LINKS) / 1e3
     rows = []
 
+    def round_ratios(kind, key, higher):
+        """The per-round ratios, four hosts against one process: their spread."""
+        return benchlib.spread(benchlib.ratio(a[key], b[key], higher)
+                               for a, b in zip(w[kind], s[kind]))
+
     def paired(r, kind, key, higher):
         """The row's ratio: the median of the per-round ratios, its spread beside it."""
-        ratios = [benchlib.ratio(a[key], b[key], higher) for a, b in zip(w[kind], s[kind])]
-        sp = spread([x for x in ratios if x is not None])
+        sp = round_ratios(kind, key, higher)
         if sp is not None:
             r["ratio"] = sp["median"]
             r["ratio_spread"] = sp
@@ -471,8 +460,7 @@ def build_rows(samples, rtt, facts, quick):
                 f"{', '.join(f'{x[key]:.{nd}f}' for x in s[kind])}")
 
     def ratio_text(kind, key, higher):
-        ratios = [benchlib.ratio(a[key], b[key], higher) for a, b in zip(w[kind], s[kind])]
-        sp = spread([x for x in ratios if x is not None])
+        sp = round_ratios(kind, key, higher)
         return "" if sp is None else (f" Ratio per round: min {sp['min']:.2f}, median "
                                       f"{sp['median']:.2f}, max {sp['max']:.2f}.")
 
@@ -603,20 +591,26 @@ def main():
         return 2
     outdir = args.out_dir or args.outdir or benchlib.DEFAULT_OUTDIR
 
+    # One run at a time: a second one's clean-up would take the first's
+    # hosts, and its checks make and remove a probe namespace of the same
+    # name. (Without root there is no lock to take: the checks say so.)
+    try:
+        lock = open(LOCK, "w")
+    except OSError:
+        lock = None
+    if lock is not None:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            print(f"bench cluster: FAILED: another bench cluster is running (it holds {LOCK})",
+                  file=sys.stderr)
+            return 1
     try:
         check_can_run()
     except Skip as e:
         print(f"bench cluster: SKIPPED: {e}; nothing measured, {outdir}/cluster.json not "
               f"written", file=sys.stderr)
         return 0
-    # One run at a time: a second one's clean-up would take the first's hosts.
-    lock = open(LOCK, "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        print(f"bench cluster: FAILED: another bench cluster is running (it holds {LOCK})",
-              file=sys.stderr)
-        return 1
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, on_signal)
     tmp = tempfile.mkdtemp(prefix=TMP_PREFIX)
@@ -628,7 +622,7 @@ def main():
                 shutil.rmtree(d, ignore_errors=True)
         print(f"bench cluster: four hosts (namespaces {PREFIX}*, 10.78.0.0/24); every process "
               f"shares this machine's {os.cpu_count()} cores (load average now: "
-              f"{open('/proc/loadavg').read().split()[0]})", flush=True)
+              f"{os.getloadavg()[0]:.2f})", flush=True)
         make_hosts()
         samples, rtt, facts = measure(bins, tmp, args.quick)
         rows = build_rows(samples, rtt, facts, args.quick)

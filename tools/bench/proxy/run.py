@@ -181,15 +181,6 @@ def wrk(bins, port, seconds):
 
 # ---- the two parts ----
 
-def spread(xs):
-    """min, median and max of xs (None when empty)."""
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return None
-    return {"min": round(min(xs), 3), "median": round(statistics.median(xs), 3),
-            "max": round(max(xs), 3), "pairs": len(xs)}
-
-
 def hits(bins, tmp, quick):
     """The cache-hit runs: {contender: {rps, p99_ms, samples...}} plus facts.
 
@@ -338,14 +329,14 @@ def build_rows(h, facts, seconds, runs, b, rounds, quick, versions):
         """The row's ratio is the median of the per-round ratios (a ratio
         of medians would pair samples taken minutes apart); its spread
         goes beside it."""
-        sp = spread(ratios)
+        sp = benchlib.spread(ratios)
         if sp is not None and r["weft"] is not None and r["peer_value"] is not None:
             r["ratio"] = sp["median"]
             r["ratio_spread"] = sp
         return r
 
     def spread_text(n, key, what):
-        sp = spread(h[n][key])
+        sp = benchlib.spread(h[n][key])
         if sp is None:
             return ""
         return (f" {what} ratio per round (weft vs {n}): min {sp['min']:.2f}, median "
