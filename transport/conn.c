@@ -283,11 +283,18 @@ static void parse(struct conn *c)
     }
 }
 
+/* The first nng error that ended a read or a write: what the close says. */
+static void note_io_err(struct conn *c, int rv)
+{
+    if (c->io_err == 0)
+        c->io_err = rv;
+}
+
 void wf__conn_on_read(struct conn *c, int rv, size_t count)
 {
     c->reading = false;
     if (rv != 0) {
-        c->io_err = c->io_err ? c->io_err : rv;
+        note_io_err(c, rv);
         wf__conn_close(c, rv == NNG_ECLOSED || rv == NNG_ECONNSHUT ? "connection closed"
                                                                    : nng_strerror(rv));
     } else if (!c->closing) {
@@ -305,7 +312,7 @@ void wf__conn_on_write_failed(struct conn *c, int rv)
     uv_mutex_lock(&c->wlock);
     c->writing = false;
     uv_mutex_unlock(&c->wlock);
-    c->io_err = c->io_err ? c->io_err : rv;
+    note_io_err(c, rv);
     wf__conn_close(c, rv == NNG_ECLOSED ? "connection closed" : nng_strerror(rv));
     wf__conn_reap(c);
 }

@@ -71,24 +71,51 @@ static int own_tls(struct dialer *d)
     return rv;
 }
 
-/* The name a tls+tcp listener at url must show: server_name, the
- * transport's, or else the URL's host (as nng would, and as it does not
- * once settings of our own replace its). A copy, or NULL (no memory, or
- * no host). */
-static char *expected_name(wf_transport *t, const char *url, const char *server_name)
+/* The name a tls+tcp listener at url must show, a copy in *out:
+ * server_name, the transport's, or else the URL's host (as nng would, and
+ * as it does not once settings of our own replace its). 0 or nng's error. */
+static int expected_name(wf_transport *t, const char *url, const char *server_name, char **out)
 {
-    if (server_name != NULL || t->tls_server_name != NULL)
-        return wf_strdup(server_name != NULL ? server_name : t->tls_server_name);
+    if (server_name != NULL || t->tls_server_name != NULL) {
+        *out = wf_strdup(server_name != NULL ? server_name : t->tls_server_name);
+        return *out != NULL ? 0 : NNG_ENOMEM;
+    }
     nng_url *u;
-    if (nng_url_parse(&u, url) != 0)
-        return NULL;
-    char *host = u->u_hostname[0] != '\0' ? wf_strdup(u->u_hostname) : NULL;
+    int rv = nng_url_parse(&u, url);
+    if (rv != 0)
+        return rv;
+    *out = u->u_hostname[0] != '\0' ? wf_strdup(u->u_hostname) : NULL;
+    rv = *out != NULL ? 0 : u->u_hostname[0] != '\0' ? NNG_ENOMEM : NNG_EADDRINVAL;
     nng_url_free(u);
-    return host;
+    return rv;
+}
+
+/* Frees d and whatever of it was made (each part may be missing). */
+static void dialer_free(struct dialer *d)
+{
+    if (d->aio != NULL)
+        nng_aio_free(d->aio);
+    if (d->d != NULL)
+        nng_stream_dialer_free(d->d);
+    if (d->tls != NULL)
+        nng_tls_config_free(d->tls);
+    wf_free(d->server_name);
+    wf_free(d->url);
+    wf_free(d);
 }
 
 int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect, const char *server_name)
 {
+    bool tls = strncmp(url, "tls+", 4) == 0;
+    if (tls && t->tls_ca == NULL) {
+        /* It could check nothing of the listener's (nng would refuse every
+         * handshake, saying less). */
+        wf_log(WF_LOG_ERROR,
+               "node %s: cannot dial %s: tls+tcp needs tls_ca, the CA that signs "
+               "the nodes' certificates",
+               wf_node_name(t->node), url);
+        return WF_EPROTO;
+    }
     struct dialer *d = wf_malloc(sizeof *d);
     if (d == NULL)
         return WF_ENOMEM;
@@ -97,24 +124,11 @@ int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect, const char
     d->expect = expect;
     d->done = (struct item){.kind = I_DIALED, .dialer = d};
     d->backoff_ms = t->backoff_min;
-    bool tls = strncmp(url, "tls+", 4) == 0;
-    if (tls && t->tls_ca == NULL) {
-        /* It could check nothing of the listener's (nng would refuse every
-         * handshake, saying less). */
-        wf_free(d);
-        wf_log(WF_LOG_ERROR,
-               "node %s: cannot dial %s: tls+tcp needs tls_ca, the CA that signs "
-               "the nodes' certificates",
-               wf_node_name(t->node), url);
-        return WF_EPROTO;
-    }
-    if ((d->url = wf_strdup(url)) == NULL ||
-        (tls && (d->server_name = expected_name(t, url, server_name)) == NULL)) {
-        wf_free(d->url);
-        wf_free(d);
-        return WF_ENOMEM;
-    }
-    int rv = nng_stream_dialer_alloc(&d->d, url);
+    int rv = (d->url = wf_strdup(url)) != NULL ? 0 : NNG_ENOMEM;
+    if (rv == 0)
+        rv = nng_stream_dialer_alloc(&d->d, url);
+    if (rv == 0 && tls)
+        rv = expected_name(t, url, server_name, &d->server_name);
     if (rv == 0 && tls)
         rv = own_tls(d);
     if (rv == 0 && tls)
@@ -122,14 +136,8 @@ int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect, const char
     if (rv == 0)
         rv = nng_aio_alloc(&d->aio, on_dial, d);
     if (rv != 0) {
-        if (d->d)
-            nng_stream_dialer_free(d->d);
-        if (d->tls)
-            nng_tls_config_free(d->tls);
-        wf_free(d->server_name);
-        wf_free(d->url);
-        wf_free(d);
-        return wf__nng_fail("cannot dial", url, rv);
+        dialer_free(d);
+        return rv == NNG_ENOMEM ? WF_ENOMEM : wf__nng_fail("cannot dial", url, rv);
     }
     uv_timer_init(wf_node_loop(t->node), &d->timer);
     d->timer.data = d;
@@ -141,12 +149,7 @@ int wf__dialer_new(wf_transport *t, const char *url, uint16_t expect, const char
 
 static void dialer_closed(uv_handle_t *h)
 {
-    struct dialer *d = h->data;
-    if (d->tls)
-        nng_tls_config_free(d->tls);
-    wf_free(d->server_name);
-    wf_free(d->url);
-    wf_free(d);
+    dialer_free(h->data);
 }
 
 /* The node shuts down: stop every dialer (no callback of theirs runs after
@@ -164,8 +167,11 @@ void wf__dialer_free_all(wf_transport *t)
     while (t->dialers != NULL) {
         struct dialer *d = t->dialers;
         t->dialers = d->next;
+        /* nng's parts now; the rest once the timer has closed. */
         nng_aio_free(d->aio);
         nng_stream_dialer_free(d->d);
+        d->aio = NULL;
+        d->d = NULL;
         uv_close((uv_handle_t *)&d->timer, dialer_closed);
     }
 }

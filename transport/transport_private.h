@@ -156,8 +156,8 @@ struct wf_transport {
     uv_timer_t tick_timer;            /* every heartbeat ms: ticks and silences */
     uint64_t last_tick;               /* when it last ran (loop time, ms) */
     nng_tls_config *tls_listen;
-    char *tls_cert_key, *tls_ca; /* kept for a dialer with a server name of its own */
-    char *tls_server_name;       /* the config's, for logs */
+    char *tls_cert_key, *tls_ca; /* copies: each tls+tcp dialer makes its settings of them */
+    char *tls_server_name;       /* the config's: the dialers' default name */
     uv_timer_t park_timer;       /* the earliest park_deadline of any peer */
     int open_handles;            /* async, park_timer, tick_timer: t is freed when all closed */
     struct conn *conns;

@@ -92,8 +92,9 @@ typedef struct wf_transport_config {
 } wf_transport_config;
 
 /* wf_transport_new creates the transport of node n (which must not have one)
- * and opens its nng socket. cfg is borrowed for the call (the secret is
- * copied, the TLS files read now). *out is owned by the node from here
+ * and opens its nng socket. cfg is borrowed for the call (the secret and
+ * the TLS paths are copied; the files are read now, to refuse a bad one,
+ * and again by each tls+tcp dial as it starts). *out is owned by the node from here
  * (freed when it shuts down). Returns 0, WF_EINVAL (no secret), WF_ENOMEM,
  * or WF_EPROTO when nng refuses. Loop thread, or before the node runs. */
 WF_API int wf_transport_new(wf_node *n, const wf_transport_config *cfg, wf_transport **out);
@@ -126,8 +127,9 @@ WF_API int wf_transport_peer(wf_transport *t, const char *name, const char *url)
 
 /* wf_transport_peer_tls is wf_transport_peer for a tls+tcp:// url whose
  * listener's certificate must carry server_name (copied; NULL: the
- * config's tls_server_name), so that each peer can have a certificate of
- * its own. Same returns and threads. */
+ * config's tls_server_name, else the URL's host; ignored for other URLs),
+ * so that each peer can have a certificate of its own. Same returns.
+ * Loop thread, or before the node runs. */
 WF_API int wf_transport_peer_tls(wf_transport *t, const char *name, const char *url,
                                  const char *server_name);
 
