@@ -41,7 +41,7 @@ check "an unknown namespace stops it before it listens (exit $rc)" \
     bash -c "[ $rc -eq 1 ] && grep -q 'wf-no-such-ns' <<<'$err' && ! grep -q listening <<<'$err'"
 
 timeout 120 python3 - "$relay" <<'EOF'
-import hashlib, os, re, signal, socket, subprocess, sys, threading, time
+import atexit, hashlib, os, re, signal, socket, subprocess, sys, threading, time
 
 relay_bin = sys.argv[1]
 failed = False
@@ -83,6 +83,14 @@ def server(mode):
     threading.Thread(target=loop, daemon=True).start()
     return ls.getsockname()[1], events
 
+started = []  # every relay, killed at exit however the test ends
+
+@atexit.register
+def kill_relays():
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+
 class Relay:
     def __init__(self, port, *args, control=False):
         self.p = subprocess.Popen([relay_bin, "--listen", "127.0.0.1:0", "--to",
@@ -90,6 +98,7 @@ class Relay:
                                   + (["--control"] if control else []),
                                   stdin=subprocess.PIPE if control else subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(self.p)
         line = self.p.stdout.readline()
         m = re.match(r"listening on 127.0.0.1:(\d+)", line)
         assert m, "no listening line: %r" % line
