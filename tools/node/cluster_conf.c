@@ -97,6 +97,18 @@ void wf__cluster_opt_names(int actor, char *out, size_t size)
 
 /* KEY = value where KEY is ACTOR.OPTION (key has a '.'). scratch (of
  * size 400) may hold the problem returned. */
+/* value as a whole number from lo to hi (decimal digits only) into *out;
+ * false if it is not one. */
+static bool whole_number(const char *value, unsigned long long lo, unsigned long long hi,
+                         unsigned long long *out)
+{
+    size_t digits = strspn(value, "0123456789");
+    if (digits == 0 || value[digits] != '\0' || digits > 19)
+        return false;
+    *out = strtoull(value, NULL, 10);
+    return *out >= lo && *out <= hi;
+}
+
 static const char *parse_option(const char *key, const char *value, wf__cluster_conf *c,
                                 char *scratch)
 {
@@ -124,10 +136,9 @@ static const char *parse_option(const char *key, const char *value, wf__cluster_
     }
     if (*value == '\0')
         return "an option without a value";
+    unsigned long long n;
     if (options[i].kind == 'u') {
-        size_t digits = strspn(value, "0123456789");
-        if (digits == 0 || value[digits] != '\0' || digits > 10 || strtoull(value, NULL, 10) < 1 ||
-            strtoull(value, NULL, 10) > 4294967295ull)
+        if (!whole_number(value, 1, 4294967295ull, &n))
             return "a whole number from 1 to 4294967295 wanted";
     } else if (options[i].kind == 'b') {
         if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
@@ -209,11 +220,10 @@ const char *wf__cluster_tls_name(const wf__cluster_conf *c, const char *node)
 /* A time in ms, 1 to an hour, into *out; NULL or the problem. */
 static const char *parse_ms(const char *value, unsigned *out)
 {
-    size_t digits = strspn(value, "0123456789");
-    if (digits == 0 || value[digits] != '\0' || digits > 7 || atol(value) < 1 ||
-        atol(value) > 3600000)
+    unsigned long long n;
+    if (!whole_number(value, 1, 3600000, &n))
         return "a time in milliseconds, 1 to 3600000";
-    *out = (unsigned)atol(value);
+    *out = (unsigned)n;
     return NULL;
 }
 
