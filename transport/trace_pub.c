@@ -3,8 +3,9 @@
  * (weft/trace.h). It lives here because only the transport talks to nng.
  *
  * PUB drops the oldest messages of a subscriber that cannot keep up, so the
- * writer never waits for a slow viewer. Messages hold whole lines, at most
- * PUB_MSG_MAX bytes each (a longer line goes alone). */
+ * writer never waits for a slow viewer. A message is one whole binary
+ * chunk (actors/trace/tracefile.h), which decodes on its own: a viewer
+ * that joins late or misses messages loses only those. */
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
 #include <string.h>
@@ -16,30 +17,15 @@
 #include <weft/trace.h>
 #include <weft/transport.h>
 
-#define PUB_MSG_MAX (1 << 18)
-
 struct trace_pub {
     nng_socket sock;
 };
 
 /* Writer thread. */
-static void pub_write(void *arg, const char *lines, size_t len)
+static void pub_write(void *arg, const char *chunk, size_t len)
 {
     struct trace_pub *p = arg;
-    size_t off = 0;
-    while (off < len) {
-        size_t n = len - off;
-        if (n > PUB_MSG_MAX) {
-            /* Whole lines only: cut after the last newline that fits. */
-            n = PUB_MSG_MAX;
-            while (n > 0 && lines[off + n - 1] != '\n')
-                n--;
-            if (n == 0)
-                n = len - off;
-        }
-        nng_send(p->sock, (void *)(lines + off), n, NNG_FLAG_NONBLOCK);
-        off += n;
-    }
+    nng_send(p->sock, (void *)chunk, len, NNG_FLAG_NONBLOCK);
 }
 
 static void pub_close(void *arg)

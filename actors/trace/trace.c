@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <weft/alloc.h>
 #include <weft/log.h>
 
 #include "bytes.h"
+#include "recorder.h"
 #include "runtime.h"
 #include "strbuf.h"
 #include "trace_ring.h"
@@ -223,6 +225,35 @@ int wf_trace_config_parse(char *spec, wf_trace_config *out, char *err, size_t er
         const char *v = eq + 1;
         if (strcmp(kv, "file") == 0) {
             out->file = v;
+        } else if (strcmp(kv, "ring") == 0) {
+            if (*v == '\0') {
+                snprintf(err, errlen, "trace ring needs a directory");
+                return WF_EINVAL;
+            }
+            out->ring = v;
+        } else if (strcmp(kv, "ring-size") == 0) {
+            char *end;
+            unsigned long long b = strtoull(v, &end, 10);
+            int shift = *end == 'k' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+            if (shift != 0)
+                end++;
+            if (*v < '0' || *v > '9' || *end != '\0' || b == 0 || b > (1ull << 40) >> shift ||
+                (b << shift) < (1u << 20)) {
+                snprintf(err, errlen, "trace ring-size '%s' is not 1M..1024G (bytes, k, M or G)",
+                         v);
+                return WF_EINVAL;
+            }
+            out->ring_bytes = (uint64_t)b << shift;
+        } else if (strcmp(kv, "ring-seconds") == 0 || strcmp(kv, "dumps") == 0) {
+            bool secs = kv[0] == 'r';
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            if (*v < '0' || *v > '9' || *end != '\0' || n < 1 || n > (secs ? 604800ul : 100000ul)) {
+                snprintf(err, errlen, "trace %s '%s' is not 1..%s", kv, v,
+                         secs ? "604800 (a week)" : "100000");
+                return WF_EINVAL;
+            }
+            *(secs ? &out->ring_seconds : &out->ring_dumps) = (unsigned)n;
         } else if (strcmp(kv, "pub") == 0) {
             out->pub_url = v;
         } else if (strcmp(kv, "sample") == 0) {
@@ -246,8 +277,8 @@ int wf_trace_config_parse(char *spec, wf_trace_config *out, char *err, size_t er
             out->capacity = (unsigned)c;
         } else {
             snprintf(err, errlen,
-                     "unknown trace setting '%s' (file, pub, sample, actors, "
-                     "types, capacity)",
+                     "unknown trace setting '%s' (file, ring, ring-size, ring-seconds, "
+                     "dumps, pub, sample, actors, types, capacity)",
                      kv);
             return WF_EINVAL;
         }
@@ -355,6 +386,7 @@ static struct trace_rec *rec_claim(struct tracer *tr, int kind)
     rec->corr = rec->actor = rec->other = 0;
     rec->tc.flags = 0;
     rec->extra = NULL;
+    rec->nextra = 0;
     return rec;
 }
 
@@ -395,6 +427,13 @@ void wf__trace_publish(wf_node *n)
         rec_publish(tr);
 }
 
+/* Gives rec the text x[0..len) (owned; NULL without memory: none). */
+static void set_extra(struct trace_rec *rec, char *x, size_t len)
+{
+    rec->extra = x;
+    rec->nextra = x ? (uint32_t)len : 0;
+}
+
 static void rec_text(struct tracer *tr, int kind, uint64_t id, uint16_t peer, const char *text)
 {
     struct trace_rec *rec = rec_claim(tr, kind);
@@ -402,7 +441,7 @@ static void rec_text(struct tracer *tr, int kind, uint64_t id, uint16_t peer, co
         return;
     rec->actor = id;
     rec->peer = peer;
-    rec->extra = wf_strdup(text);
+    set_extra(rec, wf_strdup(text), strlen(text));
     rec_commit(tr);
 }
 
@@ -464,15 +503,11 @@ static struct trace_rec *rec_about(struct tracer *tr, int kind, wf_pid actor, ui
     return rec;
 }
 
-/* "key":"value" (escaped), a record's extra fragment; NULL without memory. */
-static char *json_field(const char *key, const char *value)
+/* A copy of s as a record's text (tracefile.h says what each kind holds). */
+static void set_text(struct trace_rec *rec, const char *s)
 {
-    wf_strbuf b = {0};
-    wf_strbuf_puts(&b, "\"");
-    wf_strbuf_puts(&b, key);
-    wf_strbuf_puts(&b, "\":");
-    wf__json_string(&b, value, strlen(value));
-    return wf_strbuf_finish(&b);
+    size_t len = strlen(s);
+    set_extra(rec, wf_strdup(s), len);
 }
 
 static void set_preview(struct trace_rec *rec, const wf_msg *m)
@@ -541,20 +576,21 @@ void wf__trace_run(wf_node *n, int kind, struct actor *a, const wf_msg *m, const
     rec_commit(tr);
 }
 
-/* "code":..,"message":..,"failure":.. for a failure. */
-static char *failure_json(const wf_failure *f)
+/* A failure as a record's text: "code\0message\0formatted failure". */
+static void set_failure(struct trace_rec *rec, const wf_failure *f)
 {
-    wf_strbuf b = {0};
     char *text = wf_failure_format(f, WF_FORMAT_TEXT);
-    wf_strbuf_puts(&b, "\"code\":\"");
-    wf_strbuf_puts(&b, wf_errname(wf_failure_code(f)));
-    wf_strbuf_puts(&b, "\",\"message\":");
-    wf__json_string(&b, wf_failure_message(f), strlen(wf_failure_message(f)));
-    wf_strbuf_puts(&b, ",\"failure\":");
-    const char *t = text ? text : wf_failure_message(f);
-    wf__json_string(&b, t, strlen(t));
+    const char *code = wf_errname(wf_failure_code(f)), *msg = wf_failure_message(f);
+    const char *t = text ? text : msg;
+    size_t cl = strlen(code), ml = strlen(msg), tl = strlen(t);
+    char *x = wf_malloc(cl + ml + tl + 3);
+    if (x != NULL) {
+        memcpy(x, code, cl + 1);
+        memcpy(x + cl + 1, msg, ml + 1);
+        memcpy(x + cl + ml + 2, t, tl + 1);
+    }
+    set_extra(rec, x, cl + ml + tl + 2);
     wf_free(text);
-    return wf_strbuf_finish(&b);
 }
 
 void wf__trace_answer(wf_node *n, wf_pid self, const wf_trace_ctx *tc, uint64_t corr, uint32_t type,
@@ -567,7 +603,7 @@ void wf__trace_answer(wf_node *n, wf_pid self, const wf_trace_ctx *tc, uint64_t 
         return;
     rec->corr = corr;
     if (failed) {
-        rec->extra = failure_json(r->u.failure);
+        set_failure(rec, r->u.failure);
     } else if (wf_result_is_msg(*r)) {
         const wf_msg *m = r->u.ptr;
         rec->size = (uint32_t)m->len;
@@ -625,12 +661,14 @@ static void actor_record(struct tracer *tr, struct actor *a, int kind, const wf_
          * follows it after a NUL. */
         const char *bname = a->b->name ? a->b->name : "";
         size_t ll = strlen(label), bl = strlen(bname);
-        if ((rec->extra = wf_malloc(ll + bl + 2)) != NULL) {
-            memcpy(rec->extra, label, ll + 1);
-            memcpy(rec->extra + ll + 1, bname, bl + 1);
+        char *x = wf_malloc(ll + bl + 2);
+        if (x != NULL) {
+            memcpy(x, label, ll + 1);
+            memcpy(x + ll + 1, bname, bl + 1);
         }
+        set_extra(rec, x, ll + bl + 1);
     } else if (crash) {
-        rec->extra = failure_json(reason);
+        set_failure(rec, reason);
     }
     rec_commit(tr);
 }
@@ -661,7 +699,7 @@ void wf__trace_node(wf_node *n, uint16_t peer, bool up, const char *why)
         return;
     rec->peer = peer;
     if (why != NULL)
-        rec->extra = json_field("why", why);
+        set_text(rec, why);
     rec_commit(tr);
 }
 
@@ -690,7 +728,7 @@ void wf_trace_note(wf_node *n, const char *kind, wf_pid actor, const wf_trace_ct
             memcpy(rec->small, label, len);
             rec->nsmall = (uint8_t)len;
         } else {
-            rec->extra = json_field("label", label);
+            set_text(rec, label);
         }
     }
     rec_commit(tr);
@@ -701,29 +739,21 @@ void wf_trace_note(wf_node *n, const char *kind, wf_pid actor, const wf_trace_ct
 static void config_record(struct tracer *tr)
 {
     wf_strbuf b = {0};
-    wf_strbuf_printf(&b, "\"sample\":%g,\"actors\":\"", tr->sample);
-    for (unsigned i = 0; i < tr->nactors; i++) {
-        if (i > 0)
-            wf_strbuf_puts(&b, ",");
-        wf_strbuf_puts(&b, tr->actors[i]); /* names are escaped below if needed */
-    }
-    wf_strbuf_puts(&b, "\",\"types\":\"");
+    wf_strbuf_printf(&b, "%g", tr->sample);
+    wf_strbuf_append(&b, "", 1);
+    for (unsigned i = 0; i < tr->nactors; i++)
+        wf_strbuf_printf(&b, "%s%s", i ? "," : "", tr->actors[i]);
+    wf_strbuf_append(&b, "", 1);
     for (unsigned i = 0; i < tr->ntypes; i++)
         wf_strbuf_printf(&b, "%s%u", i ? "," : "", tr->types[i]);
-    wf_strbuf_puts(&b, "\"");
-    char *frag = wf_strbuf_finish(&b);
-    /* Actor names are the user's: keep the fragment valid JSON whatever
-     * they hold. */
-    for (char *p = frag; p != NULL && *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == '\\')
-            *p = '?';
-    }
+    size_t len = b.len;
+    char *text = wf_strbuf_finish(&b);
     struct trace_rec *rec = rec_claim(tr, TR_CONFIG);
     if (rec == NULL) {
-        wf_free(frag);
+        wf_free(text);
         return;
     }
-    rec->extra = frag;
+    set_extra(rec, text, len);
     rec_commit(tr);
 }
 
@@ -829,6 +859,30 @@ void wf_node_trace_describe(wf_node *n, char *out, size_t size)
         snprintf(out + len, size - len, ";events=%llu;lost=%llu",
                  (unsigned long long)atomic_load(&tr->ring.head),
                  (unsigned long long)atomic_load(&tr->ring.lost));
+}
+
+int wf_node_trace_dump(wf_node *n, const wf_trace_ctx *span, const char *why, bool urgent,
+                       char *path, size_t size)
+{
+    WF__ON_LOOP(n, "wf_node_trace_dump");
+    struct tracer *tr = wf__nt(n)->on;
+    const char *dir = tr ? wf__trace_writer_dump_dir(tr->writer) : NULL;
+    if (dir == NULL)
+        return WF_ESTATE;
+    char what[33], name[WF_DUMP_NAME];
+    if (span != NULL && (span->flags & WF_TRACE_SAMPLED)) {
+        *wf__hex(what, span->trace_id, 16) = '\0';
+        why = what;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    wf__recorder_name(name, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, why ? why : "dump",
+                      wf_node_name(n));
+    rec_publish(tr); /* what was recorded so far: the writer drains it first */
+    int rv = wf__trace_writer_dump(tr->writer, name, urgent);
+    if (rv == 0 && path != NULL && size > 0)
+        snprintf(path, size, "%s/%s", dir, name);
+    return rv;
 }
 
 void wf_node_trace_stop(wf_node *n)

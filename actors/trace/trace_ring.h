@@ -38,11 +38,12 @@ struct trace_rec {
     uint32_t type;        /* message type */
     uint32_t size;        /* payload bytes */
     uint32_t depth;       /* mailbox depth + 1, 0: unknown */
+    uint32_t nextra;      /* extra's length (it may hold NULs: tracefile.h) */
     uint64_t corr;        /* an ask's correlation id */
     uint64_t actor;       /* local pid where it happens (0: outside) */
     uint64_t other;       /* the other side's pid (local or remote form) */
     wf_trace_ctx tc;      /* the span (flags 0: none) */
-    char *extra;          /* owned: a JSON fragment ("key":value,...) or a name */
+    char *extra;          /* owned: the kind's text (tracefile.h) or a name */
     char small[TR_SMALL]; /* a preview, a handler name or a note's short label */
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct trace_rec) == 128, "a trace record is two cache lines");
@@ -61,19 +62,26 @@ struct trace_ring {
     _Alignas(64) atomic_uint_fast64_t tail; /* next record to read */
 };
 
-/* Appends s[0..len) as a JSON string, quoted and escaped. Any thread. */
-void wf__json_string(wf_strbuf *b, const char *s, size_t len);
-
 /* The writer thread (trace_writer.c). */
 struct trace_writer;
 
 /* Starts a writer for node_name over ring r (borrowed until stop), with
- * cfg's file and PUB sinks. NULL with *err set (WF_EIO, WF_ENOMEM). */
+ * cfg's file, flight-recorder ring and plugged sink. NULL with *err set
+ * (WF_EIO: logged, WF_ENOMEM). */
 struct trace_writer *wf__trace_writer_start(const char *node_name, struct trace_ring *r,
                                             const wf_trace_config *cfg, int *err);
 /* Writes what is left, closes the sinks, joins the thread, frees it. */
 void wf__trace_writer_stop(struct trace_writer *w);
 /* Wakes the writer early (the ring is filling). Any thread. */
 void wf__trace_writer_kick(struct trace_writer *w);
+/* Asks the writer to keep its flight recorder's window as dump name
+ * (recorder.h), once it has written what the loop published. A dump still
+ * to be written takes the request in (name is then set to its name); a
+ * dump asked for by a failure (urgent false) waits until a second has
+ * passed since the last one, so a burst of failures makes one dump a
+ * second. 0, or WF_ESTATE when the writer has no ring. Any thread. */
+int wf__trace_writer_dump(struct trace_writer *w, char *name, bool urgent);
+/* The directory dumps go to, or NULL without a ring. */
+const char *wf__trace_writer_dump_dir(struct trace_writer *w);
 
 #endif

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include "testutil.h"
+#include "tracefile.h"
 
 /* Test processes are separate (Criterion forks one per test), so these
  * globals belong to one test each. weft logs from any of its threads (log.h
@@ -192,10 +193,85 @@ const char *tu_text(wf_result r)
     return "";
 }
 
-void tu_lines_read(tu_lines *l, const char *path)
+static void put_line(void *arg, const char *text, size_t len)
+{
+    fwrite(text, 1, len, arg);
+    fputc('\n', arg);
+}
+
+/* The path of path's trace as JSON lines: path itself, or for a binary
+ * trace a path.jsonl made from it (as weft-view --jsonl makes it).
+ * Caller frees. */
+static char *as_jsonl(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    size_t cap = 1 << 16, len = 0, n;
+    char *buf = malloc(cap);
+    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += n;
+        if (len == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    fclose(f);
+    char *out = malloc(strlen(path) + 8);
+    strcpy(out, path);
+    if (!wf__tf_is_binary(buf, len)) {
+        free(buf);
+        return out;
+    }
+    strcat(out, ".jsonl");
+    FILE *o = fopen(out, "w");
+    cr_assert_not_null(o, "cannot write %s", out);
+    wf_tf_decoder d = {.line = put_line, .arg = o};
+    for (size_t off = 0; off < len;) {
+        wf_tf_chunk c;
+        size_t need;
+        char err[160];
+        long used = wf__tf_chunk_parse(buf + off, len - off, &c, &need, err, sizeof err);
+        cr_assert_gt(used, 0, "%s: a bad chunk at byte %zu: %s", path, off,
+                     used < 0 ? err : "cut short");
+        cr_assert_geq(wf__tf_decode_chunk(&d, &c), 0);
+        cr_assert_eq(d.bad_records, 0, "%s: a bad record in the chunk at byte %zu", path, off);
+        off += (size_t)used;
+    }
+    wf__tf_decoder_free(&d);
+    fclose(o);
+    free(buf);
+    return out;
+}
+
+static void keep_line(void *arg, const char *text, size_t len)
+{
+    tu_lines *l = arg;
+    l->line = realloc(l->line, (l->n + 1) * sizeof *l->line);
+    l->line[l->n++] = strndup(text, len);
+}
+
+bool tu_chunks_lines(tu_lines *l, const void *buf, size_t len)
 {
     l->line = NULL;
     l->n = 0;
+    wf_tf_decoder d = {.line = keep_line, .arg = l};
+    bool whole = len > 0;
+    for (size_t off = 0; off < len && whole;) {
+        wf_tf_chunk c;
+        size_t need;
+        char err[160];
+        long used =
+            wf__tf_chunk_parse((const char *)buf + off, len - off, &c, &need, err, sizeof err);
+        whole = used > 0 && wf__tf_decode_chunk(&d, &c) >= 0 && d.bad_records == 0;
+        off += whole ? (size_t)used : 0;
+    }
+    wf__tf_decoder_free(&d);
+    return whole;
+}
+
+void tu_lines_read(tu_lines *l, const char *bin_path)
+{
+    l->line = NULL;
+    l->n = 0;
+    char *path = as_jsonl(bin_path);
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f, "cannot open %s", path);
     char *buf = NULL;
@@ -209,6 +285,7 @@ void tu_lines_read(tu_lines *l, const char *path)
     }
     free(buf);
     fclose(f);
+    free(path);
 }
 
 void tu_lines_free(tu_lines *l)
@@ -270,9 +347,10 @@ size_t tu_lines_count(const tu_lines *l, const char *needle)
     return c;
 }
 
-int tu_json_lines_check(const char *path)
+int tu_json_lines_check(const char *bin_path)
 {
     char cmd[1024];
+    char *path = as_jsonl(bin_path);
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 -c 'import json,sys\n"
              "bad=0\n"
@@ -283,6 +361,7 @@ int tu_json_lines_check(const char *path)
              "    bad+=1; print(\"bad line:\", e, l[:200], file=sys.stderr)\n"
              "sys.exit(min(bad,100))' '%s'",
              path);
+    free(path);
     int st = system(cmd);
     if (st == -1 || !WIFEXITED(st))
         return -1;

@@ -52,13 +52,17 @@ wf_msg *tu_msg(uint32_t type, const char *text);
 /* The text of a message or a failure's message, for asserts; "" if none. */
 const char *tu_text(wf_result r);
 
-/* Trace files (weft/trace.h): the lines of a JSON-lines file, read whole. */
+/* Trace files (weft/trace.h): the lines of a trace file, read whole (a
+ * binary trace is first decoded into PATH.jsonl). */
 typedef struct tu_lines {
     char **line;
     size_t n;
 } tu_lines;
 void tu_lines_read(tu_lines *l, const char *path);
 void tu_lines_free(tu_lines *l);
+/* The lines of the binary chunks at buf[0..len) (a live stream's message):
+ * false unless it holds whole, well-formed chunks only. */
+bool tu_chunks_lines(tu_lines *l, const void *buf, size_t len);
 /* The value of "key" in a flat JSON line, unquoted, into out (no escapes
  * decoded); false if absent. */
 bool tu_json_get(const char *line, const char *key, char *out, size_t size);

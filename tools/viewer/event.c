@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -92,6 +93,7 @@ void wv_store_init(wv_store *s, FILE *err)
 
 void wv_store_free(wv_store *s)
 {
+    wf__tf_decoder_free(&s->tf);
     wv_arena_free(&s->arena);
     free(s->events);
     free(s->nodes);
@@ -302,6 +304,11 @@ int wv_store_add_line(wv_store *s, const char *src, unsigned long line, const ch
     if (i == len)
         return 0; /* blank lines are not events, nor errors */
     s->lines++;
+    if (s->jsonl != NULL) { /* converting: no store */
+        fwrite(text, 1, len, s->jsonl);
+        fputc('\n', s->jsonl);
+        return 1;
+    }
     if (wv_json_parse(&s->json, text, len, why, sizeof why) < 0)
         goto skip;
     const wv_jfield *ev = wv_json_get(&s->json, "ev");
@@ -362,8 +369,119 @@ skip:
     return 0;
 }
 
+static void chunk_line(void *arg, const char *text, size_t len)
+{
+    wv_store *s = arg;
+    if (s->tf_rc >= 0 && wv_store_add_line(s, s->tf_src, ++*s->tf_line, text, len) < 0)
+        s->tf_rc = -1;
+}
+
+static void report_chunk(wv_store *s, const char *src, size_t off, const char *why)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "bytes from %zu: %s", off, why);
+    s->bad_chunks++;
+    report(s, src, 0, msg);
+}
+
+long wv_store_add_chunks(wv_store *s, const char *src, unsigned long *line, const void *buf,
+                         size_t len, bool at_end)
+{
+    const uint8_t *b = buf;
+    size_t off = 0;
+    s->tf.line = chunk_line;
+    s->tf.arg = s;
+    s->tf_src = src;
+    s->tf_line = line;
+    s->tf_rc = 0;
+    while (off < len) {
+        wf_tf_chunk c;
+        size_t need;
+        char why[160];
+        long n = wf__tf_chunk_parse(b + off, len - off, &c, &need, why, sizeof why);
+        if (n > 0) {
+            unsigned long bad = s->tf.bad_records;
+            if (wf__tf_decode_chunk(&s->tf, &c) < 0 || s->tf_rc < 0)
+                return -1;
+            if (s->tf.bad_records > bad) {
+                snprintf(why, sizeof why, "%lu malformed record(s) skipped",
+                         s->tf.bad_records - bad);
+                s->skipped += s->tf.bad_records - bad;
+                report(s, src, *line, why);
+            }
+            off += (size_t)n;
+            continue;
+        }
+        if (n == 0 && !at_end)
+            break; /* the rest of the chunk is still to come */
+        if (n == 0)
+            snprintf(why, sizeof why, "a chunk cut short (%zu of %zu bytes)", len - off, need);
+        report_chunk(s, src, off, why);
+        /* Resynchronise at the next chunk's magic. */
+        const uint8_t *next = memmem(b + off + 1, len - off - 1, "WFTR", 4);
+        if (next != NULL)
+            off = (size_t)(next - b);
+        else
+            off = at_end || len - off < 4 ? len : len - 3;
+    }
+    return (long)off;
+}
+
+/* A binary trace file: chunks read in blocks, each decoded when whole. */
+static int load_chunks(wv_store *s, FILE *f, const char *src)
+{
+    size_t cap = 1 << 20, have = 0;
+    unsigned long line = 0;
+    uint8_t *buf = malloc(cap);
+    int rc = -1;
+    if (buf == NULL)
+        goto oom;
+    for (;;) {
+        if (have == cap) {
+            if (cap >= 2 * (size_t)WF_TF_MAX_CHUNK) {
+                /* Cannot be: chunks are at most WF_TF_MAX_CHUNK; parse skipped. */
+                have = 0;
+            } else {
+                uint8_t *nb = realloc(buf, cap * 2);
+                if (nb == NULL)
+                    goto oom;
+                buf = nb;
+                cap *= 2;
+            }
+        }
+        size_t got = fread(buf + have, 1, cap - have, f);
+        have += got;
+        bool end = got == 0;
+        long used = wv_store_add_chunks(s, src, &line, buf, have, end);
+        if (used < 0)
+            goto oom;
+        memmove(buf, buf + used, have - (size_t)used);
+        have -= (size_t)used;
+        if (end)
+            break;
+    }
+    if (ferror(f) && s->err)
+        fprintf(s->err, "%s: read error after event %lu\n", src, line);
+    rc = 0;
+    free(buf);
+    return rc;
+oom:
+    if (s->err)
+        fprintf(s->err, "%s: out of memory\n", src);
+    free(buf);
+    return -1;
+}
+
 static int load_stream(wv_store *s, FILE *f, const char *src)
 {
+    int c = getc(f);
+    if (c == 'W') { /* a binary trace starts "WFTR"; a JSON line with '{' */
+        ungetc(c, f);
+        return load_chunks(s, f, src);
+    }
+    if (c != EOF)
+        ungetc(c, f);
+
     unsigned long line = 0;
     ssize_t n;
     while ((n = getline(&s->linebuf, &s->linecap, f)) >= 0) {
@@ -422,7 +540,8 @@ static int load_dir(wv_store *s, const char *path)
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         size_t len = strlen(de->d_name);
-        if (len <= 6 || strcmp(de->d_name + len - 6, ".jsonl") != 0)
+        if ((len <= 6 || strcmp(de->d_name + len - 6, ".jsonl") != 0) &&
+            (len <= 5 || strcmp(de->d_name + len - 5, ".wftr") != 0))
             continue;
         if (wv_grow((void **)&names, &cap, n, sizeof *names) < 0)
             goto fail;
@@ -437,7 +556,7 @@ static int load_dir(wv_store *s, const char *path)
         if (load_file(s, names[i]) == 0)
             loaded++;
     if (n == 0 && s->err)
-        fprintf(s->err, "weft-view: no *.jsonl files in %s\n", path);
+        fprintf(s->err, "weft-view: no *.wftr or *.jsonl files in %s\n", path);
     rc = loaded > 0 ? 0 : -1;
 fail:
     for (size_t i = 0; i < n; i++)

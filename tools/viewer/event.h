@@ -1,8 +1,11 @@
-/* Trace events as read from the JSON-lines files the runtime writes (the
- * format is specified in actors/include/weft/trace.h), and the store that
- * holds all events of a session: every file or live stream adds lines to
- * one store; a malformed line is skipped, reported as SOURCE:LINE on the
- * store's error stream, and counted. */
+/* Trace events as read from the files and streams nodes write: binary
+ * chunks (actors/trace/tracefile.h), or JSON lines as weft/trace.h
+ * specifies (what older nodes wrote, and weft-view --jsonl makes). A
+ * binary event is decoded into its JSON line, so both kinds of input take
+ * the same path. The store holds all events of a session: every file or
+ * live stream adds to one store; a malformed line or chunk is skipped,
+ * reported as SOURCE:LINE (for binary input, the event's ordinal or the
+ * chunk's byte offset) on the store's error stream, and counted. */
 #ifndef WV_EVENT_H
 #define WV_EVENT_H
 
@@ -13,6 +16,7 @@
 
 #include "arena.h"
 #include "json.h"
+#include "tracefile.h"
 
 typedef enum wv_kind {
     WV_CONFIG,
@@ -85,6 +89,12 @@ typedef struct wv_store {
     wv_json json;
     char *linebuf; /* for reading files */
     size_t linecap;
+    wf_tf_decoder tf;   /* binary chunks into lines */
+    size_t bad_chunks;  /* chunks skipped as malformed */
+    FILE *jsonl;        /* not NULL: events are written here as JSON lines, not kept */
+    const char *tf_src; /* while decoding: where the chunks come from */
+    unsigned long *tf_line;
+    int tf_rc;
 } wv_store;
 
 const char *wv_kind_name(wv_kind k);
@@ -100,9 +110,18 @@ void wv_store_free(wv_store *s);
 int wv_store_add_line(wv_store *s, const char *src, unsigned long line, const char *text,
                       size_t len);
 
-/* wv_store_load reads path: a file of JSON lines, or a directory whose
- * *.jsonl files are read in name order. Returns 0, or -1 if nothing could
- * be read (reported on the error stream). */
+/* wv_store_add_chunks adds the events of the binary chunks at buf[0..len)
+ * from src, numbering them from *line on. Returns the bytes used: whole
+ * chunks, and bytes that are no chunk (reported, skipped up to the next
+ * chunk's start); a chunk cut short is left for more bytes, unless at_end
+ * (then reported and skipped). -1 when out of memory. */
+long wv_store_add_chunks(wv_store *s, const char *src, unsigned long *line, const void *buf,
+                         size_t len, bool at_end);
+
+/* wv_store_load reads path: a trace file (binary chunks or JSON lines), or
+ * a directory whose *.wftr and *.jsonl files are read in name order (a
+ * flight recorder's ring or dump). Returns 0, or -1 if nothing could be
+ * read (reported on the error stream). */
 int wv_store_load(wv_store *s, const char *path);
 
 /* wv_store_intern copies str into the store's arena; NULL when out of memory. */

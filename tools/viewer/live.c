@@ -27,6 +27,12 @@ struct sub {
 static long add_message(wv_store *s, struct sub *sub, const char *body, size_t len)
 {
     long kept = 0;
+    if (wf__tf_is_binary(body, len)) { /* one whole chunk a message */
+        size_t before = s->lines;
+        if (wv_store_add_chunks(s, sub->src, &sub->line, body, len, true) < 0)
+            return -1;
+        return (long)(s->lines - before);
+    }
     while (len > 0) {
         const char *nl = memchr(body, '\n', len);
         size_t n = nl ? (size_t)(nl - body) : len;
@@ -63,6 +69,9 @@ int wv_live_collect(wv_store *s, const wv_live_opts *o)
          * being dropped while a --follow batch is drawn. */
         if (rv == 0)
             rv = nng_socket_set_int(sub->sock, NNG_OPT_RECVBUF, 8192);
+        /* A chunk may exceed nng's default of 1 MiB a message. */
+        if (rv == 0)
+            rv = nng_socket_set_size(sub->sock, NNG_OPT_RECVMAXSZ, WF_TF_MAX_CHUNK);
         /* Non-blocking dial: nng keeps retrying, so nodes may start later. */
         if (rv == 0)
             rv = nng_dial(sub->sock, o->urls[i], NULL, NNG_FLAG_NONBLOCK);

@@ -1,6 +1,7 @@
-/* weft-view: reads the JSON-lines traces weft nodes write (files, or live
- * from their PUB sockets) and shows them as a terminal sequence chart, a
- * self-contained HTML page, Chrome Trace Event JSON or statistics. */
+/* weft-view: reads the traces weft nodes write (binary files, flight
+ * recorder dumps, JSON lines, or live from their PUB sockets) and shows
+ * them as a terminal sequence chart, a self-contained HTML page, Chrome
+ * Trace Event JSON or statistics, or converts them to JSON lines. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,14 +20,17 @@
 #include "summary.h"
 
 static const char usage_text[] =
-    "usage: weft-view [OPTIONS] FILE...          trace files (one per node), a directory\n"
-    "                                            of *.jsonl, or - for standard input\n"
+    "usage: weft-view [OPTIONS] FILE...          trace files (one per node, binary or JSON\n"
+    "                                            lines), a directory of them (a flight\n"
+    "                                            recorder's dump), or - for standard input\n"
     "       weft-view --live URL... [--follow]   subscribe to nodes' trace PUB sockets\n"
     "Modes (default --chart; several may be given):\n"
     "  --chart            terminal sequence chart\n"
     "  --html OUT.html    self-contained HTML view\n"
     "  --chrome OUT.json  Chrome Trace Event JSON (Perfetto, chrome://tracing)\n"
     "  --summary          per-actor and per-message-type statistics\n"
+    "  --jsonl OUT        convert: every event as a JSON line (weft/trace.h), as it is\n"
+    "                     read (no filters, no other mode); - for standard output\n"
     "Filters (all modes):\n"
     "  --trace ID         a trace by id or prefix; 'last' (latest first event) or 'slowest'\n"
     "  --actor NAME       events of NAME (or NAME@NODE) and messages to or from it; repeatable\n"
@@ -56,7 +60,7 @@ typedef struct options {
     const char **actors;
     size_t nactors;
     bool live, follow, chart, summary;
-    const char *html, *chrome;
+    const char *html, *chrome, *jsonl;
     double seconds;
     bool seconds_set;
     wv_filter filter;
@@ -114,9 +118,10 @@ static int options_parse(options *o, int argc, char **argv)
         } else if (strcmp(a, "--color") == 0) {
             o->color = 1;
         } else if (strcmp(a, "--html") == 0 || strcmp(a, "--chrome") == 0 ||
-                   strcmp(a, "--trace") == 0 || strcmp(a, "--actor") == 0 ||
-                   strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0 ||
-                   strcmp(a, "--seconds") == 0 || strcmp(a, "--width") == 0) {
+                   strcmp(a, "--jsonl") == 0 || strcmp(a, "--trace") == 0 ||
+                   strcmp(a, "--actor") == 0 || strcmp(a, "--from") == 0 ||
+                   strcmp(a, "--to") == 0 || strcmp(a, "--seconds") == 0 ||
+                   strcmp(a, "--width") == 0) {
             if (next == NULL)
                 return usage_error("%s needs a value", a);
             i++;
@@ -124,6 +129,8 @@ static int options_parse(options *o, int argc, char **argv)
                 o->html = next;
             } else if (strcmp(a, "--chrome") == 0) {
                 o->chrome = next;
+            } else if (strcmp(a, "--jsonl") == 0) {
+                o->jsonl = next;
             } else if (strcmp(a, "--trace") == 0) {
                 o->filter.trace = next;
             } else if (strcmp(a, "--actor") == 0) {
@@ -160,7 +167,11 @@ static int options_parse(options *o, int argc, char **argv)
                                                   !strcmp(o->filter.trace, "slowest")))))
         return usage_error("%s", "--follow cannot wait for --failed, --trace last or slowest; "
                                  "collect without --follow instead");
-    if (!o->chart && !o->summary && o->html == NULL && o->chrome == NULL)
+    if (o->jsonl != NULL && (o->chart || o->summary || o->html || o->chrome || o->follow ||
+                             o->filter.trace || o->nactors || o->filter.failed ||
+                             o->filter.from_ns != WV_NONE || o->filter.to_ns != WV_NONE))
+        return usage_error("%s", "--jsonl converts everything read: no filter or other mode");
+    if (!o->chart && !o->summary && o->html == NULL && o->chrome == NULL && o->jsonl == NULL)
         o->chart = true;
     if (o->live && !o->follow && !o->seconds_set)
         o->seconds = 2;
@@ -260,6 +271,37 @@ static char *make_title(const options *o)
     return t;
 }
 
+/* --jsonl: events go to the output as they are read, none kept. */
+static int convert(const options *o, wv_store *store)
+{
+    FILE *f = strcmp(o->jsonl, "-") == 0 ? stdout : fopen(o->jsonl, "w");
+    if (f == NULL) {
+        fprintf(stderr, "weft-view: cannot write %s: %s\n", o->jsonl, strerror(errno));
+        return 1;
+    }
+    store->jsonl = f;
+    size_t read = 0;
+    if (o->live) {
+        wv_live_opts lo = {
+            .urls = o->inputs, .nurls = o->ninputs, .seconds = o->seconds, .stop = &stop_requested};
+        read = wv_live_collect(store, &lo) == 0;
+    } else {
+        for (size_t i = 0; i < o->ninputs; i++)
+            read += wv_store_load(store, o->inputs[i]) == 0;
+    }
+    int rc = read > 0 ? 0 : 1;
+    if (fflush(f) != 0 || ferror(f)) {
+        fprintf(stderr, "weft-view: writing %s failed\n", o->jsonl);
+        rc = 1;
+    }
+    if (f != stdout)
+        fclose(f);
+    store->jsonl = NULL;
+    if (read == 0)
+        fprintf(stderr, "weft-view: no trace could be read\n");
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     options o = {0};
@@ -281,6 +323,12 @@ int main(int argc, char **argv)
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
+    }
+    if (o.jsonl != NULL) {
+        status = convert(&o, &store);
+        goto done;
+    }
+    if (o.live) {
         struct follow fl = {.store = &store, .filter = &o.filter, .chart = &chart};
         wv_live_opts lo = {.urls = o.inputs,
                            .nurls = o.ninputs,

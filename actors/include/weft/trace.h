@@ -1,4 +1,5 @@
-/* Tracing: what a node's actors do, as events, to a file and a live stream.
+/* Tracing: what a node's actors do, as events, to a file, a flight
+ * recorder on disk and a live stream.
  *
  * Every message carries a trace context (W3C trace-context ids: a 16-byte
  * trace id, the message's own 8-byte span id and the span it was sent
@@ -7,19 +8,31 @@
  * turn starts a new trace, which is recorded or not by sampling. Contexts
  * travel in the wire header (weft/wire.h), so one trace spans nodes.
  *
- * A node that traces records events on its loop thread into a ring, with
- * no lock and, for message events, no allocation (failures, names and
- * labels are copied); a writer thread turns them into JSON lines for the
- * sinks: a file, and an nng PUB socket that viewers subscribe to
- * (tools/weft view). The writer runs at a lower priority than the node's
- * threads (nice 10 on Linux), so that when the CPUs are all busy the
- * service comes first: when the writer falls behind, events are dropped and
- * counted (a "lost" event says how many), never the loop slowed down. The
- * file's written pages are handed to the disk and dropped from the page
- * cache as it grows. A node that does not trace pays one predictable
- * branch per message.
+ * A node that traces records events on its loop thread into a ring of
+ * fixed binary records, with no lock, no syscall and, for message events,
+ * no allocation (failures, names and labels are copied). A writer thread
+ * copies them into self-describing binary chunks (the format is
+ * actors/trace/tracefile.h) for the sinks: a file, a flight recorder (a
+ * bounded ring of files on disk, kept always on, from which a failure, a
+ * crash or a request keeps the recent window as a dump), and an nng PUB
+ * socket that viewers subscribe to (tools/weft view). The writer runs at a
+ * lower priority than the node's threads (nice 10 on Linux), so that when
+ * the CPUs are all busy the service comes first: when the writer falls
+ * behind, events are dropped and counted (a "lost" event says how many),
+ * never the loop slowed down. A node that does not trace pays one
+ * predictable branch per message.
  *
- * The JSON-lines format, one object per line. Every event has
+ * Clock: each event reads the monotonic clock once (uv_hrtime, a vDSO
+ * call: about 20-40 ns on the VMs measured, where the time-stamp counter
+ * read directly costs about a third of that but needs a calibration that
+ * a migrated or frequency-changing guest can break); a handler's start and
+ * end and a send's two sides each take their own reading, because their
+ * differences are what a viewer shows. tools/weft bench trace reports the
+ * clock's cost next to the cost per event.
+ *
+ * The events, as weft-view prints them with --jsonl (JSON lines, one
+ * object per line; the binary records hold the same fields).
+ * Every event has
  *   "ev"      kind (below)          "node"  the recording node's name
  *   "seq"     per-node sequence     "t_ns"  monotonic ns (this host)
  *   "wall_us" wall clock, µs since the epoch (this host's clock)
@@ -66,6 +79,7 @@
 
 #include <weft/api.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,19 +115,27 @@ WF_API int wf_traceparent_parse(const char *s, size_t len, wf_trace_ctx *out);
  * as the parent, NUL-terminated, into the caller's out. Any thread. */
 WF_API void wf_traceparent_format(const wf_trace_ctx *c, char out[WF_TRACEPARENT_LEN + 1]);
 
-/* A sink for trace text that a program plugs in, beside the file: the
+/* A sink for trace chunks that a program plugs in, beside the file: the
  * transport's live PUB stream is one (wf_transport_trace_start). write gets
- * whole JSON lines, lines[0..len) borrowed for the call, on the node's
- * trace writer thread, and must not block; close is called once, on that
- * thread or the one stopping the trace, when the writer lets go of it. */
+ * one whole binary chunk, chunk[0..len) borrowed for the call, on the
+ * node's trace writer thread, and must not block; close is called once, on
+ * that thread or the one stopping the trace, when the writer lets go of
+ * it. */
 typedef struct wf_trace_sink {
-    void (*write)(void *arg, const char *lines, size_t len);
+    void (*write)(void *arg, const char *chunk, size_t len);
     void (*close)(void *arg);
     void *arg;
 } wf_trace_sink;
 
+#define WF_TRACE_RING_BYTES (256ull << 20) /* a flight recorder's default size */
+#define WF_TRACE_RING_DUMPS 32             /* dumps it keeps by default */
+
 typedef struct wf_trace_config {
-    const char *file;          /* JSON lines, appended; NULL: no file */
+    const char *file;          /* binary chunks, appended; NULL: no file */
+    const char *ring;          /* the flight recorder's directory; NULL: none */
+    uint64_t ring_bytes;       /* its bound in bytes; 0: WF_TRACE_RING_BYTES */
+    unsigned ring_seconds;     /* and in age; 0: none */
+    unsigned ring_dumps;       /* dumps kept; 0: WF_TRACE_RING_DUMPS */
     const char *pub_url;       /* nng PUB listen URL for live viewers (needs the
                                 * transport: wf_transport_trace_start); NULL: none */
     double sample;             /* share of new traces recorded, 0..1 (0: none; parse: 1) */
@@ -126,8 +148,9 @@ typedef struct wf_trace_config {
 } wf_trace_config;
 
 /* wf_trace_config_parse fills out from spec, "key=value" pairs separated by
- * ';' (keys file, pub, sample, actors, types, capacity), e.g.
- * "file=proxy.jsonl;sample=1;actors=cache,fetcher". out's strings point
+ * ';' (keys file, ring, ring-size (bytes, or with k, M or G), ring-seconds,
+ * dumps, pub, sample, actors, types, capacity), e.g.
+ * "ring=/var/lib/weft/trace;sample=1;actors=cache,fetcher". out's strings point
  * into spec (borrowed: keep spec alive, it is modified in place). Returns
  * 0 or WF_EINVAL with a reason in err[0..errlen). Any thread. */
 WF_API int wf_trace_config_parse(char *spec, wf_trace_config *out, char *err, size_t errlen);
@@ -150,6 +173,17 @@ WF_API int wf_node_trace_filter(wf_node *n, double sample, const char *actors, c
 /* wf_node_trace_describe writes the current settings ("sample=..;actors=..
  * ;types=..;events=N;lost=N", or "off") into out. Loop thread. */
 WF_API void wf_node_trace_describe(wf_node *n, char *out, size_t size);
+
+/* wf_node_trace_dump keeps the flight recorder's recent window (the ring
+ * "ring" names, up to the events recorded before this call) as a dump,
+ * DIR/dumps/TIME-WHAT-NODE: WHAT is span's trace id when span is sampled,
+ * else why ("request", "5xx"). The writer thread makes it shortly after;
+ * path[0..size) gets its path. A dump for a failure (urgent false) comes
+ * at most once a second: one asked for sooner is made a second after the
+ * last, holding everything up to then (path names that one). Returns 0;
+ * WF_ESTATE when n records no ring. Loop thread. */
+WF_API int wf_node_trace_dump(wf_node *n, const wf_trace_ctx *span, const char *why, bool urgent,
+                              char *path, size_t size);
 
 /* wf_node_trace_stop records what is buffered, closes the sinks and stops
  * the writer. Idempotent; wf_node_free calls it. Loop thread, or after the
