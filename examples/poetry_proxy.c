@@ -8,7 +8,7 @@
  *   poetry_proxy [--upstream poetry://127.0.0.1:10000] [--http 127.0.0.1:8080]
  *                [--poetry 127.0.0.1:8081] [--ttl-ms MS] [--deadline-ms MS] [--send-name]
  *                [--fin-abandons] [--debug] [--faults]
- *                [--trace "file=proxy.jsonl;sample=1"]  (GET /trace tunes it)
+ *                [--trace "ring=DIR;sample=1"]  (GET /trace tunes it)
  *                [--transform HOST:PORT [--transform-port 127.0.0.1:8082]]
  *
  * --deadline-ms (default 30000) is a request's whole budget: it travels with

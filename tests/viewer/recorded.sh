@@ -45,7 +45,7 @@ up=$(sed -n 's/^listening on \(.*\)$/\1/p' "$tmp/up.out")
 # try a few free-looking ports.
 port=$((20000 + $$ % 20000))
 "$proxy" --send-name --upstream "poetry://$up" --http "127.0.0.1:$port" --poetry 127.0.0.1:0 --faults \
-    --trace "file=$tmp/proxy.jsonl;sample=1" >"$tmp/proxy.out" 2>"$tmp/proxy.err" &
+    --trace "file=$tmp/proxy.wftr;ring=$tmp/ring;sample=1" >"$tmp/proxy.out" 2>"$tmp/proxy.err" &
 proxy_pid=$!
 pids="$pids $proxy_pid"
 wait_for "$tmp/proxy.out" "poetry proxy:"
@@ -73,8 +73,23 @@ miss=$(echo "$2" | cut -d- -f2)
 set -- $(http "/poems/the_raven?fault=render_before")
 [ "$1" = 500 ] || fail "the injected renderer fault answered $1"
 failed=$(echo "$2" | cut -d- -f2)
+# The 500 reached a client: the flight recorder keeps a dump named by its
+# trace id, without being asked.
+i=0
+until dump=$(ls -d "$tmp"/ring/dumps/*-"$failed"-proxy 2>/dev/null) && [ -n "$dump" ]; do
+    i=$((i + 1))
+    [ $i -lt 100 ] || fail "no dump for the failed request in $tmp/ring/dumps: $(ls "$tmp/ring/dumps")"
+    sleep 0.05
+done
 kill "$proxy_pid"
 wait "$proxy_pid" 2>/dev/null || true
+# The dump holds the failed request's whole path, as the viewer shows it.
+"$view" --trace "$failed" --summary "$dump" >"$tmp/dump.txt" 2>"$tmp/dump.err" ||
+    fail "weft-view cannot read the dump: $(cat "$tmp/dump.err")"
+for a in listener cache renderer; do
+    grep -q "^  $a  *proxy" "$tmp/dump.txt" || fail "the dump has no $a in the failed request: $(cat "$tmp/dump.txt")"
+done
+"$view" --jsonl "$tmp/proxy.jsonl" "$tmp/proxy.wftr" || fail "weft-view --jsonl failed"
 
 # What the recording holds for the MISS: the viewer must draw all of it.
 grep -q "\"trace\":\"$miss\"" "$tmp/proxy.jsonl" || fail "the MISS is not in the trace file"
@@ -85,7 +100,7 @@ done
 sends=$(grep "\"trace\":\"$miss\"" "$tmp/proxy.jsonl" | grep -c '"ev":"send"')
 answers=$(grep "\"trace\":\"$miss\"" "$tmp/proxy.jsonl" | grep -c '"ev":"reply"\|"ev":"fail"')
 
-"$view" --html "$out/recorded.html" "$tmp/proxy.jsonl" || fail "weft-view failed"
+"$view" --html "$out/recorded.html" "$tmp/proxy.wftr" || fail "weft-view failed"
 profile="$tmp/profile"
 browse() {
     url=$1

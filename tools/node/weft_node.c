@@ -10,10 +10,12 @@
  *   peers                    the nodes connected now
  *   stats                    transport counters
  *   trace [SAMPLE [ACTORS [TYPES]]]  show, or change at run time, tracing
+ *   dump                     keep the flight recorder's recent window
  *                            (a filter left out is kept; "all" clears it)
  *   quit                     shut down (so does the end of input)
  *
- * Tracing: --trace "file=a.jsonl;pub=tcp://...;sample=1" (weft/trace.h).
+ * Tracing: --trace "ring=DIR;pub=tcp://...;sample=1" (weft/trace.h): a
+ * flight recorder always on; "file=a.wftr" keeps everything instead.
  *
  * Actors: echo (answers with its node's name), fail (always fails), slow
  * (answers after TEXT milliseconds), relay (asks "ACTOR@NODE REST" in turn,
@@ -289,6 +291,13 @@ static void command(struct app *a, char *line)
             printf("fail %s: tracing is %s\n", wf_errname(rv), desc);
         else
             printf("trace %s\n", desc);
+    } else if (strcmp(cmd, "dump") == 0) {
+        char path[512];
+        int rv = wf_node_trace_dump(a->node, NULL, "request", true, path, sizeof path);
+        if (rv != 0)
+            printf("fail %s: no flight recorder (--trace \"ring=DIR\")\n", wf_errname(rv));
+        else
+            printf("dump %s\n", path);
     } else if (strcmp(cmd, "quit") == 0) {
         a->closing = true;
     } else {

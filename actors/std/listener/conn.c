@@ -66,6 +66,10 @@ void wf__lst_respond(struct req *r, int status, const char *type, const char *bo
         wf_trace_note(r->l->node, status >= 500 ? "fail" : "reply", r->l->self, &r->span, label,
                       len);
         r->traced_reply = true;
+        /* A failure that reaches a client: the flight recorder, if the node
+         * keeps one, keeps the window that holds this request's path. */
+        if (status >= 500)
+            wf_node_trace_dump(r->l->node, &r->span, "5xx", false, NULL, 0);
     }
     if (!r->resp_static)
         wf_free(r->resp);

@@ -500,6 +500,24 @@ static void trace_control(struct lst *l, struct req *r, const char *q)
     wf__lst_respond(r, 200, "text/plain", now, n + 1, nosniff);
 }
 
+/* GET /trace/dump keeps the flight recorder's recent window on disk and
+ * says where. Like a failure's dump it comes at most once a second (a
+ * client asking in a loop gets the pending one's path), and the recorder
+ * keeps only its last few dumps. */
+static void trace_dump(struct lst *l, struct req *r)
+{
+    char path[512];
+    int rv = wf_node_trace_dump(l->node, NULL, "request", false, path, sizeof path - 1);
+    if (rv != 0) {
+        static const char msg[] = "no dump: this node keeps no flight recorder (trace ring=DIR)\n";
+        wf__lst_respond(r, 409, "text/plain", msg, sizeof msg - 1, NULL);
+        return;
+    }
+    size_t n = strlen(path);
+    path[n] = '\n';
+    wf__lst_respond(r, 200, "text/plain", path, n + 1, "X-Content-Type-Options: nosniff\r\n");
+}
+
 void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr)
 {
     struct lst *l = c->l;
@@ -524,6 +542,8 @@ void wf__lst_route(struct conn *c, struct req *r, wf__http_request *hr)
         wf__lst_respond_plain_error(r, 405, "only GET and HEAD are served here", NULL, NULL);
     } else if (strcmp(target, "/trace") == 0 && l->cfg->trace_control) {
         trace_control(l, r, q);
+    } else if (strcmp(target, "/trace/dump") == 0 && l->cfg->trace_control) {
+        trace_dump(l, r);
     } else if (strcmp(target, "/healthz") == 0) {
         wf__lst_respond(r, 200, "text/plain", "ok\n", 3, NULL);
     } else if (strcmp(target, "/metrics") == 0) {

@@ -135,7 +135,8 @@ typedef struct wf_listener_config {
     size_t max_output;           /* answers held per connection before reading stops; 0: 1 MiB */
     int debug;                   /* error pages show the failure's trace */
     int allow_faults;            /* honour ?fault=STAGE (tests only) */
-    int trace_control;           /* GET /trace[?sample=&actors=&types=] shows or sets tracing */
+    int trace_control;           /* GET /trace[?sample=&actors=&types=] shows or sets tracing;
+                                  * GET /trace/dump keeps the flight recorder's window */
     /* What a client's FIN means while its answers are still being made. TCP
      * cannot tell a client that closed from one that only shut its sending
      * side: 0 (default) takes it for a half-close and still answers, within
