@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""causality.py TRACE_DIR: every message between nodes in the traces there
+"""causality.py TRACE_DIR WEFT_VIEW: every message between nodes in the traces there
 arrives after it left. The multi-host tour's hosts are network namespaces
 of one machine, so their nodes share one monotonic clock (t_ns): a receipt
 stamped before its send is a recording fault, not clock skew, and the
@@ -8,25 +8,27 @@ viewer would have to bend the clocks to hide it.
 Pairs: a send and the receipt of the same span on another node; a reply
 or failure and the fired event of the same span on another node. Prints
 the number of pairs and each one out of order; exit 1 if any, or if there
-are none to judge."""
+are none to judge. The traces are binary (*.wftr): WEFT_VIEW --jsonl
+reads them."""
 import glob
 import json
 import os
+import subprocess
 import sys
 from collections import defaultdict
 
 
-def main(trace_dir):
+def main(trace_dir, view):
     spans = defaultdict(list)
-    for path in glob.glob(os.path.join(trace_dir, "*.jsonl")):
-        with open(path) as f:
-            for line in f:
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue  # the last line of a node killed mid-write
-                if isinstance(e, dict) and "span" in e and "t_ns" in e:
-                    spans[e["span"]].append(e)
+    for path in glob.glob(os.path.join(trace_dir, "*.wftr")):
+        # A node killed mid-write leaves a chunk cut short: the viewer
+        # reports and skips it, and reads the rest.
+        out = subprocess.run([view, "--jsonl", "-", path], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, check=False).stdout
+        for line in out.splitlines():
+            e = json.loads(line)
+            if "span" in e and "t_ns" in e:
+                spans[e["span"]].append(e)
     pairs, bad = 0, []
     for es in spans.values():
         for first, then in (("send", ("recv",)), ("reply", ("fired",)), ("fail", ("fired",))):
@@ -44,4 +46,4 @@ def main(trace_dir):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -149,7 +149,7 @@ fi
 # was sent (a send stamped late made the viewer warn that the clocks
 # disagree, and draw a reply before its cause).
 check "no message between hosts recorded as received before it left" \
-    python3 "$root/tests/node/causality.py" "$out/hosts/trace"
+    python3 "$root/tests/node/causality.py" "$out/hosts/trace" "$build/tools/viewer/weft-view"
 check "the path view did not have to bend the clocks" \
     bash -c "! grep -q 'clocks disagree' '$log'"
 check "no namespace of the tour left" \
