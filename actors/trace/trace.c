@@ -24,6 +24,7 @@
 #include "trace_ring.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <emmintrin.h>
 #endif
 
@@ -254,6 +255,17 @@ int wf_trace_config_parse(char *spec, wf_trace_config *out, char *err, size_t er
                 return WF_EINVAL;
             }
             *(secs ? &out->ring_seconds : &out->ring_dumps) = (unsigned)n;
+        } else if (strcmp(kv, "clock") == 0) {
+            if (strcmp(v, "tsc") == 0) {
+                out->clock = WF_TRACE_CLOCK_TSC;
+            } else if (strcmp(v, "monotonic") == 0) {
+                out->clock = WF_TRACE_CLOCK_MONOTONIC;
+            } else if (strcmp(v, "auto") == 0) {
+                out->clock = WF_TRACE_CLOCK_AUTO;
+            } else {
+                snprintf(err, errlen, "trace clock '%s' is not tsc, monotonic or auto", v);
+                return WF_EINVAL;
+            }
         } else if (strcmp(kv, "pub") == 0) {
             out->pub_url = v;
         } else if (strcmp(kv, "sample") == 0) {
@@ -278,7 +290,7 @@ int wf_trace_config_parse(char *spec, wf_trace_config *out, char *err, size_t er
         } else {
             snprintf(err, errlen,
                      "unknown trace setting '%s' (file, ring, ring-size, ring-seconds, "
-                     "dumps, pub, sample, actors, types, capacity)",
+                     "dumps, pub, sample, actors, types, capacity, clock)",
                      kv);
             return WF_EINVAL;
         }
@@ -375,7 +387,8 @@ static struct trace_rec *rec_claim(struct tracer *tr, int kind)
             wf__trace_writer_kick(tr->writer);
     }
     struct trace_rec *rec = r->stage;
-    rec->t = uv_hrtime();
+    rec->t = wf__trace_ticks(r);
+    rec->t_ns = 0;
     rec->kind = (uint8_t)kind;
     rec->msg = 0xff;
     rec->outcome = OUT_NONE;
@@ -534,7 +547,7 @@ void wf__trace_msg_at(wf_node *n, int kind, wf_pid actor, wf_pid other, const wf
     if (rec == NULL)
         return;
     if (t != 0)
-        rec->t = t;
+        rec->t = t, rec->t_ns = 1;
     rec->msg = m->kind;
     rec->type = m->type;
     rec->size = (uint32_t)m->len;
@@ -558,7 +571,7 @@ void wf__trace_run(wf_node *n, int kind, struct actor *a, const wf_msg *m, const
     if (rec == NULL)
         return;
     if (t != 0)
-        rec->t = t;
+        rec->t = t, rec->t_ns = 1;
     rec->pool = kind == TR_OFFLOAD_START || kind == TR_OFFLOAD_END;
     rec->msg = m->kind;
     rec->type = m->type;
@@ -635,6 +648,7 @@ void wf__trace_deferred_work(wf_node *n, wf_pid actor, const wf_trace_ctx *tc, u
         if (rec == NULL)
             return;
         rec->t = i == 0 ? t0 : t1;
+        rec->t_ns = 1;
         rec->pool = 1;
         rec->actor = actor.id;
         rec->tc = *tc;
@@ -766,6 +780,24 @@ static bool names_ok(const char *actors)
     return true;
 }
 
+/* The time-stamp counter, where it ticks at one rate whatever the CPU's
+ * power state and is the same on every core (invariant TSC: CPUID
+ * 0x80000007 EDX bit 8), unless the monotonic clock is asked for. */
+static bool use_tsc(int clock)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    bool invariant = __get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8));
+    if (clock == WF_TRACE_CLOCK_TSC && !invariant)
+        wf_log(WF_LOG_WARN, "trace clock tsc: this CPU's counter is not invariant; the "
+                            "monotonic clock is used");
+    return clock != WF_TRACE_CLOCK_MONOTONIC && invariant;
+#else
+    (void)clock;
+    return false;
+#endif
+}
+
 int wf_node_trace_start(wf_node *n, const wf_trace_config *cfg)
 {
     WF__ON_LOOP_OR_BEFORE(n, "wf_node_trace_start");
@@ -800,6 +832,7 @@ int wf_node_trace_start(wf_node *n, const wf_trace_config *cfg)
     tr->ring.recs = (struct trace_rec *)(((uintptr_t)tr->ring.mem + 63) & ~(uintptr_t)63);
     tr->ring.stage = &tr->ring.recs[cap];
     tr->ring.mask = cap - 1;
+    tr->ring.tsc = use_tsc(cfg->clock);
     tr->ring.next = tr->ring.tail_seen = 0;
     atomic_init(&tr->ring.head, 0);
     atomic_init(&tr->ring.tail, 0);

@@ -16,8 +16,12 @@
 #define WF_TRACE_RING_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
 
 #include <weft/trace.h>
 
@@ -28,12 +32,13 @@
 /* Two cache lines, aligned: the loop filling one record never shares a
  * line with the writer reading the one before. */
 struct trace_rec {
-    uint64_t t; /* uv_hrtime() */
+    uint64_t t; /* wf__trace_ticks(), or ns (t_ns) */
     uint8_t kind;
     uint8_t msg;          /* enum msg_kind of a send/recv, or 0xff */
     uint8_t outcome;      /* enum trace_outcome */
     uint8_t nsmall;       /* bytes used in small */
     uint8_t pool;         /* offload events */
+    uint8_t t_ns;         /* t is uv_hrtime's ns, not the ring's ticks */
     uint16_t peer;        /* node events */
     uint32_t type;        /* message type */
     uint32_t size;        /* payload bytes */
@@ -53,6 +58,7 @@ struct trace_ring {
     struct trace_rec *stage; /* the loop fills this one, after recs */
     void *mem;
     uint32_t mask;
+    bool tsc; /* ticks are the time-stamp counter's, not ns */
     /* The loop's line: only the loop writes it. */
     _Alignas(64) atomic_uint_fast64_t head; /* published: the writer may read below */
     atomic_uint_fast64_t lost;              /* records dropped (full ring) */
@@ -61,6 +67,16 @@ struct trace_ring {
     /* The writer's line. */
     _Alignas(64) atomic_uint_fast64_t tail; /* next record to read */
 };
+
+/* The trace clock's ticks (weft/trace.h says which and why). Any thread. */
+static inline uint64_t wf__trace_ticks(const struct trace_ring *r)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (r->tsc)
+        return __rdtsc();
+#endif
+    return uv_hrtime();
+}
 
 /* The writer thread (trace_writer.c). */
 struct trace_writer;

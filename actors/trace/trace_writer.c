@@ -74,7 +74,11 @@ struct trace_writer {
     char dump[WF_DUMP_NAME];
     uint64_t dump_due, last_dump;
     uint64_t seq, lost_told;
-    int64_t wall_off_ns;  /* wall = hrtime + this */
+    int64_t wall_off_ns; /* wall = hrtime + this */
+    /* The ring's ticks to ns (the time-stamp counter's, when r->tsc): a
+     * line through the first reading and the latest, read each round. */
+    uint64_t tick0, ns0, tick1, ns1;
+    double ns_per_tick;
     struct label *labels; /* local actors: open addressing */
     uint32_t lcap, lcount;
     struct name *peers; /* peer number - 1 */
@@ -319,6 +323,8 @@ static void chunk_emit(struct trace_writer *w)
     chunk_reset(w);
 }
 
+static uint64_t rec_ns(const struct trace_writer *w, const struct trace_rec *r);
+
 static void chunk_add(struct trace_writer *w, const struct trace_rec *r)
 {
     /* Records that only teach the writer a name. */
@@ -339,7 +345,7 @@ static void chunk_add(struct trace_writer *w, const struct trace_rec *r)
         need_peer(w, r->peer);
     uint32_t extra = r->extra ? str_add(w, r->extra, r->nextra) : 0;
     wf_tf_rec f = {
-        .t = r->t,
+        .t = rec_ns(w, r),
         .corr = r->corr,
         .actor = r->actor,
         .other = r->other,
@@ -370,12 +376,46 @@ static void chunk_add(struct trace_writer *w, const struct trace_rec *r)
         label_drop(w, r->actor);
 }
 
+/* A tick and the ns it is, read together: the ns are the mean of the
+ * readings on either side, off by at most half their distance. */
+static void tick_pair(struct trace_writer *w, uint64_t *tick, uint64_t *ns)
+{
+    uint64_t a = uv_hrtime();
+    *tick = wf__trace_ticks(w->r);
+    *ns = a + (uv_hrtime() - a) / 2;
+}
+
 static void sample_clocks(struct trace_writer *w)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t mono = uv_hrtime();
     w->wall_off_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - (int64_t)mono;
+    if (w->r->tsc) {
+        tick_pair(w, &w->tick1, &w->ns1);
+        if (w->tick1 > w->tick0 && w->ns1 > w->ns0)
+            w->ns_per_tick = (double)(w->ns1 - w->ns0) / (double)(w->tick1 - w->tick0);
+    }
+}
+
+/* Why a first reading 2 ms apart: the rate is then good to about 1e-5
+ * (readings are some 30 ns apart), and every round after lengthens the
+ * line; an event's ns are the latest reading's plus its distance to it. */
+static void calibrate(struct trace_writer *w)
+{
+    w->ns_per_tick = 1;
+    if (!w->r->tsc)
+        return;
+    tick_pair(w, &w->tick0, &w->ns0);
+    uv_sleep(2);
+    sample_clocks(w);
+}
+
+static uint64_t rec_ns(const struct trace_writer *w, const struct trace_rec *r)
+{
+    if (r->t_ns || !w->r->tsc)
+        return r->t;
+    return (uint64_t)((int64_t)w->ns1 + (int64_t)((double)(int64_t)(r->t - w->tick1) * w->ns_per_tick));
 }
 
 static size_t drain(struct trace_writer *w)
@@ -524,6 +564,7 @@ struct trace_writer *wf__trace_writer_start(const char *node_name, struct trace_
     }
     *err = WF_ENOMEM;
     chunk_reset(w);
+    calibrate(w);
     if (uv_mutex_init(&w->lock) != 0)
         goto fail;
     if (uv_cond_init(&w->cond) != 0) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 #include <weft/transport.h>
 
 #include <criterion/criterion.h>
@@ -17,7 +18,7 @@
 
 TestSuite(trace, .init = tu_capture_log, .timeout = 60);
 
-enum { PING = 1, PONG, BOOM, HANG, SLOW, FLOOD, NUM, COUNT, RETRACE, DEFER };
+enum { PING = 1, PONG, BOOM, HANG, SLOW, FLOOD, NUM, COUNT, RETRACE, DEFER, CLOCK };
 
 /* front: answers PING by asking back for a PONG (a deferred reply). */
 static wf_result front_ping(wf_ctx *ctx, wf_msg *m)
@@ -52,7 +53,20 @@ static wf_result front_retrace(wf_ctx *ctx, wf_msg *m)
     return wf_result_msg(wf_msg_new(RETRACE, &rv, sizeof rv));
 }
 
+/* Records a note between two monotonic readings, and answers them. */
+static wf_result front_clock(wf_ctx *ctx, wf_msg *m)
+{
+    wf_node *n = wf_ctx_node(ctx);
+    wf_trace_ctx span = wf_trace_current(n);
+    uint64_t t[2];
+    t[0] = uv_hrtime();
+    wf_trace_note(n, "recv", wf_ctx_self(ctx), &span, (const char *)wf_msg_body(m), 0);
+    t[1] = uv_hrtime();
+    return wf_result_msg(wf_msg_new(CLOCK, t, sizeof t));
+}
+
 static const wf_handler front_h[] = {{PING, "ping", front_ping, 0},
+                                     {CLOCK, "clock", front_clock, 0},
                                      {BOOM, "boom", front_boom, 0},
                                      {HANG, "hang", front_hang, 0},
                                      {FLOOD, "flood", front_flood, 0},
@@ -486,4 +500,51 @@ Test(trace, notes_keep_their_labels_short_or_long, .fini = cleanup)
         NULL));
     cr_assert_null(tu_lines_find(&l, NULL, "ignored", NULL));
     tu_lines_free(&l);
+}
+
+/* Events are timed by the time-stamp counter (where invariant) or the
+ * monotonic clock; either way an event's t_ns must lie between monotonic
+ * readings taken around it, at once and after the writer's rate has been
+ * extrapolated for a while. */
+static void clock_agrees(const char *clock)
+{
+    char spec[64];
+    snprintf(spec, sizeof spec, "clock=%s;sample=1", clock);
+    start_traced(spec);
+    uint64_t around[3][2];
+    for (int i = 0; i < 3; i++) {
+        char label[8];
+        snprintf(label, sizeof label, "clk%d", i);
+        wf_result r = call(fr, wf_msg_new(CLOCK, label, strlen(label) + 1), 5000);
+        cr_assert(wf_result_is_msg(r), "%s", tu_text(r));
+        memcpy(around[i], wf_msg_body(r.u.ptr), sizeof around[i]);
+        wf_result_free(r);
+        tu_sleep_ms(i == 0 ? 50 : 400);
+    }
+    tu_lines l;
+    finish(&l);
+    for (int i = 0; i < 3; i++) {
+        char want[32], t[32];
+        snprintf(want, sizeof want, "\"label\":\"clk%d", i);
+        const char *line = tu_lines_find(&l, NULL, "\"ev\":\"recv\"", want, NULL);
+        field(line, "t_ns", t, sizeof t);
+        long long got = strtoll(t, NULL, 10);
+        /* 20 us of slack: the rate's error over half a second, and more. */
+        long long lo = (long long)around[i][0] - 20000, hi = (long long)around[i][1] + 20000;
+        cr_assert(got >= lo && got <= hi,
+                  "clock %s: event %d at %lld ns, read between %llu and %llu (%+lld ns)", clock, i,
+                  got, (unsigned long long)around[i][0], (unsigned long long)around[i][1],
+                  got < lo ? got - (long long)around[i][0] : got - (long long)around[i][1]);
+    }
+    tu_lines_free(&l);
+}
+
+Test(trace, events_are_timed_as_the_monotonic_clock_with_the_tsc, .fini = cleanup)
+{
+    clock_agrees("tsc");
+}
+
+Test(trace, events_are_timed_as_the_monotonic_clock_with_it, .fini = cleanup)
+{
+    clock_agrees("monotonic");
 }

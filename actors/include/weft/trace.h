@@ -130,6 +130,10 @@ typedef struct wf_trace_sink {
 #define WF_TRACE_RING_BYTES (256ull << 20) /* a flight recorder's default size */
 #define WF_TRACE_RING_DUMPS 32             /* dumps it keeps by default */
 
+/* The clock events are timed with (above: why). AUTO: the time-stamp
+ * counter where it is invariant, else the monotonic clock. */
+enum { WF_TRACE_CLOCK_AUTO, WF_TRACE_CLOCK_TSC, WF_TRACE_CLOCK_MONOTONIC };
+
 typedef struct wf_trace_config {
     const char *file;          /* binary chunks, appended; NULL: no file */
     const char *ring;          /* the flight recorder's directory; NULL: none */
@@ -142,6 +146,7 @@ typedef struct wf_trace_config {
     const char *actors;        /* "cache,fetcher": only their events; NULL/"": all */
     const char *types;         /* "1,0x52450002": only these types; NULL/"": all */
     unsigned capacity;         /* events buffered for the writer; 0: 65536 */
+    int clock;                 /* WF_TRACE_CLOCK_*: how events are timed */
     const wf_trace_sink *sink; /* copied; owned by the trace once started
                                 * (closed when it stops), the caller's if
                                 * the start fails; NULL: none */
@@ -149,7 +154,8 @@ typedef struct wf_trace_config {
 
 /* wf_trace_config_parse fills out from spec, "key=value" pairs separated by
  * ';' (keys file, ring, ring-size (bytes, or with k, M or G), ring-seconds,
- * dumps, pub, sample, actors, types, capacity), e.g.
+ * dumps, pub, sample, actors, types, capacity, clock (tsc, monotonic or
+ * auto)), e.g.
  * "ring=/var/lib/weft/trace;sample=1;actors=cache,fetcher". out's strings point
  * into spec (borrowed: keep spec alive, it is modified in place). Returns
  * 0 or WF_EINVAL with a reason in err[0..errlen). Any thread. */
