@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,7 +22,7 @@
 
 #include "recorder.h"
 
-#define SEGMENTS  8 /* a segment is a bound's eighth: the ring drops an eighth at a time */
+#define SEGMENTS  8  /* a segment is a bound's eighth: the ring drops an eighth at a time */
 #define SEG_NAME  16 /* "0000000001.wftr" and its NUL */
 #define CRASH_MAX 8  /* recorders a crash dumps: nodes per process that record */
 
@@ -367,12 +369,36 @@ static void end_segment(struct recorder *r)
     r->seg_fd = -1;
 }
 
-void wf__recorder_append(struct recorder *r, const void *chunk, size_t len, int64_t now)
+int wf__write_all(int fd, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        size_t done = (size_t)w;
+        while (n > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++, n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+    return 0;
+}
+
+void wf__recorder_append(struct recorder *r, const struct iovec *iov, int n, size_t len,
+                         int64_t now)
 {
     struct seg *cur = r->seg_fd >= 0 ? &r->segs[r->nsegs - 1] : NULL;
-    if (cur != NULL &&
-        ((cur->bytes > 0 && cur->bytes + len > r->seg_max) ||
-         (r->seg_age && now - r->seg_start >= r->seg_age)))
+    if (cur != NULL && ((cur->bytes > 0 && cur->bytes + len > r->seg_max) ||
+                        (r->seg_age && now - r->seg_start >= r->seg_age)))
         end_segment(r);
     if (r->seg_fd < 0 && new_segment(r, now) != 0) {
         wf_log(WF_LOG_ERROR, "trace ring %s: a segment cannot be made: %s", r->ring_dir,
@@ -380,24 +406,17 @@ void wf__recorder_append(struct recorder *r, const void *chunk, size_t len, int6
         return;
     }
     cur = &r->segs[r->nsegs - 1];
-    const char *p = chunk;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t n = write(r->seg_fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            /* A chunk cut short would read as the end of the segment: the
-             * segment ends here, and the next chunk starts a new one. */
-            wf_log(WF_LOG_ERROR, "trace ring %s: write failed: %s", r->ring_dir,
-                   n < 0 ? strerror(errno) : "no progress");
-            if (ftruncate(r->seg_fd, (off_t)cur->bytes) != 0)
-                cur->bytes += len - left;
-            end_segment(r);
-            return;
-        }
-        p += n;
-        left -= (size_t)n;
+    struct iovec v[8];
+    n = n < 8 ? n : 8;
+    memcpy(v, iov, (size_t)n * sizeof *v);
+    if (wf__write_all(r->seg_fd, v, n) != 0) {
+        /* A chunk cut short would read as the end of the segment: the
+         * segment ends here, and the next chunk starts a new one. */
+        wf_log(WF_LOG_ERROR, "trace ring %s: write failed: %s", r->ring_dir, strerror(errno));
+        if (ftruncate(r->seg_fd, (off_t)cur->bytes) != 0)
+            r->total += len; /* what stays is counted, whatever it is */
+        end_segment(r);
+        return;
     }
     cur->bytes += len;
     cur->last_ns = now;

@@ -26,9 +26,16 @@ struct recorder;
 struct recorder *wf__recorder_open(const char *dir, const char *node, uint64_t max_bytes,
                                    unsigned max_seconds, unsigned keep_dumps, int *err);
 
-/* Appends one whole chunk (chunk[0..len) borrowed); now is the wall clock
- * in ns. Segments rotate and the oldest go as the bounds say. Writer. */
-void wf__recorder_append(struct recorder *r, const void *chunk, size_t len, int64_t now);
+/* Appends one whole chunk, len bytes in iov[0..n) (borrowed); now is the
+ * wall clock in ns. Segments rotate and the oldest go as the bounds say.
+ * Writer. */
+struct iovec;
+void wf__recorder_append(struct recorder *r, const struct iovec *iov, int n, size_t len,
+                         int64_t now);
+
+/* Writes iov[0..n) whole to fd (a short write goes on where it stopped).
+ * 0, or -1 with errno. The iovecs are changed. */
+int wf__write_all(int fd, struct iovec *iov, int n);
 
 /* Keeps the ring as it is now in DIR/dumps/NAME. Returns 0, or an error
  * (logged). Writer. */

@@ -17,13 +17,15 @@
  * in whole chunks. A plugged sink must not block (PUB drops for
  * subscribers that cannot keep up); the loop never notices either.
  */
-#ifdef __linux__
 #define _GNU_SOURCE /* sync_file_range */
+#include <errno.h>
 #include <fcntl.h>
-#include <sys/resource.h>
-#include <unistd.h>
-#endif
 #include <stdbool.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/resource.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -38,7 +40,7 @@
 
 #define ROUND_MS    5          /* a sleeping writer looks this often */
 #define FLUSH_AT    (1 << 18)  /* record bytes: a chunk ends mid-round beyond this */
-#define WRITER_NICE 10         /* below the node's threads, above idle work */
+#define WRITER_NICE 5          /* below the node's threads, above idle work */
 #define DROP_EVERY  (8 << 20)  /* bytes: written trace leaves memory in steps of this */
 #define DUMP_GAP_NS 1000000000 /* failures make at most one dump a second */
 
@@ -62,7 +64,7 @@ struct name { /* a peer's or a remote actor's name */
 struct trace_writer {
     char *node;
     struct trace_ring *r;
-    FILE *file;
+    int file;              /* the file sink, -1: none */
     off_t handed, dropped; /* file offsets: see hand_to_disk */
     struct recorder *rec;  /* the flight recorder; NULL: none */
     wf_trace_sink sink;    /* write NULL: none */
@@ -86,7 +88,9 @@ struct trace_writer {
     struct name *rnames; /* remote name index - 1 */
     uint32_t nrnames;
     /* The chunk being made. */
-    uint32_t chunk_no; /* from 1: names carry the chunk that last wrote them */
+    uint32_t chunk_no;   /* from 1: names carry the chunk that last wrote them */
+    uint64_t last_named; /* the label need_label made sure of last, in chunk last_mark */
+    uint32_t last_mark;
     uint64_t chunk_seq, chunk_lost;
     uint32_t nrecs, nnames;
     wf_strbuf recs, names, strs, out;
@@ -193,8 +197,10 @@ static void name_once(struct trace_writer *w, uint32_t *mark, int kind, uint64_t
 
 static void need_label(struct trace_writer *w, uint64_t id)
 {
-    if (id == 0 || w->lcap == 0)
+    if (id == 0 || w->lcap == 0 || (id == w->last_named && w->last_mark == w->chunk_no))
         return;
+    w->last_named = id; /* most records are about the actor of the one before */
+    w->last_mark = w->chunk_no;
     struct label *l = label_slot(w, id);
     if (l->id == id)
         name_once(w, &l->mark, WF_TF_LABEL, id, l->s);
@@ -232,10 +238,10 @@ static void need_who(struct trace_writer *w, uint64_t pid)
 static void hand_to_disk(struct trace_writer *w)
 {
 #ifdef __linux__
-    off_t end = ftello(w->file);
+    off_t end = lseek(w->file, 0, SEEK_CUR);
     if (end < 0 || end - w->handed < DROP_EVERY)
         return; /* not a regular file, or not a step yet */
-    int fd = fileno(w->file);
+    int fd = w->file;
     if (w->handed > w->dropped) {
         sync_file_range(fd, w->dropped, w->handed - w->dropped,
                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
@@ -286,40 +292,47 @@ static void chunk_emit(struct trace_writer *w)
     };
     size_t size = WF_TF_HEAD + node_len + w->names.len + w->strs.len + w->recs.len;
     c.size = (uint32_t)size;
-    w->out.len = 0;
-    wf_strbuf_reserve(&w->out, size);
-    if (w->recs.oom || w->names.oom || w->strs.oom || w->out.oom) {
+    if (w->recs.oom || w->names.oom || w->strs.oom) {
         /* Out of memory: the chunk's events are lost, and counted so. */
-        w->out.oom = false;
         uint64_t lost = w->chunk_lost + w->nrecs;
         chunk_reset(w);
         w->chunk_lost = lost;
         w->seq++; /* the "lost" event */
         return;
     }
-    uint8_t *o = (uint8_t *)w->out.p;
-    wf__tf_put_head(o, &c);
-    size_t at = WF_TF_HEAD;
-    memcpy(o + at, w->node, node_len);
-    at += node_len;
-    memcpy(o + at, w->names.p, w->names.len);
-    at += w->names.len;
-    memcpy(o + at, w->strs.p, w->strs.len);
-    at += w->strs.len;
-    memcpy(o + at, w->recs.p, w->recs.len);
-    if (w->file != NULL) {
-        if (fwrite(o, 1, size, w->file) != size || fflush(w->file) != 0) {
-            wf_log(WF_LOG_ERROR, "trace file: write failed; the file sink is closed");
-            fclose(w->file);
-            w->file = NULL;
+    /* The parts go out as they are: no copy into one buffer but the
+     * kernel's, unless a plugged sink wants the chunk whole. */
+    uint8_t head[WF_TF_HEAD];
+    wf__tf_put_head(head, &c);
+    struct iovec iov[5] = {{head, WF_TF_HEAD},
+                           {w->node, node_len},
+                           {w->names.p, w->names.len},
+                           {w->strs.p, w->strs.len},
+                           {w->recs.p, w->recs.len}};
+    if (w->file >= 0) {
+        if (wf__write_all(w->file, iov, 5) != 0) {
+            wf_log(WF_LOG_ERROR, "trace file: write failed (%s); the file sink is closed",
+                   strerror(errno));
+            close(w->file);
+            w->file = -1;
         } else {
             hand_to_disk(w);
         }
     }
     if (w->rec != NULL)
-        wf__recorder_append(w->rec, o, size, (int64_t)c.t_made + w->wall_off_ns);
-    if (w->sink.write != NULL)
-        w->sink.write(w->sink.arg, (const char *)o, size);
+        wf__recorder_append(w->rec, iov, 5, size, (int64_t)c.t_made + w->wall_off_ns);
+    if (w->sink.write != NULL) {
+        w->out.len = 0;
+        wf_strbuf_reserve(&w->out, size);
+        if (!w->out.oom) {
+            for (int i = 0; i < 5; i++) {
+                memcpy(w->out.p + w->out.len, iov[i].iov_base, iov[i].iov_len);
+                w->out.len += iov[i].iov_len;
+            }
+            w->sink.write(w->sink.arg, w->out.p, size);
+        }
+        w->out.oom = false;
+    }
     chunk_reset(w);
 }
 
@@ -415,7 +428,8 @@ static uint64_t rec_ns(const struct trace_writer *w, const struct trace_rec *r)
 {
     if (r->t_ns || !w->r->tsc)
         return r->t;
-    return (uint64_t)((int64_t)w->ns1 + (int64_t)((double)(int64_t)(r->t - w->tick1) * w->ns_per_tick));
+    return (uint64_t)((int64_t)w->ns1 +
+                      (int64_t)((double)(int64_t)(r->t - w->tick1) * w->ns_per_tick));
 }
 
 static size_t drain(struct trace_writer *w)
@@ -474,7 +488,9 @@ static void writer_main(void *arg)
 #ifdef __linux__
     /* Why: when the CPUs are all busy, the service comes first. A writer
      * that falls behind fills the ring, whose overflow is counted and
-     * reported ("lost" events); it never slows a reply. On Linux a nice
+     * reported ("lost" events); it never slows a reply. Nice 5, not more:
+     * at 10 a loop that keeps a core busy left the writer too little of
+     * the other to keep up with the proxy at its peak. On Linux a nice
      * value is per thread. */
     setpriority(PRIO_PROCESS, (id_t)wf__thread_os_id(), WRITER_NICE);
 #endif
@@ -512,26 +528,24 @@ static void writer_main(void *arg)
 }
 
 /* A file to append chunks to: empty, or a binary trace already. */
-static FILE *open_file(const char *path)
+static int open_file(const char *path)
 {
-    FILE *f = fopen(path, "a+b");
-    if (f == NULL) {
-        wf_log(WF_LOG_ERROR, "trace file %s cannot be opened", path);
-        return NULL;
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        wf_log(WF_LOG_ERROR, "trace file %s cannot be opened: %s", path, strerror(errno));
+        return -1;
     }
     char head[4];
-    rewind(f);
-    size_t n = fread(head, 1, sizeof head, f);
-    if (n > 0 && !wf__tf_is_binary(head, n)) {
+    ssize_t n = pread(fd, head, sizeof head, 0);
+    if (n > 0 && !wf__tf_is_binary(head, (size_t)n)) {
         wf_log(WF_LOG_ERROR,
                "trace file %s holds something else than a binary trace (JSON lines of an "
                "older weft?): give another file",
                path);
-        fclose(f);
-        return NULL;
+        close(fd);
+        return -1;
     }
-    fseeko(f, 0, SEEK_END);
-    return f;
+    return fd;
 }
 
 struct trace_writer *wf__trace_writer_start(const char *node_name, struct trace_ring *r,
@@ -543,15 +557,16 @@ struct trace_writer *wf__trace_writer_start(const char *node_name, struct trace_
         return NULL;
     memset(w, 0, sizeof *w);
     w->r = r;
+    w->file = -1;
     if ((w->node = wf_strdup(node_name)) == NULL)
         goto fail;
     if (strlen(w->node) > 1024)
         w->node[1024] = '\0'; /* a chunk's node_len is 16 bits; names are short */
     *err = WF_EIO;
-    if (cfg->file != NULL && (w->file = open_file(cfg->file)) == NULL)
+    if (cfg->file != NULL && (w->file = open_file(cfg->file)) < 0)
         goto fail;
-    if (w->file != NULL) {
-        off_t at = ftello(w->file);
+    if (w->file >= 0) {
+        off_t at = lseek(w->file, 0, SEEK_END);
         w->handed = w->dropped = at > 0 ? at : 0;
     }
     if (cfg->ring != NULL) {
@@ -583,8 +598,8 @@ struct trace_writer *wf__trace_writer_start(const char *node_name, struct trace_
     return w;
 
 fail:
-    if (w->file != NULL)
-        fclose(w->file);
+    if (w->file >= 0)
+        close(w->file);
     wf__recorder_close(w->rec);
     wf_free(w->node);
     wf_free(w);
@@ -635,8 +650,8 @@ void wf__trace_writer_stop(struct trace_writer *w)
     uv_thread_join(&w->thread);
     uv_cond_destroy(&w->cond);
     uv_mutex_destroy(&w->lock);
-    if (w->file != NULL)
-        fclose(w->file);
+    if (w->file >= 0)
+        close(w->file);
     wf__recorder_close(w->rec);
     if (w->sink.close != NULL)
         w->sink.close(w->sink.arg);

@@ -426,8 +426,7 @@ static char *put_who(wf_tf_decoder *d, const wf_tf_chunk *c, char *p, uint64_t i
         *p++ = '@';
         return put_esc(d, p, c->node, c->node_len);
     }
-    const char *rn =
-        (id & PID_NAME_BIT) ? name_of(d, c, WF_TF_RNAME, (uint32_t)id, &n) : NULL;
+    const char *rn = (id & PID_NAME_BIT) ? name_of(d, c, WF_TF_RNAME, (uint32_t)id, &n) : NULL;
     if (rn != NULL) {
         if ((p = put_esc(d, p, rn, n)) == NULL)
             return NULL;
@@ -590,9 +589,9 @@ static char *line(wf_tf_decoder *d, const wf_tf_chunk *c, const wf_tf_rec *r, ui
             return NULL;
     }
     bool is_msg = r->msg != WF_TF_MSG_NONE;
-    if (is_msg && (r->kind == WF_TF_SEND || r->kind == WF_TF_RECV || r->kind == WF_TF_START ||
-                   r->kind == WF_TF_END || r->kind == WF_TF_OFFLOAD_START ||
-                   r->kind == WF_TF_OFFLOAD_END)) {
+    if (is_msg &&
+        (r->kind == WF_TF_SEND || r->kind == WF_TF_RECV || r->kind == WF_TF_START ||
+         r->kind == WF_TF_END || r->kind == WF_TF_OFFLOAD_START || r->kind == WF_TF_OFFLOAD_END)) {
         p = r->kind == WF_TF_SEND ? PUT_LIT(p, ",\"to\":\"") : PUT_LIT(p, ",\"from\":\"");
         if ((r->kind == WF_TF_SEND || r->other != 0) && (p = put_who(d, c, p, r->other)) == NULL)
             return NULL;

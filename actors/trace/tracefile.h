@@ -85,7 +85,13 @@ enum wf_tf_name { WF_TF_LABEL = 1, WF_TF_PEER = 2, WF_TF_RNAME = 3 };
 #define WF_TF_MSG_ASK  1
 #define WF_TF_MSG_NONE 0xff /* work of wf_defer_to_thread, no message */
 /* Outcomes (runtime.h's enum trace_outcome). */
-enum wf_tf_outcome { WF_TF_OUT_NONE, WF_TF_OUT_REPLY, WF_TF_OUT_DEFERRED, WF_TF_OUT_FAIL, WF_TF_OUT_OK };
+enum wf_tf_outcome {
+    WF_TF_OUT_NONE,
+    WF_TF_OUT_REPLY,
+    WF_TF_OUT_DEFERRED,
+    WF_TF_OUT_FAIL,
+    WF_TF_OUT_OK
+};
 
 /* A record as decoded. Strings point into the chunk (not NUL-terminated). */
 typedef struct wf_tf_rec {

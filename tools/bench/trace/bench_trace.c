@@ -19,6 +19,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -161,16 +164,24 @@ int main(int argc, char **argv)
     }
     double v[BENCH_MAX_SAMPLES];
     unsigned long long events = 0, lost = 0;
-    /* When tracing: what one reading of the loop's clock costs, since every
-     * recorded event takes one (untraced runs skip it, so that callgrind's
-     * count of them is the round trips' alone). */
+    /* When tracing: what one reading of each trace clock costs (the
+     * monotonic clock's and the time-stamp counter's), since every recorded
+     * event takes one (untraced runs skip it, so that callgrind's count of
+     * them is the round trips' alone). */
     enum { READS = 1000000 };
-    double clock_ns = 0;
+    double clock_ns = 0, tsc_ns = 0;
     if (spec != NULL) {
         uint64_t c0 = uv_hrtime();
         for (int i = 0; i < READS; i++)
             (void)uv_hrtime(); /* a library call: not optimised away */
         clock_ns = (double)(uv_hrtime() - c0) / READS;
+#if defined(__x86_64__) || defined(__i386__)
+        volatile uint64_t sink = 0;
+        c0 = uv_hrtime();
+        for (int i = 0; i < READS; i++)
+            sink += __rdtsc();
+        tsc_ns = (double)(uv_hrtime() - c0) / READS;
+#endif
     }
     sample(n / 10 + 1, spec, &events, &lost); /* warm up */
     events = lost = 0;
@@ -184,5 +195,6 @@ int main(int argc, char **argv)
     bench_json_u64("events", events);
     bench_json_u64("lost", lost);
     bench_json_num("clock_ns", 1, clock_ns);
+    bench_json_num("tsc_ns", 1, tsc_ns);
     return bench_json_end();
 }
