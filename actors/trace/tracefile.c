@@ -384,11 +384,12 @@ static char *put_u64(char *p, uint64_t v)
 /* The NUL-separated part i of a record's extra string (empty if absent). */
 static const char *part(const wf_tf_rec *r, int i, size_t *len)
 {
-    const char *s = r->extra, *end = r->extra + r->extra_len;
+    const char *s = r->extra;
     if (s == NULL) {
         *len = 0;
         return "";
     }
+    const char *end = s + r->extra_len;
     for (; i > 0; i--) {
         const char *z = memchr(s, '\0', (size_t)(end - s));
         if (z == NULL) {
@@ -487,7 +488,9 @@ static char *put_head(wf_tf_decoder *d, const wf_tf_chunk *c, const char *ev, ui
     p = PUT_LIT(p, ",\"t_ns\":");
     p = put_u64(p, t);
     p = PUT_LIT(p, ",\"wall_us\":");
-    return put_u64(p, (uint64_t)((int64_t)t + c->wall_off_ns) / 1000);
+    /* Unsigned: a file's numbers may be anything, and wrap rather than
+     * overflow; a node's real ones are positive. */
+    return put_u64(p, (t + (uint64_t)c->wall_off_ns) / 1000);
 }
 
 /* A string field ,"key":"value" with value escaped. */
@@ -525,7 +528,8 @@ static char *line(wf_tf_decoder *d, const wf_tf_chunk *c, const wf_tf_rec *r, ui
         return NULL;
     if (r->flags & 0x80) { /* WF_TRACE_VALID */
         p = PUT_LIT(p, ",\"trace\":\"");
-        if (memcmp(d->last_trace, r->trace_id, 16) != 0) {
+        if (!d->trace_cached || memcmp(d->last_trace, r->trace_id, 16) != 0) {
+            d->trace_cached = true;
             memcpy(d->last_trace, r->trace_id, 16);
             for (int i = 0; i < 16; i++) {
                 d->last_trace_hex[2 * i] = hexdig[r->trace_id[i] >> 4];
@@ -680,7 +684,8 @@ static char *line(wf_tf_decoder *d, const wf_tf_chunk *c, const wf_tf_rec *r, ui
         char *end;
         double v = strtod(num, &end);
         p = PUT_LIT(p, ",\"sample\":");
-        p += snprintf(p, 32, "%g", end != num && *end == '\0' ? v : 1.0);
+        bool ok = end != num && *end == '\0' && v >= 0 && v <= 1; /* NaN too: no JSON */
+        p += snprintf(p, 32, "%g", ok ? v : 1.0);
         s = part(r, 1, &n);
         if ((p = put_field(d, p, "actors", s, n)) == NULL)
             return NULL;

@@ -146,8 +146,9 @@ typedef struct wf_tf_decoder {
     uint64_t *ids; /* the chunk's names: open addressing on (kind, id) */
     uint32_t *refs;
     uint32_t ncap;
-    uint8_t last_trace[16];
+    uint8_t last_trace[16]; /* the trace id last_trace_hex spells, if cached */
     char last_trace_hex[32];
+    bool trace_cached;
     unsigned long bad_records; /* records skipped as malformed */
 } wf_tf_decoder;
 

@@ -4,8 +4,9 @@
  * read out of bounds, no leak; every line made is one JSON object with no
  * raw control character in it.
  *
- * Input: the bytes of a trace file. Seeds: seeds_tracefile/ (chunks a
- * node wrote: tests/runtime/trace.c makes them). */
+ * Input: the bytes of a trace file. Seeds: tracefile/seeds/ (chunks
+ * nodes wrote: bench_trace's and the demo proxy's, whole, two together,
+ * and one cut short); dictionary tracefile/tracefile.dict. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
