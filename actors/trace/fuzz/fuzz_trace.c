@@ -8,8 +8,8 @@
  * settings.
  *
  * Input: the settings text; after a NUL, a filter's actors; after a second
- * NUL, its types. The file and pub keys are parsed but not opened (no
- * files, no sockets). Seeds: seeds/, dictionary trace.dict. */
+ * NUL, its types. The file, ring and pub keys are parsed but not opened
+ * (no files, no sockets). Seeds: seeds/, dictionary trace.dict. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,7 @@ static int start(wf_trace_config cfg)
 {
     cfg.file = NULL;
     cfg.pub_url = NULL;
+    cfg.ring = NULL;
     cfg.capacity = 16; /* the smallest ring: the test is the settings */
     return wf_node_trace_start(node, &cfg);
 }
