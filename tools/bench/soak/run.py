@@ -2,9 +2,9 @@
 """bench soak: weft's caching poetry proxy held at half its peak for minutes.
 
 usage: /usr/bin/python3 tools/bench/soak/run.py BUILD/tools/bench/soak/bench_soak [OUTDIR]
-                                                [--minutes M] [--quick]
+                                                [--minutes M] [--quick] [--trace]
 
-(tools/weft bench soak [--minutes M] [--quick] runs it that way: the build
+(tools/weft bench soak [--minutes M] [--quick] [--trace] runs it that way: the build
 directory is found from the path of the bench_soak target.) BUILD holds
 examples/poetry_proxy, tools/poetry/poetry-server and
 tools/bench/soak/soak_load.
@@ -30,6 +30,13 @@ must stay under 5%. Writes OUTDIR/soak.json (default build/bench) in the
 other benchmarks' format. Exit status: 0 when everything ran, even if a
 target was missed (the table says MISSED); 1 when something failed to run;
 2 on bad usage. Every process started is stopped, whatever happens.
+
+With --trace the proxy runs as a flight recorder always on would: every
+request traced (sampling 1) into a bounded ring on disk (ring-size
+RING_SIZE); reported besides: the events recorded and dropped (target: none
+dropped), the ring's size on disk at the end (target: within its bound and
+one segment), and the request rate the proxy could still reach (the peak,
+measured with tracing on). Writes soak_trace.json instead.
 
 Not in `tools/weft bench`'s default list: it takes minutes.
 """
@@ -254,12 +261,61 @@ def build_rows(ramp_res, peak, rate, seconds, interval, windows, final, rss, fet
     return rows, start, end, growth, idle
 
 
+RING_SIZE_BYTES = 256 << 20
+RING_SIZE = "256M"
+
+
+def trace_counts(port):
+    """(events, lost) from the proxy's GET /trace."""
+    status, _, body, _ = benchlib.http_get(port, "/trace")
+    text = body.decode() if isinstance(body, bytes) else body
+    got = dict(kv.split("=", 1) for kv in text.strip().split(";") if "=" in kv)
+    if status != 200 or "events" not in got:
+        raise benchlib.BenchError(f"GET /trace answered {status}: {text[:200]}")
+    return int(got["events"]), int(got["lost"])
+
+
+def du(path):
+    """Bytes of the files under path, each inode once (a dump's segments
+    are links to the ring's)."""
+    seen, total = set(), 0
+    for d, _, fs in os.walk(path):
+        for f in fs:
+            st = os.stat(os.path.join(d, f))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def trace_rows(t, peak):
+    total = t["events"] + t["lost"]
+    seg = RING_SIZE_BYTES // 8  # recorder.c: a segment is an eighth of the bound
+    return [
+        benchlib.row("trace_events", "events", t["events"], None, None,
+                     note="Events the flight recorder kept during the soak (sampling 1)."),
+        benchlib.row("trace_events_lost", "events", t["lost"], "target", 0, target={"max": 0},
+                     note=f"Events dropped during the soak ({t['lost']:,} of {total:,}; "
+                          f"GET /trace's counters)."),
+        benchlib.row("trace_ring_mib", "MiB", round(t["ring"] / 2**20, 1), "target",
+                     round((RING_SIZE_BYTES + seg) / 2**20, 1),
+                     target={"max": round((RING_SIZE_BYTES + seg) / 2**20, 1)},
+                     note=f"The ring on disk at the end, dumps included ({t['dumps']} dumps; a "
+                          f"dump links the ring's segments, counted once): within "
+                          f"ring-size={RING_SIZE} and the segment being written."),
+        benchlib.row("trace_peak_rps", "req/s", round(peak), None, None,
+                     note="The peak measured before the soak, with tracing on."),
+    ]
+
+
 def main():
     ap = argparse.ArgumentParser(description="weft's caching proxy at half its peak for minutes")
     ap.add_argument("bench", help="BUILD/tools/bench/soak/bench_soak")
     ap.add_argument("outdir", nargs="?", default=benchlib.DEFAULT_OUTDIR)
     ap.add_argument("--minutes", type=float, default=None, help="how long to soak (default 10)")
     ap.add_argument("--quick", action="store_true", help="0.5 min, reported every 10 s")
+    ap.add_argument("--trace", action="store_true",
+                    help="the flight recorder on, every request traced")
     args = ap.parse_intermixed_args()
     minutes = args.minutes if args.minutes is not None else (0.5 if args.quick else 10)
     if minutes <= 0:
@@ -277,10 +333,13 @@ def main():
         up = benchlib.Proc("upstream", [bins.server, "--port", "0", "--poems", POEMS_DIR], tmp,
                            ready_line=r"listening on 127\.0\.0\.1:(\d+)")
         port, pport = benchlib.free_port(), benchlib.free_port()
+        ring = os.path.join(tmp, "ring")
+        trace_args = ["--trace", f"ring={ring};ring-size={RING_SIZE};sample=1"] if args.trace else []
         proxy = benchlib.Proc(
             "proxy", [bins.proxy, "--send-name", "--upstream", f"poetry://127.0.0.1:{up.port}", "--http",
                       f"127.0.0.1:{port}", "--poetry", f"127.0.0.1:{pport}", "--ttl-ms",
-                      str(TTL_MS)], tmp, ready_line=r"poetry proxy: http://", ready_port=port)
+                      str(TTL_MS)] + trace_args, tmp, ready_line=r"poetry proxy: http://",
+            ready_port=port)
         for p in POEMS:
             status, _, _, _ = benchlib.http_get(port, f"/poems/{p}")
             if status != 200:
@@ -293,13 +352,22 @@ def main():
         print(f"bench soak: peak {peak:.0f} req/s; soaking at {rate:.0f} req/s for "
               f"{minutes:g} min", flush=True)
         fetched_before = served_count(up)
+        traced0 = trace_counts(port) if args.trace else None
         windows, final, rss = soak(bins, port, proxy.p.pid, rate, seconds, interval)
         fetches = served_count(up) - fetched_before
+        traced = None
+        if args.trace:
+            time.sleep(0.1)  # the writer's last round
+            ev, lost = trace_counts(port)
+            traced = {"events": ev - traced0[0], "lost": lost - traced0[1], "ring": du(ring),
+                      "dumps": len(os.listdir(os.path.join(ring, "dumps")))}
         if proxy.p.poll() is not None:
             raise benchlib.BenchError(f"the proxy exited during the soak:\n{proxy.stderr_tail()}")
         benchlib.stop(proxy, up)
         rows, start, end, growth, idle = build_rows(ramp_res, peak, rate, seconds, interval,
                                                     windows, final, rss, fetches, args.quick)
+        if traced is not None:
+            rows += trace_rows(traced, peak)
     except benchlib.BenchError as e:
         print(f"bench soak: FAILED: {e}", file=sys.stderr)
         return 1
@@ -329,7 +397,7 @@ def main():
           f"{growth:+.2f}% (must stay under {RSS_GROWTH_MAX_PCT:g}%): {verdict}")
     print()
     m = benchlib.machine()
-    if benchlib.finish("soak", rows, args.outdir, m, benchlib.title(
+    if benchlib.finish("soak_trace" if args.trace else "soak", rows, args.outdir, m, benchlib.title(
             f"bench soak: weft's caching poetry proxy at half its peak for {minutes:g} min",
             args.quick)):
         return 1
