@@ -65,12 +65,10 @@ static wf_result front_clock(wf_ctx *ctx, wf_msg *m)
     return wf_result_msg(wf_msg_new(CLOCK, t, sizeof t));
 }
 
-static const wf_handler front_h[] = {{PING, "ping", front_ping, 0},
-                                     {CLOCK, "clock", front_clock, 0},
-                                     {BOOM, "boom", front_boom, 0},
-                                     {HANG, "hang", front_hang, 0},
-                                     {FLOOD, "flood", front_flood, 0},
-                                     {RETRACE, "retrace", front_retrace, 0}};
+static const wf_handler front_h[] = {
+    {PING, "ping", front_ping, 0},    {CLOCK, "clock", front_clock, 0},
+    {BOOM, "boom", front_boom, 0},    {HANG, "hang", front_hang, 0},
+    {FLOOD, "flood", front_flood, 0}, {RETRACE, "retrace", front_retrace, 0}};
 static const wf_behaviour front = {
     .name = "front", .handlers = front_h, .nhandlers = sizeof front_h / sizeof front_h[0]};
 

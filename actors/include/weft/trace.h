@@ -22,13 +22,20 @@
  * never the loop slowed down. A node that does not trace pays one
  * predictable branch per message.
  *
- * Clock: each event reads the monotonic clock once (uv_hrtime, a vDSO
- * call: about 20-40 ns on the VMs measured, where the time-stamp counter
- * read directly costs about a third of that but needs a calibration that
- * a migrated or frequency-changing guest can break); a handler's start and
- * end and a send's two sides each take their own reading, because their
- * differences are what a viewer shows. tools/weft bench trace reports the
- * clock's cost next to the cost per event.
+ * Clock: each event takes one reading of the time-stamp counter where it
+ * is invariant (the same rate whatever the CPU's power state, the same on
+ * every core: CPUID says so), else of the monotonic clock (uv_hrtime).
+ * Why: on the VMs measured a counter reading cost 10-15 ns against 26-30
+ * ns for the monotonic clock through the vDSO, and every event pays it.
+ * The writer maps ticks to the monotonic clock's ns with a line through
+ * two readings of both, the first 2 ms apart when tracing starts, the
+ * latest each round; tests check that an event's time lies between
+ * monotonic readings taken around it. Events timed off the loop (pool
+ * threads, a remote send stamped before its frame goes) carry ns and are
+ * not mapped. Sharing one reading between events would make a handler's
+ * run or a message's hop take no time, which is what a viewer shows;
+ * the trace setting clock=monotonic chooses the monotonic clock anyway.
+ * tools/weft bench trace measures both readings and both clocks.
  *
  * The events, as weft-view prints them with --jsonl (JSON lines, one
  * object per line; the binary records hold the same fields).
