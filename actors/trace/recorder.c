@@ -256,10 +256,22 @@ static int push_seg(struct recorder *r, struct seg s)
     return 0;
 }
 
+/* A fresh stream over directory fd's entries. Why not fdopendir(dup(fd)):
+ * a dup shares the offset, so after one reading to the end every later
+ * one would see no entries. */
+static DIR *open_entries(int fd)
+{
+    int own = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = own >= 0 ? fdopendir(own) : NULL;
+    if (d == NULL && own >= 0)
+        close(own);
+    return d;
+}
+
 /* Segments an earlier run left. */
 static int scan(struct recorder *r)
 {
-    DIR *d = fdopendir(dup(r->ring_fd));
+    DIR *d = open_entries(r->ring_fd);
     if (d == NULL)
         return WF_EIO;
     struct dirent *de;
@@ -450,7 +462,7 @@ static void remove_dump(int dumps_fd, const char *name)
 /* Removes the oldest dumps past keep_dumps (names start with the time). */
 static void trim_dumps(struct recorder *r)
 {
-    DIR *d = fdopendir(dup(r->dumps_fd));
+    DIR *d = open_entries(r->dumps_fd);
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
@@ -482,7 +494,14 @@ static void trim_dumps(struct recorder *r)
 int wf__recorder_dump(struct recorder *r, const char *name)
 {
     end_segment(r); /* from now on the kept segments do not change */
-    if (mkdirat(r->dumps_fd, name, 0755) != 0) {
+    /* Asked for again within the millisecond that named the last one: the
+     * caller was told this name, so it must hold everything up to now. */
+    int rv = mkdirat(r->dumps_fd, name, 0755);
+    if (rv != 0 && errno == EEXIST) {
+        remove_dump(r->dumps_fd, name);
+        rv = mkdirat(r->dumps_fd, name, 0755);
+    }
+    if (rv != 0) {
         wf_log(WF_LOG_ERROR, "trace dump %s/%s cannot be made: %s", r->dump_dir, name,
                strerror(errno));
         return WF_EIO;

@@ -93,6 +93,7 @@ struct trace_writer {
     uint32_t last_mark;
     uint64_t chunk_seq, chunk_lost;
     uint32_t nrecs, nnames;
+    size_t flush_at; /* record bytes that end a chunk mid-round */
     wf_strbuf recs, names, strs, out;
 };
 
@@ -362,8 +363,7 @@ static void chunk_add(struct trace_writer *w, const struct trace_rec *r)
         .corr = r->corr,
         .actor = r->actor,
         .other = r->other,
-        .span = r->tc.span_id,
-        .parent = r->tc.parent_id,
+
         .type = r->type,
         .size = r->size,
         .depth = r->depth,
@@ -375,8 +375,12 @@ static void chunk_add(struct trace_writer *w, const struct trace_rec *r)
         .pool = r->pool,
         .nsmall = r->nsmall,
     };
-    if (r->tc.flags & WF_TRACE_VALID)
+    /* Without a context the loop set only its flags. */
+    if (r->tc.flags & WF_TRACE_VALID) {
         memcpy(f.trace_id, r->tc.trace_id, 16);
+        f.span = r->tc.span_id;
+        f.parent = r->tc.parent_id;
+    }
     memcpy(f.small, r->small, r->nsmall);
     wf_strbuf_reserve(&w->recs, WF_TF_REC);
     if (!w->recs.oom) {
@@ -457,7 +461,7 @@ static size_t drain(struct trace_writer *w)
         /* Give slots back as we go, so the loop sees room sooner. */
         if ((done & 255) == 255)
             atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
-        if (w->recs.len >= FLUSH_AT)
+        if (w->recs.len >= w->flush_at)
             chunk_emit(w);
     }
     atomic_store_explicit(&r->tail, tail, memory_order_release);
@@ -477,7 +481,9 @@ static bool dump_take(struct trace_writer *w, char name[WF_DUMP_NAME])
 
 static void dump_now(struct trace_writer *w, const char *name)
 {
+    uv_mutex_lock(&w->lock);
     w->last_dump = uv_hrtime();
+    uv_mutex_unlock(&w->lock);
     if (wf__recorder_dump(w->rec, name) == 0)
         wf_log(WF_LOG_INFO, "trace dump kept in %s/%s", wf__recorder_dump_dir(w->rec), name);
 }
@@ -569,8 +575,13 @@ struct trace_writer *wf__trace_writer_start(const char *node_name, struct trace_
         off_t at = lseek(w->file, 0, SEEK_END);
         w->handed = w->dropped = at > 0 ? at : 0;
     }
+    w->flush_at = FLUSH_AT;
     if (cfg->ring != NULL) {
         uint64_t bytes = cfg->ring_bytes ? cfg->ring_bytes : WF_TRACE_RING_BYTES;
+        /* A chunk well within a segment (an eighth of the ring), so that
+         * the ring drops an eighth at a time even when it is small. */
+        if (bytes / 32 < w->flush_at)
+            w->flush_at = (size_t)(bytes / 32);
         unsigned keep = cfg->ring_dumps ? cfg->ring_dumps : WF_TRACE_RING_DUMPS;
         w->rec = wf__recorder_open(cfg->ring, node_name, bytes, cfg->ring_seconds, keep, err);
         if (w->rec == NULL)
