@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "tracefile.h"
 
 /* ---- little-endian fields ---- */
@@ -290,8 +291,6 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-static const char hexdig[] = "0123456789abcdef";
-
 /* Escapes s[0..n) (room for 6 bytes per input byte); invalid UTF-8 becomes
  * '?', so every line is valid JSON whatever the file holds. */
 static char *escape_to(char *p, const char *s, size_t n)
@@ -308,9 +307,7 @@ static char *escape_to(char *p, const char *s, size_t n)
             *p++ = '\\', *p++ = 't';
         } else if (c < 0x20 || c == 0x7f) {
             memcpy(p, "\\u00", 4);
-            p[4] = hexdig[c >> 4];
-            p[5] = hexdig[c & 15];
-            p += 6;
+            p = wf__hex(p + 4, &c, 1);
         } else if (c < 0x80) {
             *p++ = (char)c;
         } else {
@@ -343,17 +340,6 @@ static char *put_raw(char *p, const char *s)
     size_t n = strlen(s);
     memcpy(p, s, n);
     return p + n;
-}
-
-static char *put_hex64(char *p, uint64_t v, int trim)
-{
-    int i = 60;
-    if (trim)
-        while (i > 0 && ((v >> i) & 15) == 0)
-            i -= 4;
-    for (; i >= 0; i -= 4)
-        *p++ = hexdig[(v >> i) & 15];
-    return p;
 }
 
 /* Decimal, two digits per step from a table: a line has three long numbers. */
@@ -411,7 +397,7 @@ static char *put_label(wf_tf_decoder *d, const wf_tf_chunk *c, char *p, uint64_t
     if (l != NULL)
         return put_esc(d, p, l, n);
     *p++ = '#';
-    return put_hex64(p, id, 1);
+    return wf__hex64(p, id, 1);
 }
 
 #define PID_NAME_BIT ((uint64_t)1 << 47) /* runtime.h's WF__PID_NAME_BIT */
@@ -433,7 +419,7 @@ static char *put_who(wf_tf_decoder *d, const wf_tf_chunk *c, char *p, uint64_t i
             return NULL;
     } else {
         *p++ = '#';
-        p = put_hex64(p, id & (PID_NAME_BIT - 1), 1);
+        p = wf__hex64(p, id & (PID_NAME_BIT - 1), 1);
     }
     *p++ = '@';
     const char *pn = name_of(d, c, WF_TF_PEER, peer, &n);
@@ -531,19 +517,16 @@ static char *line(wf_tf_decoder *d, const wf_tf_chunk *c, const wf_tf_rec *r, ui
         if (!d->trace_cached || memcmp(d->last_trace, r->trace_id, 16) != 0) {
             d->trace_cached = true;
             memcpy(d->last_trace, r->trace_id, 16);
-            for (int i = 0; i < 16; i++) {
-                d->last_trace_hex[2 * i] = hexdig[r->trace_id[i] >> 4];
-                d->last_trace_hex[2 * i + 1] = hexdig[r->trace_id[i] & 15];
-            }
+            wf__hex(d->last_trace_hex, r->trace_id, 16);
         }
         memcpy(p, d->last_trace_hex, 32);
         p += 32;
         p = PUT_LIT(p, "\",\"span\":\"");
-        p = put_hex64(p, r->span, 0);
+        p = wf__hex64(p, r->span, 0);
         *p++ = '"';
         if (r->parent != 0) {
             p = PUT_LIT(p, ",\"parent\":\"");
-            p = put_hex64(p, r->parent, 0);
+            p = wf__hex64(p, r->parent, 0);
             *p++ = '"';
         }
     }
@@ -586,7 +569,7 @@ static char *line(wf_tf_decoder *d, const wf_tf_chunk *c, const wf_tf_rec *r, ui
         return NULL;
     if (r->kind == WF_TF_ACTOR) {
         p = PUT_LIT(p, ",\"pid\":\"");
-        p = put_hex64(p, r->actor, 1);
+        p = wf__hex64(p, r->actor, 1);
         *p++ = '"';
         const char *b = part(r, 1, &n);
         if ((p = put_field(d, p, "behaviour", b, n)) == NULL)
@@ -610,7 +593,7 @@ static char *line(wf_tf_decoder *d, const wf_tf_chunk *c, const wf_tf_rec *r, ui
     }
     if (r->corr != 0) {
         p = PUT_LIT(p, ",\"corr\":\"");
-        p = put_hex64(p, r->corr, 1);
+        p = wf__hex64(p, r->corr, 1);
         *p++ = '"';
     }
     switch (r->kind) {

@@ -523,6 +523,29 @@ def http_get(port, path, timeout=30, host="127.0.0.1"):
     return status, headers, body, len(head) + 4 + len(body)
 
 
+
+def trace_counts(port):
+    """(events, lost) a traced proxy's GET /trace reports."""
+    status, _, body, _ = http_get(port, "/trace")
+    text = body.decode() if isinstance(body, bytes) else body
+    got = dict(kv.split("=", 1) for kv in text.strip().split(";") if "=" in kv)
+    if status != 200 or "events" not in got:
+        raise BenchError(f"GET /trace answered {status}: {text[:200]}")
+    return int(got["events"]), int(got["lost"])
+
+
+def du(path):
+    """Bytes of the files under path, each inode once (a flight recorder's
+    dumps are links to its ring's segments)."""
+    seen, total = set(), 0
+    for d, _, fs in os.walk(path):
+        for f in fs:
+            st = os.stat(os.path.join(d, f))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
 def spread(xs):
     """min, median and max of xs, Nones left out (None when nothing is left)."""
     xs = [x for x in xs if x is not None]

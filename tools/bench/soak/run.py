@@ -265,29 +265,6 @@ RING_SIZE_BYTES = 256 << 20
 RING_SIZE = "256M"
 
 
-def trace_counts(port):
-    """(events, lost) from the proxy's GET /trace."""
-    status, _, body, _ = benchlib.http_get(port, "/trace")
-    text = body.decode() if isinstance(body, bytes) else body
-    got = dict(kv.split("=", 1) for kv in text.strip().split(";") if "=" in kv)
-    if status != 200 or "events" not in got:
-        raise benchlib.BenchError(f"GET /trace answered {status}: {text[:200]}")
-    return int(got["events"]), int(got["lost"])
-
-
-def du(path):
-    """Bytes of the files under path, each inode once (a dump's segments
-    are links to the ring's)."""
-    seen, total = set(), 0
-    for d, _, fs in os.walk(path):
-        for f in fs:
-            st = os.stat(os.path.join(d, f))
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
-
-
 def trace_rows(t, peak):
     total = t["events"] + t["lost"]
     seg = RING_SIZE_BYTES // 8  # recorder.c: a segment is an eighth of the bound
@@ -352,14 +329,15 @@ def main():
         print(f"bench soak: peak {peak:.0f} req/s; soaking at {rate:.0f} req/s for "
               f"{minutes:g} min", flush=True)
         fetched_before = served_count(up)
-        traced0 = trace_counts(port) if args.trace else None
+        traced0 = benchlib.trace_counts(port) if args.trace else None
         windows, final, rss = soak(bins, port, proxy.p.pid, rate, seconds, interval)
         fetches = served_count(up) - fetched_before
         traced = None
         if args.trace:
             time.sleep(0.1)  # the writer's last round
-            ev, lost = trace_counts(port)
-            traced = {"events": ev - traced0[0], "lost": lost - traced0[1], "ring": du(ring),
+            ev, lost = benchlib.trace_counts(port)
+            traced = {"events": ev - traced0[0], "lost": lost - traced0[1],
+                      "ring": benchlib.du(ring),
                       "dumps": len(os.listdir(os.path.join(ring, "dumps")))}
         if proxy.p.poll() is not None:
             raise benchlib.BenchError(f"the proxy exited during the soak:\n{proxy.stderr_tail()}")

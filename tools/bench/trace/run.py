@@ -117,20 +117,6 @@ def local(bins, tmp, quick):
     return got
 
 
-def trace_counts(port):
-    """events=N;lost=N from the proxy's GET /trace."""
-    status, _, body, _ = benchlib.http_get(port, "/trace")
-    text = body.decode() if isinstance(body, bytes) else body
-    got = dict(kv.split("=", 1) for kv in text.strip().split(";") if "=" in kv)
-    if status != 200 or "events" not in got:
-        raise benchlib.BenchError(f"GET /trace answered {status}: {text[:200]}")
-    return int(got["events"]), int(got["lost"])
-
-
-def du(path):
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
-
-
 def http(bins, tmp, quick):
     seconds, runs = (1, 1) if quick else (3, 7)
     up = proxy.start_upstream(bins, tmp, "upstream")
@@ -149,7 +135,7 @@ def http(bins, tmp, quick):
     if not quick:
         for p in procs.values():
             proxy.wrk(bins, p.port, 1)
-    ev0, lost0 = trace_counts(procs["s1"].port)
+    ev0, lost0 = benchlib.trace_counts(procs["s1"].port)
     samples = {k: [] for k in procs}
     order = list(procs)
     for r in range(runs):
@@ -159,12 +145,12 @@ def http(bins, tmp, quick):
                 raise benchlib.BenchError(f"proxy ({k}): {s['non2xx']} answers were not 2xx")
             samples[k].append(s["rps"])
     time.sleep(0.1)  # the writer's last round
-    ev1, lost1 = trace_counts(procs["s1"].port)
+    ev1, lost1 = benchlib.trace_counts(procs["s1"].port)
     benchlib.stop(*procs.values())
     benchlib.stop(up)
     paired = {k: within_round(v, samples["off"]) for k, v in samples.items()}
     return {"seconds": seconds, "runs": runs, "events": ev1 - ev0, "lost": lost1 - lost0,
-            "ring_mb": du(ring) / 1e6, "paired": paired,
+            "ring_mb": benchlib.du(ring) / 1e6, "paired": paired,
             **{k: statistics.median(v) for k, v in samples.items()},
             "samples": samples}
 
