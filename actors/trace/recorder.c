@@ -289,7 +289,8 @@ static int scan(struct recorder *r)
             r->next_no = no + 1;
     }
     closedir(d);
-    qsort(r->segs, r->nsegs, sizeof *r->segs, cmp_seg);
+    if (r->nsegs > 1)
+        qsort(r->segs, r->nsegs, sizeof *r->segs, cmp_seg);
     return rv;
 }
 
