@@ -53,6 +53,7 @@ static const struct {
     {0, "max-connections", 'u'},
     {0, "fin-abandons", 'b'},
     {0, "debug", 'b'},
+    {0, "trace-control", 'b'},
     {1, "source", 'a'},
     {1, "ttl-ms", 'u'},
     {1, "negative-ttl-ms", 'u'},

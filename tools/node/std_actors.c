@@ -76,7 +76,8 @@ int wf__std_spawn(wf_node *n, const char *self, const wf__cluster_conf *c, int a
             .deadline_ms = opt_u(c, LISTENER, "deadline-ms", 30000),
             .max_connections = (unsigned)opt_u(c, LISTENER, "max-connections", 0),
             .fin_abandons = opt_b(c, LISTENER, "fin-abandons"),
-            .debug = opt_b(c, LISTENER, "debug")};
+            .debug = opt_b(c, LISTENER, "debug"),
+            .trace_control = opt_b(c, LISTENER, "trace-control")};
         NEEDS(l->cache, "listener: no node runs a cache (actors NODE = cache) and listener.cache "
                         "is not set");
         NEEDS(l->renderer, "listener: no node runs a renderer (actors NODE = renderer) and "

@@ -2,7 +2,7 @@
 """bench soak: weft's caching poetry proxy held at half its peak for minutes.
 
 usage: /usr/bin/python3 tools/bench/soak/run.py BUILD/tools/bench/soak/bench_soak [OUTDIR]
-                                                [--minutes M] [--quick] [--trace]
+                                                [--minutes M] [--quick] [--trace] [--cluster]
 
 (tools/weft bench soak [--minutes M] [--quick] [--trace] runs it that way: the build
 directory is found from the path of the bench_soak target.) BUILD holds
@@ -38,12 +38,18 @@ dropped), the ring's size on disk at the end (target: within its bound and
 one segment), and the request rate the proxy could still reach (the peak,
 measured with tracing on). Writes soak_trace.json instead.
 
+With --cluster the proxy is three weft-nodes on loopback, as a cluster file
+spreads it (front: listener and renderer; cache; fetch), each with its own
+flight recorder under --trace; the front's RSS is watched. Writes
+soak_cluster[_trace].json.
+
 Not in `tools/weft bench`'s default list: it takes minutes.
 """
 
 import argparse
 import json
 import os
+import re
 import select
 import signal
 import shutil
@@ -84,7 +90,8 @@ class Bins:
         self.proxy = os.path.join(bin_dir, "examples", "poetry_proxy")
         self.server = os.path.join(bin_dir, "tools", "poetry", "poetry-server")
         self.load = os.path.join(bin_dir, "tools", "bench", "soak", "soak_load")
-        for p in (self.proxy, self.server, self.load):
+        self.node = os.path.join(bin_dir, "tools", "weft-node")
+        for p in (self.proxy, self.server, self.load, self.node):
             if not os.access(p, os.X_OK):
                 raise benchlib.BenchError(
                     f"{p} is missing: build it first (ninja -C {bin_dir} bench_soak)")
@@ -184,6 +191,81 @@ def show(l, rss):
           f"{rss / 1024:.1f} MiB", flush=True)
 
 
+class Node:
+    """weft-node NAME on loopback. Its standard input is a FIFO opened for
+    reading and writing (its end would shut the node down), through which
+    run.py asks for its trace counters."""
+
+    def __init__(self, bins, tmp, conf, name, trace_args):
+        self.fifo = os.path.join(tmp, f"{name}.in")
+        os.mkfifo(self.fifo)
+        cmd = ["sh", "-c", 'exec "$@" <>"$0"', self.fifo, bins.node, "--config", conf,
+               "--name", name] + trace_args
+        self.proc = benchlib.Proc(f"node-{name}", cmd, tmp, ready_line=rf"ready {name}")
+        self.p = self.proc.p
+
+    def trace_counts(self):
+        """(events, lost) as its trace command says them."""
+        before = self.proc.stdout().count("\ntrace ")
+        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.write(fd, b"trace\n")
+        finally:
+            os.close(fd)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            out = self.proc.stdout()
+            if out.count("\ntrace ") > before:
+                line = out[out.rindex("\ntrace ") + 1:].splitlines()[0]
+                got = dict(re.findall(r"(\w+)=(\d+)", line))
+                return int(got["events"]), int(got["lost"])
+            time.sleep(0.05)
+        raise benchlib.BenchError(f"weft-node {self.proc.name} did not answer 'trace'")
+
+
+def start_cluster(bins, tmp, up, port, pport, trace):
+    """The proxy as three weft-nodes on loopback: listener and renderer on
+    front, the cache, the fetcher; each with its own flight recorder when
+    traced. Returns the nodes, front first."""
+    ports = {n: benchlib.free_port() for n in ("front", "cache", "fetch")}
+    conf = os.path.join(tmp, "cluster.conf")
+    with open(conf, "w") as f:
+        f.write(f"""# bench soak --cluster: the caching poetry proxy as three nodes
+secret = weft-bench-soak
+node front = tcp://127.0.0.1:{ports['front']}
+node cache = tcp://127.0.0.1:{ports['cache']}
+node fetch = tcp://127.0.0.1:{ports['fetch']}
+actors front = listener renderer
+actors cache = cache
+actors fetch = fetcher
+listener.http = 127.0.0.1:{port}
+listener.poetry = 127.0.0.1:{pport}
+cache.ttl-ms = {TTL_MS}
+fetcher.upstream = poetry://127.0.0.1:{up.port}
+fetcher.send-name = yes
+""")
+    nodes = []
+    for name in ("front", "cache", "fetch"):
+        ring = os.path.join(tmp, f"ring-{name}")
+        args = ["--trace", f"ring={ring};ring-size={RING_SIZE};sample=1"] if trace else []
+        nodes.append(Node(bins, tmp, conf, name, args))
+        nodes[-1].ring = ring
+    return nodes
+
+
+def warm_up(port):
+    """Every poem asked once; a cluster's nodes may still be connecting."""
+    deadline = time.monotonic() + 15
+    for p in POEMS:
+        while True:
+            status, _, _, _ = benchlib.http_get(port, f"/poems/{p}")
+            if status == 200:
+                break
+            if time.monotonic() > deadline:
+                raise benchlib.BenchError(f"warm-up: /poems/{p} answered {status}")
+            time.sleep(0.2)
+
+
 def served_count(upstream):
     return upstream.stderr().count("served ")
 
@@ -277,9 +359,10 @@ def trace_rows(t, peak):
         benchlib.row("trace_ring_mib", "MiB", round(t["ring"] / 2**20, 1), "target",
                      round((RING_SIZE_BYTES + seg) / 2**20, 1),
                      target={"max": round((RING_SIZE_BYTES + seg) / 2**20, 1)},
-                     note=f"The ring on disk at the end, dumps included ({t['dumps']} dumps; a "
-                          f"dump links the ring's segments, counted once): within "
-                          f"ring-size={RING_SIZE} and the segment being written."),
+                     note=f"The ring on disk at the end (the largest of {t['nodes']} node(s)), "
+                          f"dumps included ({t['dumps']} dumps; a dump links the ring's "
+                          f"segments, counted once): within ring-size={RING_SIZE} and the "
+                          f"segment being written."),
         benchlib.row("trace_peak_rps", "req/s", round(peak), None, None,
                      note="The peak measured before the soak, with tracing on."),
     ]
@@ -293,6 +376,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="0.5 min, reported every 10 s")
     ap.add_argument("--trace", action="store_true",
                     help="the flight recorder on, every request traced")
+    ap.add_argument("--cluster", action="store_true",
+                    help="the proxy as three weft-nodes on loopback (front, cache, fetch)")
     args = ap.parse_intermixed_args()
     minutes = args.minutes if args.minutes is not None else (0.5 if args.quick else 10)
     if minutes <= 0:
@@ -312,15 +397,18 @@ def main():
         port, pport = benchlib.free_port(), benchlib.free_port()
         ring = os.path.join(tmp, "ring")
         trace_args = ["--trace", f"ring={ring};ring-size={RING_SIZE};sample=1"] if args.trace else []
-        proxy = benchlib.Proc(
-            "proxy", [bins.proxy, "--send-name", "--upstream", f"poetry://127.0.0.1:{up.port}", "--http",
-                      f"127.0.0.1:{port}", "--poetry", f"127.0.0.1:{pport}", "--ttl-ms",
-                      str(TTL_MS)] + trace_args, tmp, ready_line=r"poetry proxy: http://",
-            ready_port=port)
-        for p in POEMS:
-            status, _, _, _ = benchlib.http_get(port, f"/poems/{p}")
-            if status != 200:
-                raise benchlib.BenchError(f"warm-up: /poems/{p} answered {status}")
+        if args.cluster:
+            nodes = start_cluster(bins, tmp, up, port, pport, args.trace)
+            proxy = nodes[0]  # the front: the listener, whose RSS is watched
+        else:
+            proxy = benchlib.Proc(
+                "proxy", [bins.proxy, "--send-name", "--upstream", f"poetry://127.0.0.1:{up.port}",
+                          "--http", f"127.0.0.1:{port}", "--poetry", f"127.0.0.1:{pport}",
+                          "--ttl-ms", str(TTL_MS)] + trace_args, tmp,
+                ready_line=r"poetry proxy: http://", ready_port=port)
+            proxy.ring = ring
+            nodes = [proxy]
+        warm_up(port)
         print(f"bench soak: the proxy and the load generator share this machine's "
               f"{os.cpu_count()} cores (load average now: "
               f"{open('/proc/loadavg').read().split()[0]})", flush=True)
@@ -329,19 +417,27 @@ def main():
         print(f"bench soak: peak {peak:.0f} req/s; soaking at {rate:.0f} req/s for "
               f"{minutes:g} min", flush=True)
         fetched_before = served_count(up)
-        traced0 = benchlib.trace_counts(port) if args.trace else None
+        def counts():
+            got = [n.trace_counts() if args.cluster else benchlib.trace_counts(port)
+                   for n in nodes]
+            return sum(e for e, _ in got), sum(lost for _, lost in got)
+
+        traced0 = counts() if args.trace else None
         windows, final, rss = soak(bins, port, proxy.p.pid, rate, seconds, interval)
         fetches = served_count(up) - fetched_before
         traced = None
         if args.trace:
-            time.sleep(0.1)  # the writer's last round
-            ev, lost = benchlib.trace_counts(port)
+            time.sleep(0.1)  # the writers' last round
+            ev, lost = counts()
             traced = {"events": ev - traced0[0], "lost": lost - traced0[1],
-                      "ring": benchlib.du(ring),
-                      "dumps": len(os.listdir(os.path.join(ring, "dumps")))}
-        if proxy.p.poll() is not None:
-            raise benchlib.BenchError(f"the proxy exited during the soak:\n{proxy.stderr_tail()}")
-        benchlib.stop(proxy, up)
+                      "ring": max(benchlib.du(n.ring) for n in nodes),
+                      "dumps": sum(len(os.listdir(os.path.join(n.ring, "dumps"))) for n in nodes),
+                      "nodes": len(nodes)}
+        for n in nodes:
+            if n.p.poll() is not None:
+                raise benchlib.BenchError(f"{'a node' if args.cluster else 'the proxy'} exited "
+                                          f"during the soak")
+        benchlib.stop(*[n.proc if args.cluster else n for n in nodes], up)
         rows, start, end, growth, idle = build_rows(ramp_res, peak, rate, seconds, interval,
                                                     windows, final, rss, fetches, args.quick)
         if traced is not None:
@@ -375,7 +471,8 @@ def main():
           f"{growth:+.2f}% (must stay under {RSS_GROWTH_MAX_PCT:g}%): {verdict}")
     print()
     m = benchlib.machine()
-    if benchlib.finish("soak_trace" if args.trace else "soak", rows, args.outdir, m, benchlib.title(
+    name = "soak" + ("_cluster" if args.cluster else "") + ("_trace" if args.trace else "")
+    if benchlib.finish(name, rows, args.outdir, m, benchlib.title(
             f"bench soak: weft's caching poetry proxy at half its peak for {minutes:g} min",
             args.quick)):
         return 1
