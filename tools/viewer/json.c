@@ -1,71 +1,26 @@
-#include <math.h>
+/* A trace line read by jansson (Debian's libjansson), then laid out as the
+ * flat fields the viewer reads. jansson is strict JSON: it refuses what the
+ * format never holds (nesting is refused here, after it). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "json.h"
 #include "text.h"
 
-struct cursor {
-    const char *s;
-    size_t n, i;
-    char *out; /* where the next decoded string goes, in scratch */
-    char *err;
-    size_t errlen;
-};
-
-static int fail_at(struct cursor *c, const char *what)
+/* Makes sure j->scratch holds n bytes; -1 when out of memory. */
+static int scratch_room(wv_json *j, size_t n)
 {
-    snprintf(c->err, c->errlen, "%s at column %zu", what, c->i + 1);
-    return -1;
-}
-
-static void skip_ws(struct cursor *c)
-{
-    while (c->i < c->n &&
-           (c->s[c->i] == ' ' || c->s[c->i] == '\t' || c->s[c->i] == '\r' || c->s[c->i] == '\n'))
-        c->i++;
-}
-
-static int hex4(struct cursor *c, unsigned *out)
-{
-    if (c->n - c->i < 4)
+    if (n <= j->scap)
+        return 0;
+    char *p = realloc(j->scratch, n);
+    if (p == NULL)
         return -1;
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        char h = c->s[c->i + k];
-        v <<= 4;
-        if (h >= '0' && h <= '9')
-            v |= (unsigned)(h - '0');
-        else if (h >= 'a' && h <= 'f')
-            v |= (unsigned)(h - 'a' + 10);
-        else if (h >= 'A' && h <= 'F')
-            v |= (unsigned)(h - 'A' + 10);
-        else
-            return -1;
-    }
-    c->i += 4;
-    *out = v;
+    j->scratch = p;
+    j->scap = n;
     return 0;
-}
-
-static void put_utf8(struct cursor *c, unsigned cp)
-{
-    if (cp < 0x80) {
-        *c->out++ = (char)cp;
-    } else if (cp < 0x800) {
-        *c->out++ = (char)(0xc0 | cp >> 6);
-        *c->out++ = (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        *c->out++ = (char)(0xe0 | cp >> 12);
-        *c->out++ = (char)(0x80 | (cp >> 6 & 0x3f));
-        *c->out++ = (char)(0x80 | (cp & 0x3f));
-    } else {
-        *c->out++ = (char)(0xf0 | cp >> 18);
-        *c->out++ = (char)(0x80 | (cp >> 12 & 0x3f));
-        *c->out++ = (char)(0x80 | (cp >> 6 & 0x3f));
-        *c->out++ = (char)(0x80 | (cp & 0x3f));
-    }
 }
 
 /* The length of a valid UTF-8 sequence at s[0..n) (shortest form, no
@@ -102,260 +57,145 @@ static size_t valid_utf8(const unsigned char *s, size_t n)
     return len;
 }
 
-/* Decodes the string at c->i (at its opening quote) into c->out, which
- * never needs more bytes than the source: an escape is at least as long as
- * what it decodes to, and an invalid byte becomes one '?'. */
-static int parse_string(struct cursor *c, const char **str, size_t *len)
+/* Copies s[0..n) to j->scratch with each byte that is not valid UTF-8 made
+ * '?' (jansson refuses a line that has one). */
+static const char *utf8_mended(wv_json *j, const char *s, size_t n)
 {
-    c->i++; /* the quote */
-    char *start = c->out;
-    for (;;) {
-        if (c->i >= c->n)
-            return fail_at(c, "unterminated string");
-        unsigned char ch = (unsigned char)c->s[c->i];
-        if (ch == '"') {
-            c->i++;
-            break;
-        }
-        if (ch < 0x20)
-            return fail_at(c, "control character in string");
-        if (ch == '\\') {
-            if (c->i + 1 >= c->n)
-                return fail_at(c, "unterminated string");
-            char e = c->s[c->i + 1];
-            c->i += 2;
-            switch (e) {
-            case '"':
-            case '\\':
-            case '/':
-                *c->out++ = e;
-                break;
-            case 'b':
-                *c->out++ = '\b';
-                break;
-            case 'f':
-                *c->out++ = '\f';
-                break;
-            case 'n':
-                *c->out++ = '\n';
-                break;
-            case 'r':
-                *c->out++ = '\r';
-                break;
-            case 't':
-                *c->out++ = '\t';
-                break;
-            case 'u': {
-                unsigned cp, lo;
-                if (hex4(c, &cp) < 0)
-                    return fail_at(c, "bad \\u escape");
-                if (cp >= 0xd800 && cp < 0xdc00 && c->n - c->i >= 6 && c->s[c->i] == '\\' &&
-                    c->s[c->i + 1] == 'u') {
-                    size_t save = c->i;
-                    c->i += 2;
-                    if (hex4(c, &lo) == 0 && lo >= 0xdc00 && lo < 0xe000)
-                        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    else
-                        c->i = save; /* not a pair: the next escape stands alone */
-                }
-                if (cp == 0 || (cp >= 0xd800 && cp < 0xe000))
-                    cp = 0xfffd;
-                put_utf8(c, cp);
-                break;
-            }
-            default:
-                return fail_at(c, "bad escape");
-            }
-            continue;
-        }
-        if (ch < 0x80) {
-            *c->out++ = (char)ch;
-            c->i++;
-            continue;
-        }
-        size_t ulen = valid_utf8((const unsigned char *)c->s + c->i, c->n - c->i);
-        if (ulen == 0) {
-            *c->out++ = '?';
-            c->i++;
-        } else {
-            memcpy(c->out, c->s + c->i, ulen);
-            c->out += ulen;
-            c->i += ulen;
-        }
-    }
-    *len = (size_t)(c->out - start);
-    *c->out++ = '\0';
-    *str = start;
-    return 0;
-}
-
-static bool is_digit(char ch)
-{
-    return ch >= '0' && ch <= '9';
-}
-
-static int parse_number(struct cursor *c, wv_jfield *f)
-{
-    size_t start = c->i;
-    bool neg = false, plain = true;
-    if (c->i < c->n && c->s[c->i] == '-') {
-        neg = true;
-        c->i++;
-    }
-    if (c->i >= c->n || !is_digit(c->s[c->i]))
-        return fail_at(c, "bad number");
-    if (c->s[c->i] == '0')
-        c->i++;
-    else
-        while (c->i < c->n && is_digit(c->s[c->i]))
-            c->i++;
-    if (c->i < c->n && c->s[c->i] == '.') {
-        plain = false;
-        c->i++;
-        if (c->i >= c->n || !is_digit(c->s[c->i]))
-            return fail_at(c, "bad number");
-        while (c->i < c->n && is_digit(c->s[c->i]))
-            c->i++;
-    }
-    if (c->i < c->n && (c->s[c->i] == 'e' || c->s[c->i] == 'E')) {
-        plain = false;
-        c->i++;
-        if (c->i < c->n && (c->s[c->i] == '+' || c->s[c->i] == '-'))
-            c->i++;
-        if (c->i >= c->n || !is_digit(c->s[c->i]))
-            return fail_at(c, "bad number");
-        while (c->i < c->n && is_digit(c->s[c->i]))
-            c->i++;
-    }
-    /* strtod needs a terminated copy: the line may go on with anything. */
-    char tmp[64];
-    size_t len = c->i - start;
-    f->type = WV_JNUM;
-    f->is_int = false;
-    if (len < sizeof tmp) {
-        memcpy(tmp, c->s + start, len);
-        tmp[len] = '\0';
-        f->num = strtod(tmp, NULL);
-    } else {
-        f->num = neg ? -HUGE_VAL : HUGE_VAL; /* 64 digits: out of any range we use */
-    }
-    if (plain) {
-        uint64_t v = 0;
-        bool over = false;
-        for (size_t k = start + (neg ? 1 : 0); k < c->i; k++) {
-            unsigned d = (unsigned)(c->s[k] - '0');
-            if (v > (UINT64_MAX - d) / 10)
-                over = true;
-            else
-                v = v * 10 + d;
-        }
-        if (!over && v <= (uint64_t)INT64_MAX) {
-            f->is_int = true;
-            f->i = neg ? -(int64_t)v : (int64_t)v;
-        }
-    }
-    return 0;
-}
-
-static int parse_literal(struct cursor *c, const char *word)
-{
-    size_t len = strlen(word);
-    if (c->n - c->i < len || memcmp(c->s + c->i, word, len) != 0)
-        return fail_at(c, "unexpected character");
-    c->i += len;
-    return 0;
-}
-
-static wv_jfield *add_field(wv_json *j)
-{
-    if (wv_grow((void **)&j->fields, &j->fcap, j->nfields, sizeof *j->fields) < 0)
+    if (scratch_room(j, n + 1) < 0)
         return NULL;
-    wv_jfield *f = &j->fields[j->nfields++];
-    memset(f, 0, sizeof *f);
-    return f;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : valid_utf8((const unsigned char *)s + i, n - i);
+        if (len == 0) {
+            j->scratch[i++] = '?';
+        } else {
+            memcpy(j->scratch + i, s + i, len);
+            i += len;
+        }
+    }
+    return j->scratch;
 }
 
-static int parse_value(struct cursor *c, wv_jfield *f)
+/* jansson's reason, in the viewer's words where they differ, with the
+ * control characters of the text it quotes made '?'. */
+static void put_reason(const json_error_t *e, char *err, size_t errlen)
 {
-    if (c->i >= c->n)
-        return fail_at(c, "missing value");
-    switch (c->s[c->i]) {
-    case '"':
-        f->type = WV_JSTR;
-        return parse_string(c, &f->str, &f->len);
-    case 't':
-        f->type = WV_JBOOL;
-        f->b = true;
-        return parse_literal(c, "true");
-    case 'f':
-        f->type = WV_JBOOL;
-        f->b = false;
-        return parse_literal(c, "false");
-    case 'n':
-        f->type = WV_JNULL;
-        return parse_literal(c, "null");
-    case '{':
-    case '[':
-        return fail_at(c, "nested value (the format is flat)");
-    default:
-        return parse_number(c, f);
+    const char *why = e->text;
+    if (json_error_code(e) == json_error_premature_end_of_input)
+        why = "truncated object";
+    else if (json_error_code(e) == json_error_end_of_input_expected)
+        why = "text after the object";
+    snprintf(err, errlen, "%s at column %d", why, e->column);
+    for (char *p = err; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
+/* Rewrites the strings that hold NULs (from \u0000) into j->scratch with
+ * U+FFFD for each. */
+static int replace_nuls(wv_json *j)
+{
+    size_t need = 0;
+    for (size_t k = 0; k < j->nfields; k++) {
+        const wv_jfield *f = &j->fields[k];
+        if (f->type == WV_JSTR && strlen(f->str) != f->len)
+            for (size_t i = 0; i <= f->len; i++)
+                need += f->str[i] == '\0' ? 3 : 1;
     }
+    if (scratch_room(j, need) < 0)
+        return -1;
+    char *out = j->scratch;
+    for (size_t k = 0; k < j->nfields; k++) {
+        wv_jfield *f = &j->fields[k];
+        if (f->type != WV_JSTR || strlen(f->str) == f->len)
+            continue;
+        char *start = out;
+        for (size_t i = 0; i < f->len; i++) {
+            if (f->str[i] == '\0') {
+                memcpy(out, "\xef\xbf\xbd", 3);
+                out += 3;
+            } else {
+                *out++ = f->str[i];
+            }
+        }
+        *out = '\0';
+        f->str = start;
+        f->len = (size_t)(out++ - start);
+    }
+    return 0;
 }
 
 int wv_json_parse(wv_json *j, const char *s, size_t n, char *err, size_t errlen)
 {
-    struct cursor c = {.s = s, .n = n, .err = err, .errlen = errlen};
+    json_error_t e;
     j->nfields = 0;
-    if (n + 1 > j->scap) {
-        char *p = realloc(j->scratch, n + 1);
-        if (p == NULL) {
+    json_decref(j->root);
+    j->root = NULL;
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+        i++;
+    if (i == n || s[i] != '{') {
+        snprintf(err, errlen, "not a JSON object at column %zu", i + 1);
+        return -1;
+    }
+    j->root = json_loadb(s, n, JSON_ALLOW_NUL, &e);
+    if (j->root == NULL && json_error_code(&e) == json_error_invalid_utf8) {
+        const char *mended = utf8_mended(j, s, n);
+        if (mended == NULL) {
             snprintf(err, errlen, "out of memory for a line of %zu bytes", n);
             return -1;
         }
-        j->scratch = p;
-        j->scap = n + 1;
+        j->root = json_loadb(mended, n, JSON_ALLOW_NUL, &e);
     }
-    c.out = j->scratch;
-    skip_ws(&c);
-    if (c.i >= n || s[c.i] != '{')
-        return fail_at(&c, "not a JSON object");
-    c.i++;
-    skip_ws(&c);
-    if (c.i < n && s[c.i] == '}') {
-        c.i++;
-    } else {
-        for (;;) {
-            skip_ws(&c);
-            if (c.i >= n || s[c.i] != '"')
-                return fail_at(&c, c.i >= n ? "truncated object" : "expected a key");
-            wv_jfield *f = add_field(j);
-            if (f == NULL)
-                return fail_at(&c, "out of memory");
-            size_t klen;
-            if (parse_string(&c, &f->key, &klen) < 0)
-                return -1;
-            skip_ws(&c);
-            if (c.i >= n || s[c.i] != ':')
-                return fail_at(&c, c.i >= n ? "truncated object" : "expected ':'");
-            c.i++;
-            skip_ws(&c);
-            if (parse_value(&c, f) < 0)
-                return -1;
-            skip_ws(&c);
-            if (c.i < n && s[c.i] == ',') {
-                c.i++;
-                continue;
-            }
-            if (c.i < n && s[c.i] == '}') {
-                c.i++;
-                break;
-            }
-            return fail_at(&c, c.i >= n ? "truncated object" : "expected ',' or '}'");
+    if (j->root == NULL) {
+        put_reason(&e, err, errlen);
+        return -1;
+    }
+    bool nul = false; /* a string holds \u0000 */
+    for (void *it = json_object_iter(j->root); it != NULL;
+         it = json_object_iter_next(j->root, it)) {
+        json_t *v = json_object_iter_value(it);
+        if (wv_grow((void **)&j->fields, &j->fcap, j->nfields, sizeof *j->fields) < 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        wv_jfield *f = &j->fields[j->nfields++];
+        memset(f, 0, sizeof *f);
+        f->key = json_object_iter_key(it);
+        switch (json_typeof(v)) {
+        case JSON_STRING:
+            f->type = WV_JSTR;
+            f->str = json_string_value(v);
+            f->len = json_string_length(v);
+            nul = nul || strlen(f->str) != f->len;
+            break;
+        case JSON_INTEGER:
+            f->type = WV_JNUM;
+            f->is_int = true;
+            f->i = json_integer_value(v);
+            f->num = (double)f->i;
+            break;
+        case JSON_REAL:
+            f->type = WV_JNUM;
+            f->num = json_real_value(v);
+            break;
+        case JSON_TRUE:
+        case JSON_FALSE:
+            f->type = WV_JBOOL;
+            f->b = json_is_true(v);
+            break;
+        case JSON_NULL:
+            f->type = WV_JNULL;
+            break;
+        default:
+            snprintf(err, errlen, "nested value (the format is flat)");
+            return -1;
         }
     }
-    skip_ws(&c);
-    if (c.i < n)
-        return fail_at(&c, "text after the object");
+    if (nul && replace_nuls(j) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -369,6 +209,7 @@ const wv_jfield *wv_json_get(const wv_json *j, const char *key)
 
 void wv_json_free(wv_json *j)
 {
+    json_decref(j->root);
     free(j->scratch);
     free(j->fields);
     *j = (wv_json){0};

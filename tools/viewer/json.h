@@ -1,8 +1,9 @@
-/* A parser for the one JSON shape the trace format uses: a flat object on
- * one line whose values are strings, numbers, booleans (or null). Anything
- * else (nesting, trailing text, a bad escape, invalid UTF-8 in a key) is an
- * error with a reason, never a crash. Decoded strings are valid UTF-8:
- * invalid bytes become '?', \u0000 and lone surrogates U+FFFD. */
+/* The one JSON shape the trace format uses: a flat object on one line whose
+ * values are strings, numbers, booleans (or null), read with jansson and
+ * laid out as fields. Anything else (nesting, trailing text, a bad escape,
+ * a lone surrogate, an integer out of int64's range) is an error with a
+ * reason, never a crash. Decoded strings are valid UTF-8: invalid bytes in
+ * the line become '?', \u0000 becomes U+FFFD. */
 #ifndef WV_JSON_H
 #define WV_JSON_H
 
@@ -18,16 +19,19 @@ typedef struct wv_jfield {
     const char *str; /* WV_JSTR: decoded, NUL-terminated */
     size_t len;      /* its length in bytes */
     double num;      /* WV_JNUM */
-    bool is_int;     /* WV_JNUM written without fraction or exponent, fits int64 */
+    bool is_int;     /* WV_JNUM written without fraction or exponent (then in int64's range) */
     int64_t i;
     bool b; /* WV_JBOOL */
 } wv_jfield;
 
-/* Reusable between lines: the decoded strings and the fields of the last
- * line parsed live here until the next parse or wv_json_free. */
+struct json_t;
+
+/* Reusable between lines: the fields of the last line parsed, and the
+ * strings they point to, live here until the next parse or wv_json_free. */
 typedef struct wv_json {
-    char *scratch;
-    size_t scap;
+    struct json_t *root; /* the last line's object, or NULL */
+    char *scratch;       /* the line with its invalid UTF-8 replaced, then */
+    size_t scap;         /* strings that held \u0000 */
     wv_jfield *fields;
     size_t nfields, fcap;
 } wv_json;
