@@ -191,6 +191,19 @@ Test(parse, malformed_lines_are_skipped_named_and_counted)
     reader_close(&r);
 }
 
+Test(parse, a_nul_escape_becomes_the_replacement_character)
+{
+    reader r;
+    reader_open(&r);
+    static const char line[] = "{\"ev\":\"send\",\"node\":\"n\",\"seq\":1,\"t_ns\":1,"
+                               "\"wall_us\":1,\"preview\":\"a\\u0000b\"}";
+    cr_assert_eq(wv_store_add_line(&r.s, "src", 1, line, sizeof line - 1), 1);
+    /* A NUL would end the string early for every renderer: U+FFFD instead. */
+    cr_assert_str_eq(r.s.events[0]->preview, "a\xef\xbf\xbd"
+                                             "b");
+    reader_close(&r);
+}
+
 Test(parse, reports_stop_after_a_limit_but_counting_goes_on)
 {
     reader r;
